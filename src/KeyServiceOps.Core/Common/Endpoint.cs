@@ -1,0 +1,83 @@
+using System;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+
+namespace KeyServiceOps.Core
+{
+    /// <summary>An instance address and port, parsed strictly from "IP", "IP:PORT", "[v6]:PORT" or "host:PORT".</summary>
+    public struct Endpoint : IEquatable<Endpoint>
+    {
+        private static readonly Regex HostName = new Regex(@"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$", RegexOptions.CultureInvariant);
+
+        public Endpoint(string address, int port) { Address = address; Port = port; }
+        public string Address { get; }
+        public int Port { get; }
+
+        /// <summary>Kong's stored form: IPv4 without leading zeros, IPv6 expanded in brackets, hostnames as written.</summary>
+        public string Target => Address.Contains(":") ? $"[{Address}]:{Port}" : $"{Address}:{Port}";
+        public override string ToString() => Target;
+
+        public static Endpoint Parse(string input, int defaultPort)
+        {
+            if (TryParse(input, defaultPort, out var ep, out var why)) return ep;
+            throw new OpsException("InvalidTarget", OpsErrorCategory.InvalidArgument,
+                $"'{input}' is not a valid instance address: {why}", input,
+                recommendedAction: "Give an IPv4/IPv6 address or host name, optionally with :PORT (1-65535), e.g. 10.0.0.5:8888.");
+        }
+
+        public static bool TryParse(string input, int defaultPort, out Endpoint endpoint, out string reason)
+        {
+            endpoint = default;
+            reason = null;
+            if (string.IsNullOrWhiteSpace(input)) { reason = "it is empty"; return false; }
+            var s = input.Trim();
+            string host = s, portText = null;
+            if (s.StartsWith("["))
+            {
+                var close = s.IndexOf(']');
+                if (close < 0) { reason = "unbalanced '['"; return false; }
+                host = s.Substring(1, close - 1);
+                var rest = s.Substring(close + 1);
+                if (rest.Length > 0)
+                {
+                    if (!rest.StartsWith(":")) { reason = "expected ':' after ']'"; return false; }
+                    portText = rest.Substring(1);
+                }
+            }
+            else if (s.IndexOf(':') >= 0 && s.IndexOf(':') == s.LastIndexOf(':'))
+            {
+                var i = s.IndexOf(':');
+                host = s.Substring(0, i);
+                portText = s.Substring(i + 1);
+            }
+            int port = defaultPort;
+            if (portText != null)
+            {
+                if (!int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || port < 1 || port > 65535)
+                { reason = $"port '{portText}' is not a number from 1 to 65535"; return false; }
+            }
+            if (IPAddress.TryParse(host, out var ip) && (host.Contains(":") || Regex.IsMatch(host, @"^\d{1,3}(\.\d{1,3}){3}$")))
+            {
+                if (ip.AddressFamily == AddressFamily.InterNetworkV6)
+                {
+                    var b = ip.GetAddressBytes();
+                    var parts = new string[8];
+                    for (int k = 0; k < 8; k++) parts[k] = ((b[2 * k] << 8) | b[2 * k + 1]).ToString("x4");
+                    endpoint = new Endpoint(string.Join(":", parts), port);
+                }
+                else endpoint = new Endpoint(ip.ToString(), port);
+                return true;
+            }
+            if (Regex.IsMatch(host, @"^[\d.]+$")) { reason = $"'{host}' is not a valid IPv4 address"; return false; }
+            if (!HostName.IsMatch(host)) { reason = $"'{host}' is not a valid IP address or host name"; return false; }
+            endpoint = new Endpoint(host, port);
+            return true;
+        }
+
+        public bool Equals(Endpoint other) => string.Equals(Address, other.Address, StringComparison.OrdinalIgnoreCase) && Port == other.Port;
+        public override bool Equals(object obj) => obj is Endpoint e && Equals(e);
+        public override int GetHashCode() => (Address ?? "").ToLowerInvariant().GetHashCode() * 31 + Port;
+    }
+}

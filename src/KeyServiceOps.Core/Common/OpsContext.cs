@@ -1,0 +1,153 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+
+namespace KeyServiceOps.Core
+{
+    /// <summary>One entry of the inventory: an address and how to reach its VM (the runbook's "Doctor" VM).</summary>
+    public sealed class InventoryEntry
+    {
+        public string Address { get; set; }
+        public int Port { get; set; } = 8888;
+        public string Environment { get; set; }
+        public string SshUser { get; set; }
+        public int? SshPort { get; set; }
+        public string SshKeyPath { get; set; }
+        public string JumpHost { get; set; }
+        public bool? UseSudo { get; set; }
+        public bool Maintenance { get; set; }
+    }
+
+    /// <summary>The session's defaults. Every cmdlet may override any of them per call.</summary>
+    public sealed class OpsContext
+    {
+        public const string DefaultUpstream = "api_key_service";
+        public const string DefaultHealthPath = "/api/auth/healthz";
+        public const string DefaultExpectedText = "The API is available and operational";
+        public const int DefaultServicePort = 8888;
+
+        // Kong
+        public Uri KongAdminUri { get; set; }
+        public string Upstream { get; set; } = DefaultUpstream;
+        public string Workspace { get; set; }
+        public string KongTokenHeader { get; set; } = "Kong-Admin-Token";
+        public Secret KongToken { get; set; }
+        public bool SkipCertificateCheck { get; set; }
+        public string CaCertificatePath { get; set; }
+        public bool UseSystemProxy { get; set; }
+        public TimeSpan HttpTimeout { get; set; } = TimeSpan.FromSeconds(30);
+        public int KongPageSize { get; set; } = 1000;
+
+        // Health
+        public int HealthPort { get; set; } = DefaultServicePort;
+        public string HealthPath { get; set; } = DefaultHealthPath;
+        public string ExpectedText { get; set; } = DefaultExpectedText;
+        public TimeSpan HealthTimeout { get; set; } = TimeSpan.FromSeconds(5);
+        public int ThrottleLimit { get; set; } = 64;
+
+        // Guards
+        public double MaxRemoveShare { get; set; } = 0.5;
+        public List<string> MaintenanceTargets { get; set; } = new List<string>();
+        public string MaintenanceTag { get; set; } = "maintenance";
+
+        // SSH / docker
+        public string SshUser { get; set; }
+        public int SshPort { get; set; } = 22;
+        public string SshKeyPath { get; set; }
+        public Secret SshKeyPassphrase { get; set; }
+        public Secret SshPasswordSecret { get; set; }
+        public string KnownHostsPath { get; set; }
+        public string JumpHost { get; set; }
+        public bool UseSudo { get; set; }
+        public string ContainerName { get; set; } = "api_key_service";
+        public TimeSpan SshConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+        public TimeSpan SshCommandTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+        // PagerDuty
+        public Uri PagerDutyUri { get; set; } = new Uri("https://api.pagerduty.com/");
+        public Secret PagerDutyToken { get; set; }
+        public string PagerDutyFrom { get; set; }
+        public int PagerDutyMaxRetries { get; set; } = 5;
+        public TimeSpan PagerDutyMaxBackoff { get; set; } = TimeSpan.FromSeconds(30);
+
+        // Audit
+        public string AuditLogPath { get; set; } = DefaultAuditLogPath();
+
+        // Inventory
+        public List<InventoryEntry> Inventory { get; set; } = new List<InventoryEntry>();
+        public string ConfigPath { get; set; }
+
+        public static string DefaultAuditLogPath()
+        {
+            var env = System.Environment.GetEnvironmentVariable("KEYSERVICEOPS_AUDIT_LOG");
+            if (!string.IsNullOrEmpty(env)) return env;
+            var home = System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile);
+            return Path.Combine(string.IsNullOrEmpty(home) ? Path.GetTempPath() : home, ".keyserviceops", "audit.jsonl");
+        }
+
+        /// <summary>A new context seeded from KEYSERVICEOPS_* environment variables.</summary>
+        public static OpsContext FromEnvironment()
+        {
+            var c = new OpsContext();
+            string Env(string n) => System.Environment.GetEnvironmentVariable(n);
+            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_KONG_URI"))) c.KongAdminUri = new Uri(Env("KEYSERVICEOPS_KONG_URI"));
+            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_UPSTREAM"))) c.Upstream = Env("KEYSERVICEOPS_UPSTREAM");
+            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_WORKSPACE"))) c.Workspace = Env("KEYSERVICEOPS_WORKSPACE");
+            c.KongToken = Secret.FromEnvironment("KEYSERVICEOPS_KONG_TOKEN");
+            c.PagerDutyToken = Secret.FromEnvironment("KEYSERVICEOPS_PAGERDUTY_TOKEN");
+            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_PAGERDUTY_URI"))) c.PagerDutyUri = new Uri(Env("KEYSERVICEOPS_PAGERDUTY_URI"));
+            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_PAGERDUTY_FROM"))) c.PagerDutyFrom = Env("KEYSERVICEOPS_PAGERDUTY_FROM");
+            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_CONFIG")) && File.Exists(Env("KEYSERVICEOPS_CONFIG"))) c.LoadConfigFile(Env("KEYSERVICEOPS_CONFIG"));
+            return c;
+        }
+
+        public OpsContext Clone()
+        {
+            var c = (OpsContext)MemberwiseClone();
+            c.Inventory = Inventory.ToList();
+            c.MaintenanceTargets = MaintenanceTargets.ToList();
+            return c;
+        }
+
+        public InventoryEntry FindInventory(string address)
+            => Inventory.FirstOrDefault(e => string.Equals(e.Address, address, StringComparison.OrdinalIgnoreCase));
+
+        /// <summary>
+        /// Reads a JSON config file: top-level settings (same names as the properties) and an
+        /// "inventory" array. Secrets are never read from it, only the names of environment variables holding them.
+        /// </summary>
+        public void LoadConfigFile(string path)
+        {
+            JObject o;
+            try { o = JObject.Parse(File.ReadAllText(path)); }
+            catch (Exception e) when (e is IOException || e is JsonException || e is UnauthorizedAccessException)
+            {
+                throw new OpsException("ConfigFileInvalid", OpsErrorCategory.InvalidData,
+                    $"Cannot read the KeyServiceOps config file '{path}': {e.Message}", path,
+                    recommendedAction: "Fix the JSON in the file, or pass a different -ConfigPath.", inner: e);
+            }
+            string S(string n) => (string)o[n];
+            if (S("kongAdminUri") != null) KongAdminUri = new Uri(S("kongAdminUri"));
+            if (S("upstream") != null) Upstream = S("upstream");
+            if (S("workspace") != null) Workspace = S("workspace");
+            if (S("kongTokenHeader") != null) KongTokenHeader = S("kongTokenHeader");
+            if (S("kongTokenVariable") != null) KongToken = Secret.FromEnvironment(S("kongTokenVariable")) ?? KongToken;
+            if (S("pagerDutyUri") != null) PagerDutyUri = new Uri(S("pagerDutyUri"));
+            if (S("pagerDutyFrom") != null) PagerDutyFrom = S("pagerDutyFrom");
+            if (S("pagerDutyTokenVariable") != null) PagerDutyToken = Secret.FromEnvironment(S("pagerDutyTokenVariable")) ?? PagerDutyToken;
+            if (S("sshUser") != null) SshUser = S("sshUser");
+            if (o["sshPort"] != null) SshPort = (int)o["sshPort"];
+            if (S("sshKeyPath") != null) SshKeyPath = S("sshKeyPath");
+            if (S("knownHostsPath") != null) KnownHostsPath = S("knownHostsPath");
+            if (S("jumpHost") != null) JumpHost = S("jumpHost");
+            if (o["useSudo"] != null) UseSudo = (bool)o["useSudo"];
+            if (S("auditLogPath") != null) AuditLogPath = S("auditLogPath");
+            if (o["maintenanceTargets"] is JArray mt) MaintenanceTargets = mt.Select(t => (string)t).ToList();
+            if (o["inventory"] is JArray inv) Inventory = inv.ToObject<List<InventoryEntry>>();
+            ConfigPath = path;
+        }
+    }
+}

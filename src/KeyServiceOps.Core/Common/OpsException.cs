@@ -1,0 +1,37 @@
+using System;
+
+namespace KeyServiceOps.Core
+{
+    /// <summary>Names mirror System.Management.Automation.ErrorCategory so the cmdlet layer maps them by name.</summary>
+    public enum OpsErrorCategory
+    {
+        NotSpecified, InvalidArgument, InvalidData, InvalidOperation, InvalidResult, ConnectionError,
+        AuthenticationError, PermissionDenied, ObjectNotFound, ResourceExists, ResourceUnavailable,
+        OperationTimeout, LimitsExceeded, SecurityError, NotInstalled, OperationStopped, ProtocolError,
+    }
+
+    /// <summary>
+    /// Every failure the core reports: a stable error id (never the message), a category,
+    /// the item it concerns, remote detail (HTTP body, stderr) and what the operator should do.
+    /// </summary>
+    public class OpsException : Exception
+    {
+        public OpsException(string errorId, OpsErrorCategory category, string message,
+            object target = null, string details = null, string recommendedAction = null, Exception inner = null)
+            : base(message, inner)
+        {
+            ErrorId = errorId ?? throw new ArgumentNullException(nameof(errorId));
+            Category = category;
+            TargetObject = target;
+            Details = details;
+            RecommendedAction = recommendedAction;
+        }
+
+        public string ErrorId { get; }
+        public OpsErrorCategory Category { get; }
+        public object TargetObject { get; }
+        /// <summary>Remote stderr or an HTTP error body (already redacted).</summary>
+        public string Details { get; }
+        public string RecommendedAction { get; }
+    }
+}

@@ -1,0 +1,183 @@
+using System;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using System.Net;
+using System.Net.Http;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+
+namespace KeyServiceOps.Core
+{
+    public sealed class RestResponse
+    {
+        public int Status { get; internal set; }
+        public string Body { get; internal set; }
+        public HttpResponseHeaders Headers { get; internal set; }
+        public string ContentType { get; internal set; }
+        public TimeSpan Elapsed { get; internal set; }
+        public bool IsSuccess => Status >= 200 && Status < 300;
+
+        /// <summary>The body as JSON, or null when it is empty or not JSON (an HTML error page, say).</summary>
+        public JToken TryJson()
+        {
+            if (string.IsNullOrWhiteSpace(Body)) return null;
+            var t = Body.TrimStart();
+            if (!(t.StartsWith("{") || t.StartsWith("["))) return null;
+            try { return JToken.Parse(Body); } catch (JsonException) { return null; }
+        }
+
+        public string Header(string name)
+            => Headers != null && Headers.TryGetValues(name, out var v) ? v.FirstOrDefault() : null;
+
+        /// <summary>A short, single-line excerpt of the body for error details.</summary>
+        public string Excerpt(int max = 300)
+        {
+            if (string.IsNullOrEmpty(Body)) return "(empty body)";
+            var s = Body.Replace("\r", " ").Replace("\n", " ");
+            return s.Length <= max ? s : s.Substring(0, max) + "…";
+        }
+    }
+
+    /// <summary>Shared HTTP handlers keyed by their TLS/proxy settings so connections are reused across cmdlets.</summary>
+    public static class HttpHandlers
+    {
+        private static readonly ConcurrentDictionary<string, HttpMessageHandler> Cache = new ConcurrentDictionary<string, HttpMessageHandler>();
+
+        public static HttpMessageHandler Get(bool skipCertificateCheck, string caCertificatePath, bool useSystemProxy)
+        {
+            var key = $"{skipCertificateCheck}|{caCertificatePath}|{useSystemProxy}";
+            return Cache.GetOrAdd(key, _ =>
+            {
+                var h = new HttpClientHandler
+                {
+                    UseProxy = useSystemProxy,
+                    AllowAutoRedirect = false,
+                    AutomaticDecompression = DecompressionMethods.GZip | DecompressionMethods.Deflate,
+                    MaxConnectionsPerServer = 256,
+                };
+                if (skipCertificateCheck)
+                    h.ServerCertificateCustomValidationCallback = (m, c, ch, e) => true;
+                else if (!string.IsNullOrEmpty(caCertificatePath))
+                {
+                    var ca = new X509Certificate2(caCertificatePath);
+                    h.ServerCertificateCustomValidationCallback = (m, cert, chain, errors) =>
+                    {
+                        if (errors == System.Net.Security.SslPolicyErrors.None) return true;
+                        if ((errors & ~System.Net.Security.SslPolicyErrors.RemoteCertificateChainErrors) != 0) return false;
+                        using (var c = new X509Chain())
+                        {
+                            c.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                            c.ChainPolicy.VerificationFlags = X509VerificationFlags.AllowUnknownCertificateAuthority;
+                            c.ChainPolicy.ExtraStore.Add(ca);
+                            if (!c.Build(new X509Certificate2(cert))) return false;
+                            return c.ChainElements[c.ChainElements.Count - 1].Certificate.Thumbprint == ca.Thumbprint;
+                        }
+                    };
+                }
+                return h;
+            });
+        }
+    }
+
+    /// <summary>
+    /// JSON-over-HTTP plumbing shared by the Kong, PagerDuty and central-log clients: timeouts,
+    /// cancellation, transport errors as typed OpsExceptions, and a verbose line per call with no secrets.
+    /// </summary>
+    public sealed class RestClient
+    {
+        private readonly HttpClient _http;
+        private readonly Uri _base;
+        private readonly TimeSpan _timeout;
+        private readonly IOpsLog _log;
+        private readonly string _service;
+        private readonly Action<HttpRequestMessage> _authorize;
+        private readonly Func<string, string> _redact;
+        private int _requestCount;
+
+        public RestClient(string service, Uri baseUri, HttpMessageHandler handler, TimeSpan timeout, IOpsLog log,
+            Action<HttpRequestMessage> authorize, Func<string, string> redact = null)
+        {
+            _service = service;
+            _base = baseUri.AbsoluteUri.EndsWith("/") ? baseUri : new Uri(baseUri.AbsoluteUri + "/");
+            _http = new HttpClient(handler, disposeHandler: false) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+            _timeout = timeout;
+            _log = log ?? NullOpsLog.Instance;
+            _authorize = authorize;
+            _redact = redact ?? (s => s);
+        }
+
+        public int RequestCount => _requestCount;
+        public Uri BaseUri => _base;
+
+        public Uri Resolve(string relative) => new Uri(_base, relative.TrimStart('/'));
+
+        public async Task<RestResponse> SendAsync(HttpMethod method, string relative, JToken body, CancellationToken ct,
+            Action<HttpRequestMessage> customize = null)
+        {
+            var uri = Resolve(relative);
+            using (var req = new HttpRequestMessage(method, uri))
+            {
+                if (body != null)
+                    req.Content = new StringContent(body.ToString(Formatting.None), Encoding.UTF8, "application/json");
+                _authorize?.Invoke(req);
+                customize?.Invoke(req);
+                _log.Debug(_redact($"{_service} request: {method} {uri} headers: {string.Join("; ", req.Headers.Select(h => h.Key + "=" + string.Join(",", h.Value)))}"));
+                using (var cts = CancellationTokenSource.CreateLinkedTokenSource(ct))
+                {
+                    cts.CancelAfter(_timeout);
+                    var sw = Stopwatch.StartNew();
+                    Interlocked.Increment(ref _requestCount);
+                    try
+                    {
+                        using (var resp = await _http.SendAsync(req, HttpCompletionOption.ResponseContentRead, cts.Token).ConfigureAwait(false))
+                        {
+                            var text = resp.Content == null ? "" : await resp.Content.ReadAsStringAsync().ConfigureAwait(false);
+                            sw.Stop();
+                            var r = new RestResponse
+                            {
+                                Status = (int)resp.StatusCode, Body = text, Headers = resp.Headers,
+                                ContentType = resp.Content?.Headers?.ContentType?.MediaType, Elapsed = sw.Elapsed,
+                            };
+                            _log.Verbose($"{_service}: {method} {uri.AbsolutePath}{uri.Query} -> {r.Status} ({sw.ElapsedMilliseconds} ms)");
+                            if (body != null) _log.Debug(_redact($"{_service} request body: {body.ToString(Formatting.None)}"));
+                            _log.Debug(_redact($"{_service} response body: {r.Excerpt(2000)}"));
+                            return r;
+                        }
+                    }
+                    catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                    {
+                        throw new OpsException(_service + "Cancelled", OpsErrorCategory.OperationStopped,
+                            $"{_service} call {method} {uri} was cancelled.", uri.ToString());
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        throw new OpsException(_service + "Timeout", OpsErrorCategory.OperationTimeout,
+                            $"{_service} did not answer {method} {uri} within {_timeout.TotalSeconds:0.#} s.", uri.ToString(),
+                            recommendedAction: $"Check that {_base} is the right address and reachable, or raise the timeout.");
+                    }
+                    catch (HttpRequestException e)
+                    {
+                        throw new OpsException(_service + "Unreachable", OpsErrorCategory.ConnectionError,
+                            $"Cannot reach {_service} at {_base}: {Describe(e)}", uri.ToString(),
+                            recommendedAction: $"Check the {_service} address in Set-KeyServiceOpsContext and that the service is running.", inner: e);
+                    }
+                }
+            }
+        }
+
+        internal static string Describe(Exception e)
+        {
+            for (var x = e; x != null; x = x.InnerException)
+                if (x is SocketException se) return se.SocketErrorCode == SocketError.ConnectionRefused ? "connection refused" : se.Message;
+            return e.InnerException?.Message ?? e.Message;
+        }
+    }
+}

@@ -1,0 +1,226 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Net.Http;
+using System.Text.RegularExpressions;
+using System.Threading;
+using System.Threading.Tasks;
+using Newtonsoft.Json.Linq;
+
+namespace KeyServiceOps.Core.RingBalancer
+{
+    /// <summary>
+    /// Kong Admin API client for upstream targets, working across the eras in the contract:
+    /// 2.2-2.8 (duplicate POST = 200 + Deprecation) and 3.x (409), pagination by offset, RBAC token, workspace.
+    /// </summary>
+    public sealed class KongClient
+    {
+        private static readonly HttpMethod Patch = new HttpMethod("PATCH");
+        private readonly RestClient _rest;
+        private readonly string _prefix;
+        private readonly int _pageSize;
+
+        public KongClient(OpsContext ctx, IOpsLog log)
+        {
+            if (ctx.KongAdminUri == null)
+                throw new OpsException("KongNotConfigured", OpsErrorCategory.InvalidArgument,
+                    "No Kong Admin API address is set.", null,
+                    recommendedAction: "Run Set-KeyServiceOpsContext -KongAdminUri http://kong-admin:8001 (or pass -KongAdminUri).");
+            var token = ctx.KongToken;
+            var header = string.IsNullOrEmpty(ctx.KongTokenHeader) ? "Kong-Admin-Token" : ctx.KongTokenHeader;
+            string secret = token?.Reveal();
+            _rest = new RestClient("Kong", ctx.KongAdminUri, HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath, ctx.UseSystemProxy),
+                ctx.HttpTimeout, log,
+                req => { if (token != null) req.Headers.TryAddWithoutValidation(header, token.Reveal()); },
+                s => string.IsNullOrEmpty(secret) ? s : s.Replace(secret, "***"));
+            _prefix = string.IsNullOrEmpty(ctx.Workspace) ? "" : Uri.EscapeDataString(ctx.Workspace) + "/";
+            _pageSize = Math.Max(1, Math.Min(1000, ctx.KongPageSize));
+        }
+
+        public int RequestCount => _rest.RequestCount;
+        public Uri BaseUri => _rest.BaseUri;
+
+        private string U(string upstream) => _prefix + "upstreams/" + Uri.EscapeDataString(upstream);
+        private static string T(string target) => Uri.EscapeDataString(target);
+
+        public async Task<UpstreamInfo> GetUpstreamAsync(string upstream, CancellationToken ct)
+        {
+            var r = await _rest.SendAsync(HttpMethod.Get, U(upstream), null, ct).ConfigureAwait(false);
+            var j = Expect(r, "GET upstream", upstream, upstream);
+            var active = j["healthchecks"]?["active"];
+            double Interval(string k) => active?[k]?["interval"]?.Type == JTokenType.Integer || active?[k]?["interval"]?.Type == JTokenType.Float ? (double)active[k]["interval"] : 0;
+            return new UpstreamInfo
+            {
+                Id = (string)j["id"], Name = (string)j["name"],
+                Threshold = j["healthchecks"]?["threshold"]?.Type is JTokenType.Integer or JTokenType.Float ? (double)j["healthchecks"]["threshold"] : 0,
+                ActiveHealthchecks = Interval("healthy") > 0 || Interval("unhealthy") > 0,
+                Tags = ReadTags(j["tags"]),
+            };
+        }
+
+        /// <summary>Names of all upstreams (for completion).</summary>
+        public async Task<List<string>> ListUpstreamsAsync(CancellationToken ct)
+        {
+            var names = new List<string>();
+            string offset = null;
+            for (int page = 0; page < 1000; page++)
+            {
+                var q = $"?size={_pageSize}" + (offset != null ? "&offset=" + Uri.EscapeDataString(offset) : "");
+                var r = await _rest.SendAsync(HttpMethod.Get, _prefix + "upstreams" + q, null, ct).ConfigureAwait(false);
+                var j = Expect(r, "GET upstreams", null, null);
+                foreach (var u in (JArray)j["data"] ?? new JArray()) names.Add((string)u["name"]);
+                offset = NextOffset(j);
+                if (offset == null) break;
+            }
+            return names;
+        }
+
+        /// <summary>All targets of the upstream, following every page.</summary>
+        public async Task<List<RingBalancerTarget>> GetTargetsAsync(string upstream, CancellationToken ct, IProgress<int> progress = null)
+        {
+            var all = new List<RingBalancerTarget>();
+            string offset = null;
+            for (int page = 0; page < 100000; page++)
+            {
+                var q = $"?size={_pageSize}" + (offset != null ? "&offset=" + Uri.EscapeDataString(offset) : "");
+                var r = await _rest.SendAsync(HttpMethod.Get, U(upstream) + "/targets" + q, null, ct).ConfigureAwait(false);
+                var j = Expect(r, "GET targets", upstream, upstream);
+                foreach (var t in (JArray)j["data"] ?? new JArray()) all.Add(ToTarget(t, upstream));
+                progress?.Report(all.Count);
+                offset = NextOffset(j);
+                if (offset == null) return all;
+            }
+            throw new OpsException("KongPaginationRunaway", OpsErrorCategory.InvalidResult, "Kong kept returning pages past any sane bound.", upstream);
+        }
+
+        /// <summary>Kong's per-target health (one node's view). Key: stored target string.</summary>
+        public async Task<Dictionary<string, string>> GetHealthAsync(string upstream, CancellationToken ct)
+        {
+            var map = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            string offset = null;
+            for (int page = 0; page < 100000; page++)
+            {
+                var q = $"?size={_pageSize}" + (offset != null ? "&offset=" + Uri.EscapeDataString(offset) : "");
+                var r = await _rest.SendAsync(HttpMethod.Get, U(upstream) + "/health" + q, null, ct).ConfigureAwait(false);
+                var j = Expect(r, "GET health", upstream, upstream);
+                foreach (var t in (JArray)j["data"] ?? new JArray())
+                    if (t["target"] != null) map[(string)t["target"]] = (string)t["health"];
+                offset = NextOffset(j);
+                if (offset == null) return map;
+            }
+            return map;
+        }
+
+        /// <summary>
+        /// The offset for the next page. We build the URL ourselves (with our workspace prefix) rather than
+        /// following `next` verbatim, which in some releases omits the workspace.
+        /// </summary>
+        private static string NextOffset(JToken j)
+        {
+            var next = j["next"];
+            if (next == null || next.Type == JTokenType.Null) return null;
+            var off = j["offset"];
+            if (off != null && off.Type != JTokenType.Null) return (string)off;
+            var m = Regex.Match((string)next, @"[?&]offset=([^&]+)");
+            return m.Success ? Uri.UnescapeDataString(m.Groups[1].Value) : null;
+        }
+
+        public async Task<RingBalancerTarget> FindTargetAsync(string upstream, string target, CancellationToken ct)
+        {
+            var r = await _rest.SendAsync(HttpMethod.Get, U(upstream) + "/targets/" + T(target), null, ct).ConfigureAwait(false);
+            if (r.Status == 404 && r.TryJson() != null)
+            {
+                // Is it the target or the upstream that is missing? Ask for the upstream (throws KongUpstreamNotFound).
+                await GetUpstreamAsync(upstream, ct).ConfigureAwait(false);
+                return null;
+            }
+            return ToTarget(Expect(r, "GET target", target, upstream), upstream);
+        }
+
+        /// <summary>POST a target. Returns the stored target and whether it was created (false: it already existed).</summary>
+        public async Task<(RingBalancerTarget target, bool created, string note)> AddTargetAsync(string upstream, string target, int weight, string[] tags, CancellationToken ct)
+        {
+            var body = new JObject { ["target"] = target, ["weight"] = weight };
+            if (tags != null && tags.Length > 0) body["tags"] = new JArray(tags);
+            var r = await _rest.SendAsync(HttpMethod.Post, U(upstream) + "/targets", body, ct).ConfigureAwait(false);
+            if (r.Status == 409 && r.TryJson() != null)
+                return (await FindTargetAsync(upstream, target, ct).ConfigureAwait(false), false, "Kong 3.x answered 409: the target is already present");
+            if (r.Status == 200 && string.Equals(r.Header("Deprecation"), "true", StringComparison.OrdinalIgnoreCase))
+                return (ToTarget(Expect(r, "POST target", target, upstream), upstream), false, "Kong 2.x answered 200 with Deprecation: the target was already present (updated in place)");
+            var j = Expect(r, "POST target", target, upstream);
+            return (ToTarget(j, upstream), true, null);
+        }
+
+        /// <summary>DELETE a target; false when Kong says it is already gone (404).</summary>
+        public async Task<bool> DeleteTargetAsync(string upstream, string idOrTarget, CancellationToken ct)
+        {
+            var r = await _rest.SendAsync(HttpMethod.Delete, U(upstream) + "/targets/" + T(idOrTarget), null, ct).ConfigureAwait(false);
+            if (r.Status == 204 || r.Status == 200) return true;
+            if (r.Status == 404 && r.TryJson() != null) return false;
+            Expect(r, "DELETE target", idOrTarget, upstream);
+            return true;
+        }
+
+        public async Task<RingBalancerTarget> SetWeightAsync(string upstream, string idOrTarget, int weight, CancellationToken ct)
+        {
+            var r = await _rest.SendAsync(Patch, U(upstream) + "/targets/" + T(idOrTarget), new JObject { ["weight"] = weight }, ct).ConfigureAwait(false);
+            return ToTarget(Expect(r, "PATCH target", idOrTarget, upstream), upstream);
+        }
+
+        internal static RingBalancerTarget ToTarget(JToken t, string upstream)
+        {
+            var s = (string)t["target"];
+            Endpoint.TryParse(s, 8000, out var ep, out _);
+            DateTimeOffset? created = null;
+            if (t["created_at"] != null && t["created_at"].Type != JTokenType.Null)
+                created = DateTimeOffset.FromUnixTimeMilliseconds((long)Math.Round((double)t["created_at"] * 1000));
+            return new RingBalancerTarget
+            {
+                Upstream = upstream, Id = (string)t["id"], Target = s, Address = ep.Address, Port = ep.Port,
+                Weight = t["weight"]?.Type == JTokenType.Integer ? (int)t["weight"] : 100,
+                Tags = ReadTags(t["tags"]), CreatedAt = created, KongHealth = (string)t["health"],
+            };
+        }
+
+        private static string[] ReadTags(JToken t) => t is JArray a ? a.Select(x => (string)x).ToArray() : new string[0];
+
+        /// <summary>Turns every non-success answer into its own typed error; returns the JSON body on success.</summary>
+        private JToken Expect(RestResponse r, string what, object target, string upstream)
+        {
+            var json = r.TryJson();
+            if (r.IsSuccess && json != null) return json;
+            if (r.IsSuccess && json == null && r.Status == 204) return new JObject();
+            string message = (string)json?["message"];
+            if (json == null)
+                throw new OpsException("KongInvalidResponse", OpsErrorCategory.InvalidResult,
+                    $"Kong answered {what} with HTTP {r.Status} and a body that is not JSON ({r.ContentType ?? "no content type"}): a proxy or load balancer error page, not the Admin API.",
+                    target, r.Excerpt(), "Check -KongAdminUri points at the Admin API (not the proxy port) and that Kong is up behind any load balancer.");
+            switch (r.Status)
+            {
+                case 401:
+                    throw new OpsException("KongUnauthorized", OpsErrorCategory.AuthenticationError,
+                        $"Kong rejected the credentials for {what}: {message}", target, r.Excerpt(),
+                        "Set a valid RBAC token: Set-KeyServiceOpsContext -KongToken (Read-Host -AsSecureString), or -KongTokenVariable NAME; check -KongTokenHeader matches Kong's rbac_auth_header.");
+                case 403:
+                    throw new OpsException("KongForbidden", OpsErrorCategory.PermissionDenied,
+                        $"Kong refused {what}: {message}", target, r.Excerpt(), "Ask a Kong admin for write permission on upstream targets in this workspace.");
+                case 404:
+                    throw new OpsException("KongUpstreamNotFound", OpsErrorCategory.ObjectNotFound,
+                        $"Kong has no upstream '{upstream}'{(_prefix.Length > 0 ? " in workspace " + _prefix.TrimEnd('/') : "")}.", upstream, r.Excerpt(),
+                        "Check -Upstream (Get-RingBalancerTarget -Upstream NAME) and -Workspace.");
+                case 405:
+                    throw new OpsException("KongOperationUnsupported", OpsErrorCategory.InvalidOperation,
+                        $"Kong cannot do {what}: {message}", target, r.Excerpt(), "Kong runs DB-less or the method is wrong for this release: change the declarative config instead.");
+                case 409:
+                    throw new OpsException("KongConflict", OpsErrorCategory.ResourceExists, $"Kong reports a conflict for {what}: {message}", target, r.Excerpt());
+                case 400:
+                    throw new OpsException("KongInvalidRequest", OpsErrorCategory.InvalidArgument,
+                        $"Kong rejected {what}: {message}", target, r.Excerpt());
+                default:
+                    throw new OpsException("KongServerError", OpsErrorCategory.ResourceUnavailable,
+                        $"Kong failed {what} with HTTP {r.Status}: {message}", target, r.Excerpt(), "Retry; if it persists check the Kong node's error log.");
+            }
+        }
+    }
+}

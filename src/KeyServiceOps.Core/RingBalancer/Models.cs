@@ -1,0 +1,63 @@
+using System;
+
+namespace KeyServiceOps.Core.RingBalancer
+{
+    /// <summary>A target of a Kong upstream (the runbook's ring-balancer), with Kong's health view when asked.</summary>
+    public sealed class RingBalancerTarget
+    {
+        public string Upstream { get; set; }
+        public string Id { get; set; }
+        public string Target { get; set; }
+        public string Address { get; set; }
+        public int Port { get; set; }
+        public int Weight { get; set; }
+        public string[] Tags { get; set; } = new string[0];
+        public DateTimeOffset? CreatedAt { get; set; }
+        /// <summary>HEALTHY, UNHEALTHY, DNS_ERROR, HEALTHCHECKS_OFF (Kong does not know), or null when not asked.</summary>
+        public string KongHealth { get; set; }
+        public override string ToString() => Target;
+    }
+
+    public sealed class UpstreamInfo
+    {
+        public string Id { get; set; }
+        public string Name { get; set; }
+        /// <summary>healthchecks.threshold: percentage of available weight under which Kong answers 503.</summary>
+        public double Threshold { get; set; }
+        public bool ActiveHealthchecks { get; set; }
+        public string[] Tags { get; set; } = new string[0];
+    }
+
+    public enum TargetChangeAction { Removed, Drained, Added, Restored, AlreadyAbsent, AlreadyPresent }
+
+    /// <summary>
+    /// What Remove-/Add-RingBalancerTarget did. Carries the weight and tags the target had, so piping a
+    /// removal into Add-RingBalancerTarget restores it exactly.
+    /// </summary>
+    public sealed class TargetChange
+    {
+        public TargetChangeAction Action { get; set; }
+        public string Upstream { get; set; }
+        public string Target { get; set; }
+        public string Address { get; set; }
+        public int Port { get; set; }
+        public int Weight { get; set; }
+        public string[] Tags { get; set; } = new string[0];
+        public string Id { get; set; }
+        public bool Forced { get; set; }
+        public string Actor { get; set; } = "manual";
+        public DateTimeOffset Time { get; set; } = DateTimeOffset.UtcNow;
+        public string Detail { get; set; }
+        public string IncidentId { get; set; }
+        public override string ToString() => $"{Action} {Target} ({Upstream})";
+    }
+
+    public sealed class GuardDecision
+    {
+        public bool Allowed { get; set; }
+        public string ErrorId { get; set; }
+        public string Reason { get; set; }
+        public int TotalTargets { get; set; }
+        public int HealthyRemaining { get; set; }
+    }
+}

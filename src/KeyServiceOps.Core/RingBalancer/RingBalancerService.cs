@@ -1,0 +1,174 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core.Health;
+using KeyServiceOps.Core.Runbook;
+using Newtonsoft.Json.Linq;
+
+namespace KeyServiceOps.Core.RingBalancer
+{
+    /// <summary>
+    /// Taking targets out of and back into the ring-balancer, with the safety rules enforced here, not in
+    /// the cmdlets: never the last healthy target, never more than a share at once, respect Kong's threshold,
+    /// absent/present are no-ops that say so, every change audited before returning.
+    /// </summary>
+    public sealed class RingBalancerService
+    {
+        private readonly KongClient _kong;
+        private readonly HealthChecker _health;
+        private readonly AuditLog _audit;
+        private readonly IOpsLog _log;
+        private readonly OpsContext _ctx;
+
+        public RingBalancerService(OpsContext ctx, KongClient kong, HealthChecker health, AuditLog audit, IOpsLog log)
+        {
+            _ctx = ctx; _kong = kong; _health = health; _audit = audit; _log = log ?? NullOpsLog.Instance;
+        }
+
+        public KongClient Kong => _kong;
+
+        /// <summary>Normalises user input to Kong's stored target form; a UUID passes through as an id.</summary>
+        public static string NormalizeTarget(string input, int defaultPort)
+        {
+            if (input != null && Guid.TryParse(input.Trim(), out var g)) return g.ToString();
+            return Endpoint.Parse(input, defaultPort).Target;
+        }
+
+        public Task<RingBalancerTarget> ResolveAsync(string upstream, string target, CancellationToken ct)
+            => _kong.FindTargetAsync(upstream, target, ct);
+
+        public bool IsMaintenance(RingBalancerTarget t)
+            => (t.Tags ?? new string[0]).Any(x => string.Equals(x, _ctx.MaintenanceTag, StringComparison.OrdinalIgnoreCase))
+               || _ctx.MaintenanceTargets.Any(m => string.Equals(m, t.Target, StringComparison.OrdinalIgnoreCase) || string.Equals(m, t.Address, StringComparison.OrdinalIgnoreCase))
+               || (_ctx.FindInventory(t.Address)?.Maintenance ?? false);
+
+        /// <summary>
+        /// Decides whether removing <paramref name="target"/> is safe, on state read fresh from Kong right now
+        /// (a guard acting on stale state is how the last target gets removed) and probed by us (Kong's health
+        /// is one node's view, and HEALTHCHECKS_OFF means it does not know).
+        /// </summary>
+        public async Task<GuardDecision> EvaluateRemovalAsync(string upstream, RingBalancerTarget target, int removedInThisBatch, CancellationToken ct)
+        {
+            var info = await _kong.GetUpstreamAsync(upstream, ct).ConfigureAwait(false);
+            var targets = await _kong.GetTargetsAsync(upstream, ct).ConfigureAwait(false);
+            Dictionary<string, string> kongHealth;
+            try { kongHealth = await _kong.GetHealthAsync(upstream, ct).ConfigureAwait(false); }
+            catch (OpsException e) when (e.ErrorId != "KongUnauthorized") { kongHealth = new Dictionary<string, string>(); }
+
+            var live = targets.Where(t => t.Weight > 0).ToList();
+            var others = live.Where(t => !string.Equals(t.Id, target.Id, StringComparison.OrdinalIgnoreCase)
+                                         && !string.Equals(t.Target, target.Target, StringComparison.OrdinalIgnoreCase)).ToList();
+            var decision = new GuardDecision { TotalTargets = live.Count + removedInThisBatch };
+            if (others.Count == 0)
+                return Refuse(decision, "LastTarget", $"{target.Target} is the last target of upstream '{upstream}'; removing it makes Kong answer 503 for every request.");
+
+            string H(RingBalancerTarget t) => kongHealth.TryGetValue(t.Target, out var h) ? h : "HEALTHCHECKS_OFF";
+            // Probe the others ourselves, Kong-healthy ones first, a bounded number; stop needing more once one is healthy.
+            var candidates = others.OrderBy(t => H(t) == "HEALTHY" ? 0 : H(t) == "HEALTHCHECKS_OFF" ? 1 : 2).Take(16).ToList();
+            var probes = await _health.CheckManyAsync(candidates.Select(c => new Endpoint(c.Address, c.Port)).ToList(), 16, ct).ConfigureAwait(false);
+            var probed = candidates.Zip(probes, (t, p) => (t, p)).ToDictionary(x => x.t.Target, x => x.p.Healthy, StringComparer.OrdinalIgnoreCase);
+            bool Available(RingBalancerTarget t) => probed.TryGetValue(t.Target, out var ok) ? ok : H(t) != "UNHEALTHY" && H(t) != "DNS_ERROR";
+
+            decision.HealthyRemaining = others.Count(t => probed.TryGetValue(t.Target, out var ok) && ok);
+            if (decision.HealthyRemaining == 0)
+                return Refuse(decision, "LastHealthyTarget", $"No other target of upstream '{upstream}' answers its health check; {target.Target} is the last one that might serve traffic.");
+
+            var share = (removedInThisBatch + 1) / (double)Math.Max(1, decision.TotalTargets);
+            if (share > _ctx.MaxRemoveShare)
+                return Refuse(decision, "RemoveShareExceeded", $"Removing {target.Target} would take {removedInThisBatch + 1} of {decision.TotalTargets} targets out at once ({share:P0}), over the limit of {_ctx.MaxRemoveShare:P0}.");
+
+            var total = others.Sum(t => (double)t.Weight);
+            var available = others.Where(Available).Sum(t => (double)t.Weight);
+            if (info.Threshold > 0 && total > 0 && available / total * 100.0 <= info.Threshold)
+                return Refuse(decision, "ThresholdReached", $"After removing {target.Target}, available weight would be {available / total * 100.0:0.#}% of the upstream, at or below its threshold of {info.Threshold}% (Kong would answer 503).");
+
+            decision.Allowed = true;
+            decision.Reason = $"{decision.HealthyRemaining} other healthy target(s) remain";
+            return decision;
+        }
+
+        private static GuardDecision Refuse(GuardDecision d, string id, string reason)
+        {
+            d.Allowed = false; d.ErrorId = id; d.Reason = reason;
+            return d;
+        }
+
+        /// <summary>Deletes (or drains to weight 0) a resolved target and audits it. The guard must have been consulted.</summary>
+        public async Task<TargetChange> RemoveResolvedAsync(string upstream, RingBalancerTarget target, bool drain, bool forced, string actor, string incident, CancellationToken ct)
+        {
+            var change = new TargetChange
+            {
+                Upstream = upstream, Target = target.Target, Address = target.Address, Port = target.Port, Weight = target.Weight,
+                Tags = target.Tags, Id = target.Id, Forced = forced, Actor = actor ?? "manual", IncidentId = incident,
+            };
+            if (drain)
+            {
+                await _kong.SetWeightAsync(upstream, target.Id ?? target.Target, 0, ct).ConfigureAwait(false);
+                change.Action = TargetChangeAction.Drained;
+                change.Detail = $"weight {target.Weight} -> 0";
+            }
+            else
+            {
+                var deleted = await _kong.DeleteTargetAsync(upstream, target.Id ?? target.Target, ct).ConfigureAwait(false);
+                change.Action = deleted ? TargetChangeAction.Removed : TargetChangeAction.AlreadyAbsent;
+                change.Detail = deleted ? "deleted from the upstream" : "Kong reports it already gone";
+            }
+            _audit.Append(new AuditEntry
+            {
+                Actor = actor == null ? null : actor + "/" + AuditLog.DefaultActor(), Action = drain ? "DrainTarget" : "RemoveTarget", Target = target.Target, Upstream = upstream,
+                Before = JObject.FromObject(new { id = target.Id, target = target.Target, weight = target.Weight, tags = target.Tags }),
+                After = drain ? JObject.FromObject(new { weight = 0 }) : null,
+                Outcome = change.Action.ToString(), Forced = forced, Incident = incident,
+            });
+            _log.Verbose($"{change.Action} {target.Target} from upstream '{upstream}'{(forced ? " (FORCED past the safety guard)" : "")}.");
+            return change;
+        }
+
+        /// <summary>Adds a target (or restores a drained one). Health is checked first unless forced.</summary>
+        public async Task<TargetChange> AddAsync(string upstream, string target, int weight, string[] tags, bool skipHealthCheck, string actor, string incident, CancellationToken ct)
+        {
+            Endpoint.TryParse(target, _ctx.HealthPort, out var ep, out _);
+            var change = new TargetChange { Upstream = upstream, Target = target, Address = ep.Address, Port = ep.Port, Weight = weight, Tags = tags ?? new string[0], Actor = actor ?? "manual", IncidentId = incident, Forced = skipHealthCheck };
+            var existing = await _kong.FindTargetAsync(upstream, target, ct).ConfigureAwait(false);
+            if (existing != null && existing.Weight > 0)
+            {
+                change.Action = TargetChangeAction.AlreadyPresent;
+                change.Id = existing.Id; change.Weight = existing.Weight; change.Tags = existing.Tags;
+                change.Detail = "already in the upstream; nothing changed";
+                return change;
+            }
+            if (!skipHealthCheck)
+            {
+                var h = await _health.CheckAsync(ep, ct).ConfigureAwait(false);
+                if (!h.Healthy)
+                    throw new OpsException("TargetUnhealthy", OpsErrorCategory.InvalidOperation,
+                        $"Refusing to add {target} to upstream '{upstream}': its health check says {h.Status} ({h.Detail}). A re-added target takes traffic at once.",
+                        target, recommendedAction: "Recover the instance first (Restart-KeyService -Wait), or pass -Force to add it anyway.");
+            }
+            if (existing != null)
+            {
+                var t = await _kong.SetWeightAsync(upstream, existing.Id ?? existing.Target, weight, ct).ConfigureAwait(false);
+                change.Action = TargetChangeAction.Restored; change.Id = t.Id; change.Tags = t.Tags;
+                change.Detail = $"drained target restored to weight {weight}";
+            }
+            else
+            {
+                var (t, created, note) = await _kong.AddTargetAsync(upstream, target, weight, tags, ct).ConfigureAwait(false);
+                change.Id = t?.Id;
+                change.Action = created ? TargetChangeAction.Added : TargetChangeAction.AlreadyPresent;
+                change.Detail = created ? "added to the upstream" : note;
+                if (!created) return change;
+            }
+            _audit.Append(new AuditEntry
+            {
+                Actor = actor == null ? null : actor + "/" + AuditLog.DefaultActor(), Action = "AddTarget", Target = target, Upstream = upstream,
+                After = JObject.FromObject(new { id = change.Id, target, weight, tags = change.Tags }),
+                Outcome = change.Action.ToString(), Forced = skipHealthCheck, Incident = incident,
+            });
+            _log.Verbose($"{change.Action} {target} in upstream '{upstream}' with weight {weight}.");
+            return change;
+        }
+    }
+}

@@ -1,0 +1,152 @@
+using System;
+using System.Linq;
+using System.Management.Automation;
+using System.Security;
+using KeyServiceOps.Core;
+
+namespace KeyServiceOps.Commands
+{
+    /// <summary>What Get-KeyServiceOpsContext shows: settings, with secrets only as "set" or not.</summary>
+    public sealed class KeyServiceOpsContextView
+    {
+        public Uri KongAdminUri { get; set; }
+        public string Upstream { get; set; }
+        public string Workspace { get; set; }
+        public string KongTokenHeader { get; set; }
+        public bool KongTokenSet { get; set; }
+        public bool SkipCertificateCheck { get; set; }
+        public int HealthPort { get; set; }
+        public string HealthPath { get; set; }
+        public string ExpectedText { get; set; }
+        public TimeSpan HealthTimeout { get; set; }
+        public int ThrottleLimit { get; set; }
+        public double MaxRemoveShare { get; set; }
+        public string SshUser { get; set; }
+        public int SshPort { get; set; }
+        public string SshKeyPath { get; set; }
+        public string KnownHostsPath { get; set; }
+        public string JumpHost { get; set; }
+        public bool UseSudo { get; set; }
+        public string ContainerName { get; set; }
+        public Uri PagerDutyUri { get; set; }
+        public bool PagerDutyTokenSet { get; set; }
+        public string PagerDutyFrom { get; set; }
+        public string AuditLogPath { get; set; }
+        public string ConfigPath { get; set; }
+        public int InventoryCount { get; set; }
+
+        internal static KeyServiceOpsContextView From(OpsContext c) => new KeyServiceOpsContextView
+        {
+            KongAdminUri = c.KongAdminUri, Upstream = c.Upstream, Workspace = c.Workspace, KongTokenHeader = c.KongTokenHeader,
+            KongTokenSet = c.KongToken != null, SkipCertificateCheck = c.SkipCertificateCheck, HealthPort = c.HealthPort,
+            HealthPath = c.HealthPath, ExpectedText = c.ExpectedText, HealthTimeout = c.HealthTimeout, ThrottleLimit = c.ThrottleLimit,
+            MaxRemoveShare = c.MaxRemoveShare, SshUser = c.SshUser, SshPort = c.SshPort, SshKeyPath = c.SshKeyPath,
+            KnownHostsPath = c.KnownHostsPath, JumpHost = c.JumpHost, UseSudo = c.UseSudo, ContainerName = c.ContainerName,
+            PagerDutyUri = c.PagerDutyUri, PagerDutyTokenSet = c.PagerDutyToken != null, PagerDutyFrom = c.PagerDutyFrom,
+            AuditLogPath = c.AuditLogPath, ConfigPath = c.ConfigPath, InventoryCount = c.Inventory.Count,
+        };
+    }
+
+    [Cmdlet(VerbsCommon.Set, "KeyServiceOpsContext", SupportsShouldProcess = false)]
+    [OutputType(typeof(KeyServiceOpsContextView))]
+    public sealed class SetKeyServiceOpsContextCommand : PSCmdlet
+    {
+        [Parameter] public string ConfigPath { get; set; }
+        [Parameter] public SwitchParameter Reset { get; set; }
+        [Parameter] public Uri KongAdminUri { get; set; }
+        [Parameter] public string Upstream { get; set; }
+        [Parameter] public string Workspace { get; set; }
+        [Parameter] public SecureString KongToken { get; set; }
+        [Parameter] public string KongTokenVariable { get; set; }
+        [Parameter] public string KongTokenHeader { get; set; }
+        [Parameter] public SwitchParameter SkipCertificateCheck { get; set; }
+        [Parameter] public string CaCertificatePath { get; set; }
+        [Parameter, ValidateRange(1, 65535)] public int HealthPort { get; set; }
+        [Parameter] public string HealthPath { get; set; }
+        [Parameter] public string ExpectedText { get; set; }
+        [Parameter, ValidateRange(0.05, 600)] public double HealthTimeoutSec { get; set; }
+        [Parameter, ValidateRange(1, 1024)] public int ThrottleLimit { get; set; }
+        [Parameter, ValidateRange(0.01, 1.0)] public double MaxRemoveShare { get; set; }
+        [Parameter] public string[] MaintenanceTarget { get; set; }
+        [Parameter] public string SshUser { get; set; }
+        [Parameter, ValidateRange(1, 65535)] public int SshPort { get; set; }
+        [Parameter] public string SshKeyPath { get; set; }
+        [Parameter] public SecureString SshKeyPassphrase { get; set; }
+        [Parameter] public PSCredential SshCredential { get; set; }
+        [Parameter] public string KnownHostsPath { get; set; }
+        [Parameter] public string JumpHost { get; set; }
+        [Parameter] public SwitchParameter UseSudo { get; set; }
+        [Parameter, ValidatePattern("^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")] public string ContainerName { get; set; }
+        [Parameter, ValidateRange(1, 3600)] public double SshCommandTimeoutSec { get; set; }
+        [Parameter] public Uri PagerDutyUri { get; set; }
+        [Parameter] public SecureString PagerDutyToken { get; set; }
+        [Parameter] public string PagerDutyTokenVariable { get; set; }
+        [Parameter] public string PagerDutyFrom { get; set; }
+        [Parameter] public string AuditLogPath { get; set; }
+        [Parameter] public SwitchParameter PassThru { get; set; }
+
+        protected override void EndProcessing()
+        {
+            var c = Reset ? OpsContext.FromEnvironment() : ContextStore.Current.Clone();
+            try
+            {
+                if (ConfigPath != null) c.LoadConfigFile(GetUnresolvedProviderPathFromPSPath(ConfigPath));
+            }
+            catch (OpsException e)
+            {
+                ThrowTerminatingError(new ErrorRecord(e, e.ErrorId, ErrorCategory.InvalidData, ConfigPath));
+            }
+            var b = MyInvocation.BoundParameters;
+            if (KongAdminUri != null) c.KongAdminUri = KongAdminUri;
+            if (Upstream != null) c.Upstream = Upstream;
+            if (Workspace != null) c.Workspace = Workspace.Length == 0 ? null : Workspace;
+            if (KongToken != null) c.KongToken = Secret.FromSecureString(KongToken);
+            if (KongTokenVariable != null) c.KongToken = RequireEnv(KongTokenVariable);
+            if (KongTokenHeader != null) c.KongTokenHeader = KongTokenHeader;
+            if (b.ContainsKey(nameof(SkipCertificateCheck))) c.SkipCertificateCheck = SkipCertificateCheck;
+            if (CaCertificatePath != null) c.CaCertificatePath = GetUnresolvedProviderPathFromPSPath(CaCertificatePath);
+            if (b.ContainsKey(nameof(HealthPort))) c.HealthPort = HealthPort;
+            if (HealthPath != null) c.HealthPath = HealthPath;
+            if (ExpectedText != null) c.ExpectedText = ExpectedText;
+            if (b.ContainsKey(nameof(HealthTimeoutSec))) c.HealthTimeout = TimeSpan.FromSeconds(HealthTimeoutSec);
+            if (b.ContainsKey(nameof(ThrottleLimit))) c.ThrottleLimit = ThrottleLimit;
+            if (b.ContainsKey(nameof(MaxRemoveShare))) c.MaxRemoveShare = MaxRemoveShare;
+            if (MaintenanceTarget != null) c.MaintenanceTargets = MaintenanceTarget.ToList();
+            if (SshUser != null) c.SshUser = SshUser;
+            if (b.ContainsKey(nameof(SshPort))) c.SshPort = SshPort;
+            if (SshKeyPath != null) c.SshKeyPath = GetUnresolvedProviderPathFromPSPath(SshKeyPath);
+            if (SshKeyPassphrase != null) c.SshKeyPassphrase = Secret.FromSecureString(SshKeyPassphrase);
+            if (SshCredential != null) { c.SshUser = SshCredential.UserName; c.SshPasswordSecret = Secret.FromSecureString(SshCredential.Password); }
+            if (KnownHostsPath != null) c.KnownHostsPath = GetUnresolvedProviderPathFromPSPath(KnownHostsPath);
+            if (JumpHost != null) c.JumpHost = JumpHost.Length == 0 ? null : JumpHost;
+            if (b.ContainsKey(nameof(UseSudo))) c.UseSudo = UseSudo;
+            if (ContainerName != null) c.ContainerName = ContainerName;
+            if (b.ContainsKey(nameof(SshCommandTimeoutSec))) c.SshCommandTimeout = TimeSpan.FromSeconds(SshCommandTimeoutSec);
+            if (PagerDutyUri != null) c.PagerDutyUri = PagerDutyUri;
+            if (PagerDutyToken != null) c.PagerDutyToken = Secret.FromSecureString(PagerDutyToken);
+            if (PagerDutyTokenVariable != null) c.PagerDutyToken = RequireEnv(PagerDutyTokenVariable);
+            if (PagerDutyFrom != null) c.PagerDutyFrom = PagerDutyFrom;
+            if (AuditLogPath != null) c.AuditLogPath = GetUnresolvedProviderPathFromPSPath(AuditLogPath);
+            ContextStore.Current = c;
+            WriteVerbose($"KeyServiceOps context set: Kong {c.KongAdminUri}, upstream '{c.Upstream}', audit log {c.AuditLogPath}.");
+            if (PassThru) WriteObject(KeyServiceOpsContextView.From(c));
+        }
+
+        private Secret RequireEnv(string name)
+        {
+            var s = Secret.FromEnvironment(name);
+            if (s == null)
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"The environment variable '{name}' is not set or empty."),
+                    "TokenVariableEmpty", ErrorCategory.InvalidArgument, name)
+                { ErrorDetails = new ErrorDetails($"The environment variable '{name}' is not set or empty.") { RecommendedAction = $"Set it first: $env:{name} = '...'" } });
+            return s;
+        }
+    }
+
+    [Cmdlet(VerbsCommon.Get, "KeyServiceOpsContext")]
+    [OutputType(typeof(KeyServiceOpsContextView))]
+    public sealed class GetKeyServiceOpsContextCommand : PSCmdlet
+    {
+        protected override void EndProcessing() => WriteObject(KeyServiceOpsContextView.From(ContextStore.Current));
+    }
+}

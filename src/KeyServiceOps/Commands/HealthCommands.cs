@@ -1,0 +1,114 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using System.Management.Automation;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.Health;
+
+namespace KeyServiceOps.Commands
+{
+    [Cmdlet(VerbsDiagnostic.Test, "KeyServiceHealth", DefaultParameterSetName = "Address")]
+    [OutputType(typeof(HealthResult), typeof(bool))]
+    public sealed class TestKeyServiceHealthCommand : ContextCmdlet
+    {
+        private const int ActivityId = 3201;
+        private readonly Queue<Task<HealthResult>> _pending = new Queue<Task<HealthResult>>();
+        private readonly Stopwatch _clock = new Stopwatch();
+        private SemaphoreSlim _gate;
+        private HealthChecker _checker;
+        private bool _allHealthy = true;
+        private int _count;
+
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Alias("IPAddress", "ComputerName", "Host")]
+        [AllowEmptyString]
+        public string[] Address { get; set; }
+
+        [Parameter(ValueFromPipelineByPropertyName = true), ValidateRange(0, 65535)]
+        public int Port { get; set; }
+
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public string Upstream { get; set; }
+
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public string IncidentId { get; set; }
+
+        [Parameter] public string Path { get; set; }
+        [Parameter] public string ExpectedText { get; set; }
+        [Parameter, ValidateRange(0.05, 600)] public double TimeoutSec { get; set; }
+        [Parameter, ValidateRange(1, 1024)] public int ThrottleLimit { get; set; }
+        /// <summary>Return one bool: true when every instance checked is healthy.</summary>
+        [Parameter] public SwitchParameter Quiet { get; set; }
+
+        protected override void ApplyOverrides(OpsContext c)
+        {
+            if (Path != null) c.HealthPath = Path;
+            if (ExpectedText != null) c.ExpectedText = ExpectedText;
+            if (TimeoutSec > 0) c.HealthTimeout = TimeSpan.FromSeconds(TimeoutSec);
+            if (ThrottleLimit > 0) c.ThrottleLimit = ThrottleLimit;
+        }
+
+        protected override void BeginProcessing()
+        {
+            _checker = NewHealthChecker();
+            _gate = new SemaphoreSlim(Context.ThrottleLimit);
+            _clock.Start();
+        }
+
+        protected override void ProcessRecord()
+        {
+            foreach (var a in Address ?? new string[0])
+            {
+                if (!Endpoint.TryParse(a, Port > 0 ? Port : Context.HealthPort, out var ep, out var why))
+                {
+                    WriteOpsError(new OpsException("InvalidAddress", OpsErrorCategory.InvalidArgument,
+                        $"'{a}' is not a valid instance address: {why}", a,
+                        recommendedAction: "Give an IP address or host name, optionally with :PORT, e.g. 10.0.0.5 or 10.0.0.5:8888."));
+                    continue;
+                }
+                var upstream = Upstream; var incident = IncidentId;
+                _count++;
+                _pending.Enqueue(HealthChecker.Gated(_gate, async () =>
+                {
+                    var r = await _checker.CheckAsync(ep, Cancellation).ConfigureAwait(false);
+                    r.Upstream = string.IsNullOrEmpty(upstream) ? null : upstream;
+                    r.IncidentId = string.IsNullOrEmpty(incident) ? null : incident;
+                    return r;
+                }, Cancellation));
+            }
+            Drain();
+            // Stream results that are already done, in input order.
+            while (_pending.Count > 0 && _pending.Peek().IsCompleted) Emit(_pending.Dequeue());
+        }
+
+        protected override void EndProcessing()
+        {
+            var total = _count;
+            while (_pending.Count > 0)
+            {
+                var head = _pending.Peek();
+                while (!head.Wait(1000, Cancellation))
+                {
+                    var left = _pending.Count(t => !t.IsCompleted);
+                    Progress(ActivityId, "Testing key service health", $"{total - left} of {total} answered, {left} waiting ({_clock.Elapsed.TotalSeconds:0} s)", total == 0 ? -1 : (total - left) * 100 / total);
+                    Drain();
+                }
+                Emit(_pending.Dequeue());
+            }
+            if (total > 0 && _clock.Elapsed.TotalSeconds >= 1) ProgressDone(ActivityId, "Testing key service health");
+            base.EndProcessing();
+            if (Quiet) WriteObject(_count > 0 && _allHealthy);
+        }
+
+        private void Emit(Task<HealthResult> t)
+        {
+            if (t.IsCanceled) throw new PipelineStoppedException();
+            var r = t.GetAwaiter().GetResult();
+            if (!r.Healthy) _allHealthy = false;
+            if (!Quiet) WriteObject(r);
+        }
+    }
+}

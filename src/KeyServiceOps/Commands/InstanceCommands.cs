@@ -1,0 +1,63 @@
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.RingBalancer;
+using KeyServiceOps.Core.Runbook;
+
+namespace KeyServiceOps.Commands
+{
+    public enum InstanceSource { All, RingBalancer, Inventory }
+
+    [Cmdlet(VerbsCommon.Get, "KeyServiceInstance")]
+    [OutputType(typeof(KeyServiceInstance))]
+    public sealed class GetKeyServiceInstanceCommand : KongCmdlet
+    {
+        [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Alias("IPAddress", "ComputerName", "Host")]
+        public string[] Address { get; set; }
+
+        [Parameter] [ArgumentCompleter(typeof(UpstreamCompleter))] public string Upstream { get; set; }
+        [Parameter] [ArgumentCompleter(typeof(EnvironmentCompleter))] public string Environment { get; set; }
+        [Parameter] public InstanceSource Source { get; set; } = InstanceSource.All;
+
+        private List<KeyServiceInstance> _all;
+
+        protected override void ProcessRecord() => PerItem(() =>
+        {
+            if (_all == null)
+            {
+                var upstream = UpstreamOrDefault(Upstream);
+                List<RingBalancerTarget> targets = null;
+                if (Source != InstanceSource.Inventory && (Context.KongAdminUri != null || Source == InstanceSource.RingBalancer))
+                {
+                    targets = Await(RingBalancer.Kong.GetTargetsAsync(upstream, Cancellation));
+                    var health = Await(RingBalancer.Kong.GetHealthAsync(upstream, Cancellation));
+                    foreach (var t in targets) t.KongHealth = health.TryGetValue(t.Target, out var h) ? h : null;
+                }
+                else if (Source == InstanceSource.All) WriteVerbose("No Kong Admin API is configured: listing the inventory only.");
+                _all = KeyServiceInstance.Merge(upstream, targets, Source == InstanceSource.RingBalancer ? null : Context.Inventory, Context);
+            }
+            IEnumerable<KeyServiceInstance> result = _all;
+            if (Environment != null)
+            {
+                var p = new WildcardPattern(Environment, WildcardOptions.IgnoreCase);
+                result = result.Where(i => i.Environment != null && p.IsMatch(i.Environment));
+            }
+            if (Address != null && Address.Length > 0)
+            {
+                foreach (var a in Address)
+                {
+                    var ep = Endpoint.Parse(a, Context.HealthPort);
+                    var hit = result.Where(i => string.Equals(i.Address, ep.Address, System.StringComparison.OrdinalIgnoreCase) && (!a.Contains(":") || i.Port == ep.Port)).ToList();
+                    if (hit.Count == 0)
+                        WriteOpsError(new OpsException("InstanceNotFound", OpsErrorCategory.ObjectNotFound,
+                            $"{a} is neither a target of upstream '{UpstreamOrDefault(Upstream)}' nor in the inventory.", a,
+                            recommendedAction: "Check the address, or add it to the inventory in the config file."));
+                    WriteObject(hit, true);
+                }
+            }
+            else WriteObject(result, true);
+        });
+    }
+}

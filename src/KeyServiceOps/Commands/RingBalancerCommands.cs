@@ -1,0 +1,170 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.RingBalancer;
+
+namespace KeyServiceOps.Commands
+{
+    [Cmdlet(VerbsCommon.Get, "RingBalancerTarget")]
+    [OutputType(typeof(RingBalancerTarget))]
+    public sealed class GetRingBalancerTargetCommand : KongCmdlet
+    {
+        private const int ActivityId = 3101;
+
+        [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(UpstreamCompleter))]
+        public string Upstream { get; set; }
+
+        /// <summary>Wildcard filter on the target string (e.g. 10.0.0.*).</summary>
+        [Parameter] [ArgumentCompleter(typeof(TargetCompleter))] public string Target { get; set; }
+
+        /// <summary>Skip Kong's health view (one request fewer per page).</summary>
+        [Parameter] public SwitchParameter NoHealth { get; set; }
+
+        protected override void ProcessRecord() => PerItem(() =>
+        {
+            var upstream = UpstreamOrDefault(Upstream);
+            var kong = RingBalancer.Kong;
+            var progress = new Progress<int>(n => TryPost(() => Progress(ActivityId, $"Reading targets of upstream '{upstream}'", $"{n} targets read")));
+            var targets = Await(kong.GetTargetsAsync(upstream, Cancellation, progress));
+            if (!NoHealth)
+            {
+                var health = Await(kong.GetHealthAsync(upstream, Cancellation));
+                foreach (var t in targets) t.KongHealth = health.TryGetValue(t.Target, out var h) ? h : null;
+            }
+            ProgressDone(ActivityId, $"Reading targets of upstream '{upstream}'");
+            var pattern = Target == null ? null : new WildcardPattern(Target, WildcardOptions.IgnoreCase);
+            foreach (var t in targets)
+                if (pattern == null || pattern.IsMatch(t.Target)) WriteObject(t);
+        });
+    }
+
+    [Cmdlet(VerbsCommon.Remove, "RingBalancerTarget", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = "Target")]
+    [OutputType(typeof(TargetChange))]
+    public sealed class RemoveRingBalancerTargetCommand : KongCmdlet
+    {
+        private int _removed;
+
+        [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(TargetCompleter))]
+        public string Target { get; set; }
+
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [Alias("IPAddress", "ComputerName", "Host")]
+        public string Address { get; set; }
+
+        [Parameter(ValueFromPipelineByPropertyName = true), ValidateRange(0, 65535)]
+        public int Port { get; set; }
+
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(UpstreamCompleter))]
+        public string Upstream { get; set; }
+
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public string IncidentId { get; set; }
+
+        /// <summary>Set weight 0 (keeps id and tags) instead of deleting.</summary>
+        [Parameter] public SwitchParameter Drain { get; set; }
+        [Parameter] public SwitchParameter Force { get; set; }
+        [Parameter] public SwitchParameter PassThru { get; set; }
+
+        protected override void ProcessRecord() => PerItem(() =>
+        {
+            var upstream = UpstreamOrDefault(Upstream);
+            var wanted = TargetInput.Resolve(this, Target, Address, Port, Context.HealthPort);
+            var current = Await(RingBalancer.ResolveAsync(upstream, wanted, Cancellation));
+            if (current == null)
+            {
+                WriteWarning($"Target {wanted} is already absent from upstream '{upstream}' (self-healing or someone else removed it); nothing to do.");
+                if (PassThru) WriteObject(new TargetChange { Action = TargetChangeAction.AlreadyAbsent, Upstream = upstream, Target = wanted, Address = Address, Port = Port, Weight = 100, IncidentId = IncidentId, Detail = "already absent" });
+                return;
+            }
+            if (Drain && current.Weight == 0)
+            {
+                WriteWarning($"Target {current.Target} is already drained (weight 0) in upstream '{upstream}'; nothing to do.");
+                return;
+            }
+            WriteVerbose($"Checking it is safe to take {current.Target} out of upstream '{upstream}' (fresh read of the targets, health probe of the others).");
+            var guard = Await(RingBalancer.EvaluateRemovalAsync(upstream, current, _removed, Cancellation));
+            var forced = false;
+            if (!guard.Allowed)
+            {
+                if (!Force)
+                {
+                    WriteOpsError(new OpsException(guard.ErrorId, OpsErrorCategory.InvalidOperation, "Refused: " + guard.Reason, current.Target,
+                        recommendedAction: "Recover another instance first. Only if you accept an outage, repeat with -Force (audited)."));
+                    return;
+                }
+                forced = true;
+            }
+            var action = (Drain ? "Drain (set weight 0)" : "Remove") + $" from ring-balancer upstream '{upstream}'" + (forced ? " PAST THE SAFETY GUARD (-Force)" : "");
+            if (!ShouldProcess($"{current.Target} (id {current.Id}, weight {current.Weight})", action)) return;
+            if (forced) WriteWarning($"FORCED: {guard.Reason} Proceeding because -Force was given; this is recorded in the audit log.");
+            var change = Await(RingBalancer.RemoveResolvedAsync(upstream, current, Drain, forced, null, IncidentId, Cancellation));
+            _removed++;
+            if (PassThru) WriteObject(change);
+        });
+    }
+
+    [Cmdlet(VerbsCommon.Add, "RingBalancerTarget", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Target")]
+    [OutputType(typeof(TargetChange))]
+    public sealed class AddRingBalancerTargetCommand : KongCmdlet
+    {
+        [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        public string Target { get; set; }
+
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [Alias("IPAddress", "ComputerName", "Host")]
+        public string Address { get; set; }
+
+        [Parameter(ValueFromPipelineByPropertyName = true), ValidateRange(0, 65535)]
+        public int Port { get; set; }
+
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(UpstreamCompleter))]
+        public string Upstream { get; set; }
+
+        [Parameter(ValueFromPipelineByPropertyName = true), ValidateRange(0, 65535)]
+        public int Weight { get; set; } = 100;
+
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public string[] Tags { get; set; }
+
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public string IncidentId { get; set; }
+
+        /// <summary>Add without checking health first.</summary>
+        [Parameter] public SwitchParameter Force { get; set; }
+        [Parameter] public SwitchParameter PassThru { get; set; }
+
+        protected override void ProcessRecord() => PerItem(() =>
+        {
+            var upstream = UpstreamOrDefault(Upstream);
+            var wanted = TargetInput.Resolve(this, Target, Address, Port, Context.HealthPort);
+            if (Guid.TryParse(wanted, out _))
+                ThrowArgument("TargetIdNotAddable", $"'{wanted}' is a target id; adding needs an address such as 10.0.0.5:8888.", wanted);
+            if (!ShouldProcess($"{wanted} (weight {Weight}{(Tags?.Length > 0 ? ", tags " + string.Join(",", Tags) : "")})", $"Add to ring-balancer upstream '{upstream}'" + (Force ? " without a health check" : " after a health check")))
+                return;
+            var change = Await(RingBalancer.AddAsync(upstream, wanted, Weight, Tags, Force, null, IncidentId, Cancellation));
+            if (change.Action == TargetChangeAction.AlreadyPresent)
+                WriteWarning($"Target {wanted} is already present in upstream '{upstream}' ({change.Detail}); nothing changed.");
+            if (PassThru) WriteObject(change);
+        });
+    }
+
+    internal static class TargetInput
+    {
+        /// <summary>-Target wins; else -Address (+ -Port). Validated and normalised to Kong's stored form.</summary>
+        public static string Resolve(OpsCmdlet cmd, string target, string address, int port, int defaultPort)
+        {
+            var input = !string.IsNullOrWhiteSpace(target) ? target
+                : !string.IsNullOrWhiteSpace(address) ? (port > 0 && !address.Contains(":") ? $"{address}:{port}" : address)
+                : null;
+            if (input == null)
+                throw new OpsException("TargetMissing", OpsErrorCategory.InvalidArgument, "No target given: pass -Target 10.0.0.5:8888 or -Address 10.0.0.5, or pipe a target.", null);
+            return RingBalancerService.NormalizeTarget(input, defaultPort);
+        }
+    }
+}

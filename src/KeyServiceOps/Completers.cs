@@ -1,0 +1,73 @@
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation;
+using System.Management.Automation.Language;
+using System.Threading;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.RingBalancer;
+
+namespace KeyServiceOps.Commands
+{
+    /// <summary>Completion helpers: quick (a few seconds at most) and silent on failure.</summary>
+    internal static class CompletionHelp
+    {
+        public static IEnumerable<CompletionResult> Filter(IEnumerable<string> values, string word)
+        {
+            var p = new WildcardPattern((word ?? "").Trim('\'', '"') + "*", WildcardOptions.IgnoreCase);
+            return values.Where(v => v != null && p.IsMatch(v)).Distinct().OrderBy(v => v)
+                .Select(v => new CompletionResult(v.IndexOfAny(new[] { ' ', '$', ';' }) >= 0 ? "'" + v + "'" : v, v, CompletionResultType.ParameterValue, v));
+        }
+
+        public static T Quietly<T>(Func<CancellationToken, System.Threading.Tasks.Task<T>> work, T fallback)
+        {
+            try
+            {
+                using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3)))
+                    return work(cts.Token).GetAwaiter().GetResult();
+            }
+            catch (Exception) { return fallback; }
+        }
+
+        public static OpsContext Context(IDictionary fake)
+        {
+            var c = ContextStore.Current.Clone();
+            c.HttpTimeout = TimeSpan.FromSeconds(3);
+            if (fake != null && fake["KongAdminUri"] is Uri u) c.KongAdminUri = u;
+            else if (fake != null && fake["KongAdminUri"] is string s && Uri.TryCreate(s, UriKind.Absolute, out var us)) c.KongAdminUri = us;
+            if (fake != null && fake["Workspace"] is string w) c.Workspace = w;
+            return c;
+        }
+    }
+
+    public sealed class UpstreamCompleter : IArgumentCompleter
+    {
+        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
+        {
+            var c = CompletionHelp.Context(fakeBoundParameters);
+            var names = c.KongAdminUri == null ? new List<string>() :
+                CompletionHelp.Quietly(ct => new KongClient(c, null).ListUpstreamsAsync(ct), new List<string>());
+            names.Add(c.Upstream);
+            return CompletionHelp.Filter(names, wordToComplete);
+        }
+    }
+
+    public sealed class TargetCompleter : IArgumentCompleter
+    {
+        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
+        {
+            var c = CompletionHelp.Context(fakeBoundParameters);
+            if (c.KongAdminUri == null) return Enumerable.Empty<CompletionResult>();
+            var upstream = fakeBoundParameters?["Upstream"] as string ?? c.Upstream;
+            var targets = CompletionHelp.Quietly(ct => new KongClient(c, null).GetTargetsAsync(upstream, ct), new List<RingBalancerTarget>());
+            return CompletionHelp.Filter(targets.Select(t => t.Target), wordToComplete);
+        }
+    }
+
+    public sealed class EnvironmentCompleter : IArgumentCompleter
+    {
+        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
+            => CompletionHelp.Filter(ContextStore.Current.Inventory.Select(e => e.Environment), wordToComplete);
+    }
+}

@@ -1,0 +1,61 @@
+using System;
+using System.Management.Automation;
+using System.Security;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.Health;
+using KeyServiceOps.Core.RingBalancer;
+using KeyServiceOps.Core.Runbook;
+
+namespace KeyServiceOps.Commands
+{
+    /// <summary>Context plumbing: the session's defaults, overridden per call by the derived cmdlet's parameters.</summary>
+    public abstract class ContextCmdlet : OpsCmdlet
+    {
+        private OpsContext _ctx;
+        private AuditLog _audit;
+        protected OpsContext Context => _ctx ?? (_ctx = Build());
+        protected AuditLog Audit => _audit ?? (_audit = new AuditLog(Context.AuditLogPath));
+
+        private OpsContext Build()
+        {
+            var c = ContextStore.Current.Clone();
+            ApplyOverrides(c);
+            return c;
+        }
+
+        protected virtual void ApplyOverrides(OpsContext c) { }
+
+        protected HealthChecker NewHealthChecker(TimeSpan? timeout = null) => HealthChecker.FromContext(Context, Log, timeout);
+
+        /// <summary>Builds a core service, turning a setup failure into a terminating error.</summary>
+        protected T Setup<T>(Func<T> make)
+        {
+            try { return make(); }
+            catch (OpsException e) { ThrowOps(e); return default; }
+        }
+    }
+
+    /// <summary>Parameters shared by everything that talks to the Kong Admin API.</summary>
+    public abstract class KongCmdlet : ContextCmdlet
+    {
+        [Parameter] public Uri KongAdminUri { get; set; }
+        [Parameter] public string Workspace { get; set; }
+        [Parameter] public SecureString KongToken { get; set; }
+        [Parameter] public SwitchParameter SkipCertificateCheck { get; set; }
+
+        private RingBalancerService _rb;
+
+        protected override void ApplyOverrides(OpsContext c)
+        {
+            if (KongAdminUri != null) c.KongAdminUri = KongAdminUri;
+            if (Workspace != null) c.Workspace = Workspace;
+            if (KongToken != null) c.KongToken = Secret.FromSecureString(KongToken);
+            if (SkipCertificateCheck) c.SkipCertificateCheck = true;
+        }
+
+        protected RingBalancerService RingBalancer
+            => _rb ?? (_rb = Setup(() => new RingBalancerService(Context, new KongClient(Context, Log), NewHealthChecker(), Audit, Log)));
+
+        protected string UpstreamOrDefault(string upstream) => string.IsNullOrEmpty(upstream) ? Context.Upstream : upstream;
+    }
+}

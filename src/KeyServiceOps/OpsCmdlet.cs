@@ -1,0 +1,132 @@
+using System;
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core;
+
+namespace KeyServiceOps.Commands
+{
+    /// <summary>The session's context, one per runspace (so parallel runspaces in one process do not share it).</summary>
+    internal static class ContextStore
+    {
+        private static readonly ConcurrentDictionary<Guid, OpsContext> Map = new ConcurrentDictionary<Guid, OpsContext>();
+        private static Guid Key => Runspace.DefaultRunspace?.InstanceId ?? Guid.Empty;
+        public static OpsContext Current
+        {
+            get => Map.GetOrAdd(Key, _ => OpsContext.FromEnvironment());
+            set => Map[Key] = value;
+        }
+    }
+
+    /// <summary>
+    /// Base of every cmdlet: runs core work off the pipeline thread and pumps its verbose/debug/warning/progress
+    /// messages and objects back onto it; Ctrl+C cancels; OpsExceptions become ErrorRecords with stable ids.
+    /// </summary>
+    public abstract class OpsCmdlet : PSCmdlet
+    {
+        private readonly CancellationTokenSource _cts = new CancellationTokenSource();
+        private readonly BlockingCollection<Action> _queue = new BlockingCollection<Action>(8192);
+        private QueueLog _log;
+
+        protected CancellationToken Cancellation => _cts.Token;
+        protected IOpsLog Log => _log ?? (_log = new QueueLog(this));
+
+        protected override void StopProcessing() => _cts.Cancel();
+
+        /// <summary>Posts an action to run on the pipeline thread; blocks (back-pressure) while the queue is full.</summary>
+        protected void Post(Action action) => _queue.Add(action, _cts.Token);
+
+        protected void TryPost(Action action) => _queue.TryAdd(action);
+
+        /// <summary>Waits for <paramref name="task"/> on the pipeline thread while running what it posts.</summary>
+        protected T Await<T>(Task<T> task)
+        {
+            Pump(task);
+            try { return task.GetAwaiter().GetResult(); }
+            catch (OperationCanceledException) when (_cts.IsCancellationRequested) { throw new PipelineStoppedException(); }
+        }
+
+        protected void Await(Task task)
+        {
+            Pump(task);
+            try { task.GetAwaiter().GetResult(); }
+            catch (OperationCanceledException) when (_cts.IsCancellationRequested) { throw new PipelineStoppedException(); }
+        }
+
+        /// <summary>Runs queued work without waiting for anything.</summary>
+        protected void Drain()
+        {
+            while (_queue.TryTake(out var a)) a();
+        }
+
+        private void Pump(Task task)
+        {
+            using (var done = new CancellationTokenSource())
+            {
+                task.ContinueWith(_ => { try { done.Cancel(); } catch (ObjectDisposedException) { } }, TaskContinuationOptions.ExecuteSynchronously);
+                while (true)
+                {
+                    Action a;
+                    try
+                    {
+                        if (!_queue.TryTake(out a, Timeout.Infinite, done.Token)) break;
+                    }
+                    catch (OperationCanceledException) { break; }
+                    a();
+                }
+                Drain();
+            }
+        }
+
+        protected override void EndProcessing() => Drain();
+
+        // ---- errors ----
+
+        protected ErrorRecord ToErrorRecord(OpsException e)
+        {
+            if (!Enum.TryParse(e.Category.ToString(), out ErrorCategory cat)) cat = ErrorCategory.NotSpecified;
+            var rec = new ErrorRecord(e, e.ErrorId, cat, e.TargetObject);
+            var msg = e.Message + (string.IsNullOrEmpty(e.Details) ? "" : $" Remote answer: {e.Details}");
+            rec.ErrorDetails = new ErrorDetails(msg) { RecommendedAction = e.RecommendedAction };
+            return rec;
+        }
+
+        protected void WriteOpsError(OpsException e) => WriteError(ToErrorRecord(e));
+
+        protected void ThrowOps(OpsException e) => ThrowTerminatingError(ToErrorRecord(e));
+
+        protected void ThrowArgument(string errorId, string message, object target, string action = null)
+            => ThrowOps(new OpsException(errorId, OpsErrorCategory.InvalidArgument, message, target, recommendedAction: action));
+
+        /// <summary>Runs per-item work: an OpsException becomes a non-terminating error and the pipeline goes on.</summary>
+        protected void PerItem(Action work)
+        {
+            try { work(); }
+            catch (OpsException e) when (e.ErrorId.EndsWith("Cancelled")) { throw new PipelineStoppedException(); }
+            catch (OpsException e) { WriteOpsError(e); }
+        }
+
+        // ---- progress ----
+
+        protected void Progress(int activityId, string activity, string status, int percent = -1, int secondsRemaining = -1)
+        {
+            var pr = new ProgressRecord(activityId, activity, string.IsNullOrEmpty(status) ? " " : status)
+            { PercentComplete = Math.Max(-1, Math.Min(100, percent)), SecondsRemaining = secondsRemaining };
+            WriteProgress(pr);
+        }
+
+        protected void ProgressDone(int activityId, string activity)
+            => WriteProgress(new ProgressRecord(activityId, activity, "Done") { RecordType = ProgressRecordType.Completed });
+
+        private sealed class QueueLog : IOpsLog
+        {
+            private readonly OpsCmdlet _c;
+            public QueueLog(OpsCmdlet c) { _c = c; }
+            public void Verbose(string message) => _c.TryPost(() => _c.WriteVerbose(message));
+            public void Debug(string message) => _c.TryPost(() => _c.WriteDebug(message));
+            public void Warning(string message) => _c.TryPost(() => _c.WriteWarning(message));
+        }
+    }
+}

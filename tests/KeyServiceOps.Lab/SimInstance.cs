@@ -1,0 +1,151 @@
+using System;
+using System.Collections.Generic;
+using System.Net;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace KeyServiceOps.Lab
+{
+    /// <summary>How a simulated api_key_service answers its health endpoint.</summary>
+    public enum InstanceMode { Up, Down, Hung, Error500, WrongBody, HugeBody }
+
+    public sealed class LogLine
+    {
+        public DateTimeOffset Time { get; set; }
+        public bool Stderr { get; set; }
+        public string Text { get; set; }
+    }
+
+    /// <summary>
+    /// One simulated api_key_service instance on IP:8888 (its own Kestrel server, so Down is a real
+    /// connection refused) plus the state its container would have: status, exit code, restart count, log.
+    /// </summary>
+    public sealed class SimInstance : IAsyncDisposable
+    {
+        public const string HealthyBody = "{\"status\":\"ok\",\"message\":\"The API is available and operational.\"}";
+        private readonly object _gate = new object();
+        private readonly CancellationTokenSource _dispose = new CancellationTokenSource();
+        private WebApplication _app;
+        private int _healthRequests;
+
+        public SimInstance(string address, int port = 8888) { Address = address; Port = port; }
+
+        public string Address { get; }
+        public int Port { get; }
+        public string Target => $"{Address}:{Port}";
+        public string HealthUrl => $"http://{Address}:{Port}/api/auth/healthz";
+        public InstanceMode Mode { get; private set; } = InstanceMode.Down;
+        public int HealthRequests => _healthRequests;
+        public int HugeBodyBytes { get; set; } = 50 * 1024 * 1024;
+        public long HugeBodyBytesSent;
+
+        // Container state (docker inspect)
+        public string ContainerStatus { get; set; } = "running";
+        public int ExitCode { get; set; }
+        public bool OomKilled { get; set; }
+        public string ContainerError { get; set; } = "";
+        public int RestartCount { get; set; }
+        public DateTimeOffset StartedAt { get; set; } = DateTimeOffset.UtcNow.AddHours(-2);
+        public DateTimeOffset? FinishedAt { get; set; }
+        public string ContainerName { get; set; } = "api_key_service";
+
+        /// <summary>The container's log, in the order written. Generated lines may also come from <see cref="LogGenerator"/>.</summary>
+        public List<LogLine> Log { get; } = new List<LogLine>();
+        /// <summary>When set, `docker logs` streams this many generated lines instead of <see cref="Log"/> (benchmarks).</summary>
+        public long GeneratedLogLines { get; set; }
+
+        /// <summary>What a restart does: the mode after it (and after <see cref="RestartDelay"/>), or null to keep the fault.</summary>
+        public InstanceMode? ModeAfterRestart { get; set; } = InstanceMode.Up;
+        public TimeSpan RestartDelay { get; set; } = TimeSpan.FromMilliseconds(300);
+        public string Scenario { get; set; } = "healthy";
+
+        public async Task SetModeAsync(InstanceMode mode)
+        {
+            WebApplication toStop = null;
+            bool start = false;
+            lock (_gate)
+            {
+                Mode = mode;
+                if (mode == InstanceMode.Down && _app != null) { toStop = _app; _app = null; }
+                else if (mode != InstanceMode.Down && _app == null) start = true;
+            }
+            if (toStop != null) { await toStop.StopAsync(); await toStop.DisposeAsync(); }
+            if (start) await StartAsync();
+        }
+
+        private async Task StartAsync()
+        {
+            var b = WebApplication.CreateSlimBuilder();
+            b.Logging.ClearProviders();
+            b.WebHost.UseKestrel(o => o.Listen(IPAddress.Parse(Address), Port));
+            b.WebHost.UseShutdownTimeout(TimeSpan.FromMilliseconds(100));
+            var app = b.Build();
+            app.Run(HandleAsync);
+            await app.StartAsync();
+            lock (_gate)
+            {
+                if (_app == null && Mode != InstanceMode.Down) { _app = app; return; }
+            }
+            await app.StopAsync(); await app.DisposeAsync();
+        }
+
+        private async Task HandleAsync(HttpContext ctx)
+        {
+            if (ctx.Request.Path != "/api/auth/healthz") { ctx.Response.StatusCode = 404; return; }
+            Interlocked.Increment(ref _healthRequests);
+            switch (Mode)
+            {
+                case InstanceMode.Hung:
+                    using (var cts = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted, _dispose.Token))
+                    {
+                        try { await Task.Delay(Timeout.Infinite, cts.Token); } catch (OperationCanceledException) { }
+                    }
+                    ctx.Abort();
+                    return;
+                case InstanceMode.Error500:
+                    ctx.Response.StatusCode = 500;
+                    await ctx.Response.WriteAsync("<html><body>500 Internal Server Error</body></html>");
+                    return;
+                case InstanceMode.WrongBody:
+                    ctx.Response.ContentType = "application/json";
+                    await ctx.Response.WriteAsync("{\"status\":\"starting\",\"message\":\"cipher config not loaded\"}");
+                    return;
+                case InstanceMode.HugeBody:
+                    ctx.Response.ContentType = "text/plain";
+                    ctx.Response.ContentLength = HugeBodyBytes;
+                    var chunk = Encoding.ASCII.GetBytes(new string('x', 64 * 1024));
+                    try
+                    {
+                        for (long sent = 0; sent < HugeBodyBytes; sent += chunk.Length)
+                        {
+                            var n = (int)Math.Min(chunk.Length, HugeBodyBytes - sent);
+                            await ctx.Response.Body.WriteAsync(chunk.AsMemory(0, n), ctx.RequestAborted);
+                            Interlocked.Add(ref HugeBodyBytesSent, n);
+                        }
+                    }
+                    catch (Exception) { }
+                    return;
+                default:
+                    ctx.Response.ContentType = "application/json";
+                    await ctx.Response.WriteAsync(HealthyBody);
+                    return;
+            }
+        }
+
+        public void AppendLog(string text, bool stderr = false, DateTimeOffset? at = null)
+        {
+            lock (Log) Log.Add(new LogLine { Time = at ?? DateTimeOffset.UtcNow, Stderr = stderr, Text = text });
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _dispose.Cancel();
+            await SetModeAsync(InstanceMode.Down);
+        }
+    }
+}
