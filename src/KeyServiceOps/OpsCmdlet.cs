@@ -56,7 +56,7 @@ namespace KeyServiceOps.Commands
         }
 
         /// <summary>Runs queued work without waiting for anything.</summary>
-        protected void Drain()
+        protected void DrainQueue()
         {
             while (_queue.TryTake(out var a)) a();
         }
@@ -76,11 +76,11 @@ namespace KeyServiceOps.Commands
                     catch (OperationCanceledException) { break; }
                     a();
                 }
-                Drain();
+                DrainQueue();
             }
         }
 
-        protected override void EndProcessing() => Drain();
+        protected override void EndProcessing() => DrainQueue();
 
         // ---- errors ----
 

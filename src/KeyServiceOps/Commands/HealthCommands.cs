@@ -79,7 +79,7 @@ namespace KeyServiceOps.Commands
                     return r;
                 }, Cancellation));
             }
-            Drain();
+            DrainQueue();
             // Stream results that are already done, in input order.
             while (_pending.Count > 0 && _pending.Peek().IsCompleted) Emit(_pending.Dequeue());
         }
@@ -94,7 +94,7 @@ namespace KeyServiceOps.Commands
                 {
                     var left = _pending.Count(t => !t.IsCompleted);
                     Progress(ActivityId, "Testing key service health", $"{total - left} of {total} answered, {left} waiting ({_clock.Elapsed.TotalSeconds:0} s)", total == 0 ? -1 : (total - left) * 100 / total);
-                    Drain();
+                    DrainQueue();
                 }
                 Emit(_pending.Dequeue());
             }

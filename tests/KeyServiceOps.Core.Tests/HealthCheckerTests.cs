@@ -1,0 +1,85 @@
+using System;
+using System.Diagnostics;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.Health;
+using KeyServiceOps.Lab;
+using Xunit;
+
+namespace KeyServiceOps.Core.Tests
+{
+    public class HealthCheckerTests
+    {
+        private static HealthChecker Checker(double timeoutSec = 1.5)
+            => new HealthChecker(HttpHandlers.Get(false, null, false), null, null, TimeSpan.FromSeconds(timeoutSec));
+
+        [Theory]
+        [InlineData(InstanceMode.Up, HealthStatus.Up, true, 200)]
+        [InlineData(InstanceMode.Down, HealthStatus.Down, false, null)]
+        [InlineData(InstanceMode.Error500, HealthStatus.Unhealthy, false, 500)]
+        [InlineData(InstanceMode.WrongBody, HealthStatus.Degraded, false, 200)]
+        public async Task Classifies_each_instance_mode(InstanceMode mode, HealthStatus status, bool healthy, int? http)
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await lab[0].SetModeAsync(mode);
+            var r = await Checker().CheckAsync(new Endpoint(lab[0].Address, 8888), CancellationToken.None);
+            Assert.Equal(status, r.Status);
+            Assert.Equal(healthy, r.Healthy);
+            Assert.Equal(http, r.HttpStatus);
+            Assert.Equal($"http://{lab[0].Address}:8888/api/auth/healthz", r.Url);
+        }
+
+        [Fact]
+        public async Task A_hung_endpoint_ends_at_the_timeout()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await lab[0].SetModeAsync(InstanceMode.Hung);
+            var sw = Stopwatch.StartNew();
+            var r = await Checker(1.0).CheckAsync(new Endpoint(lab[0].Address, 8888), CancellationToken.None);
+            sw.Stop();
+            Assert.Equal(HealthStatus.Timeout, r.Status);
+            Assert.InRange(sw.Elapsed.TotalSeconds, 0.9, 5.0);
+            Assert.Equal(1, lab[0].HealthRequests);
+        }
+
+        [Fact]
+        public async Task A_50MB_body_is_not_read_whole()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await lab[0].SetModeAsync(InstanceMode.HugeBody);
+            var r = await Checker(10).CheckAsync(new Endpoint(lab[0].Address, 8888), CancellationToken.None);
+            Assert.Equal(HealthStatus.Degraded, r.Status);
+            Assert.Contains("not read further", r.Detail);
+            await Task.Delay(300);
+            // The server could only push what socket buffers hold after we stopped reading: far below 50 MB.
+            Assert.True(Interlocked.Read(ref lab[0].HugeBodyBytesSent) < 20L * 1024 * 1024, $"server sent {lab[0].HugeBodyBytesSent} bytes");
+        }
+
+        [Fact]
+        public async Task Fan_out_with_hung_instances_takes_about_one_timeout()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 12 });
+            foreach (var i in lab.Instances.Take(4)) await i.SetModeAsync(InstanceMode.Hung);
+            var sw = Stopwatch.StartNew();
+            var results = await Checker(1.0).CheckManyAsync(lab.Instances.Select(i => new Endpoint(i.Address, 8888)).ToList(), 64, CancellationToken.None);
+            sw.Stop();
+            Assert.Equal(4, results.Count(r => r.Status == HealthStatus.Timeout));
+            Assert.Equal(8, results.Count(r => r.Healthy));
+            Assert.Equal(lab.Instances.Select(i => i.Address), results.Select(r => r.Address)); // input order
+            Assert.True(sw.Elapsed.TotalSeconds < 3.0, $"took {sw.Elapsed.TotalSeconds:0.00}s for 4 hung with a 1 s timeout (serial would be >= 4 s)");
+        }
+
+        [Fact]
+        public async Task Cancellation_stops_a_check_at_once()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await lab[0].SetModeAsync(InstanceMode.Hung);
+            using var cts = new CancellationTokenSource(200);
+            var sw = Stopwatch.StartNew();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Checker(30).CheckAsync(new Endpoint(lab[0].Address, 8888), cts.Token));
+            Assert.True(sw.Elapsed.TotalSeconds < 5);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+using System;
+using System.IO;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.Health;
+using KeyServiceOps.Core.RingBalancer;
+using KeyServiceOps.Core.Runbook;
+using KeyServiceOps.Lab;
+
+namespace KeyServiceOps.Core.Tests
+{
+    internal sealed class ListLog : IOpsLog
+    {
+        public readonly System.Collections.Concurrent.ConcurrentQueue<string> Lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        public void Verbose(string message) => Lines.Enqueue("V " + message);
+        public void Debug(string message) => Lines.Enqueue("D " + message);
+        public void Warning(string message) => Lines.Enqueue("W " + message);
+        public string All => string.Join("\n", Lines);
+    }
+
+    internal static class TestCtx
+    {
+        public static OpsContext For(Lab.Lab lab, string auditPath = null)
+            => new OpsContext
+            {
+                KongAdminUri = lab.KongUri, Upstream = lab.Upstream, Workspace = lab.Options.Workspace,
+                KongToken = Secret.FromPlainText(lab.Options.RbacToken), HealthTimeout = TimeSpan.FromSeconds(2),
+                AuditLogPath = auditPath ?? Path.Combine(Path.GetTempPath(), $"ksops-test-{Guid.NewGuid():N}.jsonl"),
+            };
+
+        public static RingBalancerService Service(OpsContext ctx, IOpsLog log = null)
+            => new RingBalancerService(ctx, new KongClient(ctx, log), HealthChecker.FromContext(ctx, log), new AuditLog(ctx.AuditLogPath), log);
+    }
+}
