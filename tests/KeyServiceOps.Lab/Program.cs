@@ -12,8 +12,9 @@ namespace KeyServiceOps.Lab
             switch (cmd)
             {
                 case "demo": return await Demo.RunAsync(args.Skip(1).ToArray());
+                case "package": return Package.Run();
                 default:
-                    Console.Error.WriteLine("usage: dotnet run --project tests/KeyServiceOps.Lab -- demo");
+                    Console.Error.WriteLine("usage: dotnet run --project tests/KeyServiceOps.Lab -- demo|package");
                     return 2;
             }
         }
