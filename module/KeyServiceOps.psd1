@@ -18,6 +18,9 @@
         'Remove-RingBalancerTarget'
         'Add-RingBalancerTarget'
         'Get-KeyServiceAuditLog'
+        'Get-PagerDutyIncident'
+        'Add-PagerDutyIncidentNote'
+        'Set-PagerDutyIncident'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

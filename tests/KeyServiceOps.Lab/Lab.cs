@@ -30,6 +30,13 @@ namespace KeyServiceOps.Lab
         public string Block { get; private set; }
         public List<SimInstance> Instances { get; } = new List<SimInstance>();
         public KongEmulator Kong { get; private set; }
+        public PagerDutyEmulator PagerDuty { get; private set; }
+
+        private async Task StartPagerDutyCoreAsync()
+        {
+            PagerDuty = await PagerDutyEmulator.StartAsync();
+            _disposers.Add(() => PagerDuty.DisposeAsync());
+        }
         public string Upstream => Options.Upstream;
         public SimInstance this[int i] => Instances[i];
 

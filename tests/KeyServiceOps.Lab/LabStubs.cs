@@ -6,7 +6,6 @@ namespace KeyServiceOps.Lab
     public sealed partial class Lab
     {
         private Task StartSshCoreAsync() => throw new System.NotSupportedException("The SSH lab is not built yet.");
-        private Task StartPagerDutyCoreAsync() => throw new System.NotSupportedException("The PagerDuty emulator is not built yet.");
         private Task StartCentralLogsCoreAsync() => throw new System.NotSupportedException("The central log emulator is not built yet.");
     }
 }

@@ -1,0 +1,227 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Net.Http;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core.Runbook;
+using Newtonsoft.Json.Linq;
+using Polly;
+using Polly.Retry;
+
+namespace KeyServiceOps.Core.PagerDuty
+{
+    /// <summary>
+    /// PagerDuty REST API v2: the contract's headers, `From` for writes, pagination by more/offset,
+    /// retries (429 with or without ratelimit-reset, 408, 5xx) with bounded exponential back-off and
+    /// jitter through Polly, and one typed error per contract code.
+    /// </summary>
+    public sealed class PagerDutyClient
+    {
+        public const int MaxPages = 100;
+        private readonly RestClient _rest;
+        private readonly OpsContext _ctx;
+        private readonly IOpsLog _log;
+        private readonly ResiliencePipeline<RestResponse> _retry;
+        private readonly AuditLog _audit;
+
+        public PagerDutyClient(OpsContext ctx, IOpsLog log, AuditLog audit = null, TimeSpan? baseDelay = null)
+        {
+            _ctx = ctx;
+            _log = log ?? NullOpsLog.Instance;
+            _audit = audit;
+            var token = ctx.PagerDutyToken ?? throw new OpsException("PagerDutyTokenMissing", OpsErrorCategory.InvalidArgument,
+                "No PagerDuty API token is set.", null,
+                recommendedAction: "Set-KeyServiceOpsContext -PagerDutyToken (Read-Host -AsSecureString), or -PagerDutyTokenVariable NAME (or KEYSERVICEOPS_PAGERDUTY_TOKEN).");
+            var secret = token.Reveal();
+            _rest = new RestClient("PagerDuty", ctx.PagerDutyUri, HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath, ctx.UseSystemProxy), ctx.HttpTimeout, _log,
+                req =>
+                {
+                    req.Headers.TryAddWithoutValidation("Authorization", "Token token=" + token.Reveal());
+                    req.Headers.TryAddWithoutValidation("Accept", "application/vnd.pagerduty+json;version=2");
+                },
+                s => s.Replace(secret, "***"));
+            var maxDelay = ctx.PagerDutyMaxBackoff;
+            _retry = new ResiliencePipelineBuilder<RestResponse>()
+                .AddRetry(new RetryStrategyOptions<RestResponse>
+                {
+                    ShouldHandle = new PredicateBuilder<RestResponse>().HandleResult(r => r.Status == 429 || r.Status == 408 || r.Status >= 500),
+                    MaxRetryAttempts = Math.Max(0, ctx.PagerDutyMaxRetries),
+                    BackoffType = DelayBackoffType.Exponential,
+                    UseJitter = true,
+                    Delay = baseDelay ?? TimeSpan.FromMilliseconds(500),
+                    MaxDelay = maxDelay,
+                    DelayGenerator = args =>
+                    {
+                        var reset = args.Outcome.Result?.Header("ratelimit-reset");
+                        if (reset != null && double.TryParse(reset, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s >= 0)
+                        {
+                            // Honour the server's reset, with a little jitter, never past the bound.
+                            var d = TimeSpan.FromSeconds(Math.Min(s, maxDelay.TotalSeconds)) + TimeSpan.FromMilliseconds(new Random().Next(0, 100));
+                            return new ValueTask<TimeSpan?>(d);
+                        }
+                        return new ValueTask<TimeSpan?>((TimeSpan?)null);
+                    },
+                    OnRetry = args =>
+                    {
+                        _log.Verbose($"PagerDuty answered {args.Outcome.Result?.Status}; retry {args.AttemptNumber + 1} of {ctx.PagerDutyMaxRetries} in {args.RetryDelay.TotalMilliseconds:0} ms.");
+                        return default;
+                    },
+                })
+                .Build();
+        }
+
+        public int RequestCount => _rest.RequestCount;
+
+        private async Task<JToken> SendAsync(HttpMethod method, string path, JObject body, object target, CancellationToken ct)
+        {
+            var write = method != HttpMethod.Get;
+            if (write && string.IsNullOrWhiteSpace(_ctx.PagerDutyFrom))
+                throw new OpsException("PagerDutyFromMissing", OpsErrorCategory.InvalidArgument,
+                    "PagerDuty needs the email of a PagerDuty user in the From header to change an incident, and none is set.", target,
+                    recommendedAction: "Set-KeyServiceOpsContext -PagerDutyFrom you@example.com (or KEYSERVICEOPS_PAGERDUTY_FROM).");
+            var r = await _retry.ExecuteAsync(async token =>
+                await _rest.SendAsync(method, path, body, token, req => { if (write) req.Headers.TryAddWithoutValidation("From", _ctx.PagerDutyFrom); }).ConfigureAwait(false), ct).ConfigureAwait(false);
+            return Expect(r, method + " " + path, target);
+        }
+
+        private JToken Expect(RestResponse r, string what, object target)
+        {
+            var json = r.TryJson();
+            if (r.IsSuccess) return json ?? new JObject();
+            var msg = (string)json?["error"]?["message"] ?? "";
+            var code = (int?)json?["error"]?["code"];
+            OpsException E(string id, OpsErrorCategory cat, string text, string action = null)
+                => new OpsException(id, cat, text, target, r.Excerpt(), action);
+            if (r.Status == 429) throw E("PagerDutyRateLimited", OpsErrorCategory.LimitsExceeded,
+                $"PagerDuty kept answering 429 (rate limited) to {what} after {_ctx.PagerDutyMaxRetries} retries.", "Wait a minute and run it again; PagerDuty advises serial requests per token.");
+            if (r.Status >= 500 || r.Status == 408) throw E("PagerDutyServerError", OpsErrorCategory.ResourceUnavailable,
+                $"PagerDuty failed {what} with HTTP {r.Status} after {_ctx.PagerDutyMaxRetries} retries.", "Retry later; check status.pagerduty.com.");
+            if (json == null) throw E("PagerDutyInvalidResponse", OpsErrorCategory.InvalidResult,
+                $"PagerDuty answered {what} with HTTP {r.Status} and a body that is not JSON.", "Check -PagerDutyUri points at the REST API.");
+            if (r.Status == 401) throw E("PagerDutyUnauthorized", OpsErrorCategory.AuthenticationError,
+                "PagerDuty rejected the API token (401).", "Set a valid REST API key: Set-KeyServiceOpsContext -PagerDutyToken (Read-Host -AsSecureString).");
+            if (r.Status == 403) throw E("PagerDutyForbidden", OpsErrorCategory.PermissionDenied,
+                $"PagerDuty refused {what} (403): the key may be read-only.", "Use a full-access REST API key for changes.");
+            if (r.Status == 400 && msg.IndexOf("\"From\" header", StringComparison.OrdinalIgnoreCase) >= 0) throw E("PagerDutyFromMissing", OpsErrorCategory.InvalidArgument,
+                "PagerDuty needs the email of a PagerDuty user in the From header.", "Set-KeyServiceOpsContext -PagerDutyFrom you@example.com.");
+            switch (code)
+            {
+                case 1028: throw E("PagerDutyFromInvalid", OpsErrorCategory.InvalidArgument, $"The From header '{_ctx.PagerDutyFrom}' is not a valid email address.", "Set-KeyServiceOpsContext -PagerDutyFrom you@example.com.");
+                case 1008: throw E("PagerDutyRequesterNotFound", OpsErrorCategory.InvalidArgument, $"No PagerDuty user has the From email '{_ctx.PagerDutyFrom}'.", "Use the email of your PagerDuty login in -PagerDutyFrom.");
+                case 1001: throw E("PagerDutyAlreadyResolved", OpsErrorCategory.InvalidOperation, "The incident is already resolved.");
+                case 1002: throw E("PagerDutyAlreadyAcknowledged", OpsErrorCategory.InvalidOperation, "The incident is already acknowledged.");
+                case 1006: throw E("PagerDutyCannotEscalate", OpsErrorCategory.InvalidOperation, $"PagerDuty cannot escalate the incident: {msg}. The level may not exist in its escalation policy.", "Check the policy's levels, or assign a user with -AssignTo.");
+                case 1007: throw E("PagerDutyAssigneeNotFound", OpsErrorCategory.ObjectNotFound, "The user to assign does not exist in PagerDuty.", "Give a user id (P...) or the email of an existing user.");
+                case 1014: throw E("PagerDutyPolicyNotFound", OpsErrorCategory.ObjectNotFound, "The escalation policy does not exist.");
+                case 1015: throw E("PagerDutyNoOneOnCall", OpsErrorCategory.ResourceUnavailable, "The escalation policy has no user on call.", "Assign a person directly with -AssignTo.");
+                case 2100: throw E("PagerDutyNotFound", OpsErrorCategory.ObjectNotFound, $"PagerDuty has no such incident ({target}).");
+            }
+            if (r.Status == 404) throw E("PagerDutyNotFound", OpsErrorCategory.ObjectNotFound, $"PagerDuty has no such object ({target}).");
+            throw E("PagerDutyInvalidRequest", OpsErrorCategory.InvalidArgument, $"PagerDuty rejected {what}: {msg} (code {code}).");
+        }
+
+        public async Task<PagerDutyIncident> GetIncidentAsync(string idOrNumber, CancellationToken ct)
+        {
+            var j = await SendAsync(HttpMethod.Get, "incidents/" + Uri.EscapeDataString(idOrNumber), null, idOrNumber, ct).ConfigureAwait(false);
+            return ToIncident(j["incident"]);
+        }
+
+        /// <summary>Incidents with the given statuses/services, every page (bounded), in API order.</summary>
+        public async Task<List<PagerDutyIncident>> ListIncidentsAsync(IEnumerable<string> statuses, IEnumerable<string> serviceIds, CancellationToken ct)
+        {
+            var list = new List<PagerDutyIncident>();
+            var filter = string.Concat((statuses ?? new string[0]).Select(s => "&statuses[]=" + Uri.EscapeDataString(s.ToLowerInvariant())))
+                       + string.Concat((serviceIds ?? new string[0]).Select(s => "&service_ids[]=" + Uri.EscapeDataString(s)));
+            const int limit = 100;
+            for (int page = 0, offset = 0; page < MaxPages && offset + limit <= 10000; page++, offset += limit)
+            {
+                var j = await SendAsync(HttpMethod.Get, $"incidents?limit={limit}&offset={offset}{filter}", null, "incidents", ct).ConfigureAwait(false);
+                foreach (var i in (JArray)j["incidents"] ?? new JArray()) list.Add(ToIncident(i));
+                if (!((bool?)j["more"] ?? false)) break;
+            }
+            return list;
+        }
+
+        /// <summary>Open incidents whose alert text names this address (the runbook's "remember the IP").</summary>
+        public async Task<List<PagerDutyIncident>> FindForAddressAsync(string address, CancellationToken ct)
+        {
+            var ep = Endpoint.Parse(address, _ctx.HealthPort);
+            var open = await ListIncidentsAsync(new[] { "triggered", "acknowledged" }, null, ct).ConfigureAwait(false);
+            return open.Where(i => string.Equals(i.Address, ep.Address, StringComparison.OrdinalIgnoreCase)).ToList();
+        }
+
+        public async Task<List<PagerDutyNote>> GetNotesAsync(string incidentId, CancellationToken ct)
+        {
+            var j = await SendAsync(HttpMethod.Get, $"incidents/{Uri.EscapeDataString(incidentId)}/notes", null, incidentId, ct).ConfigureAwait(false);
+            return ((JArray)j["notes"] ?? new JArray()).Select(n => ToNote(incidentId, n)).ToList();
+        }
+
+        public async Task<PagerDutyNote> AddNoteAsync(string incidentId, string content, CancellationToken ct)
+        {
+            if (string.IsNullOrWhiteSpace(content))
+                throw new OpsException("NoteEmpty", OpsErrorCategory.InvalidArgument, "The note is empty.", incidentId);
+            var body = new JObject { ["note"] = new JObject { ["content"] = content } };
+            var j = await SendAsync(HttpMethod.Post, $"incidents/{Uri.EscapeDataString(incidentId)}/notes", body, incidentId, ct).ConfigureAwait(false);
+            _audit?.Append(new AuditEntry { Action = "AddIncidentNote", Target = incidentId, Incident = incidentId, After = new JObject { ["content"] = content }, Outcome = "Added" });
+            return ToNote(incidentId, j["note"]);
+        }
+
+        /// <summary>PUT /incidents/{id} with the given fields (escalation_level, assignments, escalation_policy, status).</summary>
+        public async Task<PagerDutyIncident> UpdateIncidentAsync(string incidentId, JObject fields, PagerDutyIncident before, CancellationToken ct)
+        {
+            var inc = new JObject { ["type"] = "incident_reference" };
+            foreach (var p in fields.Properties()) inc[p.Name] = p.Value;
+            var j = await SendAsync(HttpMethod.Put, $"incidents/{Uri.EscapeDataString(incidentId)}", new JObject { ["incident"] = inc }, incidentId, ct).ConfigureAwait(false);
+            var after = ToIncident(j["incident"]);
+            _audit?.Append(new AuditEntry
+            {
+                Action = "UpdateIncident", Target = incidentId, Incident = incidentId, Outcome = "Updated",
+                Before = before == null ? null : new JObject { ["status"] = before.Status, ["level"] = before.EscalationLevel, ["assignees"] = new JArray(before.AssigneeIds), ["policy"] = before.EscalationPolicyId },
+                After = fields,
+            });
+            return after;
+        }
+
+        /// <summary>A user id (P…) as is, or an email resolved to the user's id.</summary>
+        public async Task<string> ResolveUserIdAsync(string idOrEmail, CancellationToken ct)
+        {
+            if (!idOrEmail.Contains("@")) return idOrEmail;
+            var j = await SendAsync(HttpMethod.Get, "users?query=" + Uri.EscapeDataString(idOrEmail), null, idOrEmail, ct).ConfigureAwait(false);
+            var u = ((JArray)j["users"] ?? new JArray()).FirstOrDefault(x => string.Equals((string)x["email"], idOrEmail, StringComparison.OrdinalIgnoreCase));
+            if (u == null) throw new OpsException("PagerDutyAssigneeNotFound", OpsErrorCategory.ObjectNotFound, $"No PagerDuty user has the email '{idOrEmail}'.", idOrEmail);
+            return (string)u["id"];
+        }
+
+        internal static PagerDutyIncident ToIncident(JToken j)
+        {
+            var i = new PagerDutyIncident
+            {
+                IncidentId = (string)j["id"], Number = (int?)j["incident_number"] ?? 0, Title = (string)j["title"], Status = (string)j["status"],
+                Urgency = (string)j["urgency"], Service = (string)j["service"]?["summary"], ServiceId = (string)j["service"]?["id"],
+                EscalationPolicy = (string)j["escalation_policy"]?["summary"], EscalationPolicyId = (string)j["escalation_policy"]?["id"],
+                EscalationLevel = (int?)j["escalation_level"], HtmlUrl = (string)j["html_url"],
+                CreatedAt = j["created_at"]?.Type == JTokenType.Date ? new DateTimeOffset(((DateTime)j["created_at"]).ToUniversalTime()) : (DateTimeOffset?)null,
+            };
+            var asg = (j["assignments"] as JArray) ?? new JArray();
+            i.Assignees = asg.Select(a => (string)a["assignee"]?["summary"]).ToArray();
+            i.AssigneeIds = asg.Select(a => (string)a["assignee"]?["id"]).ToArray();
+            foreach (var text in new[] { i.Title, (string)j["summary"], j["body"]?.ToString() })
+            {
+                if (AlertText.TryParse(text, out var addr, out var port, out var env, out var url))
+                {
+                    i.Address = addr; i.Port = port; i.Environment = env; i.HealthUrl = url;
+                    break;
+                }
+            }
+            return i;
+        }
+
+        private static PagerDutyNote ToNote(string incidentId, JToken n) => new PagerDutyNote
+        {
+            IncidentId = incidentId, NoteId = (string)n["id"], User = (string)n["user"]?["summary"], Content = (string)n["content"],
+            CreatedAt = n["created_at"]?.Type == JTokenType.Date ? new DateTimeOffset(((DateTime)n["created_at"]).ToUniversalTime()) : (DateTimeOffset?)null,
+        };
+    }
+}

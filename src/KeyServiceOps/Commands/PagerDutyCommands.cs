@@ -1,0 +1,166 @@
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation;
+using System.Management.Automation.Language;
+using System.Security;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.PagerDuty;
+using Newtonsoft.Json.Linq;
+
+namespace KeyServiceOps.Commands
+{
+    /// <summary>Parameters shared by the PagerDuty cmdlets.</summary>
+    public abstract class PagerDutyCmdlet : ContextCmdlet
+    {
+        [Parameter] public Uri PagerDutyUri { get; set; }
+        [Parameter] public SecureString PagerDutyToken { get; set; }
+
+        private PagerDutyClient _pd;
+
+        protected override void ApplyOverrides(OpsContext c)
+        {
+            if (PagerDutyUri != null) c.PagerDutyUri = PagerDutyUri;
+            if (PagerDutyToken != null) c.PagerDutyToken = Secret.FromSecureString(PagerDutyToken);
+        }
+
+        protected PagerDutyClient PagerDuty => _pd ?? (_pd = Setup(() => new PagerDutyClient(Context, Log, Audit, RetryBaseDelay)));
+
+        /// <summary>Tests shorten the back-off through this environment variable; operators never need it.</summary>
+        private static TimeSpan? RetryBaseDelay
+            => double.TryParse(Environment.GetEnvironmentVariable("KEYSERVICEOPS_PD_RETRY_BASE_MS"), out var ms) ? TimeSpan.FromMilliseconds(ms) : (TimeSpan?)null;
+    }
+
+    public enum IncidentStatusFilter { Triggered, Acknowledged, Resolved, Open }
+
+    [Cmdlet(VerbsCommon.Get, "PagerDutyIncident", DefaultParameterSetName = "List")]
+    [OutputType(typeof(PagerDutyIncident))]
+    public sealed class GetPagerDutyIncidentCommand : PagerDutyCmdlet
+    {
+        [Parameter(Mandatory = true, Position = 0, ParameterSetName = "Id", ValueFromPipelineByPropertyName = true)]
+        [Alias("Id")]
+        [ArgumentCompleter(typeof(IncidentCompleter))]
+        public string[] IncidentId { get; set; }
+
+        [Parameter(Mandatory = true, ParameterSetName = "Address", ValueFromPipelineByPropertyName = true)]
+        [Alias("IPAddress", "ComputerName", "Host")]
+        public string[] Address { get; set; }
+
+        [Parameter(ParameterSetName = "List")] public IncidentStatusFilter[] Status { get; set; }
+        [Parameter(ParameterSetName = "List")] public string[] ServiceId { get; set; }
+
+        protected override void ProcessRecord() => PerItem(() =>
+        {
+            switch (ParameterSetName)
+            {
+                case "Id":
+                    foreach (var id in IncidentId) PerItem(() => WriteObject(Await(PagerDuty.GetIncidentAsync(id, Cancellation))));
+                    break;
+                case "Address":
+                    foreach (var a in Address)
+                        PerItem(() =>
+                        {
+                            var hits = Await(PagerDuty.FindForAddressAsync(a, Cancellation));
+                            if (hits.Count == 0) WriteVerbose($"No open incident names {a}.");
+                            WriteObject(hits, true);
+                        });
+                    break;
+                default:
+                    var statuses = (Status ?? new[] { IncidentStatusFilter.Open })
+                        .SelectMany(s => s == IncidentStatusFilter.Open ? new[] { "triggered", "acknowledged" } : new[] { s.ToString().ToLowerInvariant() }).Distinct();
+                    WriteObject(Await(PagerDuty.ListIncidentsAsync(statuses, ServiceId, Cancellation)), true);
+                    break;
+            }
+        });
+    }
+
+    [Cmdlet(VerbsCommon.Add, "PagerDutyIncidentNote", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = "Note")]
+    [OutputType(typeof(PagerDutyNote))]
+    public sealed class AddPagerDutyIncidentNoteCommand : PagerDutyCmdlet
+    {
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(IncidentCompleter))]
+        public string IncidentId { get; set; }
+
+        [Parameter(Position = 1, ParameterSetName = "Note", Mandatory = true)]
+        public string Note { get; set; }
+
+        /// <summary>Any of our result objects (a removed target, a health result, ...): a concise note is written for it.</summary>
+        [Parameter(ValueFromPipeline = true, ParameterSetName = "InputObject", Mandatory = true)]
+        public PSObject InputObject { get; set; }
+
+        [Parameter] public SwitchParameter PassThru { get; set; }
+
+        protected override void ProcessRecord() => PerItem(() =>
+        {
+            var text = ParameterSetName == "Note" ? Note : NoteText.Describe(InputObject?.BaseObject);
+            if (string.IsNullOrWhiteSpace(IncidentId))
+                throw new OpsException("IncidentIdMissing", OpsErrorCategory.InvalidArgument, "No incident id: pass -IncidentId or pipe an object that carries one.", InputObject);
+            if (!ShouldProcess($"incident {IncidentId}", $"Add note \"{text}\"")) return;
+            var note = Await(PagerDuty.AddNoteAsync(IncidentId, text, Cancellation));
+            WriteVerbose($"Note added to incident {IncidentId}: {text}");
+            if (PassThru) WriteObject(note);
+        });
+    }
+
+    public enum IncidentStatusChange { Acknowledged, Resolved }
+
+    [Cmdlet(VerbsCommon.Set, "PagerDutyIncident", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+    [OutputType(typeof(PagerDutyIncident))]
+    public sealed class SetPagerDutyIncidentCommand : PagerDutyCmdlet
+    {
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(IncidentCompleter))]
+        public string IncidentId { get; set; }
+
+        [Parameter, ValidateRange(1, 100)] public int EscalationLevel { get; set; }
+        /// <summary>A user id (P…) or the user's email, resolved to the id.</summary>
+        [Parameter] public string[] AssignTo { get; set; }
+        [Parameter] public string EscalationPolicy { get; set; }
+        [Parameter] public IncidentStatusChange Status { get; set; }
+        [Parameter] public string Resolution { get; set; }
+        [Parameter] public SwitchParameter PassThru { get; set; }
+
+        protected override void ProcessRecord() => PerItem(() =>
+        {
+            var b = MyInvocation.BoundParameters;
+            var fields = new JObject();
+            var what = new List<string>();
+            if (b.ContainsKey(nameof(EscalationLevel))) { fields["escalation_level"] = EscalationLevel; what.Add($"escalate to level {EscalationLevel}"); }
+            if (AssignTo != null)
+            {
+                var ids = AssignTo.Select(a => Await(PagerDuty.ResolveUserIdAsync(a, Cancellation))).ToList();
+                fields["assignments"] = new JArray(ids.Select(id => new JObject { ["assignee"] = new JObject { ["id"] = id, ["type"] = "user_reference" } }));
+                what.Add("assign to " + string.Join(", ", AssignTo.Zip(ids, (a, id) => a == id ? id : $"{a} ({id})")));
+            }
+            if (EscalationPolicy != null) { fields["escalation_policy"] = new JObject { ["id"] = EscalationPolicy, ["type"] = "escalation_policy_reference" }; what.Add("reassign to escalation policy " + EscalationPolicy); }
+            if (b.ContainsKey(nameof(Status)))
+            {
+                fields["status"] = Status.ToString().ToLowerInvariant();
+                if (Status == IncidentStatusChange.Resolved && Resolution != null) fields["resolution"] = Resolution;
+                what.Add("set status " + Status);
+            }
+            if (what.Count == 0) ThrowArgument("NothingToChange", "Say what to change: -EscalationLevel, -AssignTo, -EscalationPolicy or -Status.", IncidentId);
+            if (!ShouldProcess($"incident {IncidentId}", string.Join("; ", what))) return;
+            var before = Await(PagerDuty.GetIncidentAsync(IncidentId, Cancellation));
+            var after = Await(PagerDuty.UpdateIncidentAsync(before.IncidentId, fields, before, Cancellation));
+            WriteVerbose($"Incident {IncidentId}: {string.Join("; ", what)}.");
+            if (PassThru) WriteObject(after);
+        });
+    }
+
+    public sealed class IncidentCompleter : IArgumentCompleter
+    {
+        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
+        {
+            var c = ContextStore.Current.Clone();
+            c.HttpTimeout = TimeSpan.FromSeconds(3);
+            c.PagerDutyMaxRetries = 0;
+            if (c.PagerDutyToken == null) return Enumerable.Empty<CompletionResult>();
+            var open = CompletionHelp.Quietly(ct => new PagerDutyClient(c, null).ListIncidentsAsync(new[] { "triggered", "acknowledged" }, null, ct), new List<PagerDutyIncident>());
+            var p = new WildcardPattern((wordToComplete ?? "").Trim('\'', '"') + "*", WildcardOptions.IgnoreCase);
+            return open.Where(i => p.IsMatch(i.IncidentId)).Select(i => new CompletionResult(i.IncidentId, i.IncidentId, CompletionResultType.ParameterValue, i.Title ?? i.IncidentId));
+        }
+    }
+}
