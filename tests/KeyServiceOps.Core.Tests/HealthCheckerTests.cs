@@ -51,10 +51,9 @@ namespace KeyServiceOps.Core.Tests
             await lab[0].SetModeAsync(InstanceMode.HugeBody);
             var r = await Checker(10).CheckAsync(new Endpoint(lab[0].Address, 8888), CancellationToken.None);
             Assert.Equal(HealthStatus.Degraded, r.Status);
-            Assert.Contains("not read further", r.Detail);
-            await Task.Delay(300);
-            // The server could only push what socket buffers hold after we stopped reading: far below 50 MB.
-            Assert.True(Interlocked.Read(ref lab[0].HugeBodyBytesSent) < 20L * 1024 * 1024, $"server sent {lab[0].HugeBodyBytesSent} bytes");
+            // The checker stops at its bound (64 KiB) and says so; it never buffers the 50 MB.
+            Assert.Contains("not in the first 65536 bytes (body not read further)", r.Detail);
+            Assert.True(r.Latency < TimeSpan.FromSeconds(5), r.Latency.ToString());
         }
 
         [Fact]

@@ -71,14 +71,7 @@ namespace KeyServiceOps.Lab
         public static async Task<KongEmulator> StartAsync(KongEra era = KongEra.V3)
         {
             var k = new KongEmulator { Era = era };
-            var b = WebApplication.CreateSlimBuilder();
-            b.Logging.ClearProviders();
-            b.WebHost.UseKestrel(o => o.Listen(IPAddress.Loopback, 0));
-            var app = b.Build();
-            app.Run(k.HandleAsync);
-            await app.StartAsync();
-            k._app = app;
-            k.BaseUri = new Uri(app.Urls.First().Replace("0.0.0.0", "127.0.0.1") + "/");
+            (k._app, k.BaseUri) = await LabHost.StartAsync(k.HandleAsync);
             return k;
         }
 
@@ -391,16 +384,8 @@ namespace KeyServiceOps.Lab
         private static Task SchemaError(HttpContext ctx, string field, string message)
             => Json(ctx, 400, new JsonObject { ["code"] = 2, ["name"] = "schema violation", ["message"] = $"schema violation ({field}: {message})", ["fields"] = new JsonObject { [field] = message } });
 
-        private static async Task Json(HttpContext ctx, int status, JsonNode body)
-        {
-            ctx.Response.StatusCode = status;
-            ctx.Response.ContentType = "application/json; charset=utf-8";
-            await ctx.Response.WriteAsync(body.ToJsonString());
-        }
+        private static Task Json(HttpContext ctx, int status, JsonNode body) => LabHost.Json(ctx, status, body);
 
-        public async ValueTask DisposeAsync()
-        {
-            if (_app != null) { await _app.StopAsync(); await _app.DisposeAsync(); }
-        }
+        public ValueTask DisposeAsync() => LabHost.StopAsync(_app);
     }
 }

@@ -53,14 +53,7 @@ namespace KeyServiceOps.Lab
         public static async Task<PagerDutyEmulator> StartAsync()
         {
             var pd = new PagerDutyEmulator();
-            var b = WebApplication.CreateSlimBuilder();
-            b.Logging.ClearProviders();
-            b.WebHost.UseKestrel(o => o.Listen(IPAddress.Loopback, 0));
-            var app = b.Build();
-            app.Run(pd.HandleAsync);
-            await app.StartAsync();
-            pd._app = app;
-            pd.BaseUri = new Uri(app.Urls.First() + "/");
+            (pd._app, pd.BaseUri) = await LabHost.StartAsync(pd.HandleAsync);
             pd.Seed();
             return pd;
         }
@@ -264,16 +257,8 @@ namespace KeyServiceOps.Lab
         private static JsonObject Err(string message, int code, params string[] errors)
             => new JsonObject { ["error"] = new JsonObject { ["message"] = message, ["code"] = code, ["errors"] = new JsonArray(errors.Select(e => (JsonNode)JsonValue.Create(e)).ToArray()) } };
 
-        private static async Task Json(HttpContext ctx, int status, JsonNode body)
-        {
-            ctx.Response.StatusCode = status;
-            ctx.Response.ContentType = "application/json; charset=utf-8";
-            await ctx.Response.WriteAsync(body.ToJsonString());
-        }
+        private static Task Json(HttpContext ctx, int status, JsonNode body) => LabHost.Json(ctx, status, body);
 
-        public async ValueTask DisposeAsync()
-        {
-            if (_app != null) { await _app.StopAsync(); await _app.DisposeAsync(); }
-        }
+        public ValueTask DisposeAsync() => LabHost.StopAsync(_app);
     }
 }
