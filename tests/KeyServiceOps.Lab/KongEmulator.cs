@@ -214,8 +214,7 @@ namespace KeyServiceOps.Lab
             if (offText.Length > 0 && !int.TryParse(offText, out offset)) { await Json(ctx, 400, new JsonObject { ["message"] = "invalid offset" }); return; }
             List<KongTarget> all;
             lock (_gate)
-                all = u.Targets.Where(t => Era == KongEra.V3 || t.Weight > 0 || true)
-                    .OrderByDescending(t => t.CreatedAt).ToList();
+                all = u.Targets.OrderByDescending(t => t.CreatedAt).ToList(); // weight-0 targets listed: 3.x, and 2.x from 2.4.1
             var page = all.Skip(offset).Take(size).ToList();
             var data = new JsonArray();
             foreach (var t in page)
