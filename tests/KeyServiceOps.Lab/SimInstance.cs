@@ -62,7 +62,78 @@ namespace KeyServiceOps.Lab
         /// <summary>What a restart does: the mode after it (and after <see cref="RestartDelay"/>), or null to keep the fault.</summary>
         public InstanceMode? ModeAfterRestart { get; set; } = InstanceMode.Up;
         public TimeSpan RestartDelay { get; set; } = TimeSpan.FromMilliseconds(300);
-        public string Scenario { get; set; } = "healthy";
+        public FaultScenario? Scenario { get; private set; }
+        public DockerMode Docker { get; set; } = DockerMode.Ok;
+        public bool SudoNeedsPassword { get; set; }
+        private int _exitCodeOfScenario;
+
+        /// <summary>docker inspect --format '{{json .State}}'.</summary>
+        public string StateJson()
+        {
+            lock (_gate)
+            {
+                var running = ContainerStatus == "running";
+                return new System.Text.Json.Nodes.JsonObject
+                {
+                    ["Status"] = ContainerStatus, ["Running"] = running, ["Paused"] = false, ["Restarting"] = ContainerStatus == "restarting",
+                    ["OOMKilled"] = OomKilled, ["Dead"] = false, ["Pid"] = running ? 4242 : 0, ["ExitCode"] = ExitCode, ["Error"] = ContainerError,
+                    ["StartedAt"] = DockerTime(StartedAt),
+                    ["FinishedAt"] = FinishedAt == null ? "0001-01-01T00:00:00Z" : DockerTime(FinishedAt.Value),
+                }.ToJsonString();
+            }
+        }
+
+        private static string DockerTime(DateTimeOffset t)
+            => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff", System.Globalization.CultureInfo.InvariantCulture) + "00Z";
+
+        /// <summary>
+        /// Puts the instance into a fault: its container exits, its log gets the lines that fault writes, and
+        /// health is down. With <paramref name="persists"/> a restart hits the same fault again.
+        /// </summary>
+        public async Task ApplyScenarioAsync(FaultScenario scenario, bool? persists = null)
+        {
+            var p = persists ?? (scenario == FaultScenario.CipherDependency || scenario == FaultScenario.IamDependency);
+            Scenario = scenario;
+            ModeAfterRestart = p ? null : InstanceMode.Up;
+            var (lines, exit, oom) = FaultScenarios.Lines(scenario, DateTimeOffset.UtcNow.AddSeconds(-30));
+            foreach (var l in lines) lock (Log) Log.Add(l);
+            lock (_gate)
+            {
+                ContainerStatus = "exited"; ExitCode = exit; OomKilled = oom; FinishedAt = DateTimeOffset.UtcNow;
+                _exitCodeOfScenario = exit;
+            }
+            await SetModeAsync(InstanceMode.Down);
+        }
+
+        /// <summary>What `docker restart` does here: the container starts; after <see cref="RestartDelay"/> it is up, or hits its fault again.</summary>
+        public void SimulateRestart()
+        {
+            lock (_gate)
+            {
+                RestartCount++;
+                ContainerStatus = "running"; ExitCode = 0; OomKilled = false; ContainerError = "";
+                StartedAt = DateTimeOffset.UtcNow;
+            }
+            foreach (var l in FaultScenarios.Startup(DateTimeOffset.UtcNow)) lock (Log) Log.Add(l);
+            var after = ModeAfterRestart;
+            var scenario = Scenario;
+            _ = Task.Run(async () =>
+            {
+                try { await Task.Delay(RestartDelay, _dispose.Token); } catch (OperationCanceledException) { return; }
+                if (after != null)
+                {
+                    AppendLog("time=\"" + DockerTime(DateTimeOffset.UtcNow) + "\" level=info msg=\"http server listening\" addr=\"0.0.0.0:8888\"");
+                    Scenario = null;
+                    await SetModeAsync(after.Value);
+                }
+                else if (scenario != null)
+                {
+                    var (lines, exit, oom) = FaultScenarios.Lines(scenario.Value, DateTimeOffset.UtcNow, withStartup: false);
+                    foreach (var l in lines) lock (Log) Log.Add(l);
+                    lock (_gate) { ContainerStatus = "exited"; ExitCode = exit; OomKilled = oom; FinishedAt = DateTimeOffset.UtcNow; }
+                }
+            });
+        }
 
         public async Task SetModeAsync(InstanceMode mode)
         {

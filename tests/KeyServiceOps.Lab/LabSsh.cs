@@ -1,0 +1,262 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using Microsoft.AspNetCore.Builder;
+
+namespace KeyServiceOps.Lab
+{
+    /// <summary>
+    /// A real OpenSSH sshd on loopback, listening on every instance address at one high port, with a generated
+    /// host key and user keys. Its sessions get a PATH whose first entry holds the lab's `docker`, `sudo` and
+    /// `curl` shims; the docker shim calls <see cref="DockerSim"/> through the control endpoint and uses
+    /// SSH_CONNECTION to know which instance it is "on".
+    /// </summary>
+    public sealed class LabSsh : IAsyncDisposable
+    {
+        public const string RsaPassphrase = "lab-pem-passphrase";
+        private readonly List<string> _addresses;
+        private Process _sshd;
+        private WebApplication _control;
+
+        private LabSsh(IEnumerable<string> addresses) { _addresses = addresses.ToList(); }
+
+        public string Dir { get; private set; }
+        public int Port { get; private set; }
+        public string User => Environment.UserName;
+        /// <summary>ed25519 user key, OpenSSH format, no passphrase.</summary>
+        public string KeyPath => Path.Combine(Dir, "id_ed25519");
+        /// <summary>RSA user key, PEM format, protected by <see cref="RsaPassphrase"/>.</summary>
+        public string RsaPemKeyPath => Path.Combine(Dir, "id_rsa_pem");
+        public string HostKeyPath => Path.Combine(Dir, "ssh_host_ed25519_key");
+        public string LogPath => Path.Combine(Dir, "sshd.log");
+        public string ShimDir => Path.Combine(Dir, "shim");
+        public Uri ControlUri { get; private set; }
+        public DockerSim Docker { get; private set; }
+
+        /// <summary>The host key as a known_hosts key field ("ssh-ed25519 AAAA...").</summary>
+        public string HostKeyLine => File.ReadAllText(HostKeyPath + ".pub").Trim().Split(' ').Take(2).Aggregate((a, b) => a + " " + b);
+
+        /// <summary>OpenSSH-style fingerprint of the current host key: SHA256:base64-without-padding.</summary>
+        public string HostKeyFingerprint
+        {
+            get
+            {
+                var blob = Convert.FromBase64String(HostKeyLine.Split(' ')[1]);
+                return "SHA256:" + Convert.ToBase64String(SHA256.HashData(blob)).TrimEnd('=');
+            }
+        }
+
+        /// <summary>A known_hosts line for one address ("[addr]:port ssh-ed25519 AAAA...").</summary>
+        public string KnownHostsEntry(string address) => $"[{address}]:{Port} {HostKeyLine}";
+
+        /// <summary>The same entry hashed the way `ssh-keygen -H` writes it: |1|salt|HMAC-SHA1(salt, "[addr]:port").</summary>
+        public string HashedKnownHostsEntry(string address)
+        {
+            var salt = RandomNumberGenerator.GetBytes(20);
+            using var h = new HMACSHA1(salt);
+            var hash = h.ComputeHash(Encoding.ASCII.GetBytes($"[{address}]:{Port}"));
+            return $"|1|{Convert.ToBase64String(salt)}|{Convert.ToBase64String(hash)} {HostKeyLine}";
+        }
+
+        /// <summary>Connections sshd accepted (one "Accepted publickey" line each) from its log.</summary>
+        public int AcceptedConnections()
+        {
+            try
+            {
+                using var fs = new FileStream(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                using var r = new StreamReader(fs);
+                int n = 0; string line;
+                while ((line = r.ReadLine()) != null) if (line.Contains("Accepted publickey")) n++;
+                return n;
+            }
+            catch (FileNotFoundException) { return 0; }
+        }
+
+        public static async Task<LabSsh> StartAsync(IEnumerable<string> addresses, Func<string, SimInstance> byAddress)
+        {
+            if (!File.Exists("/usr/sbin/sshd"))
+                throw new InvalidOperationException("The SSH lab needs OpenSSH's sshd at /usr/sbin/sshd (apt-get install -y openssh-server; .ci/run does it).");
+            var s = new LabSsh(addresses);
+            s.Dir = Path.Combine(Path.GetTempPath(), "kso-lab-ssh-" + Guid.NewGuid().ToString("N").Substring(0, 10));
+            Directory.CreateDirectory(s.Dir);
+            Directory.CreateDirectory(s.ShimDir);
+            Directory.CreateDirectory("/run/sshd");
+            s.Docker = new DockerSim(byAddress);
+            (s._control, s.ControlUri) = await LabHost.StartAsync(s.Docker.HandleAsync);
+            await Task.WhenAll(
+                KeygenAsync("-t", "ed25519", "-N", "", "-f", s.HostKeyPath),
+                KeygenAsync("-t", "ed25519", "-N", "", "-C", "kso-lab", "-f", s.KeyPath),
+                KeygenAsync("-t", "rsa", "-b", "2048", "-m", "PEM", "-N", RsaPassphrase, "-C", "kso-lab-pem", "-f", s.RsaPemKeyPath));
+            File.WriteAllText(Path.Combine(s.Dir, "authorized_keys"),
+                File.ReadAllText(s.KeyPath + ".pub") + File.ReadAllText(s.RsaPemKeyPath + ".pub"));
+            s.WriteShims();
+            await s.StartSshdAsync();
+            return s;
+        }
+
+        private static async Task KeygenAsync(params string[] args)
+        {
+            var psi = new ProcessStartInfo("ssh-keygen") { RedirectStandardOutput = true, RedirectStandardError = true };
+            psi.ArgumentList.Add("-q");
+            foreach (var a in args) psi.ArgumentList.Add(a);
+            using var p = Process.Start(psi);
+            var err = p.StandardError.ReadToEndAsync();
+            await p.WaitForExitAsync();
+            if (p.ExitCode != 0) throw new InvalidOperationException($"ssh-keygen {string.Join(' ', args)} failed: {await err}");
+        }
+
+        private void WriteShims()
+        {
+            // docker: forwards its argv to the lab and replays the answer: "1 line" -> stdout, "2 line" -> stderr, "X n" -> exit n.
+            WriteShim("docker", @"#!/bin/bash
+# KeyServiceOps lab shim: `docker` on a simulated instance VM (see shared/contracts/docker-cli.md).
+read -r _ _ sip _ <<<""$SSH_CONNECTION""
+args=(--data-urlencode ""ip=$sip"" --data-urlencode ""sudo=${KSO_LAB_SUDO:-0}"")
+follow=0
+for a in ""$@""; do args+=(--data-urlencode ""a=$a""); case ""$a"" in -f|--follow) follow=1;; esac; done
+/usr/bin/curl -sS -N -G ""${args[@]}"" ""$KSO_LAB_CONTROL/docker"" | /usr/bin/awk -v f=$follow '
+  substr($0,1,2)==""1 "" { print substr($0,3); if (f) fflush(); next }
+  substr($0,1,2)==""2 "" { print substr($0,3) > ""/dev/stderr""; if (f) fflush(""/dev/stderr""); next }
+  substr($0,1,2)==""X "" { code=substr($0,3)+0; seen=1; next }
+  END { if (!seen) { print ""lab: no answer from the docker simulation"" > ""/dev/stderr""; exit 125 } exit code }'
+");
+            // sudo: the lab only supports the module's non-interactive form, `sudo -n CMD...`.
+            WriteShim("sudo", @"#!/bin/bash
+# KeyServiceOps lab shim: `sudo -n` on a simulated instance VM.
+[ ""$1"" = ""-n"" ] && shift
+read -r _ _ sip _ <<<""$SSH_CONNECTION""
+if [ ""$(/usr/bin/curl -sS -G --data-urlencode ""ip=$sip"" ""$KSO_LAB_CONTROL/sudo"")"" != ""ok"" ]; then
+  echo ""sudo: a password is required"" >&2; exit 1
+fi
+KSO_LAB_SUDO=1 exec ""$@""
+");
+            // curl: on the VM, localhost:8888 is the instance itself, i.e. this session's server address.
+            WriteShim("curl", @"#!/bin/bash
+# KeyServiceOps lab shim: curl where localhost is the simulated instance's own address.
+read -r _ _ sip _ <<<""$SSH_CONNECTION""
+args=()
+for a in ""$@""; do args+=(""${a//localhost/$sip}""); done
+exec /usr/bin/curl ""${args[@]}""
+");
+        }
+
+        private void WriteShim(string name, string text)
+        {
+            var p = Path.Combine(ShimDir, name);
+            File.WriteAllText(p, text.Replace("\r\n", "\n"));
+            File.SetUnixFileMode(p, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        }
+
+        private string WriteConfig()
+        {
+            var cfg = new StringBuilder();
+            cfg.AppendLine($"Port {Port}");
+            foreach (var a in _addresses) cfg.AppendLine($"ListenAddress {a}");
+            cfg.AppendLine($"HostKey {HostKeyPath}");
+            cfg.AppendLine($"PidFile {Path.Combine(Dir, "sshd.pid")}");
+            cfg.AppendLine($"AuthorizedKeysFile {Path.Combine(Dir, "authorized_keys")}");
+            cfg.AppendLine("PermitRootLogin prohibit-password");
+            cfg.AppendLine("StrictModes no");
+            cfg.AppendLine("UsePAM no");
+            cfg.AppendLine("PasswordAuthentication no");
+            cfg.AppendLine("KbdInteractiveAuthentication no");
+            cfg.AppendLine("AllowTcpForwarding yes");
+            cfg.AppendLine("MaxSessions 100");
+            cfg.AppendLine("MaxStartups 100:30:200");
+            cfg.AppendLine("LogLevel VERBOSE");
+            cfg.AppendLine($"SetEnv PATH={ShimDir}:/usr/local/bin:/usr/bin:/bin KSO_LAB_CONTROL={ControlUri.ToString().TrimEnd('/')}");
+            var path = Path.Combine(Dir, "sshd_config");
+            File.WriteAllText(path, cfg.ToString());
+            return path;
+        }
+
+        private async Task StartSshdAsync()
+        {
+            Exception last = null;
+            for (int attempt = 0; attempt < 8; attempt++)
+            {
+                Port = Port != 0 && attempt == 0 ? Port : FreePortOnAll();
+                var config = WriteConfig();
+                var psi = new ProcessStartInfo("/usr/sbin/sshd") { RedirectStandardError = true, RedirectStandardOutput = true };
+                foreach (var a in new[] { "-D", "-f", config, "-E", LogPath }) psi.ArgumentList.Add(a);
+                _sshd = Process.Start(psi);
+                var deadline = DateTime.UtcNow.AddSeconds(10);
+                while (DateTime.UtcNow < deadline && !_sshd.HasExited)
+                {
+                    if (_addresses.All(a => CanConnect(a, Port))) return;
+                    await Task.Delay(50);
+                }
+                last = new InvalidOperationException($"sshd did not start on port {Port}: " + (File.Exists(LogPath) ? File.ReadAllText(LogPath) : "(no log)"));
+                try { if (!_sshd.HasExited) _sshd.Kill(); } catch (Exception) { }
+                _sshd = null;
+            }
+            throw last;
+        }
+
+        private int FreePortOnAll()
+        {
+            var rnd = new Random();
+            for (int i = 0; i < 50; i++)
+            {
+                var port = rnd.Next(20000, 60000);
+                var ok = true;
+                foreach (var a in _addresses)
+                {
+                    try { var l = new TcpListener(IPAddress.Parse(a), port); l.Start(); l.Stop(); }
+                    catch (SocketException) { ok = false; break; }
+                }
+                if (ok) return port;
+            }
+            throw new InvalidOperationException("No free port for the lab sshd.");
+        }
+
+        private static bool CanConnect(string address, int port)
+        {
+            try { using var c = new TcpClient(); c.Connect(IPAddress.Parse(address), port); return true; }
+            catch (SocketException) { return false; }
+        }
+
+        private async Task StopSshdAsync()
+        {
+            if (_sshd == null) return;
+            try { if (!_sshd.HasExited) { _sshd.Kill(entireProcessTree: true); await _sshd.WaitForExitAsync(); } } catch (Exception) { }
+            _sshd.Dispose();
+            _sshd = null;
+            // Connections already accepted are served by their own sshd-session processes: end those too.
+            var pidFile = Path.Combine(Dir, "sshd.pid");
+            if (File.Exists(pidFile)) File.Delete(pidFile);
+        }
+
+        /// <summary>sshd restarts (same keys, same port): every open connection is cut.</summary>
+        public async Task RestartAsync()
+        {
+            await StopSshdAsync();
+            await StartSshdAsync();
+        }
+
+        /// <summary>The VM was rebuilt: a new host key, sshd restarted on the same port.</summary>
+        public async Task RegenerateHostKeyAsync()
+        {
+            await StopSshdAsync();
+            File.Delete(HostKeyPath); File.Delete(HostKeyPath + ".pub");
+            await KeygenAsync("-t", "ed25519", "-N", "", "-f", HostKeyPath);
+            await StartSshdAsync();
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await StopSshdAsync();
+            await LabHost.StopAsync(_control);
+            try { Directory.Delete(Dir, true); } catch (Exception) { }
+        }
+    }
+}
