@@ -27,6 +27,22 @@ namespace KeyServiceOps.Core.Tests
                 AuditLogPath = auditPath ?? Path.Combine(Path.GetTempPath(), $"ksops-test-{Guid.NewGuid():N}.jsonl"),
             };
 
+        /// <summary>A known_hosts file that trusts the lab's sshd on every instance address.</summary>
+        public static string KnownHostsFor(Lab.Lab lab)
+        {
+            var path = Path.Combine(Path.GetTempPath(), $"kso-known-{Guid.NewGuid():N}");
+            File.WriteAllLines(path, System.Linq.Enumerable.Select(lab.Instances, i => lab.Ssh.KnownHostsEntry(i.Address)));
+            return path;
+        }
+
+        public static OpsContext ForSsh(Lab.Lab lab, string knownHosts)
+        {
+            var c = For(lab);
+            c.SshUser = lab.Ssh.User; c.SshPort = lab.Ssh.Port; c.SshKeyPath = lab.Ssh.KeyPath; c.KnownHostsPath = knownHosts;
+            c.SshConnectTimeout = TimeSpan.FromSeconds(10); c.SshCommandTimeout = TimeSpan.FromSeconds(20);
+            return c;
+        }
+
         public static RingBalancerService Service(OpsContext ctx, IOpsLog log = null)
             => new RingBalancerService(ctx, new KongClient(ctx, log), HealthChecker.FromContext(ctx, log), new AuditLog(ctx.AuditLogPath), log);
     }

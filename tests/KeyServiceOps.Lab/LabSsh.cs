@@ -24,7 +24,8 @@ namespace KeyServiceOps.Lab
     {
         public const string RsaPassphrase = "lab-pem-passphrase";
         private readonly List<string> _addresses;
-        private Process _sshd;
+        // sshd listens on at most 16 addresses (MAX_LISTEN_SOCKS): one process per 16 instances.
+        private readonly List<Process> _sshd = new List<Process>();
         private WebApplication _control;
 
         private LabSsh(IEnumerable<string> addresses) { _addresses = addresses.ToList(); }
@@ -37,7 +38,9 @@ namespace KeyServiceOps.Lab
         /// <summary>RSA user key, PEM format, protected by <see cref="RsaPassphrase"/>.</summary>
         public string RsaPemKeyPath => Path.Combine(Dir, "id_rsa_pem");
         public string HostKeyPath => Path.Combine(Dir, "ssh_host_ed25519_key");
-        public string LogPath => Path.Combine(Dir, "sshd.log");
+        /// <summary>The first sshd's log (the one serving the first 16 instances).</summary>
+        public string LogPath => LogPathOf(0);
+        private string LogPathOf(int group) => Path.Combine(Dir, $"sshd-{group}.log");
         public string ShimDir => Path.Combine(Dir, "shim");
         public Uri ControlUri { get; private set; }
         public DockerSim Docker { get; private set; }
@@ -70,15 +73,15 @@ namespace KeyServiceOps.Lab
         /// <summary>Connections sshd accepted (one "Accepted publickey" line each) from its log.</summary>
         public int AcceptedConnections()
         {
-            try
+            int n = 0;
+            foreach (var log in Directory.GetFiles(Dir, "sshd-*.log"))
             {
-                using var fs = new FileStream(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                using var fs = new FileStream(log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
                 using var r = new StreamReader(fs);
-                int n = 0; string line;
+                string line;
                 while ((line = r.ReadLine()) != null) if (line.Contains("Accepted publickey")) n++;
-                return n;
             }
-            catch (FileNotFoundException) { return 0; }
+            return n;
         }
 
         public static async Task<LabSsh> StartAsync(IEnumerable<string> addresses, Func<string, SimInstance> byAddress)
@@ -123,9 +126,24 @@ read -r _ _ sip _ <<<""$SSH_CONNECTION""
 args=(--data-urlencode ""ip=$sip"" --data-urlencode ""sudo=${KSO_LAB_SUDO:-0}"")
 follow=0
 for a in ""$@""; do args+=(--data-urlencode ""a=$a""); case ""$a"" in -f|--follow) follow=1;; esac; done
-/usr/bin/curl -sS -N -G ""${args[@]}"" ""$KSO_LAB_CONTROL/docker"" | /usr/bin/awk -v f=$follow '
-  substr($0,1,2)==""1 "" { print substr($0,3); if (f) fflush(); next }
-  substr($0,1,2)==""2 "" { print substr($0,3) > ""/dev/stderr""; if (f) fflush(""/dev/stderr""); next }
+if [ $follow = 1 ]; then
+  # mawk reads its input in blocks: for --follow relay line by line in bash instead.
+  /usr/bin/curl -sS -N -G ""${args[@]}"" ""$KSO_LAB_CONTROL/docker"" | {
+    code=125
+    while IFS= read -r line; do
+      case ""$line"" in
+        ""1 ""*) printf '%s\n' ""${line:2}"";;
+        ""2 ""*) printf '%s\n' ""${line:2}"" >&2;;
+        ""X ""*) code=${line:2};;
+      esac
+    done
+    exit $code
+  }
+  exit $?
+fi
+/usr/bin/curl -sS -N -G ""${args[@]}"" ""$KSO_LAB_CONTROL/docker"" | /usr/bin/awk '
+  substr($0,1,2)==""1 "" { print substr($0,3); next }
+  substr($0,1,2)==""2 "" { print substr($0,3) > ""/dev/stderr""; next }
   substr($0,1,2)==""X "" { code=substr($0,3)+0; seen=1; next }
   END { if (!seen) { print ""lab: no answer from the docker simulation"" > ""/dev/stderr""; exit 125 } exit code }'
 ");
@@ -156,13 +174,13 @@ exec /usr/bin/curl ""${args[@]}""
             File.SetUnixFileMode(p, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         }
 
-        private string WriteConfig()
+        private string WriteConfig(int group, IEnumerable<string> addresses)
         {
             var cfg = new StringBuilder();
             cfg.AppendLine($"Port {Port}");
-            foreach (var a in _addresses) cfg.AppendLine($"ListenAddress {a}");
+            foreach (var a in addresses) cfg.AppendLine($"ListenAddress {a}");
             cfg.AppendLine($"HostKey {HostKeyPath}");
-            cfg.AppendLine($"PidFile {Path.Combine(Dir, "sshd.pid")}");
+            cfg.AppendLine($"PidFile {Path.Combine(Dir, $"sshd-{group}.pid")}");
             cfg.AppendLine($"AuthorizedKeysFile {Path.Combine(Dir, "authorized_keys")}");
             cfg.AppendLine("PermitRootLogin prohibit-password");
             cfg.AppendLine("StrictModes no");
@@ -174,7 +192,7 @@ exec /usr/bin/curl ""${args[@]}""
             cfg.AppendLine("MaxStartups 100:30:200");
             cfg.AppendLine("LogLevel VERBOSE");
             cfg.AppendLine($"SetEnv PATH={ShimDir}:/usr/local/bin:/usr/bin:/bin KSO_LAB_CONTROL={ControlUri.ToString().TrimEnd('/')}");
-            var path = Path.Combine(Dir, "sshd_config");
+            var path = Path.Combine(Dir, $"sshd_config-{group}");
             File.WriteAllText(path, cfg.ToString());
             return path;
         }
@@ -185,19 +203,22 @@ exec /usr/bin/curl ""${args[@]}""
             for (int attempt = 0; attempt < 8; attempt++)
             {
                 Port = Port != 0 && attempt == 0 ? Port : FreePortOnAll();
-                var config = WriteConfig();
-                var psi = new ProcessStartInfo("/usr/sbin/sshd") { RedirectStandardError = true, RedirectStandardOutput = true };
-                foreach (var a in new[] { "-D", "-f", config, "-E", LogPath }) psi.ArgumentList.Add(a);
-                _sshd = Process.Start(psi);
+                var groups = _addresses.Chunk(16).ToList();
+                for (int g = 0; g < groups.Count; g++)
+                {
+                    var config = WriteConfig(g, groups[g]);
+                    var psi = new ProcessStartInfo("/usr/sbin/sshd") { RedirectStandardError = true, RedirectStandardOutput = true };
+                    foreach (var a in new[] { "-D", "-f", config, "-E", LogPathOf(g) }) psi.ArgumentList.Add(a);
+                    _sshd.Add(Process.Start(psi));
+                }
                 var deadline = DateTime.UtcNow.AddSeconds(10);
-                while (DateTime.UtcNow < deadline && !_sshd.HasExited)
+                while (DateTime.UtcNow < deadline && _sshd.All(p => !p.HasExited))
                 {
                     if (_addresses.All(a => CanConnect(a, Port))) return;
                     await Task.Delay(50);
                 }
-                last = new InvalidOperationException($"sshd did not start on port {Port}: " + (File.Exists(LogPath) ? File.ReadAllText(LogPath) : "(no log)"));
-                try { if (!_sshd.HasExited) _sshd.Kill(); } catch (Exception) { }
-                _sshd = null;
+                last = new InvalidOperationException($"sshd did not start on port {Port}: " + string.Join("\n", Directory.GetFiles(Dir, "sshd-*.log").Select(File.ReadAllText)));
+                await StopSshdAsync();
             }
             throw last;
         }
@@ -227,13 +248,14 @@ exec /usr/bin/curl ""${args[@]}""
 
         private async Task StopSshdAsync()
         {
-            if (_sshd == null) return;
-            try { if (!_sshd.HasExited) { _sshd.Kill(entireProcessTree: true); await _sshd.WaitForExitAsync(); } } catch (Exception) { }
-            _sshd.Dispose();
-            _sshd = null;
-            // Connections already accepted are served by their own sshd-session processes: end those too.
-            var pidFile = Path.Combine(Dir, "sshd.pid");
-            if (File.Exists(pidFile)) File.Delete(pidFile);
+            // Kill the whole tree: connections already accepted are served by child sshd-session processes.
+            foreach (var p in _sshd)
+            {
+                try { if (!p.HasExited) { p.Kill(entireProcessTree: true); await p.WaitForExitAsync(); } } catch (Exception) { }
+                p.Dispose();
+            }
+            _sshd.Clear();
+            foreach (var f in Directory.GetFiles(Dir, "sshd-*.pid")) File.Delete(f);
         }
 
         /// <summary>sshd restarts (same keys, same port): every open connection is cut.</summary>

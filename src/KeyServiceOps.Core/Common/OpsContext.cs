@@ -60,11 +60,22 @@ namespace KeyServiceOps.Core
         public Secret SshKeyPassphrase { get; set; }
         public Secret SshPasswordSecret { get; set; }
         public string KnownHostsPath { get; set; }
+        /// <summary>Record the key of a host not yet in known_hosts (never a changed one).</summary>
+        public bool AcceptNewHostKey { get; set; }
         public string JumpHost { get; set; }
         public bool UseSudo { get; set; }
         public string ContainerName { get; set; } = "api_key_service";
         public TimeSpan SshConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
         public TimeSpan SshCommandTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+        // Diagnosis / restart
+        /// <summary>An operator's fault-rules file, used before the module's own rules (or instead, when it says so).</summary>
+        public string FaultRulesPath { get; set; }
+        /// <summary>Who owns a dependency fault, by category (e.g. CipherDependency -> a PagerDuty user's email).</summary>
+        public Dictionary<string, string> FaultOwners { get; set; } = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        /// <summary>How long Restart-KeyService -Wait polls health before giving up (the runbook: "wait for several minutes").</summary>
+        public TimeSpan RestartWaitTimeout { get; set; } = TimeSpan.FromMinutes(5);
+        public TimeSpan RestartPollInterval { get; set; } = TimeSpan.FromSeconds(5);
 
         // PagerDuty
         public Uri PagerDutyUri { get; set; } = new Uri("https://api.pagerduty.com/");
@@ -109,6 +120,7 @@ namespace KeyServiceOps.Core
             var c = (OpsContext)MemberwiseClone();
             c.Inventory = Inventory.ToList();
             c.MaintenanceTargets = MaintenanceTargets.ToList();
+            c.FaultOwners = new Dictionary<string, string>(FaultOwners, StringComparer.OrdinalIgnoreCase);
             return c;
         }
 
@@ -144,6 +156,11 @@ namespace KeyServiceOps.Core
             if (S("knownHostsPath") != null) KnownHostsPath = S("knownHostsPath");
             if (S("jumpHost") != null) JumpHost = S("jumpHost");
             if (o["useSudo"] != null) UseSudo = (bool)o["useSudo"];
+            if (o["acceptNewHostKey"] != null) AcceptNewHostKey = (bool)o["acceptNewHostKey"];
+            if (S("containerName") != null) ContainerName = S("containerName");
+            if (S("faultRulesPath") != null) FaultRulesPath = S("faultRulesPath");
+            if (o["faultOwners"] is JObject fo) foreach (var p in fo.Properties()) FaultOwners[p.Name] = (string)p.Value;
+            if (o["restartWaitSeconds"] != null) RestartWaitTimeout = TimeSpan.FromSeconds((double)o["restartWaitSeconds"]);
             if (S("auditLogPath") != null) AuditLogPath = S("auditLogPath");
             if (o["maintenanceTargets"] is JArray mt) MaintenanceTargets = mt.Select(t => (string)t).ToList();
             if (o["inventory"] is JArray inv) Inventory = inv.ToObject<List<InventoryEntry>>();

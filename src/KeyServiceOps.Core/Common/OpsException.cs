@@ -7,7 +7,7 @@ namespace KeyServiceOps.Core
     {
         NotSpecified, InvalidArgument, InvalidData, InvalidOperation, InvalidResult, ConnectionError,
         AuthenticationError, PermissionDenied, ObjectNotFound, ResourceExists, ResourceUnavailable,
-        OperationTimeout, LimitsExceeded, SecurityError, NotInstalled, OperationStopped, ProtocolError,
+        OperationTimeout, LimitsExceeded, SecurityError, NotInstalled, OperationStopped, ProtocolError, ReadError,
     }
 
     /// <summary>

@@ -1,0 +1,247 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.Linq;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core.Diagnosis;
+using KeyServiceOps.Core.Health;
+using Newtonsoft.Json;
+using Newtonsoft.Json.Linq;
+
+namespace KeyServiceOps.Core.Remote
+{
+    /// <summary>What `docker inspect` says about the container.</summary>
+    public sealed class ContainerState
+    {
+        public string Address { get; set; }
+        public string Container { get; set; }
+        public string Status { get; set; }
+        public bool Running { get; set; }
+        public bool Paused { get; set; }
+        public bool Restarting { get; set; }
+        public bool OOMKilled { get; set; }
+        public bool Dead { get; set; }
+        public int Pid { get; set; }
+        public int ExitCode { get; set; }
+        public string Error { get; set; }
+        public DateTimeOffset? StartedAt { get; set; }
+        /// <summary>Null while the container has never stopped (docker reports 0001-01-01).</summary>
+        public DateTimeOffset? FinishedAt { get; set; }
+        public int RestartCount { get; set; }
+        public string Health { get; set; }
+        public override string ToString() => $"{Address} {Container} {Status} exit={ExitCode}";
+    }
+
+    public sealed class LogQuery
+    {
+        public int? Tail { get; set; }
+        public string Since { get; set; }
+        public string Until { get; set; }
+        public bool Follow { get; set; }
+    }
+
+    /// <summary>
+    /// The Docker CLI on an instance's VM over SSH (shared/contracts/docker-cli.md). Every command is built from
+    /// validated, single-quoted values; each documented docker failure becomes its own error id.
+    /// </summary>
+    public sealed class DockerClient
+    {
+        private readonly RemoteShell _shell;
+        private readonly IOpsLog _log;
+
+        public DockerClient(RemoteShell shell, IOpsLog log)
+        {
+            _shell = shell ?? throw new ArgumentNullException(nameof(shell));
+            _log = log ?? NullOpsLog.Instance;
+        }
+
+        private static string Docker(SshTarget t) => t.UseSudo ? "sudo -n docker" : "docker";
+
+        public static string LogsCommand(SshTarget t, LogQuery q)
+        {
+            var sb = new StringBuilder(Docker(t)).Append(" logs --timestamps");
+            if (q.Tail != null)
+            {
+                if (q.Tail < 0) throw new OpsException("InvalidTail", OpsErrorCategory.InvalidArgument, $"-Tail {q.Tail} is negative.", q.Tail);
+                sb.Append(" --tail ").Append(ShellText.Quote(q.Tail.Value.ToString(CultureInfo.InvariantCulture)));
+            }
+            if (q.Since != null) sb.Append(" --since ").Append(ShellText.Quote(ShellText.ValidTime(q.Since, "Since")));
+            if (q.Until != null) sb.Append(" --until ").Append(ShellText.Quote(ShellText.ValidTime(q.Until, "Until")));
+            if (q.Follow) sb.Append(" --follow");
+            return sb.Append(' ').Append(ShellText.Quote(ShellText.ValidContainer(t.Container))).ToString();
+        }
+
+        /// <summary>
+        /// Streams `docker logs` to <paramref name="onEntry"/>, one call per line as it arrives, stdout and stderr
+        /// kept apart. Lines on stderr without docker's timestamp are docker's own messages: they make the error.
+        /// Returns the number of entries.
+        /// </summary>
+        public async Task<long> LogsAsync(SshTarget t, LogQuery q, Action<LogEntry> onEntry, CancellationToken ct)
+        {
+            var command = LogsCommand(t, q);
+            long seq = 0;
+            var cliErrors = new List<string>();
+            var gate = new object();
+            void Emit(string line, LogStream stream)
+            {
+                var e = LogEntry.Parse(line, stream);
+                if (e.Timestamp == null && stream == LogStream.Stderr)
+                {
+                    lock (gate) if (cliErrors.Count < 20) cliErrors.Add(line);
+                    return;
+                }
+                e.Address = t.Host; e.Container = t.Container;
+                lock (gate) { e.Sequence = ++seq; onEntry(e); }
+            }
+            var status = await _shell.RunAsync(t, command, l => Emit(l, LogStream.Stdout), l => Emit(l, LogStream.Stderr), null, ct).ConfigureAwait(false);
+            if (status != 0) throw DockerError(t, command, status, string.Join("\n", cliErrors));
+            if (cliErrors.Count > 0) _log.Warning($"docker on {t.Host} also said: {string.Join(" | ", cliErrors.Take(3))}");
+            return seq;
+        }
+
+        public async Task<ContainerState> InspectAsync(SshTarget t, CancellationToken ct)
+        {
+            var name = ShellText.Quote(ShellText.ValidContainer(t.Container));
+            var (status, stdout, stderr) = await CaptureAsync(t, $"{Docker(t)} inspect --format {ShellText.Quote("{{json .State}}")} {name}", ct).ConfigureAwait(false);
+            var cmd = $"{Docker(t)} inspect {name}";
+            if (status != 0) throw DockerError(t, cmd, status, stderr);
+            JObject o;
+            try { o = JObject.Parse(stdout); }
+            catch (JsonException e)
+            {
+                throw new OpsException("DockerInvalidOutput", OpsErrorCategory.InvalidResult,
+                    $"`docker inspect` on {t.Host} did not print the container state as JSON.", t.Host, details: Clip(stdout),
+                    recommendedAction: "Run `docker inspect --format '{{json .State}}' " + t.Container + "` on the VM and check its output.", inner: e);
+            }
+            var state = new ContainerState
+            {
+                Address = t.Host, Container = t.Container,
+                Status = (string)o["Status"], Running = (bool?)o["Running"] ?? false, Paused = (bool?)o["Paused"] ?? false,
+                Restarting = (bool?)o["Restarting"] ?? false, OOMKilled = (bool?)o["OOMKilled"] ?? false, Dead = (bool?)o["Dead"] ?? false,
+                Pid = (int?)o["Pid"] ?? 0, ExitCode = (int?)o["ExitCode"] ?? 0, Error = (string)o["Error"],
+                StartedAt = DockerTime(o["StartedAt"]), FinishedAt = DockerTime(o["FinishedAt"]),
+                Health = (string)o["Health"]?["Status"],
+            };
+            var (rs, rout, rerr) = await CaptureAsync(t, $"{Docker(t)} inspect --format {ShellText.Quote("{{.RestartCount}}")} {name}", ct).ConfigureAwait(false);
+            if (rs != 0) throw DockerError(t, cmd, rs, rerr);
+            if (int.TryParse(rout.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var rc)) state.RestartCount = rc;
+            return state;
+        }
+
+        /// <summary>`docker restart`: returns once the process is started, not once the service is healthy.</summary>
+        public async Task RestartAsync(SshTarget t, int? graceSeconds, CancellationToken ct)
+        {
+            var cmd = new StringBuilder(Docker(t)).Append(" restart");
+            if (graceSeconds != null) cmd.Append(" --time ").Append(ShellText.Quote(graceSeconds.Value.ToString(CultureInfo.InvariantCulture)));
+            cmd.Append(' ').Append(ShellText.Quote(ShellText.ValidContainer(t.Container)));
+            var text = cmd.ToString();
+            // The grace period counts against the timeout: docker waits for it before SIGKILL.
+            var timeout = t.CommandTimeout + TimeSpan.FromSeconds(graceSeconds ?? 10);
+            var (status, _, stderr) = await CaptureAsync(t, text, ct, timeout).ConfigureAwait(false);
+            if (status != 0) throw DockerError(t, text, status, stderr);
+        }
+
+        /// <summary>The runbook's own check, run on the VM: curl to localhost (for instances not reachable from here).</summary>
+        public async Task<HealthResult> CurlHealthAsync(SshTarget t, int port, string path, string expected, TimeSpan timeout, CancellationToken ct)
+        {
+            if (port <= 0 || port > 65535) throw new OpsException("InvalidPort", OpsErrorCategory.InvalidArgument, $"Port {port} is out of range.", port);
+            if (string.IsNullOrEmpty(path) || path[0] != '/' || path.Any(c => c <= ' ' || c == '\'' || c > '~'))
+                throw new OpsException("InvalidHealthPath", OpsErrorCategory.InvalidArgument, $"Health path '{path}' must start with / and hold only printable ASCII without quotes or spaces.", path);
+            var url = $"http://localhost:{port}{path}";
+            var secs = Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+            var command = $"curl -sS -m {ShellText.Quote(secs)} --max-filesize 65536 -w {ShellText.Quote("\\n%{http_code}")} {ShellText.Quote(url)}";
+            var result = new HealthResult { Address = t.Host, Port = port, Url = url, Via = "Ssh", CheckedAt = DateTimeOffset.UtcNow };
+            var sw = Stopwatch.StartNew();
+            var (status, stdout, stderr) = await CaptureAsync(t, command, ct, timeout + t.CommandTimeout).ConfigureAwait(false);
+            result.Latency = sw.Elapsed;
+            var lastNl = stdout.LastIndexOf('\n');
+            var body = lastNl >= 0 ? stdout.Substring(0, lastNl) : "";
+            int.TryParse((lastNl >= 0 ? stdout.Substring(lastNl + 1) : stdout).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var code);
+            switch (status)
+            {
+                case 0:
+                    result.HttpStatus = code;
+                    if (code < 200 || code > 299) { result.Status = HealthStatus.Unhealthy; result.Detail = $"HTTP {code}"; }
+                    else if (body.IndexOf(expected, StringComparison.Ordinal) >= 0) { result.Status = HealthStatus.Up; result.Healthy = true; result.Detail = "The API is available and operational"; }
+                    else { result.Status = HealthStatus.Degraded; result.Detail = $"HTTP {code} but the body lacks '{expected}'"; }
+                    break;
+                case 7: result.Status = HealthStatus.Down; result.Detail = "connection refused (curl on the VM)"; break;
+                case 28: result.Status = HealthStatus.Timeout; result.Detail = $"no answer within {secs} s (curl on the VM)"; break;
+                case 63: result.Status = HealthStatus.Degraded; result.HttpStatus = code == 0 ? (int?)null : code; result.Detail = "body larger than 64 KiB (curl on the VM stopped reading)"; break;
+                case 127:
+                    throw new OpsException("CurlNotInstalled", OpsErrorCategory.NotInstalled, $"curl is not installed on {t.Host}.", t.Host, details: Clip(stderr),
+                        recommendedAction: "Check health over HTTP instead (Test-KeyServiceHealth without -Via Ssh), or install curl on the VM.");
+                default: result.Status = HealthStatus.Error; result.Detail = $"curl exit {status}: {Clip(stderr)}"; break;
+            }
+            _log.Verbose($"Health {t.Host} via SSH: {result.Status} in {(int)result.Latency.TotalMilliseconds} ms ({result.Detail})");
+            return result;
+        }
+
+        /// <summary>Runs a short command and keeps (bounded) stdout and stderr.</summary>
+        private async Task<(int status, string stdout, string stderr)> CaptureAsync(SshTarget t, string command, CancellationToken ct, TimeSpan? timeout = null)
+        {
+            var o = new BoundedText(256 * 1024); var e = new BoundedText(16 * 1024);
+            var status = await _shell.RunAsync(t, command, o.Add, e.Add, timeout ?? t.CommandTimeout, ct).ConfigureAwait(false);
+            return (status, o.ToString(), e.ToString());
+        }
+
+        private static DateTimeOffset? DockerTime(JToken v)
+        {
+            var s = v?.Type == JTokenType.Date ? ((DateTime)v).ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture) : (string)v;
+            if (string.IsNullOrEmpty(s) || s.StartsWith("0001-01-01")) return null;
+            return LogEntry.TryParseTimestamp(s, out var t, out _) ? t : (DateTimeOffset?)null;
+        }
+
+        private static string Clip(string s) => s == null ? null : s.Length > 2000 ? s.Substring(0, 2000) + "…" : s;
+
+        /// <summary>Maps docker's documented failures (stderr, exit status) to their own error ids.</summary>
+        public static OpsException DockerError(SshTarget t, string command, int status, string stderr)
+        {
+            var err = (stderr ?? "").Trim();
+            var host = t.Host;
+            if (status == 127 || err.Contains("command not found"))
+                return new OpsException("DockerNotInstalled", OpsErrorCategory.NotInstalled,
+                    $"There is no docker command on {host}'s PATH (`{command}` exited {status}).", host, details: Clip(err),
+                    recommendedAction: "Check that this VM runs the key service (Get-KeyServiceInstance), or log in as a user whose PATH has docker.");
+            if (err.Contains("a password is required") || err.Contains("a terminal is required"))
+                return new OpsException("SudoPasswordRequired", OpsErrorCategory.PermissionDenied,
+                    $"`sudo -n` on {host} needs a password, so docker could not run as root.", host, details: Clip(err),
+                    recommendedAction: $"Ask for a password-less sudo rule for docker for {t.User}, or connect as a user in the docker group without -UseSudo.");
+            if (err.Contains("permission denied while trying to connect to the Docker daemon"))
+                return new OpsException("DockerPermissionDenied", OpsErrorCategory.PermissionDenied,
+                    $"{t.User} on {host} may not use the Docker daemon.", host, details: Clip(err),
+                    recommendedAction: "Use -UseSudo (runs `sudo -n docker`), or set UseSudo for this host in the inventory.");
+            if (err.Contains("Cannot connect to the Docker daemon"))
+                return new OpsException("DockerDaemonUnavailable", OpsErrorCategory.ResourceUnavailable,
+                    $"The Docker daemon on {host} is not running.", host, details: Clip(err),
+                    recommendedAction: "The container cannot be read or restarted until dockerd runs: `systemctl status docker` on the VM, or escalate.");
+            if (err.Contains("No such container") || err.Contains("No such object"))
+                return new OpsException("ContainerNotFound", OpsErrorCategory.ObjectNotFound,
+                    $"There is no container '{t.Container}' on {host}.", host, details: Clip(err),
+                    recommendedAction: "The container does not exist on this host: check -Container (`docker ps -a` on the VM) and that this is the right VM.");
+            return new OpsException("DockerCommandFailed", OpsErrorCategory.InvalidResult,
+                $"`{command}` on {host} failed with exit status {status}.", host, details: Clip(err),
+                recommendedAction: "Read the remote answer; run the command on the VM by hand to see more.");
+        }
+
+        private sealed class BoundedText
+        {
+            private readonly StringBuilder _sb = new StringBuilder();
+            private readonly int _max;
+            public BoundedText(int max) { _max = max; }
+            public void Add(string line)
+            {
+                lock (_sb)
+                {
+                    if (_sb.Length >= _max) return;
+                    if (_sb.Length > 0) _sb.Append('\n');
+                    _sb.Append(line.Length > _max - _sb.Length ? line.Substring(0, _max - _sb.Length) : line);
+                }
+            }
+            public override string ToString() { lock (_sb) return _sb.ToString(); }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core.Diagnosis;
+using KeyServiceOps.Core.Health;
+using KeyServiceOps.Core.Runbook;
+
+namespace KeyServiceOps.Core.Remote
+{
+    public enum HealthVia { Http, Ssh }
+
+    public sealed class RestartOptions
+    {
+        public bool Wait { get; set; }
+        public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(5);
+        public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
+        public int? GraceSeconds { get; set; }
+        /// <summary>Restart even when the latest fault is a dependency fault.</summary>
+        public bool Force { get; set; }
+        /// <summary>Faults already known (piped in); when null the restarter reads the last <see cref="DiagnoseTail"/> lines itself.</summary>
+        public IReadOnlyList<Fault> KnownFaults { get; set; }
+        public int DiagnoseTail { get; set; } = 500;
+        public HealthVia Via { get; set; } = HealthVia.Http;
+        public int HealthPort { get; set; } = OpsContext.DefaultServicePort;
+        public string IncidentId { get; set; }
+        public string Actor { get; set; }
+    }
+
+    public sealed class RestartProgress
+    {
+        public string Address { get; set; }
+        public string Phase { get; set; }
+        public TimeSpan Elapsed { get; set; }
+        public TimeSpan Remaining { get; set; }
+        public HealthResult LastHealth { get; set; }
+        public int Attempts { get; set; }
+    }
+
+    /// <summary>What a restart did: whether the container was restarted, and with -Wait whether the service came back and when.</summary>
+    public sealed class RestartResult
+    {
+        public string Address { get; set; }
+        public string Container { get; set; }
+        public bool Restarted { get; set; }
+        public bool Waited { get; set; }
+        /// <summary>True when health answered operational within the timeout; null when not waited for.</summary>
+        public bool? Recovered { get; set; }
+        /// <summary>From the restart command to the first operational answer (or to giving up).</summary>
+        public TimeSpan Elapsed { get; set; }
+        public int HealthChecks { get; set; }
+        public HealthResult Health { get; set; }
+        public string FaultCategory { get; set; }
+        public DateTimeOffset RestartedAt { get; set; }
+        public string IncidentId { get; set; }
+        public string Status => !Restarted ? "NotRestarted" : Recovered == true ? "Recovered" : Recovered == false ? "NotRecovered" : "Restarted";
+        public override string ToString() => $"{Address} {Status} {Elapsed.TotalSeconds:0.#}s";
+    }
+
+    /// <summary>
+    /// Runbook step 3: check the logs for a dependency fault (no restart then), `docker restart`, and with Wait
+    /// poll health until the API is operational or the timeout passes. Every restart is audited.
+    /// </summary>
+    public sealed class KeyServiceRestarter
+    {
+        private readonly DockerClient _docker;
+        private readonly HealthChecker _health;
+        private readonly AuditLog _audit;
+        private readonly FaultRuleSet _rules;
+        private readonly IDictionary<string, string> _owners;
+        private readonly IOpsLog _log;
+
+        public KeyServiceRestarter(DockerClient docker, HealthChecker health, AuditLog audit, FaultRuleSet rules, IDictionary<string, string> owners, IOpsLog log)
+        {
+            _docker = docker; _health = health; _audit = audit; _rules = rules ?? FaultRuleSet.Default; _owners = owners; _log = log ?? NullOpsLog.Instance;
+        }
+
+        /// <summary>The faults in the container's last <paramref name="tail"/> lines and its state.</summary>
+        public async Task<IReadOnlyList<Fault>> DiagnoseAsync(SshTarget t, int tail, CancellationToken ct)
+        {
+            var a = new FaultAnalyzer(_rules, _owners);
+            await _docker.LogsAsync(t, new LogQuery { Tail = tail }, a.Add, ct).ConfigureAwait(false);
+            a.Add(await _docker.InspectAsync(t, ct).ConfigureAwait(false));
+            return a.Results();
+        }
+
+        /// <summary>Refuses (typed error) when the latest fault is a dependency fault and Force is not set.</summary>
+        public async Task<Fault> CheckGateAsync(SshTarget t, RestartOptions o, CancellationToken ct)
+        {
+            var faults = o.KnownFaults ?? await DiagnoseAsync(t, o.DiagnoseTail, ct).ConfigureAwait(false);
+            var blocking = FaultAnalyzer.BlockingFault(faults.Where(f => f.Address == null || f.Address == t.Host));
+            if (blocking == null) return faults.LastOrDefault();
+            if (o.Force)
+            {
+                _log.Warning($"{t.Host}: restarting despite a {blocking.Category} fault (-Force).");
+                return blocking;
+            }
+            throw new OpsException("DependencyFaultNoRestart", OpsErrorCategory.InvalidOperation,
+                $"{t.Host} is down because of a {blocking.Category} fault ({blocking.Count} log lines, last at {blocking.LastSeen:u}): {blocking.Evidence.LastOrDefault()}. " +
+                "The runbook says not to restart on a dependency fault; nothing was restarted.", t.Host,
+                recommendedAction: (blocking.Owner != null ? $"Assign the incident to {blocking.Owner} (Set-PagerDutyIncident -AssignTo {blocking.Owner}). " : "Assign the incident to the dependency's owner (Set-PagerDutyIncident -AssignTo). ") +
+                                   "Use -Force to restart anyway.");
+        }
+
+        public async Task<RestartResult> RestartAsync(SshTarget t, RestartOptions o, Action<RestartProgress> progress, CancellationToken ct)
+        {
+            var result = new RestartResult { Address = t.Host, Container = t.Container, IncidentId = o.IncidentId };
+            var fault = await CheckGateAsync(t, o, ct).ConfigureAwait(false);
+            result.FaultCategory = fault?.Category;
+            var sw = Stopwatch.StartNew();
+            result.RestartedAt = DateTimeOffset.UtcNow;
+            progress?.Invoke(new RestartProgress { Address = t.Host, Phase = "docker restart", Remaining = o.Timeout });
+            try
+            {
+                await _docker.RestartAsync(t, o.GraceSeconds, ct).ConfigureAwait(false);
+            }
+            catch (OpsException e)
+            {
+                Audit(t, o, "Failed", e.Message, fault);
+                throw;
+            }
+            result.Restarted = true;
+            _log.Verbose($"{t.Host}: `docker restart {t.Container}` done in {sw.Elapsed.TotalSeconds:0.0} s");
+            if (!o.Wait)
+            {
+                result.Elapsed = sw.Elapsed;
+                Audit(t, o, "Restarted", "not waited for health", fault);
+                return result;
+            }
+            result.Waited = true;
+            var ep = Endpoint.Parse(t.Host, o.HealthPort);
+            var deadline = sw.Elapsed + o.Timeout;
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                var h = o.Via == HealthVia.Ssh
+                    ? await _docker.CurlHealthAsync(t, o.HealthPort, _health.Path, _health.ExpectedText, _health.Timeout, ct).ConfigureAwait(false)
+                    : await _health.CheckAsync(ep, ct).ConfigureAwait(false);
+                result.HealthChecks++;
+                result.Health = h;
+                if (h.Healthy) { result.Recovered = true; break; }
+                var remaining = deadline - sw.Elapsed;
+                progress?.Invoke(new RestartProgress { Address = t.Host, Phase = $"waiting for health ({h.Status})", Elapsed = sw.Elapsed, Remaining = remaining < TimeSpan.Zero ? TimeSpan.Zero : remaining, LastHealth = h, Attempts = result.HealthChecks });
+                if (remaining <= TimeSpan.Zero) { result.Recovered = false; break; }
+                var pause = o.PollInterval < remaining ? o.PollInterval : remaining;
+                await Task.Delay(pause, ct).ConfigureAwait(false);
+            }
+            result.Elapsed = sw.Elapsed;
+            Audit(t, o, result.Recovered == true ? "Recovered" : "NotRecovered",
+                result.Recovered == true ? $"operational after {result.Elapsed.TotalSeconds:0.#} s" : $"not operational after {o.Timeout.TotalSeconds:0.#} s: {result.Health?.Status} {result.Health?.Detail}", fault);
+            return result;
+        }
+
+        private void Audit(SshTarget t, RestartOptions o, string outcome, string detail, Fault fault)
+        {
+            _audit?.Append(new AuditEntry
+            {
+                Action = "RestartContainer", Target = t.Host, Outcome = outcome, Incident = o.IncidentId, Actor = o.Actor,
+                Forced = o.Force && fault != null && fault.Dependency,
+                Detail = $"{t.Container} on {t.Display}: {detail}" + (fault != null ? $"; last fault {fault.Category}" : ""),
+            });
+        }
+    }
+}
