@@ -71,7 +71,10 @@ namespace KeyServiceOps.Lab
         }
 
         /// <summary>Connections sshd accepted (one "Accepted publickey" line each) from its log.</summary>
-        public int AcceptedConnections()
+        public int AcceptedConnections() => CountLogLines("Accepted publickey");
+
+        /// <summary>Lines of the sshd logs containing <paramref name="needle"/> (e.g. "Disconnected from user").</summary>
+        public int CountLogLines(string needle)
         {
             int n = 0;
             foreach (var log in Directory.GetFiles(Dir, "sshd-*.log"))
@@ -79,7 +82,7 @@ namespace KeyServiceOps.Lab
                 using var fs = new FileStream(log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
                 using var r = new StreamReader(fs);
                 string line;
-                while ((line = r.ReadLine()) != null) if (line.Contains("Accepted publickey")) n++;
+                while ((line = r.ReadLine()) != null) if (line.Contains(needle)) n++;
             }
             return n;
         }

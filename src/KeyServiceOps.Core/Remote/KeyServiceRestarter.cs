@@ -77,19 +77,10 @@ namespace KeyServiceOps.Core.Remote
             _docker = docker; _health = health; _audit = audit; _rules = rules ?? FaultRuleSet.Default; _owners = owners; _log = log ?? NullOpsLog.Instance;
         }
 
-        /// <summary>The faults in the container's last <paramref name="tail"/> lines and its state.</summary>
-        public async Task<IReadOnlyList<Fault>> DiagnoseAsync(SshTarget t, int tail, CancellationToken ct)
-        {
-            var a = new FaultAnalyzer(_rules, _owners);
-            await _docker.LogsAsync(t, new LogQuery { Tail = tail }, a.Add, ct).ConfigureAwait(false);
-            a.Add(await _docker.InspectAsync(t, ct).ConfigureAwait(false));
-            return a.Results();
-        }
-
         /// <summary>Refuses (typed error) when the latest fault is a dependency fault and Force is not set.</summary>
         public async Task<Fault> CheckGateAsync(SshTarget t, RestartOptions o, CancellationToken ct)
         {
-            var faults = o.KnownFaults ?? await DiagnoseAsync(t, o.DiagnoseTail, ct).ConfigureAwait(false);
+            var faults = o.KnownFaults ?? await _docker.DiagnoseAsync(t, o.DiagnoseTail, _rules, _owners, ct).ConfigureAwait(false);
             var blocking = FaultAnalyzer.BlockingFault(faults.Where(f => f.Address == null || f.Address == t.Host));
             if (blocking == null) return faults.LastOrDefault();
             if (o.Force)

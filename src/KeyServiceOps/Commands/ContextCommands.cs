@@ -28,6 +28,10 @@ namespace KeyServiceOps.Commands
         public string JumpHost { get; set; }
         public bool UseSudo { get; set; }
         public string ContainerName { get; set; }
+        public bool AcceptNewHostKey { get; set; }
+        public bool SshKeyPassphraseSet { get; set; }
+        public string FaultRulesPath { get; set; }
+        public TimeSpan RestartWaitTimeout { get; set; }
         public Uri PagerDutyUri { get; set; }
         public bool PagerDutyTokenSet { get; set; }
         public string PagerDutyFrom { get; set; }
@@ -42,6 +46,7 @@ namespace KeyServiceOps.Commands
             HealthPath = c.HealthPath, ExpectedText = c.ExpectedText, HealthTimeout = c.HealthTimeout, ThrottleLimit = c.ThrottleLimit,
             MaxRemoveShare = c.MaxRemoveShare, SshUser = c.SshUser, SshPort = c.SshPort, SshKeyPath = c.SshKeyPath,
             KnownHostsPath = c.KnownHostsPath, JumpHost = c.JumpHost, UseSudo = c.UseSudo, ContainerName = c.ContainerName,
+            AcceptNewHostKey = c.AcceptNewHostKey, SshKeyPassphraseSet = c.SshKeyPassphrase != null, FaultRulesPath = c.FaultRulesPath, RestartWaitTimeout = c.RestartWaitTimeout,
             PagerDutyUri = c.PagerDutyUri, PagerDutyTokenSet = c.PagerDutyToken != null, PagerDutyFrom = c.PagerDutyFrom,
             AuditLogPath = c.AuditLogPath, ConfigPath = c.ConfigPath, InventoryCount = c.Inventory.Count,
         };
@@ -78,6 +83,13 @@ namespace KeyServiceOps.Commands
         [Parameter] public SwitchParameter UseSudo { get; set; }
         [Parameter, ValidatePattern("^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")] public string ContainerName { get; set; }
         [Parameter, ValidateRange(1, 3600)] public double SshCommandTimeoutSec { get; set; }
+        [Parameter, ValidateRange(1, 600)] public double SshConnectTimeoutSec { get; set; }
+        [Parameter] public SwitchParameter AcceptNewHostKey { get; set; }
+        [Parameter] public string FaultRulesPath { get; set; }
+        /// <summary>Category -> owner (a PagerDuty user's email), e.g. @{ CipherDependency = 'cipher-owner@example.com' }.</summary>
+        [Parameter] public System.Collections.Hashtable FaultOwner { get; set; }
+        [Parameter, ValidateRange(1, 3600)] public double RestartWaitSec { get; set; }
+        [Parameter, ValidateRange(0.05, 600)] public double RestartPollSec { get; set; }
         [Parameter] public Uri PagerDutyUri { get; set; }
         [Parameter] public SecureString PagerDutyToken { get; set; }
         [Parameter] public string PagerDutyTokenVariable { get; set; }
@@ -122,6 +134,12 @@ namespace KeyServiceOps.Commands
             if (b.ContainsKey(nameof(UseSudo))) c.UseSudo = UseSudo;
             if (ContainerName != null) c.ContainerName = ContainerName;
             if (b.ContainsKey(nameof(SshCommandTimeoutSec))) c.SshCommandTimeout = TimeSpan.FromSeconds(SshCommandTimeoutSec);
+            if (b.ContainsKey(nameof(SshConnectTimeoutSec))) c.SshConnectTimeout = TimeSpan.FromSeconds(SshConnectTimeoutSec);
+            if (b.ContainsKey(nameof(AcceptNewHostKey))) c.AcceptNewHostKey = AcceptNewHostKey;
+            if (FaultRulesPath != null) c.FaultRulesPath = FaultRulesPath.Length == 0 ? null : GetUnresolvedProviderPathFromPSPath(FaultRulesPath);
+            if (FaultOwner != null) foreach (System.Collections.DictionaryEntry kv in FaultOwner) c.FaultOwners[kv.Key.ToString()] = kv.Value?.ToString();
+            if (b.ContainsKey(nameof(RestartWaitSec))) c.RestartWaitTimeout = TimeSpan.FromSeconds(RestartWaitSec);
+            if (b.ContainsKey(nameof(RestartPollSec))) c.RestartPollInterval = TimeSpan.FromSeconds(RestartPollSec);
             if (PagerDutyUri != null) c.PagerDutyUri = PagerDutyUri;
             if (PagerDutyToken != null) c.PagerDutyToken = Secret.FromSecureString(PagerDutyToken);
             if (PagerDutyTokenVariable != null) c.PagerDutyToken = RequireEnv(PagerDutyTokenVariable);

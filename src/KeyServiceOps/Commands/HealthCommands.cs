@@ -12,7 +12,7 @@ namespace KeyServiceOps.Commands
 {
     [Cmdlet(VerbsDiagnostic.Test, "KeyServiceHealth", DefaultParameterSetName = "Address")]
     [OutputType(typeof(HealthResult), typeof(bool))]
-    public sealed class TestKeyServiceHealthCommand : ContextCmdlet
+    public sealed class TestKeyServiceHealthCommand : SshCmdlet
     {
         private const int ActivityId = 3201;
         private readonly Queue<Task<HealthResult>> _pending = new Queue<Task<HealthResult>>();
@@ -40,11 +40,15 @@ namespace KeyServiceOps.Commands
         [Parameter] public string ExpectedText { get; set; }
         [Parameter, ValidateRange(0.05, 600)] public double TimeoutSec { get; set; }
         [Parameter, ValidateRange(1, 1024)] public int ThrottleLimit { get; set; }
+        /// <summary>Http (default): probe from here. Ssh: run the runbook's curl to localhost on the VM, for ports not reachable from here.</summary>
+        [Parameter] public KeyServiceOps.Core.Remote.HealthVia Via { get; set; } = KeyServiceOps.Core.Remote.HealthVia.Http;
+
         /// <summary>Return one bool: true when every instance checked is healthy.</summary>
         [Parameter] public SwitchParameter Quiet { get; set; }
 
         protected override void ApplyOverrides(OpsContext c)
         {
+            base.ApplyOverrides(c);
             if (Path != null) c.HealthPath = Path;
             if (ExpectedText != null) c.ExpectedText = ExpectedText;
             if (TimeoutSec > 0) c.HealthTimeout = TimeSpan.FromSeconds(TimeoutSec);
@@ -54,6 +58,7 @@ namespace KeyServiceOps.Commands
         protected override void BeginProcessing()
         {
             _checker = NewHealthChecker();
+            if (Via == KeyServiceOps.Core.Remote.HealthVia.Ssh) { var _ = Docker; } // made here, not on a worker thread
             _gate = new SemaphoreSlim(Context.ThrottleLimit);
             _clock.Start();
         }
@@ -70,10 +75,18 @@ namespace KeyServiceOps.Commands
                     continue;
                 }
                 var upstream = Upstream; var incident = IncidentId;
+                KeyServiceOps.Core.Remote.SshTarget ssh = null;
+                if (Via == KeyServiceOps.Core.Remote.HealthVia.Ssh)
+                {
+                    try { ssh = SshTargetFor(ep.Address); }
+                    catch (OpsException e) { WriteOpsError(e); continue; }
+                }
                 _count++;
                 _pending.Enqueue(HealthChecker.Gated(_gate, async () =>
                 {
-                    var r = await _checker.CheckAsync(ep, Cancellation).ConfigureAwait(false);
+                    var r = ssh != null
+                        ? await Docker.CurlHealthAsync(ssh, ep.Port, _checker.Path, _checker.ExpectedText, _checker.Timeout, Cancellation).ConfigureAwait(false)
+                        : await _checker.CheckAsync(ep, Cancellation).ConfigureAwait(false);
                     r.Upstream = string.IsNullOrEmpty(upstream) ? null : upstream;
                     r.IncidentId = string.IsNullOrEmpty(incident) ? null : incident;
                     return r;
@@ -106,7 +119,9 @@ namespace KeyServiceOps.Commands
         private void Emit(Task<HealthResult> t)
         {
             if (t.IsCanceled) throw new PipelineStoppedException();
-            var r = t.GetAwaiter().GetResult();
+            HealthResult r = null;
+            PerItem(() => r = t.GetAwaiter().GetResult());
+            if (r == null) { _allHealthy = false; return; }
             if (!r.Healthy) _allHealthy = false;
             if (!Quiet) WriteObject(r);
         }

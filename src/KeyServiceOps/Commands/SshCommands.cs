@@ -1,0 +1,232 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Management.Automation;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.Diagnosis;
+using KeyServiceOps.Core.Remote;
+
+namespace KeyServiceOps.Commands
+{
+    [Cmdlet(VerbsCommon.Get, "KeyServiceLog")]
+    [OutputType(typeof(LogEntry))]
+    public sealed class GetKeyServiceLogCommand : SshCmdlet
+    {
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Alias("IPAddress", "ComputerName", "Host")]
+        public string[] Address { get; set; }
+
+        /// <summary>The last N lines of each stream (docker logs --tail).</summary>
+        [Parameter, ValidateRange(0, int.MaxValue)] public int Tail { get; set; } = -1;
+        /// <summary>A [datetime], a [timespan] back from now, an RFC 3339 time, a Unix time or a duration such as 10m.</summary>
+        [Parameter] public object Since { get; set; }
+        [Parameter] public object Until { get; set; }
+        /// <summary>Keep streaming new lines until Ctrl+C.</summary>
+        [Parameter] public SwitchParameter Follow { get; set; }
+
+        private LogQuery _query;
+
+        protected override void BeginProcessing()
+        {
+            try
+            {
+                _query = new LogQuery
+                {
+                    Tail = Tail >= 0 ? Tail : (int?)null,
+                    Since = ShellText.ValidTime(Since is PSObject ps ? ps.BaseObject : Since, "Since"),
+                    Until = ShellText.ValidTime(Until is PSObject pu ? pu.BaseObject : Until, "Until"),
+                    Follow = Follow,
+                };
+            }
+            catch (OpsException e) { ThrowOps(e); }
+        }
+
+        protected override void ProcessRecord()
+        {
+            foreach (var a in Address ?? new string[0]) PerItem(() =>
+            {
+                var t = SshTargetFor(a);
+                // Lines are written as they arrive; the bounded queue holds the reader back when the pipeline is slower.
+                var n = Await(Docker.LogsAsync(t, _query, e => Post(() => WriteObject(e)), Cancellation));
+                WriteVerbose($"{t.Host}: {n} log lines from {t.Container}.");
+            });
+        }
+    }
+
+    [Cmdlet(VerbsCommon.Get, "KeyServiceFault", DefaultParameterSetName = InputSet)]
+    [OutputType(typeof(Fault))]
+    public sealed class GetKeyServiceFaultCommand : SshCmdlet
+    {
+        private const string InputSet = "InputObject", AddressSet = "Address";
+
+        /// <summary>Log entries (Get-KeyServiceLog), container states (Get-KeyServiceContainer) or plain log lines.</summary>
+        [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = InputSet)]
+        [AllowNull, AllowEmptyString]
+        public object[] InputObject { get; set; }
+
+        /// <summary>Read the last -Tail lines and the container state of these instances directly.</summary>
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = AddressSet)]
+        [Alias("IPAddress", "ComputerName", "Host")]
+        public string[] Address { get; set; }
+
+        [Parameter(ParameterSetName = AddressSet), ValidateRange(1, 1000000)] public int Tail { get; set; } = 500;
+
+        /// <summary>Your rules file (same shape as the module's KeyServiceOps.FaultRules.json).</summary>
+        [Parameter] public string RulePath { get; set; }
+
+        private FaultAnalyzer _analyzer;
+        private FaultRuleSet _rules;
+
+        protected override void BeginProcessing()
+        {
+            var path = RulePath != null ? GetUnresolvedProviderPathFromPSPath(RulePath) : Context.FaultRulesPath;
+            _rules = Setup(() => FaultRuleSet.Load(path));
+            _analyzer = new FaultAnalyzer(_rules, Context.FaultOwners);
+            if (_rules.Sources.Count > 1 || path != null) WriteVerbose($"Fault rules from: {string.Join(", ", _rules.Sources)}");
+        }
+
+        protected override void ProcessRecord()
+        {
+            if (ParameterSetName == AddressSet)
+            {
+                foreach (var a in Address ?? new string[0]) PerItem(() =>
+                {
+                    var t = SshTargetFor(a);
+                    var faults = Await(Docker.DiagnoseAsync(t, Tail, _rules, Context.FaultOwners, Cancellation));
+                    if (faults.Count == 0) WriteVerbose($"{t.Host}: no fault in the last {Tail} lines or the container state.");
+                    WriteObject(faults, true);
+                });
+                return;
+            }
+            foreach (var o in InputObject ?? new object[0])
+            {
+                var item = o is PSObject ps ? ps.BaseObject : o;
+                switch (item)
+                {
+                    case null: break;
+                    case LogEntry e: _analyzer.Add(e); break;
+                    case ContainerState s: _analyzer.Add(s); break;
+                    case string line: _analyzer.Add(LogEntry.Parse(line, LogStream.Stdout)); break;
+                    default:
+                        WriteError(new ErrorRecord(new ArgumentException($"Get-KeyServiceFault reads log entries, container states or text lines, not {item.GetType().Name}."),
+                            "UnsupportedInput", ErrorCategory.InvalidType, item)
+                        { ErrorDetails = new ErrorDetails($"Get-KeyServiceFault reads log entries, container states or text lines, not {item.GetType().Name}.") { RecommendedAction = "Pipe Get-KeyServiceLog or Get-KeyServiceContainer into it." } });
+                        break;
+                }
+            }
+        }
+
+        protected override void EndProcessing()
+        {
+            base.EndProcessing();
+            if (ParameterSetName != InputSet) return;
+            var faults = _analyzer.Results();
+            WriteVerbose($"{_analyzer.LinesRead} lines read, {faults.Count} faults found.");
+            WriteObject(faults, true);
+        }
+    }
+
+    [Cmdlet(VerbsCommon.Get, "KeyServiceContainer")]
+    [OutputType(typeof(ContainerState))]
+    public sealed class GetKeyServiceContainerCommand : SshCmdlet
+    {
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Alias("IPAddress", "ComputerName", "Host")]
+        public string[] Address { get; set; }
+
+        protected override void ProcessRecord()
+        {
+            foreach (var a in Address ?? new string[0]) PerItem(() => WriteObject(Await(Docker.InspectAsync(SshTargetFor(a), Cancellation))));
+        }
+    }
+
+    [Cmdlet(VerbsLifecycle.Restart, "KeyService", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = AddressSet)]
+    [OutputType(typeof(RestartResult))]
+    public sealed class RestartKeyServiceCommand : SshCmdlet
+    {
+        private const string AddressSet = "Address", FaultSet = "Fault";
+        private const int ActivityId = 3401;
+
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = AddressSet)]
+        [Alias("IPAddress", "ComputerName", "Host")]
+        public string[] Address { get; set; }
+
+        /// <summary>Faults from Get-KeyServiceFault: the instance is restarted unless its latest fault is a dependency fault.</summary>
+        [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = FaultSet)]
+        public Fault[] Fault { get; set; }
+
+        /// <summary>Poll health after the restart until the API is operational or -TimeoutSec passes.</summary>
+        [Parameter] public SwitchParameter Wait { get; set; }
+        [Parameter, ValidateRange(1, 3600)] public double TimeoutSec { get; set; }
+        [Parameter, ValidateRange(0.05, 600)] public double PollIntervalSec { get; set; }
+        /// <summary>Seconds docker waits after SIGTERM before SIGKILL (docker restart --time).</summary>
+        [Parameter, ValidateRange(0, 600)] public int GraceSec { get; set; } = -1;
+        /// <summary>Check health over HTTP from here (default) or with curl on the VM.</summary>
+        [Parameter] public HealthVia Via { get; set; } = HealthVia.Http;
+        [Parameter(ValueFromPipelineByPropertyName = true)] public string IncidentId { get; set; }
+        /// <summary>Restart even when the latest fault is a dependency (cipher, IAM) fault.</summary>
+        [Parameter] public SwitchParameter Force { get; set; }
+
+        private KeyServiceRestarter _restarter;
+        private readonly List<Fault> _faults = new List<Fault>();
+
+        protected override void BeginProcessing()
+        {
+            _restarter = Setup(() => new KeyServiceRestarter(Docker, NewHealthChecker(), Audit, FaultRuleSet.Load(Context.FaultRulesPath), Context.FaultOwners, Log));
+        }
+
+        protected override void ProcessRecord()
+        {
+            if (ParameterSetName == FaultSet)
+            {
+                // Collect: one restart per instance, judged on all of its faults.
+                _faults.AddRange((Fault ?? new Fault[0]).Where(f => f != null));
+                return;
+            }
+            foreach (var a in Address ?? new string[0]) PerItem(() => RestartOne(a, null));
+        }
+
+        protected override void EndProcessing()
+        {
+            base.EndProcessing();
+            foreach (var g in _faults.GroupBy(f => f.Address ?? "", StringComparer.OrdinalIgnoreCase))
+            {
+                if (g.Key.Length == 0)
+                {
+                    WriteOpsError(new OpsException("FaultWithoutAddress", OpsErrorCategory.InvalidArgument,
+                        "A piped fault carries no address (it came from text lines), so there is nothing to restart.", g.First(),
+                        recommendedAction: "Use Get-KeyServiceLog -Address ... | Get-KeyServiceFault, or Restart-KeyService -Address."));
+                    continue;
+                }
+                var list = g.ToList();
+                PerItem(() => RestartOne(g.Key, list));
+            }
+        }
+
+        private void RestartOne(string address, IReadOnlyList<Fault> known)
+        {
+            var t = SshTargetFor(address);
+            if (!ShouldProcess($"{t.Container} on {t.Host}", Wait ? "Restart container and wait for health" : "Restart container")) return;
+            var b = MyInvocation.BoundParameters;
+            var o = new RestartOptions
+            {
+                Wait = Wait, Force = Force, KnownFaults = known, Via = Via, HealthPort = Context.HealthPort, IncidentId = IncidentId,
+                Timeout = b.ContainsKey(nameof(TimeoutSec)) ? TimeSpan.FromSeconds(TimeoutSec) : Context.RestartWaitTimeout,
+                PollInterval = b.ContainsKey(nameof(PollIntervalSec)) ? TimeSpan.FromSeconds(PollIntervalSec) : Context.RestartPollInterval,
+                GraceSeconds = GraceSec >= 0 ? GraceSec : (int?)null,
+            };
+            var activity = $"Restarting {t.Container} on {t.Host}";
+            var total = o.Timeout.TotalSeconds;
+            var r = Await(_restarter.RestartAsync(t, o, p => TryPost(() =>
+                Progress(ActivityId, activity,
+                    p.LastHealth == null ? p.Phase : $"{p.Phase}: {p.Elapsed.TotalSeconds:0} s elapsed, {p.Remaining.TotalSeconds:0} s left (check {p.Attempts})",
+                    total <= 0 ? -1 : (int)(100 * p.Elapsed.TotalSeconds / total), (int)p.Remaining.TotalSeconds)), Cancellation));
+            ProgressDone(ActivityId, activity);
+            WriteObject(r);
+            if (r.Recovered == false)
+                WriteOpsError(new OpsException("KeyServiceNotRecovered", OpsErrorCategory.OperationTimeout,
+                    $"{t.Host}: the container was restarted but the API was not operational within {o.Timeout.TotalSeconds:0} s (last check: {r.Health?.Status} {r.Health?.Detail}).",
+                    t.Host, recommendedAction: "Collect the logs (Get-KeyServiceLog -Tail 500) and escalate the incident to level 2 (Set-PagerDutyIncident -Escalate)."));
+        }
+    }
+}

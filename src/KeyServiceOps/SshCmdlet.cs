@@ -1,0 +1,105 @@
+using System;
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+using System.Security;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.Remote;
+
+namespace KeyServiceOps.Commands
+{
+    /// <summary>
+    /// The SSH session pool of each runspace: sessions are reused across cmdlets of one PowerShell session, and
+    /// closed when the runspace closes or the module is removed.
+    /// </summary>
+    internal static class SshPoolStore
+    {
+        private static readonly ConcurrentDictionary<Guid, SshSessionPool> Pools = new ConcurrentDictionary<Guid, SshSessionPool>();
+
+        public static SshSessionPool Current
+        {
+            get
+            {
+                var rs = Runspace.DefaultRunspace;
+                var key = rs?.InstanceId ?? Guid.Empty;
+                return Pools.GetOrAdd(key, _ =>
+                {
+                    if (rs != null)
+                        rs.StateChanged += (s, e) =>
+                        {
+                            if (e.RunspaceStateInfo.State == RunspaceState.Closed || e.RunspaceStateInfo.State == RunspaceState.Broken) Close(key);
+                        };
+                    return new SshSessionPool();
+                });
+            }
+        }
+
+        public static void Close(Guid key)
+        {
+            if (Pools.TryRemove(key, out var p)) p.Dispose();
+        }
+
+        public static void CloseAll()
+        {
+            foreach (var k in Pools.Keys) Close(k);
+        }
+    }
+
+    /// <summary>Closes the SSH sessions when the module is removed (Remove-Module KeyServiceOps).</summary>
+    public sealed class ModuleCleanup : IModuleAssemblyCleanup
+    {
+        public void OnRemove(PSModuleInfo psModuleInfo) => SshPoolStore.CloseAll();
+    }
+
+    /// <summary>Parameters shared by everything that runs commands on an instance's VM over SSH.</summary>
+    public abstract class SshCmdlet : ContextCmdlet
+    {
+        [Parameter] public string SshUser { get; set; }
+        [Parameter, ValidateRange(1, 65535)] public int SshPort { get; set; }
+        [Parameter] public string SshKeyPath { get; set; }
+        [Parameter] public SecureString SshKeyPassphrase { get; set; }
+        /// <summary>User and password (password and keyboard-interactive authentication).</summary>
+        [Parameter, Credential] public PSCredential Credential { get; set; }
+        [Parameter] public string KnownHostsPath { get; set; }
+        /// <summary>Record the host key of a VM not yet in known_hosts (a changed key is still refused).</summary>
+        [Parameter] public SwitchParameter AcceptNewHostKey { get; set; }
+        [Parameter] public string JumpHost { get; set; }
+        /// <summary>Run docker as `sudo -n docker`.</summary>
+        [Parameter] public SwitchParameter UseSudo { get; set; }
+        [Parameter, ValidatePattern("^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")] public string Container { get; set; }
+        [Parameter, ValidateRange(1, 600)] public double ConnectTimeoutSec { get; set; }
+        [Parameter, ValidateRange(1, 3600)] public double CommandTimeoutSec { get; set; }
+
+        private DockerClient _docker;
+
+        protected override void ApplyOverrides(OpsContext c)
+        {
+            var b = MyInvocation.BoundParameters;
+            if (SshUser != null) c.SshUser = SshUser;
+            if (b.ContainsKey(nameof(SshPort))) c.SshPort = SshPort;
+            if (SshKeyPath != null) c.SshKeyPath = GetUnresolvedProviderPathFromPSPath(SshKeyPath);
+            if (SshKeyPassphrase != null) c.SshKeyPassphrase = Secret.FromSecureString(SshKeyPassphrase);
+            if (Credential != null) { c.SshUser = Credential.UserName; c.SshPasswordSecret = Secret.FromSecureString(Credential.Password); }
+            if (KnownHostsPath != null) c.KnownHostsPath = GetUnresolvedProviderPathFromPSPath(KnownHostsPath);
+            if (b.ContainsKey(nameof(AcceptNewHostKey))) c.AcceptNewHostKey = AcceptNewHostKey;
+            if (JumpHost != null) c.JumpHost = JumpHost.Length == 0 ? null : JumpHost;
+            if (b.ContainsKey(nameof(UseSudo))) c.UseSudo = UseSudo;
+            if (Container != null) c.ContainerName = Container;
+            if (b.ContainsKey(nameof(ConnectTimeoutSec))) c.SshConnectTimeout = TimeSpan.FromSeconds(ConnectTimeoutSec);
+            if (b.ContainsKey(nameof(CommandTimeoutSec))) c.SshCommandTimeout = TimeSpan.FromSeconds(CommandTimeoutSec);
+        }
+
+        protected SshSessionPool Pool => SshPoolStore.Current;
+
+        protected DockerClient Docker => _docker ?? (_docker = new DockerClient(new RemoteShell(Pool, Log), Log));
+
+        /// <summary>The SSH target for an address (inventory applied); bad input is an error for that item, before any connection.</summary>
+        protected SshTarget SshTargetFor(string address)
+        {
+            if (!Endpoint.TryParse(address, Context.HealthPort, out var ep, out var why))
+                throw new OpsException("InvalidAddress", OpsErrorCategory.InvalidArgument, $"'{address}' is not a valid instance address: {why}", address,
+                    recommendedAction: "Give the instance's IP address or host name, e.g. 10.0.0.5.");
+            return SshTarget.For(Context, ep.Address);
+        }
+    }
+}
