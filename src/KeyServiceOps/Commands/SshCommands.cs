@@ -226,7 +226,7 @@ namespace KeyServiceOps.Commands
             if (r.Recovered == false)
                 WriteOpsError(new OpsException("KeyServiceNotRecovered", OpsErrorCategory.OperationTimeout,
                     $"{t.Host}: the container was restarted but the API was not operational within {o.Timeout.TotalSeconds:0} s (last check: {r.Health?.Status} {r.Health?.Detail}).",
-                    t.Host, recommendedAction: "Collect the logs (Get-KeyServiceLog -Tail 500) and escalate the incident to level 2 (Set-PagerDutyIncident -Escalate)."));
+                    t.Host, recommendedAction: "Collect the logs (Get-KeyServiceLog -Tail 500) and escalate the incident to level 2 (Set-PagerDutyIncident -EscalationLevel 2)."));
         }
     }
 }
