@@ -14,7 +14,13 @@ namespace KeyServiceOps.Lab
             _disposers.Add(() => Ssh.DisposeAsync());
         }
 
-        // Filled in by the central-log part of the lab when it lands.
-        private Task StartCentralLogsCoreAsync() => throw new System.NotSupportedException("The central log emulator is not built yet.");
+        /// <summary>The central log service (the runbook's "logmet"), fed by the instances' container logs.</summary>
+        public CentralLogEmulator CentralLogs { get; private set; }
+
+        private async Task StartCentralLogsCoreAsync()
+        {
+            CentralLogs = await CentralLogEmulator.StartAsync(() => Instances);
+            _disposers.Add(() => CentralLogs.DisposeAsync());
+        }
     }
 }

@@ -21,6 +21,18 @@ namespace KeyServiceOps.Core
         public bool Maintenance { get; set; }
     }
 
+    /// <summary>Where the central log service's documents keep each value (names vary by ingest pipeline).</summary>
+    public sealed class CentralLogFields
+    {
+        public string Timestamp { get; set; } = "@timestamp";
+        public string Message { get; set; } = "message";
+        /// <summary>Tried in order; a dotted name also matches a nested object.</summary>
+        public List<string> Level { get; set; } = new List<string> { "level", "log.level" };
+        public List<string> Host { get; set; } = new List<string> { "host", "host.name" };
+        public string Instance { get; set; } = "instance_id";
+        public CentralLogFields Clone() => new CentralLogFields { Timestamp = Timestamp, Message = Message, Level = Level.ToList(), Host = Host.ToList(), Instance = Instance };
+    }
+
     /// <summary>The session's defaults. Every cmdlet may override any of them per call.</summary>
     public sealed class OpsContext
     {
@@ -84,6 +96,21 @@ namespace KeyServiceOps.Core
         public int PagerDutyMaxRetries { get; set; } = 5;
         public TimeSpan PagerDutyMaxBackoff { get; set; } = TimeSpan.FromSeconds(30);
 
+        // Central log search (the runbook's "logmet"): an Elasticsearch/OpenSearch _search endpoint
+        public Uri CentralLogUri { get; set; }
+        public string CentralLogIndex { get; set; } = "logstash-*";
+        /// <summary>The runbook's query; the instance's host is ANDed to it.</summary>
+        public string CentralLogQuery { get; set; } = "instance_id:KeyServiceApi";
+        /// <summary>"id:key" or its base64 form (Authorization: ApiKey ...).</summary>
+        public Secret CentralLogApiKey { get; set; }
+        public string CentralLogUser { get; set; }
+        public Secret CentralLogPassword { get; set; }
+        public bool CentralLogSkipCertificateCheck { get; set; }
+        public string CentralLogCaCertificatePath { get; set; }
+        public int CentralLogPageSize { get; set; } = 500;
+        public int CentralLogMaxRetries { get; set; } = 4;
+        public CentralLogFields CentralLogFields { get; set; } = new CentralLogFields();
+
         // Audit
         public string AuditLogPath { get; set; } = DefaultAuditLogPath();
 
@@ -111,6 +138,8 @@ namespace KeyServiceOps.Core
             c.PagerDutyToken = Secret.FromEnvironment("KEYSERVICEOPS_PAGERDUTY_TOKEN");
             if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_PAGERDUTY_URI"))) c.PagerDutyUri = new Uri(Env("KEYSERVICEOPS_PAGERDUTY_URI"));
             if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_PAGERDUTY_FROM"))) c.PagerDutyFrom = Env("KEYSERVICEOPS_PAGERDUTY_FROM");
+            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_CENTRAL_LOG_URI"))) c.CentralLogUri = new Uri(Env("KEYSERVICEOPS_CENTRAL_LOG_URI"));
+            c.CentralLogApiKey = Secret.FromEnvironment("KEYSERVICEOPS_CENTRAL_LOG_APIKEY");
             if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_CONFIG")) && File.Exists(Env("KEYSERVICEOPS_CONFIG"))) c.LoadConfigFile(Env("KEYSERVICEOPS_CONFIG"));
             return c;
         }
@@ -121,6 +150,7 @@ namespace KeyServiceOps.Core
             c.Inventory = Inventory.ToList();
             c.MaintenanceTargets = MaintenanceTargets.ToList();
             c.FaultOwners = new Dictionary<string, string>(FaultOwners, StringComparer.OrdinalIgnoreCase);
+            c.CentralLogFields = CentralLogFields.Clone();
             return c;
         }
 
@@ -161,6 +191,15 @@ namespace KeyServiceOps.Core
             if (S("faultRulesPath") != null) FaultRulesPath = S("faultRulesPath");
             if (o["faultOwners"] is JObject fo) foreach (var p in fo.Properties()) FaultOwners[p.Name] = (string)p.Value;
             if (o["restartWaitSeconds"] != null) RestartWaitTimeout = TimeSpan.FromSeconds((double)o["restartWaitSeconds"]);
+            if (S("centralLogUri") != null) CentralLogUri = new Uri(S("centralLogUri"));
+            if (S("centralLogIndex") != null) CentralLogIndex = S("centralLogIndex");
+            if (S("centralLogQuery") != null) CentralLogQuery = S("centralLogQuery");
+            if (S("centralLogApiKeyVariable") != null) CentralLogApiKey = Secret.FromEnvironment(S("centralLogApiKeyVariable")) ?? CentralLogApiKey;
+            if (S("centralLogUser") != null) CentralLogUser = S("centralLogUser");
+            if (S("centralLogPasswordVariable") != null) CentralLogPassword = Secret.FromEnvironment(S("centralLogPasswordVariable")) ?? CentralLogPassword;
+            if (o["centralLogSkipCertificateCheck"] != null) CentralLogSkipCertificateCheck = (bool)o["centralLogSkipCertificateCheck"];
+            if (S("centralLogCaCertificatePath") != null) CentralLogCaCertificatePath = S("centralLogCaCertificatePath");
+            if (o["centralLogFields"] is JObject cf) CentralLogFields = cf.ToObject<CentralLogFields>();
             if (S("auditLogPath") != null) AuditLogPath = S("auditLogPath");
             if (o["maintenanceTargets"] is JArray mt) MaintenanceTargets = mt.Select(t => (string)t).ToList();
             if (o["inventory"] is JArray inv) Inventory = inv.ToObject<List<InventoryEntry>>();

@@ -14,7 +14,10 @@ namespace KeyServiceOps.Core.Diagnosis
         /// <summary>Position in the stream as read (1-based, per command).</summary>
         public long Sequence { get; set; }
         public DateTimeOffset? Timestamp { get; set; }
-        public LogStream Stream { get; set; }
+        /// <summary>stdout or stderr for docker logs; null for the central log service (it does not keep the stream).</summary>
+        public LogStream? Stream { get; set; }
+        /// <summary>Docker (docker logs over SSH) or Central (the central log service).</summary>
+        public string Source { get; set; } = "Docker";
         public LogLevel Level { get; set; }
         public string Message { get; set; }
         public override string ToString() => $"{Timestamp:yyyy-MM-ddTHH:mm:ss.fffZ} {Stream} {Message}";
@@ -100,6 +103,21 @@ namespace KeyServiceOps.Core.Diagnosis
             var wEnd = k;
             while (wEnd < m.Length && char.IsLetter(m[wEnd])) wEnd++;
             return wEnd == m.Length || m[wEnd] == ']' || m[wEnd] == ':' || m[wEnd] == ' ' ? lv : LogLevel.Unknown;
+        }
+
+        /// <summary>A level name as a log pipeline stores it (ERROR, warn, Information...).</summary>
+        public static LogLevel LevelFromName(string name)
+        {
+            if (string.IsNullOrEmpty(name)) return LogLevel.Unknown;
+            var lv = Word(name, 0);
+            if (lv != LogLevel.Unknown) return lv;
+            switch (name.Trim().ToLowerInvariant())
+            {
+                case "information": return LogLevel.Info;
+                case "verbose": return LogLevel.Debug;
+                case "emergency": case "alert": return LogLevel.Fatal;
+                default: return LogLevel.Unknown;
+            }
         }
 
         private static LogLevel Word(string m, int start)

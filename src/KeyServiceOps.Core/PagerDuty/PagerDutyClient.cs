@@ -42,34 +42,7 @@ namespace KeyServiceOps.Core.PagerDuty
                     req.Headers.TryAddWithoutValidation("Accept", "application/vnd.pagerduty+json;version=2");
                 },
                 s => s.Replace(secret, "***"));
-            var maxDelay = ctx.PagerDutyMaxBackoff;
-            _retry = new ResiliencePipelineBuilder<RestResponse>()
-                .AddRetry(new RetryStrategyOptions<RestResponse>
-                {
-                    ShouldHandle = new PredicateBuilder<RestResponse>().HandleResult(r => r.Status == 429 || r.Status == 408 || r.Status >= 500),
-                    MaxRetryAttempts = Math.Max(0, ctx.PagerDutyMaxRetries),
-                    BackoffType = DelayBackoffType.Exponential,
-                    UseJitter = true,
-                    Delay = baseDelay ?? TimeSpan.FromMilliseconds(500),
-                    MaxDelay = maxDelay,
-                    DelayGenerator = args =>
-                    {
-                        var reset = args.Outcome.Result?.Header("ratelimit-reset");
-                        if (reset != null && double.TryParse(reset, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s >= 0)
-                        {
-                            // Honour the server's reset, with a little jitter, never past the bound.
-                            var d = TimeSpan.FromSeconds(Math.Min(s, maxDelay.TotalSeconds)) + TimeSpan.FromMilliseconds(new Random().Next(0, 100));
-                            return new ValueTask<TimeSpan?>(d);
-                        }
-                        return new ValueTask<TimeSpan?>((TimeSpan?)null);
-                    },
-                    OnRetry = args =>
-                    {
-                        _log.Verbose($"PagerDuty answered {args.Outcome.Result?.Status}; retry {args.AttemptNumber + 1} of {ctx.PagerDutyMaxRetries} in {args.RetryDelay.TotalMilliseconds:0} ms.");
-                        return default;
-                    },
-                })
-                .Build();
+            _retry = HttpRetry.Build("PagerDuty", ctx.PagerDutyMaxRetries, baseDelay ?? TimeSpan.FromMilliseconds(500), ctx.PagerDutyMaxBackoff, _log);
         }
 
         public int RequestCount => _rest.RequestCount;

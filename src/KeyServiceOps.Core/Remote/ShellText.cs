@@ -43,6 +43,33 @@ namespace KeyServiceOps.Core.Remote
                 recommendedAction: "Give a [datetime], a [timespan], an RFC 3339 time (2026-11-24T09:00:00Z), a Unix timestamp or a duration such as 10m or 1h30m.");
         }
 
+        private static readonly Regex DurationPart = new Regex(@"(\d{1,6}(?:\.\d{1,3})?)(ms|h|m|s)", RegexOptions.CultureInvariant);
+
+        /// <summary>A value accepted by <see cref="ValidTime"/> as an absolute time (durations count back from <paramref name="now"/>).</summary>
+        public static DateTimeOffset ResolveTime(string valid, DateTimeOffset now)
+        {
+            if (Duration.IsMatch(valid))
+            {
+                var total = TimeSpan.Zero;
+                foreach (Match m in DurationPart.Matches(valid))
+                {
+                    var v = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+                    switch (m.Groups[2].Value)
+                    {
+                        case "h": total += TimeSpan.FromHours(v); break;
+                        case "m": total += TimeSpan.FromMinutes(v); break;
+                        case "s": total += TimeSpan.FromSeconds(v); break;
+                        default: total += TimeSpan.FromMilliseconds(v); break;
+                    }
+                }
+                return now - total;
+            }
+            if (UnixTime.IsMatch(valid))
+                return DateTimeOffset.FromUnixTimeMilliseconds((long)(double.Parse(valid, CultureInfo.InvariantCulture) * 1000));
+            var trimmed = Regex.Replace(valid, @"(\.\d{7})\d+", "$1");
+            return DateTimeOffset.Parse(trimmed, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
+        }
+
         /// <summary>POSIX single quoting: the value is one word and nothing in it is expanded.</summary>
         public static string Quote(string value) => "'" + (value ?? "").Replace("'", "'\\''") + "'";
     }

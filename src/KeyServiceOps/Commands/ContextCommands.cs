@@ -32,6 +32,10 @@ namespace KeyServiceOps.Commands
         public bool SshKeyPassphraseSet { get; set; }
         public string FaultRulesPath { get; set; }
         public TimeSpan RestartWaitTimeout { get; set; }
+        public Uri CentralLogUri { get; set; }
+        public string CentralLogIndex { get; set; }
+        public string CentralLogQuery { get; set; }
+        public bool CentralLogCredentialSet { get; set; }
         public Uri PagerDutyUri { get; set; }
         public bool PagerDutyTokenSet { get; set; }
         public string PagerDutyFrom { get; set; }
@@ -47,6 +51,8 @@ namespace KeyServiceOps.Commands
             MaxRemoveShare = c.MaxRemoveShare, SshUser = c.SshUser, SshPort = c.SshPort, SshKeyPath = c.SshKeyPath,
             KnownHostsPath = c.KnownHostsPath, JumpHost = c.JumpHost, UseSudo = c.UseSudo, ContainerName = c.ContainerName,
             AcceptNewHostKey = c.AcceptNewHostKey, SshKeyPassphraseSet = c.SshKeyPassphrase != null, FaultRulesPath = c.FaultRulesPath, RestartWaitTimeout = c.RestartWaitTimeout,
+            CentralLogUri = c.CentralLogUri, CentralLogIndex = c.CentralLogIndex, CentralLogQuery = c.CentralLogQuery,
+            CentralLogCredentialSet = c.CentralLogApiKey != null || c.CentralLogPassword != null,
             PagerDutyUri = c.PagerDutyUri, PagerDutyTokenSet = c.PagerDutyToken != null, PagerDutyFrom = c.PagerDutyFrom,
             AuditLogPath = c.AuditLogPath, ConfigPath = c.ConfigPath, InventoryCount = c.Inventory.Count,
         };
@@ -90,6 +96,17 @@ namespace KeyServiceOps.Commands
         [Parameter] public System.Collections.Hashtable FaultOwner { get; set; }
         [Parameter, ValidateRange(1, 3600)] public double RestartWaitSec { get; set; }
         [Parameter, ValidateRange(0.05, 600)] public double RestartPollSec { get; set; }
+        [Parameter] public Uri CentralLogUri { get; set; }
+        [Parameter] public string CentralLogIndex { get; set; }
+        [Parameter] public string CentralLogQuery { get; set; }
+        [Parameter] public SecureString CentralLogApiKey { get; set; }
+        [Parameter] public string CentralLogApiKeyVariable { get; set; }
+        [Parameter, Credential] public PSCredential CentralLogCredential { get; set; }
+        [Parameter] public SwitchParameter CentralLogSkipCertificateCheck { get; set; }
+        [Parameter] public string CentralLogCaCertificatePath { get; set; }
+        [Parameter, ValidateRange(1, 10000)] public int CentralLogPageSize { get; set; }
+        /// <summary>Field names in the documents: @{ Timestamp='@timestamp'; Message='message'; Level='log.level'; Host='host.name'; Instance='instance_id' }.</summary>
+        [Parameter] public System.Collections.Hashtable CentralLogFieldMap { get; set; }
         [Parameter] public Uri PagerDutyUri { get; set; }
         [Parameter] public SecureString PagerDutyToken { get; set; }
         [Parameter] public string PagerDutyTokenVariable { get; set; }
@@ -140,6 +157,34 @@ namespace KeyServiceOps.Commands
             if (FaultOwner != null) foreach (System.Collections.DictionaryEntry kv in FaultOwner) c.FaultOwners[kv.Key.ToString()] = kv.Value?.ToString();
             if (b.ContainsKey(nameof(RestartWaitSec))) c.RestartWaitTimeout = TimeSpan.FromSeconds(RestartWaitSec);
             if (b.ContainsKey(nameof(RestartPollSec))) c.RestartPollInterval = TimeSpan.FromSeconds(RestartPollSec);
+            if (CentralLogUri != null) c.CentralLogUri = CentralLogUri;
+            if (CentralLogIndex != null) c.CentralLogIndex = CentralLogIndex;
+            if (CentralLogQuery != null) c.CentralLogQuery = CentralLogQuery;
+            if (CentralLogApiKey != null) c.CentralLogApiKey = Secret.FromSecureString(CentralLogApiKey);
+            if (CentralLogApiKeyVariable != null) c.CentralLogApiKey = RequireEnv(CentralLogApiKeyVariable);
+            if (CentralLogCredential != null) { c.CentralLogUser = CentralLogCredential.UserName; c.CentralLogPassword = Secret.FromSecureString(CentralLogCredential.Password); c.CentralLogApiKey = null; }
+            if (b.ContainsKey(nameof(CentralLogSkipCertificateCheck))) c.CentralLogSkipCertificateCheck = CentralLogSkipCertificateCheck;
+            if (CentralLogCaCertificatePath != null) c.CentralLogCaCertificatePath = GetUnresolvedProviderPathFromPSPath(CentralLogCaCertificatePath);
+            if (b.ContainsKey(nameof(CentralLogPageSize))) c.CentralLogPageSize = CentralLogPageSize;
+            if (CentralLogFieldMap != null)
+            {
+                foreach (System.Collections.DictionaryEntry kv in CentralLogFieldMap)
+                {
+                    var names = (kv.Value is object[] arr ? arr.Select(x => x.ToString()) : new[] { kv.Value?.ToString() }).Where(x => !string.IsNullOrEmpty(x)).ToList();
+                    switch (kv.Key.ToString().ToLowerInvariant())
+                    {
+                        case "timestamp": c.CentralLogFields.Timestamp = names.First(); break;
+                        case "message": c.CentralLogFields.Message = names.First(); break;
+                        case "level": c.CentralLogFields.Level = names; break;
+                        case "host": c.CentralLogFields.Host = names; break;
+                        case "instance": c.CentralLogFields.Instance = names.First(); break;
+                        default:
+                            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"Unknown field '{kv.Key}'."), "UnknownCentralLogField", ErrorCategory.InvalidArgument, kv.Key)
+                            { ErrorDetails = new ErrorDetails($"Unknown central-log field '{kv.Key}'.") { RecommendedAction = "Use Timestamp, Message, Level, Host or Instance." } });
+                            break;
+                    }
+                }
+            }
             if (PagerDutyUri != null) c.PagerDutyUri = PagerDutyUri;
             if (PagerDutyToken != null) c.PagerDutyToken = Secret.FromSecureString(PagerDutyToken);
             if (PagerDutyTokenVariable != null) c.PagerDutyToken = RequireEnv(PagerDutyTokenVariable);

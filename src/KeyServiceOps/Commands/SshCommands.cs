@@ -8,10 +8,23 @@ using KeyServiceOps.Core.Remote;
 
 namespace KeyServiceOps.Commands
 {
+    public enum LogSource { Docker, Central }
+
     [Cmdlet(VerbsCommon.Get, "KeyServiceLog")]
     [OutputType(typeof(LogEntry))]
     public sealed class GetKeyServiceLogCommand : SshCmdlet
     {
+        /// <summary>Docker (default): `docker logs` over SSH. Central: the central log service (the runbook's "logmet").</summary>
+        [Parameter] public LogSource Source { get; set; } = LogSource.Docker;
+        /// <summary>Central only: replaces the base query (instance_id:KeyServiceApi), in Lucene syntax, as written.</summary>
+        [Parameter] public string Query { get; set; }
+        /// <summary>Central only: text the message must contain, matched literally (Lucene characters are escaped).</summary>
+        [Parameter] public string Match { get; set; }
+        /// <summary>Central only: newest entries first.</summary>
+        [Parameter] public SwitchParameter NewestFirst { get; set; }
+        /// <summary>Central only: when the central service is unreachable or denies access, warn once and read docker logs over SSH instead.</summary>
+        [Parameter] public SwitchParameter Fallback { get; set; }
+
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
         public string[] Address { get; set; }
@@ -25,9 +38,16 @@ namespace KeyServiceOps.Commands
         [Parameter] public SwitchParameter Follow { get; set; }
 
         private LogQuery _query;
+        private KeyServiceOps.Core.CentralLogs.CentralLogClient _central;
+        private bool _fellBack;
 
         protected override void BeginProcessing()
         {
+            if (Source == LogSource.Central && Follow)
+                ThrowArgument("FollowNotSupported", "-Follow reads a live container stream; the central log service is searched, not followed.", "Follow",
+                    "Use -Source Docker -Follow, or search the central service again with -Since.");
+            if (Source == LogSource.Docker && (Query != null || Match != null || NewestFirst))
+                ThrowArgument("CentralOnlyParameter", "-Query, -Match and -NewestFirst apply to -Source Central only.", Query ?? Match, "Add -Source Central, or drop them.");
             try
             {
                 _query = new LogQuery
@@ -45,11 +65,44 @@ namespace KeyServiceOps.Commands
         {
             foreach (var a in Address ?? new string[0]) PerItem(() =>
             {
+                if (Source == LogSource.Central && !_fellBack && SearchCentral(a)) return;
                 var t = SshTargetFor(a);
                 // Lines are written as they arrive; the bounded queue holds the reader back when the pipeline is slower.
                 var n = Await(Docker.LogsAsync(t, _query, e => Post(() => WriteObject(e)), Cancellation));
                 WriteVerbose($"{t.Host}: {n} log lines from {t.Container}.");
             });
+        }
+
+        /// <summary>Searches the central service; false when it is not available and -Fallback says to read docker logs instead.</summary>
+        private bool SearchCentral(string address)
+        {
+            if (!Endpoint.TryParse(address, Context.HealthPort, out var ep, out var why))
+                throw new OpsException("InvalidAddress", OpsErrorCategory.InvalidArgument, $"'{address}' is not a valid instance address: {why}", address);
+            try
+            {
+                if (_central == null)
+                {
+                    var ms = System.Environment.GetEnvironmentVariable("KEYSERVICEOPS_RETRY_BASE_MS");
+                    var baseDelay = int.TryParse(ms, out var v) ? TimeSpan.FromMilliseconds(v) : (TimeSpan?)null;
+                    _central = new KeyServiceOps.Core.CentralLogs.CentralLogClient(Context, Log, baseDelay);
+                }
+                var now = DateTimeOffset.UtcNow;
+                var search = new KeyServiceOps.Core.CentralLogs.CentralLogSearch
+                {
+                    Host = ep.Address, Query = Query, Match = Match, NewestFirst = NewestFirst, Tail = _query.Tail,
+                    Since = _query.Since == null ? (DateTimeOffset?)null : ShellText.ResolveTime(_query.Since, now),
+                    Until = _query.Until == null ? (DateTimeOffset?)null : ShellText.ResolveTime(_query.Until, now),
+                };
+                var n = Await(_central.SearchAsync(search, e => Post(() => WriteObject(e)), Cancellation));
+                WriteVerbose($"{ep.Address}: {n} log lines from the central log service.");
+                return true;
+            }
+            catch (OpsException e) when (Fallback && Array.IndexOf(KeyServiceOps.Core.CentralLogs.CentralLogClient.FallbackErrorIds, e.ErrorId) >= 0)
+            {
+                _fellBack = true;
+                WriteWarning($"The central log service is not available ({e.ErrorId}: {e.Message}) Reading docker logs over SSH instead, as the runbook says.");
+                return false;
+            }
         }
     }
 

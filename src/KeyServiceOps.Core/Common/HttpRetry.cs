@@ -1,0 +1,49 @@
+using System;
+using System.Globalization;
+using System.Threading.Tasks;
+using Polly;
+using Polly.Retry;
+
+namespace KeyServiceOps.Core
+{
+    /// <summary>
+    /// The one retry policy for HTTP APIs that shed load (PagerDuty, the central log service): 429, 408 and
+    /// 5xx are retried with exponential, jittered back-off, bounded by <c>maxDelay</c>; a server's
+    /// ratelimit-reset or Retry-After (seconds) is honoured within the same bound. Cancellable.
+    /// </summary>
+    public static class HttpRetry
+    {
+        public static ResiliencePipeline<RestResponse> Build(string service, int maxRetries, TimeSpan baseDelay, TimeSpan maxDelay, IOpsLog log)
+        {
+            log = log ?? NullOpsLog.Instance;
+            return new ResiliencePipelineBuilder<RestResponse>()
+                .AddRetry(new RetryStrategyOptions<RestResponse>
+                {
+                    ShouldHandle = new PredicateBuilder<RestResponse>().HandleResult(r => r.Status == 429 || r.Status == 408 || r.Status >= 500),
+                    MaxRetryAttempts = Math.Max(0, maxRetries),
+                    BackoffType = DelayBackoffType.Exponential,
+                    UseJitter = true,
+                    Delay = baseDelay,
+                    MaxDelay = maxDelay,
+                    DelayGenerator = args =>
+                    {
+                        var r = args.Outcome.Result;
+                        var reset = r?.Header("ratelimit-reset") ?? r?.Header("Retry-After");
+                        if (reset != null && double.TryParse(reset, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s >= 0)
+                        {
+                            // Honour the server's reset, with a little jitter, never past the bound.
+                            var d = TimeSpan.FromSeconds(Math.Min(s, maxDelay.TotalSeconds)) + TimeSpan.FromMilliseconds(new Random().Next(0, 100));
+                            return new ValueTask<TimeSpan?>(d);
+                        }
+                        return new ValueTask<TimeSpan?>((TimeSpan?)null);
+                    },
+                    OnRetry = args =>
+                    {
+                        log.Verbose($"{service} answered {args.Outcome.Result?.Status}; retry {args.AttemptNumber + 1} of {maxRetries} in {args.RetryDelay.TotalMilliseconds:0} ms.");
+                        return default;
+                    },
+                })
+                .Build();
+        }
+    }
+}
