@@ -1,0 +1,89 @@
+using System;
+using System.IO;
+using System.Linq;
+using System.Threading.Tasks;
+using KeyServiceOps.Lab;
+using Xunit;
+
+namespace KeyServiceOps.Module.Tests
+{
+    public class CentralLogCmdletTests
+    {
+        private static HostedShell ShellFor(Lab.Lab lab, string known, string apiKey)
+        {
+            Environment.SetEnvironmentVariable("KEYSERVICEOPS_RETRY_BASE_MS", "10");
+            var sh = Shell.For(lab, out _, $"-SshUser '{lab.Ssh.User}' -SshPort {lab.Ssh.Port} -SshKeyPath '{lab.Ssh.KeyPath}' -KnownHostsPath '{known}' " +
+                                           $"-CentralLogUri '{lab.CentralLogs.BaseUri}'");
+            sh.SetVariable("key", new System.Net.NetworkCredential("", apiKey).SecurePassword);
+            Assert.Empty(sh.Run("Set-KeyServiceOpsContext -CentralLogApiKey $key").Errors);
+            return sh;
+        }
+
+        private static string Known(Lab.Lab lab)
+        {
+            var p = Path.Combine(Path.GetTempPath(), $"kso-known-{Guid.NewGuid():N}");
+            File.WriteAllLines(p, lab.Instances.Select(i => lab.Ssh.KnownHostsEntry(i.Address)));
+            return p;
+        }
+
+        [Fact]
+        public async Task Central_logs_pipe_into_Get_KeyServiceFault_like_docker_logs()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, CentralLogs = true });
+            await lab[0].ApplyScenarioAsync(FaultScenario.CipherDependency);
+            using var sh = ShellFor(lab, Known(lab), lab.CentralLogs.ApiKey);
+            var r = sh.Run($"Get-KeyServiceLog {lab[0].Address} -Source Central -Since 1h | Get-KeyServiceFault; Get-KeyServiceLog {lab[0].Address} -Tail 200 | Get-KeyServiceFault");
+            Assert.Empty(r.Errors);
+            Assert.Equal(2, r.Output.Count);
+            Assert.All(r.Output, f => Assert.Equal("CipherDependency", f.S("Category")));
+            Assert.Equal(r.Output[0].P("Count"), r.Output[1].P("Count"));
+            var entries = sh.Run($"Get-KeyServiceLog {lab[0].Address} -Source Central -Tail 2 -NewestFirst");
+            Assert.Equal(2, entries.Output.Count);
+            Assert.All(entries.Output, e => Assert.Equal("Central", e.S("Source")));
+            Assert.True((DateTimeOffset)entries.Output[0].P("Timestamp") >= (DateTimeOffset)entries.Output[1].P("Timestamp"));
+        }
+
+        [Fact]
+        public async Task Without_access_to_the_central_service_Fallback_warns_once_and_reads_docker_logs()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, CentralLogs = true });
+            lab[0].AppendLog("level=info msg=\"one\""); lab[1].AppendLog("level=info msg=\"two\"");
+            using var sh = ShellFor(lab, Known(lab), "wrong-id:wrong-key");
+            var denied = sh.Run($"Get-KeyServiceLog {lab[0].Address} -Source Central");
+            var e = Assert.Single(denied.Errors);
+            Assert.Equal("CentralLogUnauthorized,KeyServiceOps.Commands.GetKeyServiceLogCommand", e.FullyQualifiedErrorId);
+            Assert.Contains("-Fallback", e.ErrorDetails.RecommendedAction);
+
+            var r = sh.Run($"'{lab[0].Address}','{lab[1].Address}' | Get-KeyServiceLog -Source Central -Fallback");
+            Assert.Empty(r.Errors);
+            var w = Assert.Single(r.Warnings);
+            Assert.Contains("CentralLogUnauthorized", w);
+            Assert.Contains("docker logs over SSH", w);
+            Assert.Equal(2, r.Output.Count);
+            Assert.All(r.Output, o => Assert.Equal("Docker", o.S("Source")));
+            Assert.DoesNotContain("wrong-key", r.AllStreamsText());
+        }
+
+        [Fact]
+        public async Task The_inventory_routes_ssh_per_address_and_Get_KeyServiceInstance_shows_it()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
+            var config = Path.Combine(Path.GetTempPath(), $"kso-config-{Guid.NewGuid():N}.json");
+            File.WriteAllText(config, $$"""
+                { "sshPort": 22,
+                  "inventory": [ { "address": "{{lab[1].Address}}", "environment": "prod-eu-2", "sshUser": "{{lab.Ssh.User}}",
+                                   "sshPort": {{lab.Ssh.Port}}, "sshKeyPath": "{{lab.Ssh.KeyPath}}" } ] }
+                """);
+            using var sh = Shell.For(lab, out _, $"-ConfigPath '{config}' -KnownHostsPath '{Known(lab)}'");
+            var inst = sh.Run($"Get-KeyServiceInstance -Address {lab[1].Address}");
+            Assert.Empty(inst.Errors);
+            var i = Assert.Single(inst.Output);
+            Assert.Equal("prod-eu-2", i.S("Environment"));
+            Assert.Equal(lab.Ssh.Port, i.P("SshPort"));
+            // Port 22 is the context's default; the inventory's port and key are what reach the VM.
+            var c = sh.Run($"Get-KeyServiceContainer {lab[1].Address}");
+            Assert.Empty(c.Errors);
+            Assert.Equal("running", Assert.Single(c.Output).S("Status"));
+        }
+    }
+}
