@@ -1,0 +1,341 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core.Diagnosis;
+using KeyServiceOps.Core.Health;
+using KeyServiceOps.Core.PagerDuty;
+using KeyServiceOps.Core.Remote;
+using KeyServiceOps.Core.RingBalancer;
+using Newtonsoft.Json.Linq;
+
+namespace KeyServiceOps.Core.Runbook
+{
+    public enum StepOutcome { Done, Skipped, AlreadyDone, Failed, WouldDo }
+
+    /// <summary>One runbook step as it ran.</summary>
+    public sealed class RunbookStepResult
+    {
+        public string Address { get; set; }
+        public int Step { get; set; }
+        public string Name { get; set; }
+        public StepOutcome Outcome { get; set; }
+        public string Detail { get; set; }
+        public DateTimeOffset Started { get; set; }
+        public TimeSpan Duration { get; set; }
+        public string IncidentId { get; set; }
+        public override string ToString() => $"{Step}. {Name}: {Outcome} {Detail}";
+    }
+
+    /// <summary>How the runbook ended for one instance.</summary>
+    public sealed class RunbookSummary
+    {
+        public string Address { get; set; }
+        public string Target { get; set; }
+        public string Upstream { get; set; }
+        public string IncidentId { get; set; }
+        /// <summary>Healthy (nothing to fix), Recovered, AssignedToOwner, Escalated, Maintenance, Failed, WhatIf.</summary>
+        public string FinalState { get; set; }
+        public string[] Faults { get; set; } = new string[0];
+        public string[] Actions { get; set; } = new string[0];
+        public TimeSpan Duration { get; set; }
+        public override string ToString() => $"{Target} {FinalState}";
+    }
+
+    public sealed class RunbookOptions
+    {
+        public string Upstream { get; set; }
+        public string IncidentId { get; set; }
+        public HealthVia Via { get; set; } = HealthVia.Http;
+        public TimeSpan RestartTimeout { get; set; } = TimeSpan.FromMinutes(5);
+        public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
+        public int DiagnoseTail { get; set; } = 500;
+        public int EscalationLogLines { get; set; } = 50;
+        public int EscalationLevel { get; set; } = 2;
+        public string Actor { get; set; } = "runbook";
+        /// <summary>-WhatIf: decide everything, change nothing (notes included).</summary>
+        public bool WhatIf { get; set; }
+    }
+
+    /// <summary>
+    /// Runbook "Key service instance is down", steps 1-5, for one instance. Every change goes through
+    /// <c>confirm</c> (the cmdlet's ShouldProcess: false under -WhatIf), is audited by the service that makes
+    /// it, and is written to the incident as a note. Each step recognises work already done, so a re-run after
+    /// an interruption continues where it stopped.
+    /// </summary>
+    public sealed class RunbookRunner
+    {
+        public const string NotePrefix = "[KeyServiceOps] ";
+        private readonly OpsContext _ctx;
+        private readonly RingBalancerService _rb;
+        private readonly DockerClient _docker;
+        private readonly KeyServiceRestarter _restarter;
+        private readonly HealthChecker _health;
+        private readonly PagerDutyClient _pd;
+        private readonly AuditLog _audit;
+        private readonly FaultRuleSet _rules;
+        private readonly IOpsLog _log;
+
+        public RunbookRunner(OpsContext ctx, RingBalancerService rb, DockerClient docker, KeyServiceRestarter restarter, HealthChecker health,
+            PagerDutyClient pagerDuty, AuditLog audit, FaultRuleSet rules, IOpsLog log)
+        {
+            _ctx = ctx; _rb = rb; _docker = docker; _restarter = restarter; _health = health; _pd = pagerDuty; _audit = audit;
+            _rules = rules ?? FaultRuleSet.Default; _log = log ?? NullOpsLog.Instance;
+        }
+
+        private sealed class Run
+        {
+            public Endpoint Ep;
+            public string Upstream;
+            public string Incident;
+            public RunbookOptions O;
+            public Func<string, string, Task<bool>> Confirm;
+            public Action<RunbookStepResult> Emit;
+            public readonly List<string> Actions = new List<string>();
+            public bool WhatIf;
+            public SshTarget Ssh;
+        }
+
+        public async Task<RunbookSummary> RunAsync(Endpoint ep, RunbookOptions o, Func<string, string, Task<bool>> confirm, Action<RunbookStepResult> emit, CancellationToken ct)
+        {
+            var total = Stopwatch.StartNew();
+            var r = new Run { Ep = ep, Upstream = o.Upstream ?? _ctx.Upstream, O = o, Confirm = confirm, Emit = emit, WhatIf = o.WhatIf };
+            var summary = new RunbookSummary { Address = ep.Address, Target = ep.Target, Upstream = r.Upstream };
+            r.Incident = await FindIncidentAsync(ep, o.IncidentId, ct).ConfigureAwait(false);
+            summary.IncidentId = r.Incident;
+            try { r.Ssh = SshTarget.For(_ctx, ep.Address); }
+            catch (OpsException e) { _log.Warning($"{ep.Address}: {e.Message}"); }
+
+            // 1. Verify
+            var health = await StepAsync(r, 1, "Verify health", async () =>
+            {
+                var h = await CheckAsync(r, ct).ConfigureAwait(false);
+                return (StepOutcome.Done, $"{h.Status}: {h.Detail}", h);
+            }).ConfigureAwait(false);
+            var target = await _rb.ResolveAsync(r.Upstream, ep.Target, ct).ConfigureAwait(false);
+            var inUpstream = target != null && target.Weight > 0;
+            if (health.Healthy && inUpstream)
+            {
+                for (int s = 2; s <= 5; s++) Skip(r, s, "the instance is healthy and in the ring-balancer: nothing to fix");
+                return Finish(summary, r, "Healthy", null, total);
+            }
+            if (target != null && _rb.IsMaintenance(target))
+            {
+                for (int s = 2; s <= 5; s++) Skip(r, s, "the target is marked for maintenance: the runbook does not touch it");
+                return Finish(summary, r, "Maintenance", null, total);
+            }
+
+            IReadOnlyList<Fault> faults = new List<Fault>();
+            RestartResult restart = null;
+            if (!health.Healthy)
+            {
+                // 2. Remove from the ring-balancer
+                await StepAsync(r, 2, "Remove from ring-balancer", async () =>
+                {
+                    if (!inUpstream)
+                    {
+                        var who = WhoRemoved(ep.Target);
+                        await NoteAsync(r, $"target {ep.Target} is not in upstream {r.Upstream}: {who}", ct).ConfigureAwait(false);
+                        return (StepOutcome.AlreadyDone, $"not in upstream '{r.Upstream}': {who}", 0);
+                    }
+                    var guard = await _rb.EvaluateRemovalAsync(r.Upstream, target, 0, ct).ConfigureAwait(false);
+                    if (!guard.Allowed) return (StepOutcome.Failed, $"kept in the upstream by the capacity guard ({guard.ErrorId}): {guard.Reason}", 0);
+                    if (!await r.Confirm(ep.Target, $"Remove from upstream '{r.Upstream}' (runbook step 2)").ConfigureAwait(false))
+                        return (StepOutcome.WouldDo, $"would remove {ep.Target} from '{r.Upstream}' ({guard.Reason}) and note 'manually removed target'", 0);
+                    var change = await _rb.RemoveResolvedAsync(r.Upstream, target, false, false, r.O.Actor, r.Incident, ct).ConfigureAwait(false);
+                    r.Actions.Add($"{change.Action} {ep.Target}");
+                    await NoteAsync(r, $"manually removed target {ep.Target} from upstream {r.Upstream} (runbook step 2: the instance failed its health check)", ct).ConfigureAwait(false);
+                    return (StepOutcome.Done, $"{change.Action}: {change.Detail}", 0);
+                }).ConfigureAwait(false);
+
+                // 3. Diagnose, then restart unless a dependency is at fault
+                var stop = await StepAsync(r, 3, "Diagnose and restart", async () =>
+                {
+                    if (r.Ssh == null) return (StepOutcome.Failed, "no SSH route to the VM (see the warning)", true);
+                    faults = await _docker.DiagnoseAsync(r.Ssh, r.O.DiagnoseTail, _rules, _ctx.FaultOwners, ct).ConfigureAwait(false);
+                    var blocking = FaultAnalyzer.BlockingFault(faults);
+                    var found = faults.Count == 0 ? "no special error in the logs" : string.Join(", ", faults.Select(f => $"{f.Category} ({f.Count} lines)"));
+                    if (blocking != null)
+                    {
+                        var evidence = string.Join("\n", blocking.Evidence);
+                        var owner = blocking.Owner;
+                        var what = owner != null ? $"assign the incident to {owner}" : $"escalate the incident to level {r.O.EscalationLevel} (no owner configured for {blocking.Category})";
+                        if (!await r.Confirm($"incident {r.Incident ?? "(none)"}", $"{what} (runbook step 3: {blocking.Category} fault, no restart)").ConfigureAwait(false))
+                            return (StepOutcome.WouldDo, $"{found}; dependency fault: would {what} with the evidence and not restart", true);
+                        await HandOverAsync(r, owner, ct).ConfigureAwait(false);
+                        await NoteAsync(r, $"dependency fault {blocking.Category} on {ep.Address}: not restarted; {what}. {blocking.Advice}\nEvidence:\n{evidence}", ct).ConfigureAwait(false);
+                        r.Actions.Add(owner != null ? $"assigned to {owner}" : $"escalated to level {r.O.EscalationLevel}");
+                        return (StepOutcome.Done, $"{found}; dependency fault: {what}; not restarted", true);
+                    }
+                    if (!await r.Confirm($"{r.Ssh.Container} on {ep.Address}", "docker restart and wait for health (runbook step 3)").ConfigureAwait(false))
+                        return (StepOutcome.WouldDo, $"{found}; would restart {r.Ssh.Container} and wait up to {r.O.RestartTimeout.TotalSeconds:0} s for health", false);
+                    restart = await _restarter.RestartAsync(r.Ssh, new RestartOptions
+                    {
+                        Wait = true, Timeout = r.O.RestartTimeout, PollInterval = r.O.PollInterval, KnownFaults = faults, Via = r.O.Via,
+                        HealthPort = ep.Port, IncidentId = r.Incident, Actor = r.O.Actor,
+                    }, null, ct).ConfigureAwait(false);
+                    r.Actions.Add($"restarted {r.Ssh.Container} ({restart.Status})");
+                    await NoteAsync(r, $"restarted {r.Ssh.Container} on {ep.Address} ({found}): {(restart.Recovered == true ? $"operational again after {restart.Elapsed.TotalSeconds:0} s" : $"not operational after {r.O.RestartTimeout.TotalSeconds:0} s")}", ct).ConfigureAwait(false);
+                    return (StepOutcome.Done, $"{found}; restart: {restart.Status} in {restart.Elapsed.TotalSeconds:0.#} s", false);
+                }).ConfigureAwait(false);
+                if (stop)
+                {
+                    Skip(r, 4, "not restarted: the dependency's owner has the incident");
+                    Skip(r, 5, "handed over in step 3");
+                    return Finish(summary, r, r.WhatIf ? "WhatIf" : faults.Count > 0 && FaultAnalyzer.BlockingFault(faults) != null ? "AssignedToOwner" : "Failed", faults, total);
+                }
+                if (r.WhatIf)
+                {
+                    Emit(r, 4, "Add back to ring-balancer", StepOutcome.WouldDo, $"if the restart recovers it: check health again and add {ep.Target} back", DateTimeOffset.UtcNow, TimeSpan.Zero);
+                    Emit(r, 5, "Escalate", StepOutcome.WouldDo, $"if it does not: collect the last {r.O.EscalationLogLines} log lines and escalate to level {r.O.EscalationLevel}", DateTimeOffset.UtcNow, TimeSpan.Zero);
+                    return Finish(summary, r, "WhatIf", faults, total);
+                }
+            }
+            else
+            {
+                Skip(r, 2, $"healthy again but not in the upstream: continuing with step 4");
+                Skip(r, 3, "healthy: nothing to diagnose or restart");
+            }
+
+            // 4. Check again and add back
+            var recovered = false;
+            await StepAsync(r, 4, "Add back to ring-balancer", async () =>
+            {
+                var h = await CheckAsync(r, ct).ConfigureAwait(false);
+                if (!h.Healthy) return (StepOutcome.Skipped, $"still {h.Status} ({h.Detail}): not added back", 0);
+                recovered = true;
+                var existing = await _rb.ResolveAsync(r.Upstream, ep.Target, ct).ConfigureAwait(false);
+                if (existing != null && existing.Weight > 0) return (StepOutcome.AlreadyDone, $"{ep.Target} is already in '{r.Upstream}'", 0);
+                if (!await r.Confirm(ep.Target, $"Add back to upstream '{r.Upstream}' (runbook step 4)").ConfigureAwait(false))
+                    return (StepOutcome.WouldDo, $"would add {ep.Target} back to '{r.Upstream}'", 0);
+                var change = await _rb.AddAsync(r.Upstream, ep.Target, 100, null, false, r.O.Actor, r.Incident, ct).ConfigureAwait(false);
+                r.Actions.Add($"{change.Action} {ep.Target}");
+                await NoteAsync(r, $"added target {ep.Target} back to upstream {r.Upstream} (runbook step 4: the API is available and operational)", ct).ConfigureAwait(false);
+                return (StepOutcome.Done, $"{change.Action}: {change.Detail}", 0);
+            }).ConfigureAwait(false);
+            if (recovered)
+            {
+                Skip(r, 5, "recovered: nothing to escalate");
+                return Finish(summary, r, "Recovered", faults, total);
+            }
+
+            // 5. Still failing: escalate with the last log lines
+            await StepAsync(r, 5, "Escalate", async () =>
+            {
+                if (r.Incident == null) return (StepOutcome.Failed, "still failing, and there is no open incident to escalate: page level 2 by hand", 0);
+                var lines = new List<string>();
+                if (r.Ssh != null)
+                {
+                    try { await _docker.LogsAsync(r.Ssh, new LogQuery { Tail = r.O.EscalationLogLines }, e => lines.Add(e.ToString()), ct).ConfigureAwait(false); }
+                    catch (OpsException e) { lines.Add($"(could not read the logs: {e.ErrorId}: {e.Message})"); }
+                }
+                if (!await r.Confirm($"incident {r.Incident}", $"Escalate to level {r.O.EscalationLevel} with the last {lines.Count} log lines (runbook step 5)").ConfigureAwait(false))
+                    return (StepOutcome.WouldDo, $"would escalate to level {r.O.EscalationLevel}", 0);
+                await NoteAsync(r, $"{ep.Address} still does not work after the runbook; escalating to level {r.O.EscalationLevel}. Last {lines.Count} lines of docker logs {r.Ssh?.Container}:\n{string.Join("\n", lines)}", ct).ConfigureAwait(false);
+                var inc = await _pd.GetIncidentAsync(r.Incident, ct).ConfigureAwait(false);
+                if ((inc.EscalationLevel ?? 1) >= r.O.EscalationLevel)
+                    return (StepOutcome.AlreadyDone, $"incident already at level {inc.EscalationLevel}; logs attached", 0);
+                await _pd.UpdateIncidentAsync(r.Incident, new JObject { ["escalation_level"] = r.O.EscalationLevel }, inc, ct).ConfigureAwait(false);
+                r.Actions.Add($"escalated to level {r.O.EscalationLevel}");
+                return (StepOutcome.Done, $"escalated to level {r.O.EscalationLevel} with {lines.Count} log lines", 0);
+            }).ConfigureAwait(false);
+            return Finish(summary, r, "Escalated", faults, total);
+        }
+
+        private async Task<HealthResult> CheckAsync(Run r, CancellationToken ct)
+            => r.O.Via == HealthVia.Ssh && r.Ssh != null
+                ? await _docker.CurlHealthAsync(r.Ssh, r.Ep.Port, _health.Path, _health.ExpectedText, _health.Timeout, ct).ConfigureAwait(false)
+                : await _health.CheckAsync(r.Ep, ct).ConfigureAwait(false);
+
+        private async Task<string> FindIncidentAsync(Endpoint ep, string given, CancellationToken ct)
+        {
+            if (!string.IsNullOrEmpty(given)) return given;
+            if (_pd == null) return null;
+            try
+            {
+                var open = await _pd.FindForAddressAsync(ep.Address, ct).ConfigureAwait(false);
+                var inc = open.OrderByDescending(i => i.CreatedAt).FirstOrDefault();
+                if (inc != null) _log.Verbose($"{ep.Address}: open incident {inc.IncidentId} ({inc.Title}).");
+                return inc?.IncidentId;
+            }
+            catch (OpsException e)
+            {
+                _log.Warning($"Could not look up the incident for {ep.Address} ({e.ErrorId}): notes will not be written.");
+                return null;
+            }
+        }
+
+        private string WhoRemoved(string target)
+        {
+            var last = _audit?.Read(null, target, "RemoveTarget").LastOrDefault();
+            if (last == null) return "no record of who removed it (not this module)";
+            var bySelfHealing = last.Actor != null && last.Actor.StartsWith("self-healing", StringComparison.OrdinalIgnoreCase);
+            return bySelfHealing ? $"self-healing already removed it at {last.Time:u}" : $"removed by {last.Actor} at {last.Time:u}";
+        }
+
+        private async Task HandOverAsync(Run r, string owner, CancellationToken ct)
+        {
+            if (r.Incident == null || _pd == null) return;
+            var inc = await _pd.GetIncidentAsync(r.Incident, ct).ConfigureAwait(false);
+            JObject fields;
+            if (owner != null)
+            {
+                var id = await _pd.ResolveUserIdAsync(owner, ct).ConfigureAwait(false);
+                if (inc.AssigneeIds.Length == 1 && inc.AssigneeIds[0] == id) return;
+                fields = new JObject { ["assignments"] = new JArray(new JObject { ["assignee"] = new JObject { ["id"] = id, ["type"] = "user_reference" } }) };
+            }
+            else
+            {
+                if ((inc.EscalationLevel ?? 1) >= r.O.EscalationLevel) return;
+                fields = new JObject { ["escalation_level"] = r.O.EscalationLevel };
+            }
+            await _pd.UpdateIncidentAsync(r.Incident, fields, inc, ct).ConfigureAwait(false);
+        }
+
+        /// <summary>Writes a note unless the same note is already on the incident (re-runs do not repeat themselves).</summary>
+        private async Task NoteAsync(Run r, string text, CancellationToken ct)
+        {
+            if (r.Incident == null || _pd == null || r.WhatIf || r.O.WhatIf) return;
+            var content = NotePrefix + text;
+            var notes = await _pd.GetNotesAsync(r.Incident, ct).ConfigureAwait(false);
+            if (notes.Any(n => n.Content == content)) { _log.Verbose($"Incident {r.Incident}: the note is already there."); return; }
+            await _pd.AddNoteAsync(r.Incident, content, ct).ConfigureAwait(false);
+        }
+
+        private async Task<T> StepAsync<T>(Run r, int step, string name, Func<Task<(StepOutcome, string, T)>> body)
+        {
+            var started = DateTimeOffset.UtcNow;
+            var sw = Stopwatch.StartNew();
+            try
+            {
+                var (outcome, detail, value) = await body().ConfigureAwait(false);
+                if (outcome == StepOutcome.WouldDo) r.WhatIf = true;
+                Emit(r, step, name, outcome, detail, started, sw.Elapsed);
+                return value;
+            }
+            catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled"))
+            {
+                Emit(r, step, name, StepOutcome.Failed, $"{e.ErrorId}: {e.Message}", started, sw.Elapsed);
+                throw;
+            }
+        }
+
+        private static readonly string[] Names = { "", "Verify health", "Remove from ring-balancer", "Diagnose and restart", "Add back to ring-balancer", "Escalate" };
+
+        private void Skip(Run r, int step, string why) => Emit(r, step, Names[step], StepOutcome.Skipped, why, DateTimeOffset.UtcNow, TimeSpan.Zero);
+
+        private static void Emit(Run r, int step, string name, StepOutcome outcome, string detail, DateTimeOffset started, TimeSpan duration)
+            => r.Emit?.Invoke(new RunbookStepResult { Address = r.Ep.Address, Step = step, Name = name, Outcome = outcome, Detail = detail, Started = started, Duration = duration, IncidentId = r.Incident });
+
+        private static RunbookSummary Finish(RunbookSummary s, Run r, string state, IReadOnlyList<Fault> faults, Stopwatch total)
+        {
+            s.FinalState = state;
+            s.Faults = (faults ?? new List<Fault>()).Select(f => f.Category).ToArray();
+            s.Actions = r.Actions.ToArray();
+            s.Duration = total.Elapsed;
+            return s;
+        }
+    }
+}

@@ -1,0 +1,318 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core.Health;
+using KeyServiceOps.Core.PagerDuty;
+using KeyServiceOps.Core.Remote;
+using KeyServiceOps.Core.RingBalancer;
+using Newtonsoft.Json;
+
+namespace KeyServiceOps.Core.Runbook
+{
+    public sealed class SelfHealingOptions
+    {
+        public string Upstream { get; set; }
+        /// <summary>Consecutive failed checks before a target is removed.</summary>
+        public int FailuresToRemove { get; set; } = 3;
+        /// <summary>Consecutive passing checks before a removed target is added back.</summary>
+        public int PassesToAdd { get; set; } = 2;
+        /// <summary>Also restart the container of a removed, still failing instance (with a budget).</summary>
+        public bool Restart { get; set; }
+        public int MaxRestartsPerHour { get; set; } = 3;
+        /// <summary>Wait after the n-th restart in the hour: base × 2^(n-1).</summary>
+        public TimeSpan RestartBackoff { get; set; } = TimeSpan.FromMinutes(2);
+        /// <summary>After a restart, failed checks are not counted for this long.</summary>
+        public TimeSpan StartupGrace { get; set; } = TimeSpan.FromSeconds(60);
+        public string StatePath { get; set; }
+        public TimeSpan LockTimeout { get; set; } = TimeSpan.FromSeconds(10);
+        public bool WhatIf { get; set; }
+        public string Actor { get; set; } = "self-healing";
+        public HealthVia Via { get; set; } = HealthVia.Http;
+        /// <summary>The clock (tests move it to check per-hour budgets).</summary>
+        public Func<DateTimeOffset> Clock { get; set; } = () => DateTimeOffset.UtcNow;
+
+        public static string DefaultStatePath()
+            => Path.Combine(Path.GetDirectoryName(OpsContext.DefaultAuditLogPath()) ?? Path.GetTempPath(), "selfhealing-state.json");
+    }
+
+    public enum HealingAction { None, Remove, Add, Restart }
+
+    /// <summary>One decision of a self-healing pass: an action taken, or one not taken and why.</summary>
+    public sealed class SelfHealingAction
+    {
+        public DateTimeOffset Time { get; set; }
+        public int Pass { get; set; }
+        public string Upstream { get; set; }
+        public string Target { get; set; }
+        public HealingAction Action { get; set; }
+        /// <summary>Done, Skipped, WouldDo (-WhatIf) or Failed.</summary>
+        public StepOutcome Outcome { get; set; }
+        /// <summary>Why: Unhealthy, Recovered, CapacityGuard, Hysteresis, RestartBudget, Maintenance, StartupGrace, DependencyFault, LockHeld, Error.</summary>
+        public string Reason { get; set; }
+        public string Detail { get; set; }
+        public int Failures { get; set; }
+        public int Successes { get; set; }
+        public string IncidentId { get; set; }
+        public override string ToString() => $"pass {Pass} {Action} {Target}: {Outcome} ({Reason}) {Detail}";
+    }
+
+    /// <summary>What a pass remembers about each target between passes (the state file).</summary>
+    public sealed class HealingTargetState
+    {
+        public string Target { get; set; }
+        public string Address { get; set; }
+        public int Port { get; set; }
+        public int Weight { get; set; } = 100;
+        public string[] Tags { get; set; } = new string[0];
+        public int Failures { get; set; }
+        public int Successes { get; set; }
+        public bool RemovedBySelfHealing { get; set; }
+        public DateTimeOffset? RemovedAt { get; set; }
+        public List<DateTimeOffset> Restarts { get; set; } = new List<DateTimeOffset>();
+        public DateTimeOffset? GraceUntil { get; set; }
+    }
+
+    public sealed class HealingState
+    {
+        public int Pass { get; set; }
+        public Dictionary<string, HealingTargetState> Targets { get; set; } = new Dictionary<string, HealingTargetState>(StringComparer.OrdinalIgnoreCase);
+    }
+
+    /// <summary>
+    /// One reconcile pass of self-healing over an upstream: hysteresis on both edges (N failures to remove, M passes
+    /// to add back), the ring-balancer's capacity guards re-read before every removal, maintenance respected, an
+    /// optional restart with a per-hour budget and back-off, notes on the incident, and a lock on the state file so
+    /// two healers never act at once. Only targets this healer removed are ever added back.
+    /// </summary>
+    public sealed class SelfHealer
+    {
+        private readonly OpsContext _ctx;
+        private readonly RingBalancerService _rb;
+        private readonly HealthChecker _health;
+        private readonly DockerClient _docker;
+        private readonly KeyServiceRestarter _restarter;
+        private readonly PagerDutyClient _pd;
+        private readonly IOpsLog _log;
+
+        public SelfHealer(OpsContext ctx, RingBalancerService rb, HealthChecker health, DockerClient docker, KeyServiceRestarter restarter, PagerDutyClient pagerDuty, IOpsLog log)
+        {
+            _ctx = ctx; _rb = rb; _health = health; _docker = docker; _restarter = restarter; _pd = pagerDuty; _log = log ?? NullOpsLog.Instance;
+        }
+
+        public async Task<List<SelfHealingAction>> PassAsync(SelfHealingOptions o, Func<string, string, Task<bool>> confirm, Action<SelfHealingAction> emit, CancellationToken ct)
+        {
+            var upstream = o.Upstream ?? _ctx.Upstream;
+            var statePath = o.StatePath ?? SelfHealingOptions.DefaultStatePath();
+            var results = new List<SelfHealingAction>();
+            void Out(SelfHealingAction a) { a.Upstream = upstream; a.Time = o.Clock(); results.Add(a); emit?.Invoke(a); }
+
+            using (var lockFile = await LockAsync(statePath, o.LockTimeout, ct).ConfigureAwait(false))
+            {
+                if (lockFile == null)
+                {
+                    Out(new SelfHealingAction { Action = HealingAction.None, Outcome = StepOutcome.Skipped, Reason = "LockHeld", Detail = $"another self-healing pass holds {statePath}.lock; nothing done" });
+                    return results;
+                }
+                var state = Load(statePath);
+                state.Pass++;
+                var pass = state.Pass;
+                List<RingBalancerTarget> targets;
+                try { targets = await _rb.Kong.GetTargetsAsync(upstream, ct).ConfigureAwait(false); }
+                catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled"))
+                {
+                    Out(new SelfHealingAction { Pass = pass, Action = HealingAction.None, Outcome = StepOutcome.Failed, Reason = "Error", Detail = $"cannot read the upstream's targets ({e.ErrorId}): nothing changed this pass" });
+                    if (!o.WhatIf) Save(statePath, state);
+                    return results;
+                }
+                var present = targets.Where(t => t.Weight > 0).ToDictionary(t => t.Target, StringComparer.OrdinalIgnoreCase);
+                // Targets to look at: those in the upstream, and those this healer took out.
+                var watch = present.Values.Select(t => t.Target)
+                    .Concat(state.Targets.Values.Where(s => s.RemovedBySelfHealing && !present.ContainsKey(s.Target)).Select(s => s.Target))
+                    .Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+                foreach (var gone in state.Targets.Keys.Where(k => !watch.Contains(k, StringComparer.OrdinalIgnoreCase)).ToList()) state.Targets.Remove(gone);
+
+                var endpoints = watch.Select(w => Endpoint.Parse(w, _ctx.HealthPort)).ToList();
+                var probes = await _health.CheckManyAsync(endpoints, Math.Max(1, _ctx.ThrottleLimit), ct).ConfigureAwait(false);
+                var now = o.Clock();
+                var removedThisPass = 0;
+                for (int i = 0; i < watch.Count; i++)
+                {
+                    var key = watch[i];
+                    var h = probes[i];
+                    present.TryGetValue(key, out var t);
+                    if (!state.Targets.TryGetValue(key, out var s))
+                        state.Targets[key] = s = new HealingTargetState { Target = key, Address = endpoints[i].Address, Port = endpoints[i].Port };
+                    if (t != null) { s.Weight = t.Weight; s.Tags = t.Tags ?? new string[0]; }
+                    var inGrace = s.GraceUntil != null && now < s.GraceUntil;
+                    if (h.Healthy) { s.Successes++; s.Failures = 0; }
+                    else if (!inGrace) { s.Failures++; s.Successes = 0; }
+                    else s.Successes = 0;
+                    SelfHealingAction A(HealingAction act, StepOutcome oc, string reason, string detail)
+                        => new SelfHealingAction { Pass = pass, Target = key, Action = act, Outcome = oc, Reason = reason, Detail = detail, Failures = s.Failures, Successes = s.Successes };
+
+                    var maintenance = t != null ? _rb.IsMaintenance(t) : _rb.IsMaintenance(new RingBalancerTarget { Target = key, Address = s.Address, Port = s.Port, Tags = s.Tags });
+                    if (maintenance)
+                    {
+                        if (!h.Healthy || s.RemovedBySelfHealing) Out(A(HealingAction.None, StepOutcome.Skipped, "Maintenance", "marked for maintenance: self-healing leaves it alone"));
+                        continue;
+                    }
+                    try
+                    {
+                        if (t != null)
+                        {
+                            if (h.Healthy) continue;
+                            if (inGrace) { Out(A(HealingAction.Remove, StepOutcome.Skipped, "StartupGrace", $"restarted recently; judged again after {s.GraceUntil:HH:mm:ss}")); continue; }
+                            if (s.Failures < o.FailuresToRemove)
+                            {
+                                Out(A(HealingAction.Remove, StepOutcome.Skipped, "Hysteresis", $"{h.Status}: failure {s.Failures} of {o.FailuresToRemove} before removal"));
+                                continue;
+                            }
+                            // The guard re-reads the upstream right now: never act on the state read at the start of the pass.
+                            var guard = await _rb.EvaluateRemovalAsync(upstream, t, removedThisPass, ct).ConfigureAwait(false);
+                            if (!guard.Allowed) { Out(A(HealingAction.Remove, StepOutcome.Skipped, "CapacityGuard", $"{guard.ErrorId}: {guard.Reason}")); continue; }
+                            if (o.WhatIf || !await confirm(key, $"Remove from upstream '{upstream}' (self-healing: {s.Failures} failed checks)").ConfigureAwait(false))
+                            {
+                                Out(A(HealingAction.Remove, StepOutcome.WouldDo, "Unhealthy", $"{h.Status} {s.Failures} times: would remove"));
+                                continue;
+                            }
+                            var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
+                            var change = await _rb.RemoveResolvedAsync(upstream, t, false, false, o.Actor, incident, ct).ConfigureAwait(false);
+                            removedThisPass++;
+                            s.RemovedBySelfHealing = true; s.RemovedAt = now; s.Successes = 0;
+                            var a = A(HealingAction.Remove, StepOutcome.Done, "Unhealthy", $"{change.Action} after {s.Failures} failed checks ({h.Status}: {h.Detail})");
+                            a.IncidentId = incident;
+                            await NoteAsync(a, incident, $"removed by self-healing: target {key} of upstream {upstream} failed {s.Failures} consecutive health checks ({h.Status}).", ct).ConfigureAwait(false);
+                            Out(a);
+                            continue;
+                        }
+                        // Not in the upstream, removed by us.
+                        if (h.Healthy)
+                        {
+                            if (s.Successes < o.PassesToAdd)
+                            {
+                                Out(A(HealingAction.Add, StepOutcome.Skipped, "Hysteresis", $"healthy {s.Successes} of {o.PassesToAdd} passes before it is added back"));
+                                continue;
+                            }
+                            if (o.WhatIf || !await confirm(key, $"Add back to upstream '{upstream}' (self-healing: healthy {s.Successes} passes)").ConfigureAwait(false))
+                            {
+                                Out(A(HealingAction.Add, StepOutcome.WouldDo, "Recovered", "would add back"));
+                                continue;
+                            }
+                            var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
+                            var change = await _rb.AddAsync(upstream, key, s.Weight > 0 ? s.Weight : 100, s.Tags, false, o.Actor, incident, ct).ConfigureAwait(false);
+                            s.RemovedBySelfHealing = false; s.RemovedAt = null;
+                            var a = A(HealingAction.Add, StepOutcome.Done, "Recovered", $"{change.Action} after {s.Successes} healthy passes");
+                            a.IncidentId = incident;
+                            await NoteAsync(a, incident, $"added back by self-healing: target {key} of upstream {upstream} passed {s.Successes} consecutive health checks.", ct).ConfigureAwait(false);
+                            Out(a);
+                            continue;
+                        }
+                        if (!o.Restart || _restarter == null) continue;
+                        await MaybeRestartAsync(o, s, now, confirm, A, Out, ct).ConfigureAwait(false);
+                    }
+                    catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled"))
+                    {
+                        Out(A(t != null ? HealingAction.Remove : HealingAction.Add, StepOutcome.Failed, "Error", $"{e.ErrorId}: {e.Message}"));
+                    }
+                }
+                if (!o.WhatIf) Save(statePath, state);
+            }
+            return results;
+        }
+
+        private async Task MaybeRestartAsync(SelfHealingOptions o, HealingTargetState s, DateTimeOffset now, Func<string, string, Task<bool>> confirm,
+            Func<HealingAction, StepOutcome, string, string, SelfHealingAction> A, Action<SelfHealingAction> Out, CancellationToken ct)
+        {
+            if (s.GraceUntil != null && now < s.GraceUntil) { Out(A(HealingAction.Restart, StepOutcome.Skipped, "StartupGrace", $"restarted recently; waiting until {s.GraceUntil:HH:mm:ss}")); return; }
+            s.Restarts = s.Restarts.Where(r => now - r < TimeSpan.FromHours(1)).ToList();
+            if (s.Restarts.Count >= o.MaxRestartsPerHour)
+            {
+                Out(A(HealingAction.Restart, StepOutcome.Skipped, "RestartBudget", $"{s.Restarts.Count} restarts in the last hour (limit {o.MaxRestartsPerHour}); next possible at {s.Restarts.Min().AddHours(1):HH:mm:ss}"));
+                return;
+            }
+            if (s.Restarts.Count > 0)
+            {
+                var next = s.Restarts.Max() + TimeSpan.FromTicks(o.RestartBackoff.Ticks * (1L << Math.Min(20, s.Restarts.Count - 1)));
+                if (now < next) { Out(A(HealingAction.Restart, StepOutcome.Skipped, "RestartBudget", $"back-off: next restart not before {next:HH:mm:ss}")); return; }
+            }
+            SshTarget ssh;
+            try { ssh = SshTarget.For(_ctx, s.Address); }
+            catch (OpsException e) { Out(A(HealingAction.Restart, StepOutcome.Failed, "Error", e.Message)); return; }
+            if (o.WhatIf || !await confirm($"{ssh.Container} on {s.Address}", "docker restart (self-healing)").ConfigureAwait(false))
+            {
+                Out(A(HealingAction.Restart, StepOutcome.WouldDo, "Unhealthy", "would restart the container"));
+                return;
+            }
+            try
+            {
+                var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
+                await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, Actor = o.Actor, HealthPort = s.Port }, null, ct).ConfigureAwait(false);
+                s.Restarts.Add(now);
+                s.GraceUntil = now + o.StartupGrace;
+                var a = A(HealingAction.Restart, StepOutcome.Done, "Unhealthy", $"restart {s.Restarts.Count} of at most {o.MaxRestartsPerHour} this hour; start-up grace {o.StartupGrace.TotalSeconds:0} s");
+                a.IncidentId = incident;
+                await NoteAsync(a, incident, $"self-healing restarted {ssh.Container} on {s.Address} (restart {s.Restarts.Count} this hour).", ct).ConfigureAwait(false);
+                Out(a);
+            }
+            catch (OpsException e) when (e.ErrorId == "DependencyFaultNoRestart")
+            {
+                Out(A(HealingAction.Restart, StepOutcome.Skipped, "DependencyFault", e.Message));
+            }
+        }
+
+        private async Task<string> IncidentAsync(string address, CancellationToken ct)
+        {
+            if (_pd == null) return null;
+            try { return (await _pd.FindForAddressAsync(address, ct).ConfigureAwait(false)).OrderByDescending(i => i.CreatedAt).FirstOrDefault()?.IncidentId; }
+            catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled")) { _log.Warning($"PagerDuty lookup for {address} failed ({e.ErrorId}); no note."); return null; }
+        }
+
+        private async Task NoteAsync(SelfHealingAction a, string incident, string text, CancellationToken ct)
+        {
+            if (incident == null || _pd == null) return;
+            try { await _pd.AddNoteAsync(incident, RunbookRunner.NotePrefix + text, ct).ConfigureAwait(false); }
+            catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled")) { a.Detail += $"; the incident note failed ({e.ErrorId})"; }
+        }
+
+        // ---- state file ----
+
+        private static async Task<FileStream> LockAsync(string statePath, TimeSpan timeout, CancellationToken ct)
+        {
+            var dir = Path.GetDirectoryName(Path.GetFullPath(statePath));
+            if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+            var deadline = DateTime.UtcNow + timeout;
+            while (true)
+            {
+                try { return new FileStream(statePath + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
+                catch (IOException) when (DateTime.UtcNow < deadline) { await Task.Delay(50, ct).ConfigureAwait(false); }
+                catch (IOException) { return null; }
+            }
+        }
+
+        public static HealingState Load(string path)
+        {
+            if (!File.Exists(path)) return new HealingState();
+            try
+            {
+                var s = JsonConvert.DeserializeObject<HealingState>(File.ReadAllText(path)) ?? new HealingState();
+                s.Targets = new Dictionary<string, HealingTargetState>(s.Targets ?? new Dictionary<string, HealingTargetState>(), StringComparer.OrdinalIgnoreCase);
+                return s;
+            }
+            catch (JsonException e)
+            {
+                throw new OpsException("SelfHealingStateInvalid", OpsErrorCategory.InvalidData, $"The self-healing state file '{path}' is not valid JSON: {e.Message}", path,
+                    recommendedAction: "Delete it: the counters start again from zero (targets removed by self-healing will then not be added back automatically).", inner: e);
+            }
+        }
+
+        private static void Save(string path, HealingState s)
+        {
+            var tmp = path + ".tmp";
+            File.WriteAllText(tmp, JsonConvert.SerializeObject(s, Formatting.Indented));
+            if (File.Exists(path)) File.Replace(tmp, path, null); else File.Move(tmp, path);
+        }
+    }
+}

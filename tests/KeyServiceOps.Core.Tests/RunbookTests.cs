@@ -1,0 +1,198 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.Diagnosis;
+using KeyServiceOps.Core.Health;
+using KeyServiceOps.Core.PagerDuty;
+using KeyServiceOps.Core.Remote;
+using KeyServiceOps.Core.RingBalancer;
+using KeyServiceOps.Core.Runbook;
+using KeyServiceOps.Lab;
+using Xunit;
+
+namespace KeyServiceOps.Core.Tests
+{
+    /// <summary>Everything a runbook or healer needs, wired to one lab.</summary>
+    internal sealed class OpsRig : IDisposable
+    {
+        public OpsContext Ctx;
+        public ListLog Log = new ListLog();
+        public SshSessionPool Pool = new SshSessionPool();
+        public RingBalancerService Rb;
+        public DockerClient Docker;
+        public HealthChecker Health;
+        public KeyServiceRestarter Restarter;
+        public PagerDutyClient Pd;
+        public AuditLog Audit;
+
+        public OpsRig(Lab.Lab lab)
+        {
+            Ctx = lab.Ssh != null ? TestCtx.ForSsh(lab, TestCtx.KnownHostsFor(lab)) : TestCtx.For(lab);
+            Ctx.HealthTimeout = TimeSpan.FromSeconds(1);
+            Ctx.FaultOwners["CipherDependency"] = "cipher-owner@example.com";
+            Audit = new AuditLog(Ctx.AuditLogPath);
+            Health = HealthChecker.FromContext(Ctx, Log);
+            Rb = new RingBalancerService(Ctx, new KongClient(Ctx, Log), Health, Audit, Log);
+            Docker = new DockerClient(new RemoteShell(Pool, Log), Log);
+            Restarter = new KeyServiceRestarter(Docker, Health, Audit, null, Ctx.FaultOwners, Log);
+            if (lab.PagerDuty != null)
+            {
+                Ctx.PagerDutyUri = lab.PagerDuty.BaseUri; Ctx.PagerDutyToken = Secret.FromPlainText(lab.PagerDuty.Token);
+                Ctx.PagerDutyFrom = "oncall@example.com"; Ctx.PagerDutyMaxRetries = 6; Ctx.PagerDutyMaxBackoff = TimeSpan.FromMilliseconds(200);
+                Pd = new PagerDutyClient(Ctx, Log, Audit, TimeSpan.FromMilliseconds(5));
+            }
+        }
+
+        public RunbookRunner Runner() => new RunbookRunner(Ctx, Rb, Docker, Restarter, Health, Pd, Audit, null, Log);
+        public SelfHealer Healer() => new SelfHealer(Ctx, Rb, Health, Docker, Restarter, Pd, Log);
+        public void Dispose() => Pool.Dispose();
+    }
+
+    public class RunbookTests
+    {
+        private static readonly CancellationToken None = CancellationToken.None;
+        private static Task<bool> Yes(string t, string a) => Task.FromResult(true);
+        private static Task<bool> No(string t, string a) => Task.FromResult(false);
+
+        private static async Task<(RunbookSummary, List<RunbookStepResult>)> Run(OpsRig rig, SimInstance inst, bool whatIf = false)
+        {
+            var steps = new List<RunbookStepResult>();
+            var s = await rig.Runner().RunAsync(Endpoint.Parse(inst.Address, 8888),
+                new RunbookOptions { RestartTimeout = TimeSpan.FromSeconds(8), PollInterval = TimeSpan.FromMilliseconds(100), WhatIf = whatIf, EscalationLogLines = 20 },
+                whatIf ? No : Yes, steps.Add, None);
+            return (s, steps);
+        }
+
+        private static bool InUpstream(Lab.Lab lab, SimInstance i) => lab.Kong.Targets(lab.Upstream).Any(t => t.Target == i.Target && t.Weight > 0);
+        private static int Writes(Lab.Lab lab) => lab.Kong.Requests.Count(r => !r.StartsWith("GET"));
+        private static int PdWrites(Lab.Lab lab) => lab.PagerDuty.Requests.Count(r => !r.StartsWith("GET"));
+
+        [Fact]
+        public async Task A_healthy_instance_changes_nothing()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            lab.PagerDuty.AddAlert(lab[0].Address);
+            using var rig = new OpsRig(lab);
+            var (s, steps) = await Run(rig, lab[0]);
+            Assert.Equal("Healthy", s.FinalState);
+            Assert.Equal(new[] { 1, 2, 3, 4, 5 }, steps.Select(x => x.Step));
+            Assert.Equal(StepOutcome.Done, steps[0].Outcome);
+            Assert.All(steps.Skip(1), x => Assert.Equal(StepOutcome.Skipped, x.Outcome));
+            Assert.Equal(0, Writes(lab));
+            Assert.Equal(0, PdWrites(lab));
+            Assert.Empty(lab.Ssh.Docker.Calls);
+            Assert.Empty(s.Actions);
+        }
+
+        [Fact]
+        public async Task A_crashed_instance_is_removed_restarted_recovered_and_added_back_with_notes_and_audit()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            using var rig = new OpsRig(lab);
+            var (s, steps) = await Run(rig, lab[0]);
+            Assert.True(s.FinalState == "Recovered", string.Join("\n", steps));
+            Assert.Equal(inc.Id, s.IncidentId);
+            Assert.Equal(new[] { StepOutcome.Done, StepOutcome.Done, StepOutcome.Done, StepOutcome.Done, StepOutcome.Skipped }, steps.Select(x => x.Outcome));
+            Assert.Contains("Unknown", s.Faults);
+            Assert.Equal(1, lab[0].RestartCount);
+            Assert.True(InUpstream(lab, lab[0]));
+            var notes = lab.PagerDuty.Incident(inc.Id).Notes.Select(n => n.Content).ToList();
+            Assert.Contains(notes, n => n.Contains("manually removed target " + lab[0].Target));
+            Assert.Contains(notes, n => n.Contains("restarted api_key_service"));
+            Assert.Contains(notes, n => n.Contains("added target " + lab[0].Target + " back"));
+            var actions = rig.Audit.Read().Select(a => a.Action).ToList();
+            Assert.Contains("RemoveTarget", actions);
+            Assert.Contains("RestartContainer", actions);
+            Assert.Contains("AddTarget", actions);
+            Assert.Equal(3, actions.Count(a => a == "AddIncidentNote"));
+
+            // Re-running is safe: nothing to do, nothing repeated.
+            var (again, _) = await Run(rig, lab[0]);
+            Assert.Equal("Healthy", again.FinalState);
+            Assert.Equal(3, lab.PagerDuty.Incident(inc.Id).Notes.Count);
+        }
+
+        [Fact]
+        public async Task A_cipher_fault_removes_the_target_assigns_the_incident_to_the_owner_and_does_not_restart()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await lab[1].ApplyScenarioAsync(FaultScenario.CipherDependency);
+            var inc = lab.PagerDuty.AddAlert(lab[1].Address);
+            using var rig = new OpsRig(lab);
+            var (s, steps) = await Run(rig, lab[1]);
+            Assert.Equal("AssignedToOwner", s.FinalState);
+            Assert.False(InUpstream(lab, lab[1]));
+            Assert.Equal(0, lab[1].RestartCount);
+            Assert.Equal(new[] { "PCIPHER" }, lab.PagerDuty.Incident(inc.Id).Assignees);
+            Assert.Contains(lab.PagerDuty.Incident(inc.Id).Notes, n => n.Content.Contains("dependency fault CipherDependency") && n.Content.Contains("cipher: failed to fetch configuration"));
+            Assert.Equal(StepOutcome.Skipped, steps[3].Outcome);
+            Assert.Equal(StepOutcome.Skipped, steps[4].Outcome);
+        }
+
+        [Fact]
+        public async Task A_fault_that_persists_after_restart_is_escalated_to_level_2_with_log_lines()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await lab[2].ApplyScenarioAsync(FaultScenario.PortInUse, persists: true);
+            var inc = lab.PagerDuty.AddAlert(lab[2].Address);
+            using var rig = new OpsRig(lab);
+            var steps = new List<RunbookStepResult>();
+            var s = await rig.Runner().RunAsync(Endpoint.Parse(lab[2].Address, 8888),
+                new RunbookOptions { RestartTimeout = TimeSpan.FromSeconds(1), PollInterval = TimeSpan.FromMilliseconds(100), EscalationLogLines = 20 }, Yes, steps.Add, None);
+            Assert.Equal("Escalated", s.FinalState);
+            Assert.Equal(2, lab.PagerDuty.Incident(inc.Id).Level);
+            var note = lab.PagerDuty.Incident(inc.Id).Notes.Last().Content;
+            Assert.Contains("escalating to level 2", note);
+            Assert.Contains("address already in use", note);
+            Assert.False(InUpstream(lab, lab[2]));
+            Assert.Equal(StepOutcome.Skipped, steps[3].Outcome);
+            Assert.Equal(StepOutcome.Done, steps[4].Outcome);
+        }
+
+        [Theory]
+        [InlineData(null)]
+        [InlineData(FaultScenario.CleanCrash)]
+        [InlineData(FaultScenario.CipherDependency)]
+        [InlineData(FaultScenario.PortInUse)]
+        public async Task WhatIf_walks_every_step_and_changes_nothing(FaultScenario? scenario)
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            if (scenario != null) await lab[0].ApplyScenarioAsync(scenario.Value, persists: scenario == FaultScenario.PortInUse);
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            using var rig = new OpsRig(lab);
+            var (s, steps) = await Run(rig, lab[0], whatIf: true);
+            Assert.Equal(5, steps.Count);
+            if (scenario != null)
+            {
+                Assert.Equal("WhatIf", s.FinalState);
+                Assert.Contains(steps, x => x.Outcome == StepOutcome.WouldDo);
+            }
+            Assert.Equal(0, Writes(lab));
+            Assert.Equal(0, PdWrites(lab));
+            Assert.DoesNotContain(lab.Ssh.Docker.Calls, c => c.Args[0] == "restart");
+            Assert.Equal(0, lab[0].RestartCount);
+            Assert.Empty(rig.Audit.Read());
+            Assert.Empty(lab.PagerDuty.Incident(inc.Id).Notes);
+        }
+
+        [Fact]
+        public async Task A_target_self_healing_already_removed_is_recognised()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await lab[0].ApplyScenarioAsync(FaultScenario.OutOfMemory);
+            using var rig = new OpsRig(lab);
+            var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[0].Target, None);
+            await rig.Rb.RemoveResolvedAsync(lab.Upstream, t, false, false, "self-healing", null, None);
+            var (s, steps) = await Run(rig, lab[0]);
+            Assert.Equal(StepOutcome.AlreadyDone, steps[1].Outcome);
+            Assert.Contains("self-healing already removed it", steps[1].Detail);
+            Assert.Equal("Recovered", s.FinalState);
+        }
+    }
+}
