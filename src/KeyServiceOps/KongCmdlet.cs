@@ -3,6 +3,7 @@ using System.Management.Automation;
 using System.Security;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.Health;
+using KeyServiceOps.Core.PagerDuty;
 using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Core.Runbook;
 
@@ -27,6 +28,22 @@ namespace KeyServiceOps.Commands
 
         protected HealthChecker NewHealthChecker(TimeSpan? timeout = null) => HealthChecker.FromContext(Context, Log, timeout);
 
+        private RingBalancerService _rb;
+        protected RingBalancerService RingBalancer
+            => _rb ?? (_rb = Setup(() => new RingBalancerService(Context, new KongClient(Context, Log), NewHealthChecker(), Audit, Log)));
+
+        protected string UpstreamOrDefault(string upstream) => string.IsNullOrEmpty(upstream) ? Context.Upstream : upstream;
+
+        private PagerDutyClient _pd;
+        /// <summary>The PagerDuty client; a terminating error when no token is set.</summary>
+        protected PagerDutyClient PagerDuty => _pd ?? (_pd = Setup(() => new PagerDutyClient(Context, Log, Audit, RetryBaseDelay("KEYSERVICEOPS_PD_RETRY_BASE_MS"))));
+        /// <summary>The PagerDuty client, or null when PagerDuty is not configured (notes are then skipped).</summary>
+        protected PagerDutyClient PagerDutyIfConfigured => Context.PagerDutyToken == null ? null : PagerDuty;
+
+        /// <summary>Tests shorten retry back-offs through environment variables; operators never need them.</summary>
+        protected static TimeSpan? RetryBaseDelay(string variable)
+            => double.TryParse(Environment.GetEnvironmentVariable(variable), out var ms) ? TimeSpan.FromMilliseconds(ms) : (TimeSpan?)null;
+
         /// <summary>Builds a core service, turning a setup failure into a terminating error.</summary>
         protected T Setup<T>(Func<T> make)
         {
@@ -43,8 +60,6 @@ namespace KeyServiceOps.Commands
         [Parameter] public SecureString KongToken { get; set; }
         [Parameter] public SwitchParameter SkipCertificateCheck { get; set; }
 
-        private RingBalancerService _rb;
-
         protected override void ApplyOverrides(OpsContext c)
         {
             if (KongAdminUri != null) c.KongAdminUri = KongAdminUri;
@@ -52,10 +67,5 @@ namespace KeyServiceOps.Commands
             if (KongToken != null) c.KongToken = Secret.FromSecureString(KongToken);
             if (SkipCertificateCheck) c.SkipCertificateCheck = true;
         }
-
-        protected RingBalancerService RingBalancer
-            => _rb ?? (_rb = Setup(() => new RingBalancerService(Context, new KongClient(Context, Log), NewHealthChecker(), Audit, Log)));
-
-        protected string UpstreamOrDefault(string upstream) => string.IsNullOrEmpty(upstream) ? Context.Upstream : upstream;
     }
 }

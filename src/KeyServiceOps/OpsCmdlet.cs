@@ -40,6 +40,28 @@ namespace KeyServiceOps.Commands
 
         protected void TryPost(Action action) => _queue.TryAdd(action);
 
+        /// <summary>ShouldProcess asked from a worker thread: it runs on the pipeline thread (the pump) and the answer comes back.</summary>
+        protected Task<bool> ConfirmAsync(string target, string action)
+        {
+            var tcs = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            Post(() =>
+            {
+                try { tcs.SetResult(ShouldProcess(target, action)); }
+                catch (Exception e) { tcs.SetException(e); }
+            });
+            return tcs.Task;
+        }
+
+        /// <summary>True under -WhatIf (the parameter or $WhatIfPreference).</summary>
+        protected bool IsWhatIf
+        {
+            get
+            {
+                if (MyInvocation.BoundParameters.TryGetValue("WhatIf", out var w)) return w is SwitchParameter sw ? sw.IsPresent : LanguagePrimitives.IsTrue(w);
+                return LanguagePrimitives.IsTrue(GetVariableValue("WhatIfPreference"));
+            }
+        }
+
         /// <summary>Waits for <paramref name="task"/> on the pipeline thread while running what it posts.</summary>
         protected T Await<T>(Task<T> task)
         {

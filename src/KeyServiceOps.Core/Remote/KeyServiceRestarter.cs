@@ -148,7 +148,8 @@ namespace KeyServiceOps.Core.Remote
         {
             _audit?.Append(new AuditEntry
             {
-                Action = "RestartContainer", Target = t.Host, Outcome = outcome, Incident = o.IncidentId, Actor = o.Actor,
+                Action = "RestartContainer", Target = t.Host, Outcome = outcome, Incident = o.IncidentId,
+                Actor = o.Actor == null ? null : o.Actor + "/" + AuditLog.DefaultActor(),
                 Forced = o.Force && fault != null && fault.Dependency,
                 Detail = $"{t.Container} on {t.Display}: {detail}" + (fault != null ? $"; last fault {fault.Category}" : ""),
             });

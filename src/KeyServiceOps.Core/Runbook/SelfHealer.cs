@@ -173,7 +173,8 @@ namespace KeyServiceOps.Core.Runbook
                             // The guard re-reads the upstream right now: never act on the state read at the start of the pass.
                             var guard = await _rb.EvaluateRemovalAsync(upstream, t, removedThisPass, ct).ConfigureAwait(false);
                             if (!guard.Allowed) { Out(A(HealingAction.Remove, StepOutcome.Skipped, "CapacityGuard", $"{guard.ErrorId}: {guard.Reason}")); continue; }
-                            if (o.WhatIf || !await confirm(key, $"Remove from upstream '{upstream}' (self-healing: {s.Failures} failed checks)").ConfigureAwait(false))
+                            // Asked even under -WhatIf, so PowerShell prints its "What if:" line.
+                            if (!await confirm(key, $"Remove from upstream '{upstream}' (self-healing: {s.Failures} failed checks)").ConfigureAwait(false) || o.WhatIf)
                             {
                                 Out(A(HealingAction.Remove, StepOutcome.WouldDo, "Unhealthy", $"{h.Status} {s.Failures} times: would remove"));
                                 continue;
@@ -196,7 +197,7 @@ namespace KeyServiceOps.Core.Runbook
                                 Out(A(HealingAction.Add, StepOutcome.Skipped, "Hysteresis", $"healthy {s.Successes} of {o.PassesToAdd} passes before it is added back"));
                                 continue;
                             }
-                            if (o.WhatIf || !await confirm(key, $"Add back to upstream '{upstream}' (self-healing: healthy {s.Successes} passes)").ConfigureAwait(false))
+                            if (!await confirm(key, $"Add back to upstream '{upstream}' (self-healing: healthy {s.Successes} passes)").ConfigureAwait(false) || o.WhatIf)
                             {
                                 Out(A(HealingAction.Add, StepOutcome.WouldDo, "Recovered", "would add back"));
                                 continue;
@@ -241,7 +242,7 @@ namespace KeyServiceOps.Core.Runbook
             SshTarget ssh;
             try { ssh = SshTarget.For(_ctx, s.Address); }
             catch (OpsException e) { Out(A(HealingAction.Restart, StepOutcome.Failed, "Error", e.Message)); return; }
-            if (o.WhatIf || !await confirm($"{ssh.Container} on {s.Address}", "docker restart (self-healing)").ConfigureAwait(false))
+            if (!await confirm($"{ssh.Container} on {s.Address}", "docker restart (self-healing)").ConfigureAwait(false) || o.WhatIf)
             {
                 Out(A(HealingAction.Restart, StepOutcome.WouldDo, "Unhealthy", "would restart the container"));
                 return;

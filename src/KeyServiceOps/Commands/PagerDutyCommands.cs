@@ -17,19 +17,11 @@ namespace KeyServiceOps.Commands
         [Parameter] public Uri PagerDutyUri { get; set; }
         [Parameter] public SecureString PagerDutyToken { get; set; }
 
-        private PagerDutyClient _pd;
-
         protected override void ApplyOverrides(OpsContext c)
         {
             if (PagerDutyUri != null) c.PagerDutyUri = PagerDutyUri;
             if (PagerDutyToken != null) c.PagerDutyToken = Secret.FromSecureString(PagerDutyToken);
         }
-
-        protected PagerDutyClient PagerDuty => _pd ?? (_pd = Setup(() => new PagerDutyClient(Context, Log, Audit, RetryBaseDelay)));
-
-        /// <summary>Tests shorten the back-off through this environment variable; operators never need it.</summary>
-        private static TimeSpan? RetryBaseDelay
-            => double.TryParse(Environment.GetEnvironmentVariable("KEYSERVICEOPS_PD_RETRY_BASE_MS"), out var ms) ? TimeSpan.FromMilliseconds(ms) : (TimeSpan?)null;
     }
 
     public enum IncidentStatusFilter { Triggered, Acknowledged, Resolved, Open }

@@ -82,9 +82,7 @@ namespace KeyServiceOps.Commands
             {
                 if (_central == null)
                 {
-                    var ms = System.Environment.GetEnvironmentVariable("KEYSERVICEOPS_RETRY_BASE_MS");
-                    var baseDelay = int.TryParse(ms, out var v) ? TimeSpan.FromMilliseconds(v) : (TimeSpan?)null;
-                    _central = new KeyServiceOps.Core.CentralLogs.CentralLogClient(Context, Log, baseDelay);
+                    _central = new KeyServiceOps.Core.CentralLogs.CentralLogClient(Context, Log, RetryBaseDelay("KEYSERVICEOPS_RETRY_BASE_MS"));
                 }
                 var now = DateTimeOffset.UtcNow;
                 var search = new KeyServiceOps.Core.CentralLogs.CentralLogSearch

@@ -1,0 +1,155 @@
+using System;
+using System.Linq;
+using System.Management.Automation;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.Diagnosis;
+using KeyServiceOps.Core.Remote;
+using KeyServiceOps.Core.Runbook;
+
+namespace KeyServiceOps.Commands
+{
+    [Cmdlet(VerbsLifecycle.Invoke, "KeyServiceRunbook", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+    [OutputType(typeof(RunbookStepResult), typeof(RunbookSummary))]
+    public sealed class InvokeKeyServiceRunbookCommand : SshCmdlet
+    {
+        private const int ActivityId = 3501;
+
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Alias("IPAddress", "ComputerName", "Host")]
+        public string[] Address { get; set; }
+
+        [Parameter(ValueFromPipelineByPropertyName = true), ValidateRange(0, 65535)] public int Port { get; set; }
+        [Parameter(ValueFromPipelineByPropertyName = true)] [ArgumentCompleter(typeof(UpstreamCompleter))] public string Upstream { get; set; }
+        /// <summary>The incident to write notes on; piped incidents bring theirs. Without it, the open incident for the address is used.</summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)] [ArgumentCompleter(typeof(IncidentCompleter))] public string IncidentId { get; set; }
+        [Parameter, ValidateRange(1, 3600)] public double RestartTimeoutSec { get; set; }
+        [Parameter, ValidateRange(0.05, 600)] public double PollIntervalSec { get; set; }
+        [Parameter] public HealthVia Via { get; set; } = HealthVia.Http;
+        [Parameter, ValidateRange(1, 10000)] public int EscalationLogLines { get; set; } = 50;
+        [Parameter, ValidateRange(2, 10)] public int EscalationLevel { get; set; } = 2;
+
+        private RunbookRunner _runner;
+
+        protected override void BeginProcessing()
+        {
+            var rules = Setup(() => FaultRuleSet.Load(Context.FaultRulesPath));
+            var health = NewHealthChecker();
+            var restarter = new KeyServiceRestarter(Docker, health, Audit, rules, Context.FaultOwners, Log);
+            _runner = new RunbookRunner(Context, RingBalancer, Docker, restarter, health, PagerDutyIfConfigured, Audit, rules, Log);
+            if (Context.PagerDutyToken == null) WriteWarning("PagerDuty is not configured (Set-KeyServiceOpsContext -PagerDutyToken): the runbook runs, but records no notes and cannot escalate.");
+        }
+
+        protected override void ProcessRecord()
+        {
+            foreach (var a in Address ?? new string[0]) PerItem(() =>
+            {
+                if (!Endpoint.TryParse(a, Port > 0 ? Port : Context.HealthPort, out var ep, out var why))
+                    throw new OpsException("InvalidAddress", OpsErrorCategory.InvalidArgument, $"'{a}' is not a valid instance address: {why}", a,
+                        recommendedAction: "Give the instance's IP address, e.g. 10.0.0.5 or 10.0.0.5:8888.");
+                var b = MyInvocation.BoundParameters;
+                var o = new RunbookOptions
+                {
+                    Upstream = UpstreamOrDefault(Upstream), IncidentId = string.IsNullOrEmpty(IncidentId) ? null : IncidentId, Via = Via,
+                    RestartTimeout = b.ContainsKey(nameof(RestartTimeoutSec)) ? TimeSpan.FromSeconds(RestartTimeoutSec) : Context.RestartWaitTimeout,
+                    PollInterval = b.ContainsKey(nameof(PollIntervalSec)) ? TimeSpan.FromSeconds(PollIntervalSec) : Context.RestartPollInterval,
+                    EscalationLogLines = EscalationLogLines, EscalationLevel = EscalationLevel, WhatIf = IsWhatIf,
+                };
+                var activity = $"Runbook for {ep.Target}";
+                var summary = Await(_runner.RunAsync(ep, o, ConfirmAsync, step => Post(() =>
+                {
+                    Progress(ActivityId, activity, $"step {step.Step} ({step.Name}): {step.Outcome}", step.Step * 20);
+                    WriteObject(step);
+                }), Cancellation));
+                ProgressDone(ActivityId, activity);
+                WriteObject(summary);
+            });
+        }
+    }
+
+    /// <summary>Parameters of a self-healing pass (one pass, or the loop).</summary>
+    public abstract class SelfHealingCmdlet : SshCmdlet
+    {
+        [Parameter] [ArgumentCompleter(typeof(UpstreamCompleter))] public string Upstream { get; set; }
+        [Parameter, ValidateRange(1, 100)] public int FailuresToRemove { get; set; } = 3;
+        [Parameter, ValidateRange(1, 100)] public int PassesToAdd { get; set; } = 2;
+        /// <summary>Also restart the container of a removed instance that keeps failing (within -MaxRestartsPerHour).</summary>
+        [Parameter] public SwitchParameter Restart { get; set; }
+        [Parameter, ValidateRange(1, 60)] public int MaxRestartsPerHour { get; set; } = 3;
+        [Parameter, ValidateRange(1, 86400)] public double RestartBackoffSec { get; set; } = 120;
+        [Parameter, ValidateRange(0, 3600)] public double StartupGraceSec { get; set; } = 60;
+        /// <summary>Counters between passes (default ~/.keyserviceops/selfhealing-state.json), locked while a pass runs.</summary>
+        [Parameter] public string StatePath { get; set; }
+
+        private SelfHealer _healer;
+
+        protected SelfHealer Healer
+        {
+            get
+            {
+                if (_healer != null) return _healer;
+                var rules = Setup(() => FaultRuleSet.Load(Context.FaultRulesPath));
+                var health = NewHealthChecker();
+                var restarter = Restart ? new KeyServiceRestarter(Docker, health, Audit, rules, Context.FaultOwners, Log) : null;
+                return _healer = new SelfHealer(Context, RingBalancer, health, Docker, restarter, PagerDutyIfConfigured, Log);
+            }
+        }
+
+        protected SelfHealingOptions Options() => new SelfHealingOptions
+        {
+            Upstream = UpstreamOrDefault(Upstream), FailuresToRemove = FailuresToRemove, PassesToAdd = PassesToAdd, Restart = Restart,
+            MaxRestartsPerHour = MaxRestartsPerHour, RestartBackoff = TimeSpan.FromSeconds(RestartBackoffSec), StartupGrace = TimeSpan.FromSeconds(StartupGraceSec),
+            StatePath = StatePath != null ? GetUnresolvedProviderPathFromPSPath(StatePath) : SelfHealingOptions.DefaultStatePath(),
+            WhatIf = IsWhatIf,
+        };
+
+        protected int RunPass()
+        {
+            var n = 0;
+            Await(Healer.PassAsync(Options(), ConfirmAsync, a => Post(() => { n++; WriteObject(a); }), Cancellation));
+            return n;
+        }
+    }
+
+    /// <summary>One reconcile pass (for cron, Task Scheduler, a Kubernetes CronJob).</summary>
+    [Cmdlet(VerbsLifecycle.Invoke, "KeyServiceSelfHealing", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+    [OutputType(typeof(SelfHealingAction))]
+    public sealed class InvokeKeyServiceSelfHealingCommand : SelfHealingCmdlet
+    {
+        protected override void EndProcessing()
+        {
+            base.EndProcessing();
+            var n = RunPass();
+            WriteVerbose($"Self-healing pass done: {n} action(s) or decision(s) reported.");
+        }
+    }
+
+    /// <summary>The pass in a loop every -IntervalSec until Ctrl+C (or -Count passes).</summary>
+    [Cmdlet(VerbsLifecycle.Start, "KeyServiceSelfHealing", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+    [OutputType(typeof(SelfHealingAction))]
+    public sealed class StartKeyServiceSelfHealingCommand : SelfHealingCmdlet
+    {
+        private const int ActivityId = 3601;
+        [Parameter, ValidateRange(0.05, 86400)] public double IntervalSec { get; set; } = 30;
+        [Parameter, ValidateRange(1, int.MaxValue)] public int Count { get; set; }
+
+        protected override void EndProcessing()
+        {
+            base.EndProcessing();
+            var activity = $"Self-healing upstream '{UpstreamOrDefault(Upstream)}' every {IntervalSec:0.##} s";
+            for (int pass = 1; Count == 0 || pass <= Count; pass++)
+            {
+                var n = RunPass();
+                if (Count != 0 && pass == Count) break;
+                var until = DateTimeOffset.UtcNow.AddSeconds(IntervalSec);
+                while (true)
+                {
+                    var left = until - DateTimeOffset.UtcNow;
+                    if (left <= TimeSpan.Zero) break;
+                    Progress(ActivityId, activity, $"pass {pass} done ({n} reported); next pass in {left.TotalSeconds:0} s", Count == 0 ? -1 : pass * 100 / Count, (int)left.TotalSeconds);
+                    Await(System.Threading.Tasks.Task.Delay(left < TimeSpan.FromSeconds(1) ? left : TimeSpan.FromSeconds(1), Cancellation));
+                }
+            }
+            ProgressDone(ActivityId, activity);
+        }
+    }
+}
