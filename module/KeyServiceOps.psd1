@@ -9,6 +9,8 @@
     PowerShellVersion    = '5.1'
     CompatiblePSEditions = @('Desktop', 'Core')
     FormatsToProcess     = @('KeyServiceOps.format.ps1xml')
+    # Imported before the root module: loads our dependencies from Dependencies/ in isolation.
+    NestedModules        = @('KeyServiceOps.Loader.dll')
     CmdletsToExport      = @(
         'Set-KeyServiceOpsContext'
         'Get-KeyServiceOpsContext'

@@ -29,6 +29,7 @@ namespace KeyServiceOps.Lab
                 case "demo": return await Demo.RunAsync(args.Skip(1).ToArray());
                 case "package": return Package.Run();
                 case "serve": return await ServeAsync(args.Skip(1).ToArray());
+                case "isolation-check": return await IsolationCheck.RunAsync();
                 default:
                     Console.Error.WriteLine("usage: dotnet run --project tests/KeyServiceOps.Lab -- demo|package|serve [SECONDS]");
                     return 2;

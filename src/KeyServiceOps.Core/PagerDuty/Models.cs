@@ -1,3 +1,5 @@
+using System.Collections.Generic;
+using System.Linq;
 using System;
 using System.Text.RegularExpressions;
 
@@ -27,6 +29,32 @@ namespace KeyServiceOps.Core.PagerDuty
         public string Environment { get; set; }
         public string HealthUrl { get; set; }
         public override string ToString() => $"{IncidentId} [{Status}] {Title}";
+    }
+
+    /// <summary>What to change on an incident (PUT /incidents/{id}); null members are left as they are.</summary>
+    public sealed class IncidentUpdate
+    {
+        public int? EscalationLevel { get; set; }
+        /// <summary>User ids (P…) to assign; resolve emails first with ResolveUserIdAsync.</summary>
+        public IList<string> AssigneeIds { get; set; }
+        public string EscalationPolicyId { get; set; }
+        /// <summary>acknowledged or resolved.</summary>
+        public string Status { get; set; }
+        public string Resolution { get; set; }
+
+        public bool IsEmpty => EscalationLevel == null && AssigneeIds == null && EscalationPolicyId == null && Status == null;
+
+        internal Newtonsoft.Json.Linq.JObject ToFields()
+        {
+            var f = new Newtonsoft.Json.Linq.JObject();
+            if (EscalationLevel != null) f["escalation_level"] = EscalationLevel.Value;
+            if (AssigneeIds != null)
+                f["assignments"] = new Newtonsoft.Json.Linq.JArray(AssigneeIds.Select(id => new Newtonsoft.Json.Linq.JObject { ["assignee"] = new Newtonsoft.Json.Linq.JObject { ["id"] = id, ["type"] = "user_reference" } }));
+            if (EscalationPolicyId != null) f["escalation_policy"] = new Newtonsoft.Json.Linq.JObject { ["id"] = EscalationPolicyId, ["type"] = "escalation_policy_reference" };
+            if (Status != null) f["status"] = Status;
+            if (Status == "resolved" && Resolution != null) f["resolution"] = Resolution;
+            return f;
+        }
     }
 
     public sealed class PagerDutyNote

@@ -141,6 +141,9 @@ namespace KeyServiceOps.Core.PagerDuty
             return ToNote(incidentId, j["note"]);
         }
 
+        public Task<PagerDutyIncident> UpdateIncidentAsync(string incidentId, IncidentUpdate update, PagerDutyIncident before, CancellationToken ct)
+            => UpdateIncidentAsync(incidentId, update.ToFields(), before, ct);
+
         /// <summary>PUT /incidents/{id} with the given fields (escalation_level, assignments, escalation_policy, status).</summary>
         public async Task<PagerDutyIncident> UpdateIncidentAsync(string incidentId, JObject fields, PagerDutyIncident before, CancellationToken ct)
         {

@@ -9,7 +9,6 @@ using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.PagerDuty;
 using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Core.RingBalancer;
-using Newtonsoft.Json.Linq;
 
 namespace KeyServiceOps.Core.Runbook
 {
@@ -237,7 +236,7 @@ namespace KeyServiceOps.Core.Runbook
                 var inc = await _pd.GetIncidentAsync(r.Incident, ct).ConfigureAwait(false);
                 if ((inc.EscalationLevel ?? 1) >= r.O.EscalationLevel)
                     return (StepOutcome.AlreadyDone, $"incident already at level {inc.EscalationLevel}; logs attached", 0);
-                await _pd.UpdateIncidentAsync(r.Incident, new JObject { ["escalation_level"] = r.O.EscalationLevel }, inc, ct).ConfigureAwait(false);
+                await _pd.UpdateIncidentAsync(r.Incident, new IncidentUpdate { EscalationLevel = r.O.EscalationLevel }, inc, ct).ConfigureAwait(false);
                 r.Actions.Add($"escalated to level {r.O.EscalationLevel}");
                 return (StepOutcome.Done, $"escalated to level {r.O.EscalationLevel} with {lines.Count} log lines", 0);
             }).ConfigureAwait(false);
@@ -279,17 +278,17 @@ namespace KeyServiceOps.Core.Runbook
         {
             if (r.Incident == null || _pd == null) return;
             var inc = await _pd.GetIncidentAsync(r.Incident, ct).ConfigureAwait(false);
-            JObject fields;
+            IncidentUpdate fields;
             if (owner != null)
             {
                 var id = await _pd.ResolveUserIdAsync(owner, ct).ConfigureAwait(false);
                 if (inc.AssigneeIds.Length == 1 && inc.AssigneeIds[0] == id) return;
-                fields = new JObject { ["assignments"] = new JArray(new JObject { ["assignee"] = new JObject { ["id"] = id, ["type"] = "user_reference" } }) };
+                fields = new IncidentUpdate { AssigneeIds = new[] { id } };
             }
             else
             {
                 if ((inc.EscalationLevel ?? 1) >= r.O.EscalationLevel) return;
-                fields = new JObject { ["escalation_level"] = r.O.EscalationLevel };
+                fields = new IncidentUpdate { EscalationLevel = r.O.EscalationLevel };
             }
             await _pd.UpdateIncidentAsync(r.Incident, fields, inc, ct).ConfigureAwait(false);
         }

@@ -7,7 +7,6 @@ using System.Management.Automation.Language;
 using System.Security;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.PagerDuty;
-using Newtonsoft.Json.Linq;
 
 namespace KeyServiceOps.Commands
 {
@@ -117,20 +116,20 @@ namespace KeyServiceOps.Commands
         protected override void ProcessRecord() => PerItem(() =>
         {
             var b = MyInvocation.BoundParameters;
-            var fields = new JObject();
+            var fields = new IncidentUpdate();
             var what = new List<string>();
-            if (b.ContainsKey(nameof(EscalationLevel))) { fields["escalation_level"] = EscalationLevel; what.Add($"escalate to level {EscalationLevel}"); }
+            if (b.ContainsKey(nameof(EscalationLevel))) { fields.EscalationLevel = EscalationLevel; what.Add($"escalate to level {EscalationLevel}"); }
             if (AssignTo != null)
             {
                 var ids = AssignTo.Select(a => Await(PagerDuty.ResolveUserIdAsync(a, Cancellation))).ToList();
-                fields["assignments"] = new JArray(ids.Select(id => new JObject { ["assignee"] = new JObject { ["id"] = id, ["type"] = "user_reference" } }));
+                fields.AssigneeIds = ids;
                 what.Add("assign to " + string.Join(", ", AssignTo.Zip(ids, (a, id) => a == id ? id : $"{a} ({id})")));
             }
-            if (EscalationPolicy != null) { fields["escalation_policy"] = new JObject { ["id"] = EscalationPolicy, ["type"] = "escalation_policy_reference" }; what.Add("reassign to escalation policy " + EscalationPolicy); }
+            if (EscalationPolicy != null) { fields.EscalationPolicyId = EscalationPolicy; what.Add("reassign to escalation policy " + EscalationPolicy); }
             if (b.ContainsKey(nameof(Status)))
             {
-                fields["status"] = Status.ToString().ToLowerInvariant();
-                if (Status == IncidentStatusChange.Resolved && Resolution != null) fields["resolution"] = Resolution;
+                fields.Status = Status.ToString().ToLowerInvariant();
+                fields.Resolution = Resolution;
                 what.Add("set status " + Status);
             }
             if (what.Count == 0) ThrowArgument("NothingToChange", "Say what to change: -EscalationLevel, -AssignTo, -EscalationPolicy or -Status.", IncidentId);
