@@ -6,18 +6,43 @@ namespace KeyServiceOps.Lab
 {
     public static class Program
     {
-        /// <summary>Starts a lab with SSH and PagerDuty, prints how to reach it, and keeps it up for SECONDS (default 600).</summary>
+        /// <summary>
+        /// Starts a lab with SSH, PagerDuty and central logs and keeps it up for SECONDS (default 600) or until stdin
+        /// closes. With --info FILE it writes how to reach it as JSON (the Pester suites read it), and serves a control
+        /// endpoint: POST {control}scenario?address=A&amp;name=CipherDependency|IamDependency|OutOfMemory|PortInUse|CleanCrash,
+        /// POST {control}mode?address=A&amp;mode=Up|Down|Hung|Error500.
+        /// </summary>
         private static async Task<int> ServeAsync(string[] args)
         {
-            var seconds = args.Length > 0 ? int.Parse(args[0]) : 600;
-            await using var lab = await Lab.StartAsync(new LabOptions { Ssh = true, PagerDuty = true });
-            Console.WriteLine($"Kong admin:  {lab.KongUri}");
-            Console.WriteLine($"PagerDuty:   {lab.PagerDuty.BaseUri}");
-            foreach (var i in lab.Instances) Console.WriteLine($"instance:    {i.HealthUrl}  ssh -p {lab.Ssh.Port} -i {lab.Ssh.KeyPath} {lab.Ssh.User}@{i.Address}");
-            Console.WriteLine($"sshd log:    {lab.Ssh.LogPath}");
-            await lab[0].ApplyScenarioAsync(FaultScenario.CipherDependency);
-            Console.WriteLine($"{lab[0].Address} has a cipher fault; the others are up.");
-            await Task.Delay(TimeSpan.FromSeconds(seconds));
+            var seconds = args.Length > 0 && int.TryParse(args[0], out var sec) ? sec : 600;
+            var info = args.SkipWhile(a => a != "--info").Skip(1).FirstOrDefault();
+            await using var lab = await Lab.StartAsync(new LabOptions { Ssh = true, PagerDuty = true, CentralLogs = true, Instances = 4 });
+            var known = System.IO.Path.Combine(lab.Ssh.Dir, "known_hosts");
+            System.IO.File.WriteAllLines(known, lab.Instances.Select(i => lab.Ssh.KnownHostsEntry(i.Address)));
+            var (control, controlUri) = await LabHost.StartAsync(async ctx =>
+            {
+                var inst = lab.Instances.FirstOrDefault(i => i.Address == ctx.Request.Query["address"].ToString());
+                if (inst == null) { ctx.Response.StatusCode = 404; return; }
+                if (ctx.Request.Path == "/scenario") await inst.ApplyScenarioAsync(Enum.Parse<FaultScenario>(ctx.Request.Query["name"].ToString()));
+                else if (ctx.Request.Path == "/mode") await inst.SetModeAsync(Enum.Parse<InstanceMode>(ctx.Request.Query["mode"].ToString()));
+                else { ctx.Response.StatusCode = 404; return; }
+                await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, "ok");
+            });
+            var json = new System.Text.Json.Nodes.JsonObject
+            {
+                ["kongAdminUri"] = lab.KongUri.ToString(), ["upstream"] = lab.Upstream,
+                ["pagerDutyUri"] = lab.PagerDuty.BaseUri.ToString(), ["pagerDutyToken"] = lab.PagerDuty.Token,
+                ["centralLogUri"] = lab.CentralLogs.BaseUri.ToString(), ["centralLogApiKey"] = lab.CentralLogs.ApiKey,
+                ["sshUser"] = lab.Ssh.User, ["sshPort"] = lab.Ssh.Port, ["sshKeyPath"] = lab.Ssh.KeyPath, ["knownHostsPath"] = known,
+                ["control"] = controlUri.ToString(),
+                ["instances"] = new System.Text.Json.Nodes.JsonArray(lab.Instances.Select(i => (System.Text.Json.Nodes.JsonNode)i.Address).ToArray()),
+            };
+            if (info != null) System.IO.File.WriteAllText(info, json.ToJsonString());
+            Console.WriteLine(json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            Console.WriteLine("lab up; close stdin or wait to stop it");
+            var stdinClosed = Task.Run(() => { try { while (Console.In.Read() >= 0) { } } catch (Exception) { } });
+            await Task.WhenAny(Task.Delay(TimeSpan.FromSeconds(seconds)), stdinClosed);
+            await LabHost.StopAsync(control);
             return 0;
         }
 
@@ -31,7 +56,7 @@ namespace KeyServiceOps.Lab
                 case "serve": return await ServeAsync(args.Skip(1).ToArray());
                 case "isolation-check": return await IsolationCheck.RunAsync();
                 default:
-                    Console.Error.WriteLine("usage: dotnet run --project tests/KeyServiceOps.Lab -- demo|package|serve [SECONDS]");
+                    Console.Error.WriteLine("usage: dotnet run --project tests/KeyServiceOps.Lab -- demo|package|serve [SECONDS] [--info FILE]|isolation-check");
                     return 2;
             }
         }

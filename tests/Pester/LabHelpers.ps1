@@ -1,0 +1,46 @@
+# Shared by the Pester suites: start the lab (a separate dotnet process), import the staged module, point the
+# context at the lab. Needs `dotnet build KeyServiceOps.sln` first (build.ps1 Test does it).
+
+function Start-KsoLab {
+    $repo = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
+    $info = Join-Path ([System.IO.Path]::GetTempPath()) ("kso-lab-{0}.json" -f [guid]::NewGuid().ToString('N'))
+    $psi = [System.Diagnostics.ProcessStartInfo]::new('dotnet')
+    foreach ($a in @('run', '--project', (Join-Path $repo 'tests/KeyServiceOps.Lab'), '--no-build', '--', 'serve', '3600', '--info', $info)) { $psi.ArgumentList.Add($a) }
+    $psi.RedirectStandardInput = $true      # closing stdin stops the lab
+    $psi.RedirectStandardOutput = $true
+    $process = [System.Diagnostics.Process]::Start($psi)
+    $deadline = (Get-Date).AddSeconds(90)
+    while (-not (Test-Path $info)) {
+        if ((Get-Date) -gt $deadline -or $process.HasExited) { throw "The lab did not start: $($process.StandardOutput.ReadToEnd())" }
+        Start-Sleep -Milliseconds 200
+    }
+    $lab = Get-Content $info -Raw | ConvertFrom-Json
+    $lab | Add-Member -NotePropertyName Process -NotePropertyValue $process
+    Import-Module (Join-Path $repo 'out/KeyServiceOps/KeyServiceOps.psd1') -Force
+    $env:KSO_PESTER_PD_TOKEN = $lab.pagerDutyToken
+    $env:KSO_PESTER_LOGS_KEY = $lab.centralLogApiKey
+    $audit = Join-Path ([System.IO.Path]::GetTempPath()) ("kso-pester-audit-{0}.jsonl" -f [guid]::NewGuid().ToString('N'))
+    Set-KeyServiceOpsContext -Reset -KongAdminUri $lab.kongAdminUri -Upstream $lab.upstream -HealthTimeoutSec 2 -AuditLogPath $audit `
+        -PagerDutyUri $lab.pagerDutyUri -PagerDutyTokenVariable KSO_PESTER_PD_TOKEN -PagerDutyFrom oncall@example.com `
+        -SshUser $lab.sshUser -SshPort $lab.sshPort -SshKeyPath $lab.sshKeyPath -KnownHostsPath $lab.knownHostsPath `
+        -CentralLogUri $lab.centralLogUri -CentralLogApiKeyVariable KSO_PESTER_LOGS_KEY `
+        -RestartPollSec 0.2 -RestartWaitSec 20 -FaultOwner @{ CipherDependency = 'cipher-owner@example.com' }
+    $lab | Add-Member -NotePropertyName AuditLog -NotePropertyValue $audit
+    $lab
+}
+
+function Stop-KsoLab($Lab) {
+    if ($Lab -and $Lab.Process -and -not $Lab.Process.HasExited) {
+        $Lab.Process.StandardInput.Close()
+        if (-not $Lab.Process.WaitForExit(15000)) { $Lab.Process.Kill($true) }
+    }
+    Remove-Module KeyServiceOps -ErrorAction SilentlyContinue
+}
+
+function Set-KsoLabScenario($Lab, [string] $Address, [string] $Scenario) {
+    Invoke-RestMethod -Method Post -Uri ("{0}scenario?address={1}&name={2}" -f $Lab.control, $Address, $Scenario) | Out-Null
+}
+
+function Set-KsoLabMode($Lab, [string] $Address, [string] $Mode) {
+    Invoke-RestMethod -Method Post -Uri ("{0}mode?address={1}&mode={2}" -f $Lab.control, $Address, $Mode) | Out-Null
+}

@@ -1,0 +1,39 @@
+#requires -Modules @{ ModuleName = 'Pester'; ModuleVersion = '5.0.0' }
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'LabHelpers.ps1')
+    $script:lab = Start-KsoLab
+    $script:a = $lab.instances
+}
+AfterAll { Stop-KsoLab $script:lab }
+
+Describe 'Invoke-KeyServiceRunbook' {
+    It 'changes nothing on a healthy instance' {
+        $s = Invoke-KeyServiceRunbook $a[0] -Confirm:$false | Select-Object -Last 1
+        $s.FinalState | Should -Be 'Healthy'
+    }
+    It 'walks every step under -WhatIf' {
+        Set-KsoLabScenario $lab $a[1] CleanCrash
+        $out = Invoke-KeyServiceRunbook $a[1] -WhatIf
+        ($out | Where-Object Outcome -eq 'WouldDo').Count | Should -BeGreaterThan 0
+        (Get-RingBalancerTarget).Target | Should -Contain "$($a[1]):8888"
+    }
+    It 'recovers a crashed instance' {
+        $s = Invoke-KeyServiceRunbook $a[1] -Confirm:$false | Select-Object -Last 1
+        $s.FinalState | Should -Be 'Recovered'
+    }
+    It 'hands a cipher fault to its owner without restarting' {
+        Set-KsoLabScenario $lab $a[2] CipherDependency
+        $s = Invoke-KeyServiceRunbook $a[2] -Confirm:$false | Select-Object -Last 1
+        $s.FinalState | Should -Be 'AssignedToOwner'
+    }
+}
+
+Describe 'Invoke-KeyServiceSelfHealing' {
+    It 'removes a dead instance on the third pass' {
+        $state = Join-Path ([System.IO.Path]::GetTempPath()) ("kso-heal-{0}.json" -f [guid]::NewGuid().ToString('N'))
+        Set-KsoLabMode $lab $a[3] Down
+        1..2 | ForEach-Object { Invoke-KeyServiceSelfHealing -StatePath $state | Out-Null }
+        $third = Invoke-KeyServiceSelfHealing -StatePath $state -Confirm:$false
+        ($third | Where-Object Action -eq 'Remove').Outcome | Should -Be 'Done'
+    }
+}
