@@ -60,7 +60,8 @@ namespace KeyServiceOps.Module.Tests
             var table = sh.Run($"$PSStyle.Formatting.TableHeader = ''; Get-KeyServiceLog {inst.Address} -Tail 2 | Out-Host; Get-KeyServiceLog {inst.Address} -Tail 200 | Get-KeyServiceFault | Out-Host");
             Assert.Empty(table.Errors);
             var text = Plain(table.HostText);
-            Assert.Matches(@"Address\s+Timestamp\s+Stream\s+Level\s+Message", text);
+            Assert.Matches(@"Timestamp\s+Stream\s+Level\s+Message", text);
+            Assert.Contains($"Instance: {inst.Address} (api_key_service, Docker)", text); // grouped by host
             Assert.Matches(@"err\s+Fatal\s+time=", text);
             Assert.Matches(@"Address\s+Category\s+Action\s+Count\s+LastSeen\s+Evidence", text);
             Assert.Contains("CipherDependency", text);

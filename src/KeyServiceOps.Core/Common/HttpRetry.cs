@@ -16,6 +16,8 @@ namespace KeyServiceOps.Core
         public static ResiliencePipeline<RestResponse> Build(string service, int maxRetries, TimeSpan baseDelay, TimeSpan maxDelay, IOpsLog log)
         {
             log = log ?? NullOpsLog.Instance;
+            // Polly requires at least one attempt: "no retries" is the empty pipeline (the completers use it).
+            if (maxRetries <= 0) return ResiliencePipeline<RestResponse>.Empty;
             return new ResiliencePipelineBuilder<RestResponse>()
                 .AddRetry(new RetryStrategyOptions<RestResponse>
                 {

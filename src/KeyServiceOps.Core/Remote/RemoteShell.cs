@@ -66,8 +66,10 @@ namespace KeyServiceOps.Core.Remote
                 if (timeout != null) cts.CancelAfter(timeout.Value);
                 var exec = cmd.ExecuteAsync(cts.Token);
                 onStarted();
-                var outPump = Task.Run(() => Pump(cmd.OutputStream, stdout));
-                var errPump = Task.Run(() => Pump(cmd.ExtendedOutputStream, stderr));
+                // The readers block on the channel streams: dedicated threads, so many concurrent commands (or a
+                // long --follow) never starve the thread pool that SSH.NET's own continuations need.
+                var outPump = Task.Factory.StartNew(() => Pump(cmd.OutputStream, stdout), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+                var errPump = Task.Factory.StartNew(() => Pump(cmd.ExtendedOutputStream, stderr), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 try
                 {
                     await exec.ConfigureAwait(false);
