@@ -22,8 +22,12 @@ namespace KeyServiceOps.Benchmarks
             var lines = int.Parse(args.SkipWhile(a => a != "--lines").Skip(1).FirstOrDefault() ?? "1000000", CultureInfo.InvariantCulture);
             var all = new (string name, Func<Task<List<Row>>> run)[]
             {
+                ("health", () => FleetBenchmarks.HealthFanOutAsync()),
                 ("logs", () => SshBenchmarks.LogStreamingAsync(lines)),
                 ("session", () => SshBenchmarks.SessionReuseAsync()),
+                ("import", () => FleetBenchmarks.ImportAsync()),
+                ("selfhealing", () => FleetBenchmarks.SelfHealingReactionAsync()),
+                ("ringbalancer", () => FleetBenchmarks.RingBalancerScaleAsync()),
             };
             var rows = new List<Row>();
             foreach (var (name, run) in all)

@@ -33,6 +33,9 @@ namespace KeyServiceOps.Lab
         private WebApplication _app;
         private int _healthRequests;
 
+        // Hundreds of lab servers in one process: no config-file watchers (each costs an inotify instance, limit 128).
+        static SimInstance() => Environment.SetEnvironmentVariable("DOTNET_hostBuilder__reloadConfigOnChange", "false");
+
         public SimInstance(string address, int port = 8888) { Address = address; Port = port; }
 
         public string Address { get; }
