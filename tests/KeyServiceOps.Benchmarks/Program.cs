@@ -22,10 +22,10 @@ namespace KeyServiceOps.Benchmarks
             var lines = int.Parse(args.SkipWhile(a => a != "--lines").Skip(1).FirstOrDefault() ?? "1000000", CultureInfo.InvariantCulture);
             var all = new (string name, Func<Task<List<Row>>> run)[]
             {
-                ("health", () => FleetBenchmarks.HealthFanOutAsync()),
+                ("import", () => FleetBenchmarks.ImportAsync()), // first: "cold" means first in the process
                 ("logs", () => SshBenchmarks.LogStreamingAsync(lines)),
                 ("session", () => SshBenchmarks.SessionReuseAsync()),
-                ("import", () => FleetBenchmarks.ImportAsync()),
+                ("health", () => FleetBenchmarks.HealthFanOutAsync()),
                 ("selfhealing", () => FleetBenchmarks.SelfHealingReactionAsync()),
                 ("ringbalancer", () => FleetBenchmarks.RingBalancerScaleAsync()),
             };
