@@ -13,13 +13,6 @@ namespace KeyServiceOps.Benchmarks
     /// <summary>Figures for the SSH side: streaming a long container log, and the cost of a pooled session.</summary>
     public static class SshBenchmarks
     {
-        private static string KnownHosts(Lab.Lab lab)
-        {
-            var p = Path.Combine(Path.GetTempPath(), $"kso-bench-known-{Guid.NewGuid():N}");
-            File.WriteAllLines(p, lab.Instances.Select(i => lab.Ssh.KnownHostsEntry(i.Address)));
-            return p;
-        }
-
         private static HostedShell Shell(Lab.Lab lab, string known)
         {
             var sh = new HostedShell();
@@ -77,7 +70,7 @@ namespace KeyServiceOps.Benchmarks
         {
             var rows = new List<Row>();
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
-            var known = KnownHosts(lab);
+            var known = lab.WriteKnownHosts();
             var inst = lab[0];
             using var sh = Shell(lab, known);
 
@@ -122,7 +115,7 @@ namespace KeyServiceOps.Benchmarks
         public static async Task<List<Row>> SessionReuseAsync()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
-            var known = KnownHosts(lab);
+            var known = lab.WriteKnownHosts();
             using var sh = Shell(lab, known);
             sh.Run("Get-Command Get-KeyServiceContainer | Out-Null"); // cmdlet JIT outside the timing as far as possible
             var times = new List<double>();

@@ -28,12 +28,7 @@ namespace KeyServiceOps.Core.Tests
             };
 
         /// <summary>A known_hosts file that trusts the lab's sshd on every instance address.</summary>
-        public static string KnownHostsFor(Lab.Lab lab)
-        {
-            var path = Path.Combine(Path.GetTempPath(), $"kso-known-{Guid.NewGuid():N}");
-            File.WriteAllLines(path, System.Linq.Enumerable.Select(lab.Instances, i => lab.Ssh.KnownHostsEntry(i.Address)));
-            return path;
-        }
+        public static string KnownHostsFor(Lab.Lab lab) => lab.WriteKnownHosts();
 
         public static OpsContext ForSsh(Lab.Lab lab, string knownHosts)
         {

@@ -23,8 +23,7 @@ namespace KeyServiceOps.Lab
             var dir = Path.Combine(Path.GetTempPath(), $"keyserviceops-demo-{Guid.NewGuid():N}");
             Directory.CreateDirectory(dir);
             var audit = Path.Combine(dir, "audit.jsonl");
-            var known = Path.Combine(dir, "known_hosts");
-            File.WriteAllLines(known, lab.Instances.Select(i => lab.Ssh.KnownHostsEntry(i.Address)));
+            var known = lab.WriteKnownHosts(Path.Combine(dir, "known_hosts"));
             Environment.SetEnvironmentVariable("DEMO_PD_TOKEN", lab.PagerDuty.Token);
             Environment.SetEnvironmentVariable("DEMO_LOGS_KEY", lab.CentralLogs.ApiKey);
             using var sh = new HostedShell();

@@ -29,8 +29,7 @@ namespace KeyServiceOps.Lab
 
             await using var lab = await Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true, PagerDuty = true });
             lab.PagerDuty.AddAlert(lab[0].Address);
-            var known = Path.GetTempFileName();
-            File.WriteAllText(known, lab.Ssh.KnownHostsEntry(lab[0].Address) + "\n");
+            var known = lab.WriteKnownHosts();
             Environment.SetEnvironmentVariable("ISO_PD_TOKEN", lab.PagerDuty.Token);
             using var sh = new HostedShell();
             var r = sh.Run($"Set-KeyServiceOpsContext -KongAdminUri '{lab.KongUri}' -PagerDutyUri '{lab.PagerDuty.BaseUri}' -PagerDutyTokenVariable ISO_PD_TOKEN " +

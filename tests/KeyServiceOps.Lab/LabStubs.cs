@@ -8,6 +8,14 @@ namespace KeyServiceOps.Lab
         /// <summary>The real sshd on the instance addresses (when <see cref="LabOptions.Ssh"/>).</summary>
         public LabSsh Ssh { get; private set; }
 
+        /// <summary>Writes a known_hosts file that trusts the lab's sshd on every instance address (a new temp file unless a path is given).</summary>
+        public string WriteKnownHosts(string path = null)
+        {
+            path ??= System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"kso-known-{System.Guid.NewGuid():N}");
+            System.IO.File.WriteAllLines(path, Instances.Select(i => Ssh.KnownHostsEntry(i.Address)));
+            return path;
+        }
+
         private async Task StartSshCoreAsync()
         {
             Ssh = await LabSsh.StartAsync(Instances.Select(i => i.Address), ip => Instances.FirstOrDefault(i => i.Address == ip));

@@ -17,8 +17,7 @@ namespace KeyServiceOps.Lab
             var seconds = args.Length > 0 && int.TryParse(args[0], out var sec) ? sec : 600;
             var info = args.SkipWhile(a => a != "--info").Skip(1).FirstOrDefault();
             await using var lab = await Lab.StartAsync(new LabOptions { Ssh = true, PagerDuty = true, CentralLogs = true, Instances = 4 });
-            var known = System.IO.Path.Combine(lab.Ssh.Dir, "known_hosts");
-            System.IO.File.WriteAllLines(known, lab.Instances.Select(i => lab.Ssh.KnownHostsEntry(i.Address)));
+            var known = lab.WriteKnownHosts(System.IO.Path.Combine(lab.Ssh.Dir, "known_hosts"));
             var (control, controlUri) = await LabHost.StartAsync(async ctx =>
             {
                 var inst = lab.Instances.FirstOrDefault(i => i.Address == ctx.Request.Query["address"].ToString());

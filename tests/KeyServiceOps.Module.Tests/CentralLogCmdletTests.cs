@@ -19,19 +19,12 @@ namespace KeyServiceOps.Module.Tests
             return sh;
         }
 
-        private static string Known(Lab.Lab lab)
-        {
-            var p = Path.Combine(Path.GetTempPath(), $"kso-known-{Guid.NewGuid():N}");
-            File.WriteAllLines(p, lab.Instances.Select(i => lab.Ssh.KnownHostsEntry(i.Address)));
-            return p;
-        }
-
         [Fact]
         public async Task Central_logs_pipe_into_Get_KeyServiceFault_like_docker_logs()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, CentralLogs = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.CipherDependency);
-            using var sh = ShellFor(lab, Known(lab), lab.CentralLogs.ApiKey);
+            using var sh = ShellFor(lab, lab.WriteKnownHosts(), lab.CentralLogs.ApiKey);
             var r = sh.Run($"Get-KeyServiceLog {lab[0].Address} -Source Central -Since 1h | Get-KeyServiceFault; Get-KeyServiceLog {lab[0].Address} -Tail 200 | Get-KeyServiceFault");
             Assert.Empty(r.Errors);
             Assert.Equal(2, r.Output.Count);
@@ -48,7 +41,7 @@ namespace KeyServiceOps.Module.Tests
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, CentralLogs = true });
             lab[0].AppendLog("level=info msg=\"one\""); lab[1].AppendLog("level=info msg=\"two\"");
-            using var sh = ShellFor(lab, Known(lab), "wrong-id:wrong-key");
+            using var sh = ShellFor(lab, lab.WriteKnownHosts(), "wrong-id:wrong-key");
             var denied = sh.Run($"Get-KeyServiceLog {lab[0].Address} -Source Central");
             var e = Assert.Single(denied.Errors);
             Assert.Equal("CentralLogUnauthorized,KeyServiceOps.Commands.GetKeyServiceLogCommand", e.FullyQualifiedErrorId);
@@ -74,7 +67,7 @@ namespace KeyServiceOps.Module.Tests
                   "inventory": [ { "address": "{{lab[1].Address}}", "environment": "prod-eu-2", "sshUser": "{{lab.Ssh.User}}",
                                    "sshPort": {{lab.Ssh.Port}}, "sshKeyPath": "{{lab.Ssh.KeyPath}}" } ] }
                 """);
-            using var sh = Shell.For(lab, out _, $"-ConfigPath '{config}' -KnownHostsPath '{Known(lab)}'");
+            using var sh = Shell.For(lab, out _, $"-ConfigPath '{config}' -KnownHostsPath '{lab.WriteKnownHosts()}'");
             var inst = sh.Run($"Get-KeyServiceInstance -Address {lab[1].Address}");
             Assert.Empty(inst.Errors);
             var i = Assert.Single(inst.Output);

@@ -40,8 +40,7 @@ namespace KeyServiceOps.Module.Tests
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, CentralLogs = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.OutOfMemory);
-            var known = Path.Combine(Path.GetTempPath(), $"kso-known-{Guid.NewGuid():N}");
-            File.WriteAllLines(known, lab.Instances.Select(i => lab.Ssh.KnownHostsEntry(i.Address)));
+            var known = lab.WriteKnownHosts();
             const string canaryKey = "canary-id:CANARY-4f1d-central-secret";
             using var sh = Shell.For(lab, out var audit, $"-SshUser '{lab.Ssh.User}' -SshPort {lab.Ssh.Port} -SshKeyPath '{lab.Ssh.RsaPemKeyPath}' -KnownHostsPath '{known}' -CentralLogUri '{lab.CentralLogs.BaseUri}' -RestartPollSec 0.1");
             sh.SetVariable("pass", new System.Net.NetworkCredential("", LabSsh.RsaPassphrase).SecurePassword);
@@ -69,8 +68,7 @@ namespace KeyServiceOps.Module.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.IamDependency);
             lab[1].AppendLog("time=\"x\" level=info msg=\"GET /api/v1/apikeys 200\"");
-            var known = Path.Combine(Path.GetTempPath(), $"kso-known-{Guid.NewGuid():N}");
-            File.WriteAllLines(known, lab.Instances.Select(i => lab.Ssh.KnownHostsEntry(i.Address)));
+            var known = lab.WriteKnownHosts();
             using var sh = Shell.For(lab, out _, $"-SshUser '{lab.Ssh.User}' -SshPort {lab.Ssh.Port} -SshKeyPath '{lab.Ssh.KeyPath}' -KnownHostsPath '{known}'");
             var r = sh.Run($"$PSStyle.Formatting.TableHeader = ''; Get-KeyServiceLog {lab[0].Address},{lab[1].Address} -Tail 3 | Out-Host; Get-KeyServiceFault -Address {lab[0].Address} | Out-Host; " +
                            $"Get-KeyServiceContainer {lab[0].Address} | Out-Host; Restart-KeyService {lab[1].Address} -Confirm:$false | Out-Host; " +

@@ -15,8 +15,7 @@ namespace KeyServiceOps.Module.Tests
             Environment.SetEnvironmentVariable("KEYSERVICEOPS_PD_RETRY_BASE_MS", "20");
             var tokenVar = "KSOPS_PD_" + Guid.NewGuid().ToString("N");
             Environment.SetEnvironmentVariable(tokenVar, lab.PagerDuty.Token);
-            var known = Path.Combine(Path.GetTempPath(), $"kso-known-{Guid.NewGuid():N}");
-            File.WriteAllLines(known, lab.Instances.Select(i => lab.Ssh.KnownHostsEntry(i.Address)));
+            var known = lab.WriteKnownHosts();
             return Shell.For(lab, out audit,
                 $"-PagerDutyUri '{lab.PagerDuty.BaseUri}' -PagerDutyTokenVariable {tokenVar} -PagerDutyFrom oncall@example.com " +
                 $"-SshUser '{lab.Ssh.User}' -SshPort {lab.Ssh.Port} -SshKeyPath '{lab.Ssh.KeyPath}' -KnownHostsPath '{known}' " +

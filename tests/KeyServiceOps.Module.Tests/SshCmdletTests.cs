@@ -18,8 +18,7 @@ namespace KeyServiceOps.Module.Tests
         public async Task InitializeAsync()
         {
             Lab = await KeyServiceOps.Lab.Lab.StartAsync(new LabOptions { Instances = 16, Ssh = true });
-            KnownHosts = Path.Combine(Path.GetTempPath(), $"kso-known-{Guid.NewGuid():N}");
-            File.WriteAllLines(KnownHosts, Lab.Instances.Select(i => Lab.Ssh.KnownHostsEntry(i.Address)));
+            KnownHosts = Lab.WriteKnownHosts();
         }
 
         public SimInstance Fresh() => Lab.Instances[Interlocked.Increment(ref _next) - 1];
