@@ -39,16 +39,18 @@ namespace KeyServiceOps.Commands
             if (Pools.TryRemove(key, out var p)) p.Dispose();
         }
 
-        public static void CloseAll()
-        {
-            foreach (var k in Pools.Keys) Close(k);
-        }
+        /// <summary>Closes this runspace's sessions only: other runspaces (ForEach-Object -Parallel, a host's pool) keep theirs.</summary>
+        public static void CloseCurrent() => Close(Runspace.DefaultRunspace?.InstanceId ?? Guid.Empty);
     }
 
-    /// <summary>Closes the SSH sessions when the module is removed (Remove-Module KeyServiceOps).</summary>
+    /// <summary>
+    /// Closes the SSH sessions when the module is removed (Remove-Module KeyServiceOps) — those of the runspace
+    /// that removed it. (Closing every runspace's pool cut other runspaces' commands mid-flight: they then hung
+    /// until their timeout. Found by the tests running in parallel.)
+    /// </summary>
     public sealed class ModuleCleanup : IModuleAssemblyCleanup
     {
-        public void OnRemove(PSModuleInfo psModuleInfo) => SshPoolStore.CloseAll();
+        public void OnRemove(PSModuleInfo psModuleInfo) => SshPoolStore.CloseCurrent();
     }
 
     /// <summary>Parameters shared by everything that runs commands on an instance's VM over SSH.</summary>

@@ -205,6 +205,21 @@ namespace KeyServiceOps.Module.Tests
         }
 
         [Fact]
+        public void Remove_Module_in_one_runspace_leaves_another_runspaces_sessions_alone()
+        {
+            var inst = _f.Fresh();
+            using var a = _f.Shell(out _);
+            using var b = _f.Shell(out _);
+            Assert.Empty(a.Run($"Get-KeyServiceContainer {inst.Address}").Errors);
+            var accepted = _f.Lab.Ssh.AcceptedConnections();
+            Assert.Empty(b.Run("Remove-Module KeyServiceOps").Errors);
+            var again = a.Run($"Get-KeyServiceContainer {inst.Address} -CommandTimeoutSec 10");
+            Assert.Empty(again.Errors);
+            Thread.Sleep(200);
+            Assert.Equal(accepted, _f.Lab.Ssh.AcceptedConnections()); // same pooled connection, not a new one
+        }
+
+        [Fact]
         public async Task Get_KeyServiceContainer_binds_ring_balancer_targets_from_the_pipeline()
         {
             using var sh = _f.Shell(out _);

@@ -68,8 +68,10 @@ namespace KeyServiceOps.Core.Remote
                 onStarted();
                 // The readers block on the channel streams: dedicated threads, so many concurrent commands (or a
                 // long --follow) never starve the thread pool that SSH.NET's own continuations need.
-                var outPump = Task.Factory.StartNew(() => Pump(cmd.OutputStream, stdout), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-                var errPump = Task.Factory.StartNew(() => Pump(cmd.ExtendedOutputStream, stderr), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+                long lines = 0;
+                Action<string> Count(Action<string> a) => l => { Interlocked.Increment(ref lines); a?.Invoke(l); };
+                var outPump = Task.Factory.StartNew(() => Pump(cmd.OutputStream, Count(stdout)), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+                var errPump = Task.Factory.StartNew(() => Pump(cmd.ExtendedOutputStream, Count(stderr)), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 try
                 {
                     await exec.ConfigureAwait(false);
@@ -82,7 +84,7 @@ namespace KeyServiceOps.Core.Remote
                 catch (OperationCanceledException)
                 {
                     throw new OpsException("SshCommandTimeout", OpsErrorCategory.OperationTimeout,
-                        $"`{command}` on {target.Display} did not finish within {timeout?.TotalSeconds:0.#} s; it was cancelled and its channel closed.",
+                        $"`{command}` on {target.Display} did not finish within {timeout?.TotalSeconds:0.#} s ({Interlocked.Read(ref lines)} output lines had arrived); it was cancelled and its channel closed.",
                         target.Host, recommendedAction: "Raise -CommandTimeoutSec, or check why the command hangs on the VM (e.g. a stuck docker daemon).");
                 }
                 await Task.WhenAll(outPump, errPump).ConfigureAwait(false);
