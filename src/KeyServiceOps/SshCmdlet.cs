@@ -53,6 +53,30 @@ namespace KeyServiceOps.Commands
         public void OnRemove(PSModuleInfo psModuleInfo) => SshPoolStore.CloseCurrent();
     }
 
+    /// <summary>SSH settings given on a command line, applied to a context (by the SSH cmdlets per call, and by Set-KeyServiceOpsContext).</summary>
+    internal sealed class SshOverrides
+    {
+        public string User; public int? Port; public string KeyPath; public SecureString KeyPassphrase; public PSCredential Credential;
+        public string KnownHostsPath; public bool? AcceptNewHostKey; public string JumpHost; public bool? UseSudo; public string Container;
+        public double? ConnectTimeoutSec; public double? CommandTimeoutSec;
+
+        public void ApplyTo(OpsContext c, Func<string, string> resolvePath)
+        {
+            if (User != null) c.SshUser = User;
+            if (Port != null) c.SshPort = Port.Value;
+            if (KeyPath != null) c.SshKeyPath = resolvePath(KeyPath);
+            if (KeyPassphrase != null) c.SshKeyPassphrase = Secret.FromSecureString(KeyPassphrase);
+            if (Credential != null) { c.SshUser = Credential.UserName; c.SshPasswordSecret = Secret.FromSecureString(Credential.Password); }
+            if (KnownHostsPath != null) c.KnownHostsPath = resolvePath(KnownHostsPath);
+            if (AcceptNewHostKey != null) c.AcceptNewHostKey = AcceptNewHostKey.Value;
+            if (JumpHost != null) c.JumpHost = JumpHost.Length == 0 ? null : JumpHost;
+            if (UseSudo != null) c.UseSudo = UseSudo.Value;
+            if (Container != null) c.ContainerName = Container;
+            if (ConnectTimeoutSec != null) c.SshConnectTimeout = TimeSpan.FromSeconds(ConnectTimeoutSec.Value);
+            if (CommandTimeoutSec != null) c.SshCommandTimeout = TimeSpan.FromSeconds(CommandTimeoutSec.Value);
+        }
+    }
+
     /// <summary>Parameters shared by everything that runs commands on an instance's VM over SSH.</summary>
     public abstract class SshCmdlet : ContextCmdlet
     {
@@ -77,18 +101,14 @@ namespace KeyServiceOps.Commands
         protected override void ApplyOverrides(OpsContext c)
         {
             var b = MyInvocation.BoundParameters;
-            if (SshUser != null) c.SshUser = SshUser;
-            if (b.ContainsKey(nameof(SshPort))) c.SshPort = SshPort;
-            if (SshKeyPath != null) c.SshKeyPath = GetUnresolvedProviderPathFromPSPath(SshKeyPath);
-            if (SshKeyPassphrase != null) c.SshKeyPassphrase = Secret.FromSecureString(SshKeyPassphrase);
-            if (Credential != null) { c.SshUser = Credential.UserName; c.SshPasswordSecret = Secret.FromSecureString(Credential.Password); }
-            if (KnownHostsPath != null) c.KnownHostsPath = GetUnresolvedProviderPathFromPSPath(KnownHostsPath);
-            if (b.ContainsKey(nameof(AcceptNewHostKey))) c.AcceptNewHostKey = AcceptNewHostKey;
-            if (JumpHost != null) c.JumpHost = JumpHost.Length == 0 ? null : JumpHost;
-            if (b.ContainsKey(nameof(UseSudo))) c.UseSudo = UseSudo;
-            if (Container != null) c.ContainerName = Container;
-            if (b.ContainsKey(nameof(ConnectTimeoutSec))) c.SshConnectTimeout = TimeSpan.FromSeconds(ConnectTimeoutSec);
-            if (b.ContainsKey(nameof(CommandTimeoutSec))) c.SshCommandTimeout = TimeSpan.FromSeconds(CommandTimeoutSec);
+            new SshOverrides
+            {
+                User = SshUser, Port = b.ContainsKey(nameof(SshPort)) ? SshPort : (int?)null, KeyPath = SshKeyPath, KeyPassphrase = SshKeyPassphrase,
+                Credential = Credential, KnownHostsPath = KnownHostsPath, AcceptNewHostKey = b.ContainsKey(nameof(AcceptNewHostKey)) ? AcceptNewHostKey.IsPresent : (bool?)null,
+                JumpHost = JumpHost, UseSudo = b.ContainsKey(nameof(UseSudo)) ? UseSudo.IsPresent : (bool?)null, Container = Container,
+                ConnectTimeoutSec = b.ContainsKey(nameof(ConnectTimeoutSec)) ? ConnectTimeoutSec : (double?)null,
+                CommandTimeoutSec = b.ContainsKey(nameof(CommandTimeoutSec)) ? CommandTimeoutSec : (double?)null,
+            }.ApplyTo(c, GetUnresolvedProviderPathFromPSPath);
         }
 
         protected SshSessionPool Pool => SshPoolStore.Current;

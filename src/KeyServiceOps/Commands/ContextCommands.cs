@@ -141,18 +141,14 @@ namespace KeyServiceOps.Commands
             if (b.ContainsKey(nameof(ThrottleLimit))) c.ThrottleLimit = ThrottleLimit;
             if (b.ContainsKey(nameof(MaxRemoveShare))) c.MaxRemoveShare = MaxRemoveShare;
             if (MaintenanceTarget != null) c.MaintenanceTargets = MaintenanceTarget.ToList();
-            if (SshUser != null) c.SshUser = SshUser;
-            if (b.ContainsKey(nameof(SshPort))) c.SshPort = SshPort;
-            if (SshKeyPath != null) c.SshKeyPath = GetUnresolvedProviderPathFromPSPath(SshKeyPath);
-            if (SshKeyPassphrase != null) c.SshKeyPassphrase = Secret.FromSecureString(SshKeyPassphrase);
-            if (SshCredential != null) { c.SshUser = SshCredential.UserName; c.SshPasswordSecret = Secret.FromSecureString(SshCredential.Password); }
-            if (KnownHostsPath != null) c.KnownHostsPath = GetUnresolvedProviderPathFromPSPath(KnownHostsPath);
-            if (JumpHost != null) c.JumpHost = JumpHost.Length == 0 ? null : JumpHost;
-            if (b.ContainsKey(nameof(UseSudo))) c.UseSudo = UseSudo;
-            if (ContainerName != null) c.ContainerName = ContainerName;
-            if (b.ContainsKey(nameof(SshCommandTimeoutSec))) c.SshCommandTimeout = TimeSpan.FromSeconds(SshCommandTimeoutSec);
-            if (b.ContainsKey(nameof(SshConnectTimeoutSec))) c.SshConnectTimeout = TimeSpan.FromSeconds(SshConnectTimeoutSec);
-            if (b.ContainsKey(nameof(AcceptNewHostKey))) c.AcceptNewHostKey = AcceptNewHostKey;
+            new SshOverrides
+            {
+                User = SshUser, Port = b.ContainsKey(nameof(SshPort)) ? SshPort : (int?)null, KeyPath = SshKeyPath, KeyPassphrase = SshKeyPassphrase,
+                Credential = SshCredential, KnownHostsPath = KnownHostsPath, AcceptNewHostKey = b.ContainsKey(nameof(AcceptNewHostKey)) ? AcceptNewHostKey.IsPresent : (bool?)null,
+                JumpHost = JumpHost, UseSudo = b.ContainsKey(nameof(UseSudo)) ? UseSudo.IsPresent : (bool?)null, Container = ContainerName,
+                ConnectTimeoutSec = b.ContainsKey(nameof(SshConnectTimeoutSec)) ? SshConnectTimeoutSec : (double?)null,
+                CommandTimeoutSec = b.ContainsKey(nameof(SshCommandTimeoutSec)) ? SshCommandTimeoutSec : (double?)null,
+            }.ApplyTo(c, GetUnresolvedProviderPathFromPSPath);
             if (FaultRulesPath != null) c.FaultRulesPath = FaultRulesPath.Length == 0 ? null : GetUnresolvedProviderPathFromPSPath(FaultRulesPath);
             if (FaultOwner != null) foreach (System.Collections.DictionaryEntry kv in FaultOwner) c.FaultOwners[kv.Key.ToString()] = kv.Value?.ToString();
             if (b.ContainsKey(nameof(RestartWaitSec))) c.RestartWaitTimeout = TimeSpan.FromSeconds(RestartWaitSec);
