@@ -32,9 +32,13 @@ namespace KeyServiceOps.Loader
                 if (RuntimeInformation.FrameworkDescription.StartsWith(".NET Framework", StringComparison.Ordinal))
                     AppDomain.CurrentDomain.AssemblyResolve += ResolveOnFramework;
                 else
-                    CoreClrLoader.Register(DependencyDir);
+                    RegisterOnCoreClr();
             }
         }
+
+        // Kept out of line so that on .NET Framework nothing touching AssemblyLoadContext is ever compiled.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static void RegisterOnCoreClr() => CoreClrLoader.Register(DependencyDir);
 
         private static Assembly ResolveOnFramework(object sender, ResolveEventArgs args)
         {
