@@ -30,7 +30,6 @@ namespace KeyServiceOps.Core.Runbook
         public TimeSpan LockTimeout { get; set; } = TimeSpan.FromSeconds(10);
         public bool WhatIf { get; set; }
         public string Actor { get; set; } = "self-healing";
-        public HealthVia Via { get; set; } = HealthVia.Http;
         /// <summary>The clock (tests move it to check per-hour budgets).</summary>
         public Func<DateTimeOffset> Clock { get; set; } = () => DateTimeOffset.UtcNow;
 
