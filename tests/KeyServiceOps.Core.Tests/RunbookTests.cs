@@ -182,6 +182,20 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task A_dependency_fault_without_an_incident_says_so_instead_of_claiming_a_hand_over()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await lab[1].ApplyScenarioAsync(FaultScenario.IamDependency);
+            using var rig = new OpsRig(lab);
+            var (s, steps) = await Run(rig, lab[1]);
+            Assert.Equal("DependencyFault", s.FinalState);
+            Assert.Null(s.IncidentId);
+            Assert.Equal(StepOutcome.Failed, steps[2].Outcome);
+            Assert.Contains("no open incident", steps[2].Detail);
+            Assert.Equal(0, lab[1].RestartCount);
+        }
+
+        [Fact]
         public async Task A_target_self_healing_already_removed_is_recognised()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });

@@ -10,7 +10,7 @@ namespace KeyServiceOps.Lab
         /// Starts a lab with SSH, PagerDuty and central logs and keeps it up for SECONDS (default 600) or until stdin
         /// closes. With --info FILE it writes how to reach it as JSON (the Pester suites read it), and serves a control
         /// endpoint: POST {control}scenario?address=A&amp;name=CipherDependency|IamDependency|OutOfMemory|PortInUse|CleanCrash,
-        /// POST {control}mode?address=A&amp;mode=Up|Down|Hung|Error500.
+        /// POST {control}mode?address=A&amp;mode=Up|Down|Hung|Error500, POST {control}alert?address=A (pages PagerDuty; answers the incident id).
         /// </summary>
         private static async Task<int> ServeAsync(string[] args)
         {
@@ -24,6 +24,7 @@ namespace KeyServiceOps.Lab
                 if (inst == null) { ctx.Response.StatusCode = 404; return; }
                 if (ctx.Request.Path == "/scenario") await inst.ApplyScenarioAsync(Enum.Parse<FaultScenario>(ctx.Request.Query["name"].ToString()));
                 else if (ctx.Request.Path == "/mode") await inst.SetModeAsync(Enum.Parse<InstanceMode>(ctx.Request.Query["mode"].ToString()));
+                else if (ctx.Request.Path == "/alert") { await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, lab.PagerDuty.AddAlert(inst.Address).Id); return; }
                 else { ctx.Response.StatusCode = 404; return; }
                 await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, "ok");
             });

@@ -44,3 +44,7 @@ function Set-KsoLabScenario($Lab, [string] $Address, [string] $Scenario) {
 function Set-KsoLabMode($Lab, [string] $Address, [string] $Mode) {
     Invoke-RestMethod -Method Post -Uri ("{0}mode?address={1}&mode={2}" -f $Lab.control, $Address, $Mode) | Out-Null
 }
+
+function New-KsoLabAlert($Lab, [string] $Address) {
+    Invoke-RestMethod -Method Post -Uri ("{0}alert?address={1}" -f $Lab.control, $Address)
+}

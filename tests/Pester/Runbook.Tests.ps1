@@ -23,8 +23,10 @@ Describe 'Invoke-KeyServiceRunbook' {
     }
     It 'hands a cipher fault to its owner without restarting' {
         Set-KsoLabScenario $lab $a[2] CipherDependency
-        $s = Invoke-KeyServiceRunbook $a[2] -Confirm:$false | Select-Object -Last 1
+        $incident = New-KsoLabAlert $lab $a[2]
+        $s = Get-PagerDutyIncident -IncidentId $incident | Invoke-KeyServiceRunbook -Confirm:$false | Select-Object -Last 1
         $s.FinalState | Should -Be 'AssignedToOwner'
+        (Get-PagerDutyIncident -IncidentId $incident).Assignees | Should -Be 'Cipher Owner'
     }
 }
 

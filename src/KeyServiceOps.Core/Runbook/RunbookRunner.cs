@@ -35,7 +35,7 @@ namespace KeyServiceOps.Core.Runbook
         public string Target { get; set; }
         public string Upstream { get; set; }
         public string IncidentId { get; set; }
-        /// <summary>Healthy (nothing to fix), Recovered, AssignedToOwner, Escalated, Maintenance, Failed, WhatIf.</summary>
+        /// <summary>Healthy (nothing to fix), Recovered, AssignedToOwner, DependencyFault (no incident to hand over), Escalated, Maintenance, Failed, WhatIf.</summary>
         public string FinalState { get; set; }
         public string[] Faults { get; set; } = new string[0];
         public string[] Actions { get; set; } = new string[0];
@@ -94,6 +94,7 @@ namespace KeyServiceOps.Core.Runbook
             public Action<RunbookStepResult> Emit;
             public readonly List<string> Actions = new List<string>();
             public bool WhatIf;
+            public bool HandedOver;
             public SshTarget Ssh;
         }
 
@@ -163,9 +164,15 @@ namespace KeyServiceOps.Core.Runbook
                         var what = owner != null ? $"assign the incident to {owner}" : $"escalate the incident to level {r.O.EscalationLevel} (no owner configured for {blocking.Category})";
                         if (!await r.Confirm($"incident {r.Incident ?? "(none)"}", $"{what} (runbook step 3: {blocking.Category} fault, no restart)").ConfigureAwait(false))
                             return (StepOutcome.WouldDo, $"{found}; dependency fault: would {what} with the evidence and not restart", true);
+                        if (r.Incident == null || _pd == null)
+                        {
+                            r.HandedOver = false;
+                            return (StepOutcome.Failed, $"{found}; dependency fault, not restarted — but there is no open incident to hand over: {(owner != null ? $"tell {owner}" : "page the dependency's owner")} by hand", true);
+                        }
                         await HandOverAsync(r, owner, ct).ConfigureAwait(false);
                         await NoteAsync(r, $"dependency fault {blocking.Category} on {ep.Address}: not restarted; {what}. {blocking.Advice}\nEvidence:\n{evidence}", ct).ConfigureAwait(false);
                         r.Actions.Add(owner != null ? $"assigned to {owner}" : $"escalated to level {r.O.EscalationLevel}");
+                        r.HandedOver = true;
                         return (StepOutcome.Done, $"{found}; dependency fault: {what}; not restarted", true);
                     }
                     if (!await r.Confirm($"{r.Ssh.Container} on {ep.Address}", "docker restart and wait for health (runbook step 3)").ConfigureAwait(false))
@@ -183,7 +190,7 @@ namespace KeyServiceOps.Core.Runbook
                 {
                     Skip(r, 4, "not restarted: the dependency's owner has the incident");
                     Skip(r, 5, "handed over in step 3");
-                    return Finish(summary, r, r.WhatIf ? "WhatIf" : faults.Count > 0 && FaultAnalyzer.BlockingFault(faults) != null ? "AssignedToOwner" : "Failed", faults, total);
+                    return Finish(summary, r, r.WhatIf ? "WhatIf" : r.HandedOver ? "AssignedToOwner" : FaultAnalyzer.BlockingFault(faults) != null ? "DependencyFault" : "Failed", faults, total);
                 }
                 if (r.WhatIf)
                 {
