@@ -49,6 +49,9 @@ namespace KeyServiceOps.Module.Tests
             var shown = sh.Run($"$PSStyle.Formatting.TableHeader = ''; Invoke-KeyServiceRunbook {lab[0].Address} -Confirm:$false | Out-Host");
             Assert.Matches(@"Address\s+Step\s+Name\s+Outcome\s+Seconds\s+Detail", Plain(shown.HostText));
             Assert.Matches(@"FinalState\s*:\s*Healthy", Plain(shown.HostText));
+            // The summary uses its own view even after the step table: Seconds, not the raw Duration property.
+            Assert.Matches(@"Seconds\s*:\s*\d+\.\d", Plain(shown.HostText));
+            Assert.DoesNotMatch(@"Duration\s*:", Plain(shown.HostText));
         }
 
         [Fact]
