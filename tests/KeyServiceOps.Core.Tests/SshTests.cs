@@ -207,6 +207,9 @@ namespace KeyServiceOps.Core.Tests
                 var entry = new AuditLog(audit).Read(null, null, "RestartContainer").Single();
                 Assert.Equal("Recovered", entry.Outcome);
                 Assert.Equal("PINC1", entry.Incident);
+                Assert.Equal("OutOfMemory", (string)entry.Before["lastFault"]);
+                Assert.True((bool)entry.After["recovered"]);
+                Assert.True((double)entry.After["seconds"] >= 0.6);
             }
         }
 

@@ -109,7 +109,7 @@ namespace KeyServiceOps.Core.Remote
             }
             catch (OpsException e)
             {
-                Audit(t, o, "Failed", e.Message, fault);
+                Audit(t, o, "Failed", e.Message, fault, result);
                 throw;
             }
             result.Restarted = true;
@@ -117,7 +117,7 @@ namespace KeyServiceOps.Core.Remote
             if (!o.Wait)
             {
                 result.Elapsed = sw.Elapsed;
-                Audit(t, o, "Restarted", "not waited for health", fault);
+                Audit(t, o, "Restarted", "not waited for health", fault, result);
                 return result;
             }
             result.Waited = true;
@@ -140,15 +140,21 @@ namespace KeyServiceOps.Core.Remote
             }
             result.Elapsed = sw.Elapsed;
             Audit(t, o, result.Recovered == true ? "Recovered" : "NotRecovered",
-                result.Recovered == true ? $"operational after {result.Elapsed.TotalSeconds:0.#} s" : $"not operational after {o.Timeout.TotalSeconds:0.#} s: {result.Health?.Status} {result.Health?.Detail}", fault);
+                result.Recovered == true ? $"operational after {result.Elapsed.TotalSeconds:0.#} s" : $"not operational after {o.Timeout.TotalSeconds:0.#} s: {result.Health?.Status} {result.Health?.Detail}", fault, result);
             return result;
         }
 
-        private void Audit(SshTarget t, RestartOptions o, string outcome, string detail, Fault fault)
+        private void Audit(SshTarget t, RestartOptions o, string outcome, string detail, Fault fault, RestartResult r)
         {
             _audit?.Append(new AuditEntry
             {
                 Action = "RestartContainer", Target = t.Host, Outcome = outcome, Incident = o.IncidentId,
+                Before = new Newtonsoft.Json.Linq.JObject { ["container"] = t.Container, ["lastFault"] = fault?.Category, ["dependencyFault"] = fault?.Dependency ?? false },
+                After = new Newtonsoft.Json.Linq.JObject
+                {
+                    ["restarted"] = r.Restarted, ["waited"] = r.Waited, ["recovered"] = r.Recovered,
+                    ["seconds"] = Math.Round(r.Elapsed.TotalSeconds, 1), ["health"] = r.Health?.Status.ToString(),
+                },
                 Actor = o.Actor == null ? null : o.Actor + "/" + AuditLog.DefaultActor(),
                 Forced = o.Force && fault != null && fault.Dependency,
                 Detail = $"{t.Container} on {t.Display}: {detail}" + (fault != null ? $"; last fault {fault.Category}" : ""),
