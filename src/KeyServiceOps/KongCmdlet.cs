@@ -60,12 +60,24 @@ namespace KeyServiceOps.Commands
         [Parameter] public SecureString KongToken { get; set; }
         [Parameter] public SwitchParameter SkipCertificateCheck { get; set; }
 
-        protected override void ApplyOverrides(OpsContext c)
+        protected override void ApplyOverrides(OpsContext c) => EndpointOverrides.Kong(c, KongAdminUri, Workspace, KongToken, SkipCertificateCheck);
+    }
+
+    /// <summary>Per-call Kong and PagerDuty endpoints, shared by every cmdlet family that declares them.</summary>
+    internal static class EndpointOverrides
+    {
+        public static void Kong(OpsContext c, Uri uri, string workspace, SecureString token, bool skipCertificateCheck)
         {
-            if (KongAdminUri != null) c.KongAdminUri = KongAdminUri;
-            if (Workspace != null) c.Workspace = Workspace;
-            if (KongToken != null) c.KongToken = Secret.FromSecureString(KongToken);
-            if (SkipCertificateCheck) c.SkipCertificateCheck = true;
+            if (uri != null) c.KongAdminUri = uri;
+            if (workspace != null) c.Workspace = workspace;
+            if (token != null) c.KongToken = Secret.FromSecureString(token);
+            if (skipCertificateCheck) c.SkipCertificateCheck = true;
+        }
+
+        public static void PagerDuty(OpsContext c, Uri uri, SecureString token)
+        {
+            if (uri != null) c.PagerDutyUri = uri;
+            if (token != null) c.PagerDutyToken = Secret.FromSecureString(token);
         }
     }
 }

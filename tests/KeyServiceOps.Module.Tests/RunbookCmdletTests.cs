@@ -89,6 +89,22 @@ namespace KeyServiceOps.Module.Tests
         }
 
         [Fact]
+        public async Task Runbook_and_self_healing_take_the_Kong_endpoint_per_call_over_the_context()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            using var sh = ShellFor(lab, out _);
+            Assert.Empty(sh.Run("Set-KeyServiceOpsContext -KongAdminUri 'http://127.0.0.1:9/'").Errors); // the context points nowhere
+            var state = Path.Combine(Path.GetTempPath(), $"kso-heal-{Guid.NewGuid():N}.json");
+            var broken = sh.Run($"Invoke-KeyServiceSelfHealing -StatePath '{state}'");
+            Assert.Equal("Error", Assert.Single(broken.Output).S("Reason"));
+            var r = sh.Run($"Invoke-KeyServiceSelfHealing -KongAdminUri '{lab.KongUri}' -StatePath '{state}'; Invoke-KeyServiceRunbook {lab[1].Address} -KongAdminUri '{lab.KongUri}' -Confirm:$false");
+            Assert.Empty(r.Errors);
+            Assert.Equal("Hysteresis", r.Output.First().S("Reason"));
+            Assert.Equal("Healthy", r.Output.Last().S("FinalState"));
+        }
+
+        [Fact]
         public async Task Self_healing_passes_remove_after_three_failures_and_the_loop_shows_progress()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, Ssh = true, PagerDuty = true });

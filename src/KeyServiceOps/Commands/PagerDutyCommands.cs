@@ -16,11 +16,7 @@ namespace KeyServiceOps.Commands
         [Parameter] public Uri PagerDutyUri { get; set; }
         [Parameter] public SecureString PagerDutyToken { get; set; }
 
-        protected override void ApplyOverrides(OpsContext c)
-        {
-            if (PagerDutyUri != null) c.PagerDutyUri = PagerDutyUri;
-            if (PagerDutyToken != null) c.PagerDutyToken = Secret.FromSecureString(PagerDutyToken);
-        }
+        protected override void ApplyOverrides(OpsContext c) => EndpointOverrides.PagerDuty(c, PagerDutyUri, PagerDutyToken);
     }
 
     public enum IncidentStatusFilter { Triggered, Acknowledged, Resolved, Open }

@@ -8,9 +8,27 @@ using KeyServiceOps.Core.Runbook;
 
 namespace KeyServiceOps.Commands
 {
+    /// <summary>Cmdlets that touch everything (Kong, the VMs, PagerDuty): the SSH parameters plus per-call Kong and PagerDuty endpoints.</summary>
+    public abstract class RunbookCmdlet : SshCmdlet
+    {
+        [Parameter] public Uri KongAdminUri { get; set; }
+        [Parameter] public string Workspace { get; set; }
+        [Parameter] public System.Security.SecureString KongToken { get; set; }
+        [Parameter] public SwitchParameter SkipCertificateCheck { get; set; }
+        [Parameter] public Uri PagerDutyUri { get; set; }
+        [Parameter] public System.Security.SecureString PagerDutyToken { get; set; }
+
+        protected override void ApplyOverrides(OpsContext c)
+        {
+            base.ApplyOverrides(c);
+            EndpointOverrides.Kong(c, KongAdminUri, Workspace, KongToken, SkipCertificateCheck);
+            EndpointOverrides.PagerDuty(c, PagerDutyUri, PagerDutyToken);
+        }
+    }
+
     [Cmdlet(VerbsLifecycle.Invoke, "KeyServiceRunbook", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
     [OutputType(typeof(RunbookStepResult), typeof(RunbookSummary))]
-    public sealed class InvokeKeyServiceRunbookCommand : SshCmdlet
+    public sealed class InvokeKeyServiceRunbookCommand : RunbookCmdlet
     {
         private const int ActivityId = 3501;
 
@@ -67,7 +85,7 @@ namespace KeyServiceOps.Commands
     }
 
     /// <summary>Parameters of a self-healing pass (one pass, or the loop).</summary>
-    public abstract class SelfHealingCmdlet : SshCmdlet
+    public abstract class SelfHealingCmdlet : RunbookCmdlet
     {
         [Parameter] [ArgumentCompleter(typeof(UpstreamCompleter))] public string Upstream { get; set; }
         [Parameter, ValidateRange(1, 100)] public int FailuresToRemove { get; set; } = 3;
