@@ -19,7 +19,6 @@ namespace KeyServiceOps.Core.Tests
     /// <summary>One SSH lab (a real sshd) shared by the tests of a class; each test uses its own instances.</summary>
     public sealed class SshLabFixture : IAsyncLifetime
     {
-        private int _next;
         public Lab.Lab Lab { get; private set; }
         public string KnownHosts { get; private set; }
 
@@ -30,7 +29,7 @@ namespace KeyServiceOps.Core.Tests
         }
 
         /// <summary>An instance no other test of the class uses.</summary>
-        public SimInstance Fresh() => Lab.Instances[Interlocked.Increment(ref _next) - 1];
+        public SimInstance Fresh() => Lab.NextUnused();
 
         public async Task DisposeAsync() => await Lab.DisposeAsync();
     }

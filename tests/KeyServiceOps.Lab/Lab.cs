@@ -92,6 +92,11 @@ namespace KeyServiceOps.Lab
             if (Options.CentralLogs) await StartCentralLogsAsync();
         }
 
+        private int _dealt;
+
+        /// <summary>The next instance no one has taken yet (tests sharing one lab each take their own).</summary>
+        public SimInstance NextUnused() => Instances[System.Threading.Interlocked.Increment(ref _dealt) - 1];
+
         public SimInstance Instance(string addressOrTarget)
             => Instances.First(i => i.Address == addressOrTarget || i.Target == addressOrTarget);
 

@@ -11,7 +11,6 @@ namespace KeyServiceOps.Module.Tests
 {
     public sealed class SshModuleFixture : IAsyncLifetime
     {
-        private int _next;
         public Lab.Lab Lab { get; private set; }
         public string KnownHosts { get; private set; }
 
@@ -21,7 +20,7 @@ namespace KeyServiceOps.Module.Tests
             KnownHosts = Lab.WriteKnownHosts();
         }
 
-        public SimInstance Fresh() => Lab.Instances[Interlocked.Increment(ref _next) - 1];
+        public SimInstance Fresh() => Lab.NextUnused();
 
         /// <summary>A hosted runspace whose context reaches the lab over SSH.</summary>
         public HostedShell Shell(out string audit, string knownHosts = null)

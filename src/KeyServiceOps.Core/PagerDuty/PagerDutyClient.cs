@@ -125,6 +125,26 @@ namespace KeyServiceOps.Core.PagerDuty
             return open.Where(i => string.Equals(i.Address, ep.Address, StringComparison.OrdinalIgnoreCase)).ToList();
         }
 
+        /// <summary>
+        /// The newest open incident for an address, for the runbook and self-healing to write to; null when there is
+        /// none or PagerDuty cannot be asked (that is a warning: the caller goes on without notes).
+        /// </summary>
+        public async Task<string> TryFindIncidentIdAsync(string address, IOpsLog log, CancellationToken ct)
+        {
+            log = log ?? NullOpsLog.Instance;
+            try
+            {
+                var inc = (await FindForAddressAsync(address, ct).ConfigureAwait(false)).OrderByDescending(i => i.CreatedAt).FirstOrDefault();
+                if (inc != null) log.Verbose($"{address}: open incident {inc.IncidentId} ({inc.Title}).");
+                return inc?.IncidentId;
+            }
+            catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled"))
+            {
+                log.Warning($"Could not look up the incident for {address} ({e.ErrorId}): no note is written for it.");
+                return null;
+            }
+        }
+
         public async Task<List<PagerDutyNote>> GetNotesAsync(string incidentId, CancellationToken ct)
         {
             var j = await SendAsync(HttpMethod.Get, $"incidents/{Uri.EscapeDataString(incidentId)}/notes", null, incidentId, ct).ConfigureAwait(false);

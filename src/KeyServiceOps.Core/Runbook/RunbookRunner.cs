@@ -258,19 +258,7 @@ namespace KeyServiceOps.Core.Runbook
         private async Task<string> FindIncidentAsync(Endpoint ep, string given, CancellationToken ct)
         {
             if (!string.IsNullOrEmpty(given)) return given;
-            if (_pd == null) return null;
-            try
-            {
-                var open = await _pd.FindForAddressAsync(ep.Address, ct).ConfigureAwait(false);
-                var inc = open.OrderByDescending(i => i.CreatedAt).FirstOrDefault();
-                if (inc != null) _log.Verbose($"{ep.Address}: open incident {inc.IncidentId} ({inc.Title}).");
-                return inc?.IncidentId;
-            }
-            catch (OpsException e)
-            {
-                _log.Warning($"Could not look up the incident for {ep.Address} ({e.ErrorId}): notes will not be written.");
-                return null;
-            }
+            return _pd == null ? null : await _pd.TryFindIncidentIdAsync(ep.Address, _log, ct).ConfigureAwait(false);
         }
 
         private string WhoRemoved(string target)

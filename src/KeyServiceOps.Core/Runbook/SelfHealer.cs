@@ -264,11 +264,7 @@ namespace KeyServiceOps.Core.Runbook
         }
 
         private async Task<string> IncidentAsync(string address, CancellationToken ct)
-        {
-            if (_pd == null) return null;
-            try { return (await _pd.FindForAddressAsync(address, ct).ConfigureAwait(false)).OrderByDescending(i => i.CreatedAt).FirstOrDefault()?.IncidentId; }
-            catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled")) { _log.Warning($"PagerDuty lookup for {address} failed ({e.ErrorId}); no note."); return null; }
-        }
+            => _pd == null ? null : await _pd.TryFindIncidentIdAsync(address, _log, ct).ConfigureAwait(false);
 
         private async Task NoteAsync(SelfHealingAction a, string incident, string text, CancellationToken ct)
         {
