@@ -174,7 +174,7 @@ exec /usr/bin/curl ""${args[@]}""
         {
             var p = Path.Combine(ShimDir, name);
             File.WriteAllText(p, text.Replace("\r\n", "\n"));
-            File.SetUnixFileMode(p, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(p, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         }
 
         private string WriteConfig(int group, IEnumerable<string> addresses)

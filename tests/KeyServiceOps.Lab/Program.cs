@@ -7,8 +7,8 @@ namespace KeyServiceOps.Lab
     public static class Program
     {
         /// <summary>
-        /// Starts a lab with SSH, PagerDuty and central logs and keeps it up for SECONDS (default 600) or until stdin
-        /// closes. With --info FILE it writes how to reach it as JSON (the Pester suites read it), and serves a control
+        /// Starts a lab with SSH, PagerDuty and central logs and keeps it up for SECONDS (default 600), until SIGINT/SIGTERM,
+        /// or (with --stop-on-stdin-close) until stdin closes. With --info FILE it writes how to reach it as JSON (the Pester suites read it), and serves a control
         /// endpoint: POST {control}scenario?address=A&amp;name=CipherDependency|IamDependency|OutOfMemory|PortInUse|CleanCrash,
         /// POST {control}mode?address=A&amp;mode=Up|Down|Hung|Error500, POST {control}alert?address=A (pages PagerDuty; answers the incident id).
         /// </summary>
@@ -39,9 +39,15 @@ namespace KeyServiceOps.Lab
             };
             if (info != null) System.IO.File.WriteAllText(info, json.ToJsonString());
             Console.WriteLine(json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-            Console.WriteLine("lab up; close stdin or wait to stop it");
-            var stdinClosed = Task.Run(() => { try { while (Console.In.Read() >= 0) { } } catch (Exception) { } });
-            await Task.WhenAny(Task.Delay(TimeSpan.FromSeconds(seconds)), stdinClosed);
+            Console.WriteLine($"lab up for {seconds} s; Ctrl+C or SIGTERM stops it");
+            // Stops after SECONDS, on SIGINT/SIGTERM, and (only with --stop-on-stdin-close, for a parent that holds the pipe)
+            // when stdin closes: started in the background, stdin is already closed and must not stop the lab.
+            var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            using var onInt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+            using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
+            if (args.Contains("--stop-on-stdin-close"))
+                _ = Task.Run(() => { try { while (Console.In.Read() >= 0) { } } catch (Exception) { } stop.TrySetResult(); });
+            await Task.WhenAny(Task.Delay(TimeSpan.FromSeconds(seconds)), stop.Task);
             await LabHost.StopAsync(control);
             return 0;
         }
@@ -56,7 +62,7 @@ namespace KeyServiceOps.Lab
                 case "serve": return await ServeAsync(args.Skip(1).ToArray());
                 case "isolation-check": return await IsolationCheck.RunAsync();
                 default:
-                    Console.Error.WriteLine("usage: dotnet run --project tests/KeyServiceOps.Lab -- demo|package|serve [SECONDS] [--info FILE]|isolation-check");
+                    Console.Error.WriteLine("usage: dotnet run --project tests/KeyServiceOps.Lab -- demo|package|serve [SECONDS] [--info FILE] [--stop-on-stdin-close]|isolation-check");
                     return 2;
             }
         }

@@ -5,7 +5,7 @@ function Start-KsoLab {
     $repo = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
     $info = Join-Path ([System.IO.Path]::GetTempPath()) ("kso-lab-{0}.json" -f [guid]::NewGuid().ToString('N'))
     $psi = [System.Diagnostics.ProcessStartInfo]::new('dotnet')
-    foreach ($a in @('run', '--project', (Join-Path $repo 'tests/KeyServiceOps.Lab'), '--no-build', '--', 'serve', '3600', '--info', $info)) { $psi.ArgumentList.Add($a) }
+    foreach ($a in @('run', '--project', (Join-Path $repo 'tests/KeyServiceOps.Lab'), '--no-build', '--', 'serve', '3600', '--info', $info, '--stop-on-stdin-close')) { $psi.ArgumentList.Add($a) }
     $psi.RedirectStandardInput = $true      # closing stdin stops the lab
     $psi.RedirectStandardOutput = $true
     $process = [System.Diagnostics.Process]::Start($psi)
