@@ -119,8 +119,7 @@ namespace KeyServiceOps.Commands
         protected SshTarget SshTargetFor(string address)
         {
             if (!Endpoint.TryParse(address, Context.HealthPort, out var ep, out var why))
-                throw new OpsException("InvalidAddress", OpsErrorCategory.InvalidArgument, $"'{address}' is not a valid instance address: {why}", address,
-                    recommendedAction: "Give the instance's IP address or host name, e.g. 10.0.0.5.");
+                throw Endpoint.InvalidAddress(address, why);
             return SshTarget.For(Context, ep.Address);
         }
     }

@@ -63,6 +63,7 @@ if ($ResultPath) {
     }
     [pscustomobject]@{ Tests = @($tests); Containers = @($containers) } | ConvertTo-Json -Depth 5 | Set-Content -LiteralPath $ResultPath -Encoding utf8
 }
-$failedContainers = @($run.Containers | Where-Object Result -eq 'Failed').Count
-"Pester: $($run.PassedCount) passed, $($run.FailedCount + $failedContainers) failed"
-exit ($run.FailedCount + $failedContainers)
+# A failed BeforeAll/AfterAll (block) or a file that does not even load (container) counts as a failure too.
+$failed = $run.FailedCount + $run.FailedBlocksCount + $run.FailedContainersCount
+"Pester: $($run.PassedCount) passed, $failed failed"
+exit $failed

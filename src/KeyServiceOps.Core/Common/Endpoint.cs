@@ -23,7 +23,7 @@ namespace KeyServiceOps.Core
         {
             if (TryParse(input, defaultPort, out var ep, out var why)) return ep;
             throw new OpsException("InvalidTarget", OpsErrorCategory.InvalidArgument,
-                $"'{input}' is not a valid instance address: {why}", input,
+                $"{Describe(input)} is not a valid instance address: {why}", input,
                 recommendedAction: "Give an IPv4/IPv6 address or host name, optionally with :PORT (1-65535), e.g. 10.0.0.5:8888.");
         }
 
@@ -32,6 +32,7 @@ namespace KeyServiceOps.Core
             endpoint = default;
             reason = null;
             if (string.IsNullOrWhiteSpace(input)) { reason = "it is empty"; return false; }
+            if (PipelineRefusal.IsRefused(input, out var refusedType)) { reason = PipelineRefusal.Reason(refusedType); return false; }
             var s = input.Trim();
             string host = s, portText = null;
             if (s.StartsWith("["))
@@ -74,6 +75,21 @@ namespace KeyServiceOps.Core
             if (!HostName.IsMatch(host)) { reason = $"'{host}' is not a valid IP address or host name"; return false; }
             endpoint = new Endpoint(host, port);
             return true;
+        }
+
+        /// <summary>The one InvalidAddress error: names the input (clipped), says why and what to give instead.</summary>
+        public static OpsException InvalidAddress(string input, string why)
+            => new OpsException("InvalidAddress", OpsErrorCategory.InvalidArgument, $"{Describe(input)} is not a valid instance address: {why}", Clip(input),
+                recommendedAction: "Give an IPv4/IPv6 address or host name, optionally with :PORT (1-65535), e.g. 10.0.0.5 or 10.0.0.5:8888.");
+
+        private static string Clip(string input) => PipelineRefusal.IsRefused(input, out var t) ? t : input != null && input.Length > 200 ? input.Substring(0, 200) + "…" : input;
+
+        /// <summary>The input as an error message names it: quoted, clipped to 200 characters, never a refusal marker.</summary>
+        public static string Describe(string input)
+        {
+            if (PipelineRefusal.IsRefused(input, out var t)) return $"The pipeline object ({t})";
+            if (input == null) return "(nothing)";
+            return input.Length <= 200 ? $"'{input}'" : $"'{input.Substring(0, 200)}…' ({input.Length} characters)";
         }
 
         public bool Equals(Endpoint other) => string.Equals(Address, other.Address, StringComparison.OrdinalIgnoreCase) && Port == other.Port;

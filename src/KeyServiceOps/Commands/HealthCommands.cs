@@ -24,6 +24,7 @@ namespace KeyServiceOps.Commands
 
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
+        [AddressInput]
         [AllowEmptyString]
         public string[] Address { get; set; }
 
@@ -69,9 +70,7 @@ namespace KeyServiceOps.Commands
             {
                 if (!Endpoint.TryParse(a, Port > 0 ? Port : Context.HealthPort, out var ep, out var why))
                 {
-                    WriteOpsError(new OpsException("InvalidAddress", OpsErrorCategory.InvalidArgument,
-                        $"'{a}' is not a valid instance address: {why}", a,
-                        recommendedAction: "Give an IP address or host name, optionally with :PORT, e.g. 10.0.0.5 or 10.0.0.5:8888."));
+                    WriteOpsError(Endpoint.InvalidAddress(a, why));
                     continue;
                 }
                 var upstream = Upstream; var incident = IncidentId;

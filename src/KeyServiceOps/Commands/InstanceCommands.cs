@@ -15,6 +15,7 @@ namespace KeyServiceOps.Commands
     {
         [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
+        [AddressInput]
         public string[] Address { get; set; }
 
         [Parameter] [ArgumentCompleter(typeof(UpstreamCompleter))] public string Upstream { get; set; }

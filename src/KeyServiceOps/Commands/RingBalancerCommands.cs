@@ -49,6 +49,7 @@ namespace KeyServiceOps.Commands
 
         [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [ArgumentCompleter(typeof(TargetCompleter))]
+        [TargetInput]
         public string Target { get; set; }
 
         [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -113,6 +114,7 @@ namespace KeyServiceOps.Commands
     public sealed class AddRingBalancerTargetCommand : KongCmdlet
     {
         [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [TargetInput]
         public string Target { get; set; }
 
         [Parameter(ValueFromPipelineByPropertyName = true)]

@@ -34,6 +34,7 @@ namespace KeyServiceOps.Commands
 
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
+        [AddressInput]
         public string[] Address { get; set; }
 
         [Parameter(ValueFromPipelineByPropertyName = true), ValidateRange(0, 65535)] public int Port { get; set; }
@@ -62,8 +63,7 @@ namespace KeyServiceOps.Commands
             foreach (var a in Address ?? new string[0]) PerItem(() =>
             {
                 if (!Endpoint.TryParse(a, Port > 0 ? Port : Context.HealthPort, out var ep, out var why))
-                    throw new OpsException("InvalidAddress", OpsErrorCategory.InvalidArgument, $"'{a}' is not a valid instance address: {why}", a,
-                        recommendedAction: "Give the instance's IP address, e.g. 10.0.0.5 or 10.0.0.5:8888.");
+                    throw Endpoint.InvalidAddress(a, why);
                 var b = MyInvocation.BoundParameters;
                 var o = new RunbookOptions
                 {

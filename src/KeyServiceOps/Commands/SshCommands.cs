@@ -27,6 +27,7 @@ namespace KeyServiceOps.Commands
 
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
+        [AddressInput]
         public string[] Address { get; set; }
 
         /// <summary>The last N lines of each stream (docker logs --tail).</summary>
@@ -77,7 +78,7 @@ namespace KeyServiceOps.Commands
         private bool SearchCentral(string address)
         {
             if (!Endpoint.TryParse(address, Context.HealthPort, out var ep, out var why))
-                throw new OpsException("InvalidAddress", OpsErrorCategory.InvalidArgument, $"'{address}' is not a valid instance address: {why}", address);
+                throw Endpoint.InvalidAddress(address, why);
             try
             {
                 if (_central == null)
@@ -183,6 +184,7 @@ namespace KeyServiceOps.Commands
     {
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
+        [AddressInput]
         public string[] Address { get; set; }
 
         protected override void ProcessRecord()
@@ -200,6 +202,7 @@ namespace KeyServiceOps.Commands
 
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = AddressSet)]
         [Alias("IPAddress", "ComputerName", "Host")]
+        [AddressInput]
         public string[] Address { get; set; }
 
         /// <summary>Faults from Get-KeyServiceFault: the instance is restarted unless its latest fault is a dependency fault.</summary>
