@@ -40,7 +40,7 @@ namespace KeyServiceOps.Core.Tests
             var r = await Checker(1.0).CheckAsync(new Endpoint(lab[0].Address, 8888), CancellationToken.None);
             sw.Stop();
             Assert.Equal(HealthStatus.Timeout, r.Status);
-            Assert.InRange(sw.Elapsed.TotalSeconds, 0.9, 5.0);
+            Assert.True(sw.Elapsed.TotalSeconds >= 0.9, $"ended after {sw.Elapsed}, before the timeout");
             Assert.Equal(1, lab[0].HealthRequests);
         }
 
@@ -53,7 +53,6 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal(HealthStatus.Degraded, r.Status);
             // The checker stops at its bound (64 KiB) and says so; it never buffers the 50 MB.
             Assert.Contains("not in the first 65536 bytes (body not read further)", r.Detail);
-            Assert.True(r.Latency < TimeSpan.FromSeconds(5), r.Latency.ToString());
         }
 
         [Fact]
@@ -67,7 +66,11 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal(4, results.Count(r => r.Status == HealthStatus.Timeout));
             Assert.Equal(8, results.Count(r => r.Healthy));
             Assert.Equal(lab.Instances.Select(i => i.Address), results.Select(r => r.Address)); // input order
-            Assert.True(sw.Elapsed.TotalSeconds < 3.0, $"took {sw.Elapsed.TotalSeconds:0.00}s for 4 hung with a 1 s timeout (serial would be >= 4 s)");
+            // Concurrent, not serial: every hung check started before any of them timed out (intervals overlap).
+            var hung = results.Where(r => r.Status == HealthStatus.Timeout).ToList();
+            var lastStart = hung.Max(r => r.CheckedAt);
+            var firstEnd = hung.Min(r => r.CheckedAt + r.Latency);
+            Assert.True(lastStart < firstEnd, $"the hung checks ran one after another (last start {lastStart:O}, first end {firstEnd:O})");
         }
 
         [Fact]
@@ -77,8 +80,8 @@ namespace KeyServiceOps.Core.Tests
             await lab[0].SetModeAsync(InstanceMode.Hung);
             using var cts = new CancellationTokenSource(200);
             var sw = Stopwatch.StartNew();
+            // Without cancellation this would end as a Timeout result after 30 s, not as an exception.
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Checker(30).CheckAsync(new Endpoint(lab[0].Address, 8888), cts.Token));
-            Assert.True(sw.Elapsed.TotalSeconds < 5);
         }
     }
 }

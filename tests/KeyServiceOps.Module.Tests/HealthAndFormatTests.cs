@@ -28,7 +28,6 @@ namespace KeyServiceOps.Module.Tests
             Assert.Equal("Timeout", byAddr[lab[2].Address].S("Status"));
             Assert.Equal("Degraded", byAddr[lab[3].Address].S("Status"));
             Assert.Equal("api_key_service", byAddr[lab[2].Address].S("Upstream"));
-            Assert.True(sw.Elapsed.TotalSeconds < 8, $"{sw.Elapsed}");
         }
 
         [Fact]

@@ -156,9 +156,16 @@ namespace KeyServiceOps.Core.PagerDuty
             if (string.IsNullOrWhiteSpace(content))
                 throw new OpsException("NoteEmpty", OpsErrorCategory.InvalidArgument, "The note is empty.", incidentId);
             var body = new JObject { ["note"] = new JObject { ["content"] = content } };
-            var j = await SendAsync(HttpMethod.Post, $"incidents/{Uri.EscapeDataString(incidentId)}/notes", body, incidentId, ct).ConfigureAwait(false);
-            _audit?.Append(new AuditEntry { Action = "AddIncidentNote", Target = incidentId, Incident = incidentId, After = new JObject { ["content"] = content }, Outcome = "Added" });
-            return ToNote(incidentId, j["note"]);
+            // Write-ahead, and "Added" only for a note PagerDuty answered with (an id), never for what was asked.
+            return await AuditLog.Record(_audit, new AuditEntry { Action = "AddIncidentNote", Target = incidentId, Incident = incidentId },
+                async () =>
+                {
+                    var j = await SendAsync(HttpMethod.Post, $"incidents/{Uri.EscapeDataString(incidentId)}/notes", body, incidentId, ct).ConfigureAwait(false);
+                    if (!(j?["note"] is JObject n) || string.IsNullOrEmpty((string)n["id"]))
+                        throw Unconfirmed("note", incidentId);
+                    return ToNote(incidentId, n);
+                },
+                n => new AuditEntry { After = new JObject { ["content"] = content, ["id"] = n.NoteId }, Outcome = "Added" }).ConfigureAwait(false);
         }
 
         public Task<PagerDutyIncident> UpdateIncidentAsync(string incidentId, IncidentUpdate update, PagerDutyIncident before, CancellationToken ct)
@@ -169,16 +176,23 @@ namespace KeyServiceOps.Core.PagerDuty
         {
             var inc = new JObject { ["type"] = "incident_reference" };
             foreach (var p in fields.Properties()) inc[p.Name] = p.Value;
-            var j = await SendAsync(HttpMethod.Put, $"incidents/{Uri.EscapeDataString(incidentId)}", new JObject { ["incident"] = inc }, incidentId, ct).ConfigureAwait(false);
-            var after = ToIncident(j["incident"]);
-            _audit?.Append(new AuditEntry
-            {
-                Action = "UpdateIncident", Target = incidentId, Incident = incidentId, Outcome = "Updated",
-                Before = before == null ? null : new JObject { ["status"] = before.Status, ["level"] = before.EscalationLevel, ["assignees"] = new JArray(before.AssigneeIds), ["policy"] = before.EscalationPolicyId },
-                After = fields,
-            });
-            return after;
+            var beforeJson = before == null ? null : new JObject { ["status"] = before.Status, ["level"] = before.EscalationLevel, ["assignees"] = new JArray(before.AssigneeIds), ["policy"] = before.EscalationPolicyId };
+            return await AuditLog.Record(_audit, new AuditEntry { Action = "UpdateIncident", Target = incidentId, Incident = incidentId, Before = beforeJson },
+                async () =>
+                {
+                    var j = await SendAsync(HttpMethod.Put, $"incidents/{Uri.EscapeDataString(incidentId)}", new JObject { ["incident"] = inc }, incidentId, ct).ConfigureAwait(false);
+                    if (!(j?["incident"] is JObject confirmed) || string.IsNullOrEmpty((string)confirmed["id"]))
+                        throw Unconfirmed("incident update", incidentId);
+                    return ToIncident(confirmed);
+                },
+                // What PagerDuty answered, not what was asked.
+                a => new AuditEntry { Before = beforeJson, After = new JObject { ["status"] = a.Status, ["level"] = a.EscalationLevel, ["assignees"] = new JArray(a.AssigneeIds ?? new string[0]), ["policy"] = a.EscalationPolicyId }, Outcome = "Updated" }).ConfigureAwait(false);
         }
+
+        private static OpsException Unconfirmed(string what, string incidentId)
+            => new OpsException("PagerDutyInvalidResponse", OpsErrorCategory.InvalidResult,
+                $"PagerDuty answered the {what} for incident {incidentId} without confirming it (no {what.Split(' ')[0]} id in the answer); it may not have been recorded.",
+                incidentId, recommendedAction: "Check the incident in PagerDuty (Get-PagerDutyIncident) and the PagerDuty URI; a proxy or captive page may be answering instead.");
 
         /// <summary>A user id (P…) as is, or an email resolved to the user's id.</summary>
         public async Task<string> ResolveUserIdAsync(string idOrEmail, CancellationToken ct)

@@ -102,51 +102,44 @@ namespace KeyServiceOps.Core.Remote
             result.FaultCategory = fault?.Category;
             var sw = Stopwatch.StartNew();
             result.RestartedAt = DateTimeOffset.UtcNow;
-            progress?.Invoke(new RestartProgress { Address = t.Host, Phase = "docker restart", Remaining = o.Timeout });
-            try
+            // Write-ahead: the intent is on disk before `docker restart` is sent (refused if it cannot be written).
+            return await AuditLog.Record(_audit, Entry(t, o, null, "docker restart requested", fault, result), async () =>
             {
+                progress?.Invoke(new RestartProgress { Address = t.Host, Phase = "docker restart", Remaining = o.Timeout });
                 await _docker.RestartAsync(t, o.GraceSeconds, ct).ConfigureAwait(false);
-            }
-            catch (OpsException e)
-            {
-                Audit(t, o, "Failed", e.Message, fault, result);
-                throw;
-            }
-            result.Restarted = true;
-            _log.Verbose($"{t.Host}: `docker restart {t.Container}` done in {sw.Elapsed.TotalSeconds:0.0} s");
-            if (!o.Wait)
-            {
+                result.Restarted = true;
+                _log.Verbose($"{t.Host}: `docker restart {t.Container}` done in {sw.Elapsed.TotalSeconds:0.0} s");
+                if (!o.Wait) { result.Elapsed = sw.Elapsed; return result; }
+                result.Waited = true;
+                var ep = Endpoint.Parse(t.Host, o.HealthPort);
+                var deadline = sw.Elapsed + o.Timeout;
+                while (true)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    var h = o.Via == HealthVia.Ssh
+                        ? await _docker.CurlHealthAsync(t, o.HealthPort, _health.Path, _health.ExpectedText, _health.Timeout, ct).ConfigureAwait(false)
+                        : await _health.CheckAsync(ep, ct).ConfigureAwait(false);
+                    result.HealthChecks++;
+                    result.Health = h;
+                    if (h.Healthy) { result.Recovered = true; break; }
+                    var remaining = deadline - sw.Elapsed;
+                    progress?.Invoke(new RestartProgress { Address = t.Host, Phase = $"waiting for health ({h.Status})", Elapsed = sw.Elapsed, Remaining = remaining < TimeSpan.Zero ? TimeSpan.Zero : remaining, LastHealth = h, Attempts = result.HealthChecks });
+                    if (remaining <= TimeSpan.Zero) { result.Recovered = false; break; }
+                    var pause = o.PollInterval < remaining ? o.PollInterval : remaining;
+                    await Task.Delay(pause, ct).ConfigureAwait(false);
+                }
                 result.Elapsed = sw.Elapsed;
-                Audit(t, o, "Restarted", "not waited for health", fault, result);
                 return result;
-            }
-            result.Waited = true;
-            var ep = Endpoint.Parse(t.Host, o.HealthPort);
-            var deadline = sw.Elapsed + o.Timeout;
-            while (true)
-            {
-                ct.ThrowIfCancellationRequested();
-                var h = o.Via == HealthVia.Ssh
-                    ? await _docker.CurlHealthAsync(t, o.HealthPort, _health.Path, _health.ExpectedText, _health.Timeout, ct).ConfigureAwait(false)
-                    : await _health.CheckAsync(ep, ct).ConfigureAwait(false);
-                result.HealthChecks++;
-                result.Health = h;
-                if (h.Healthy) { result.Recovered = true; break; }
-                var remaining = deadline - sw.Elapsed;
-                progress?.Invoke(new RestartProgress { Address = t.Host, Phase = $"waiting for health ({h.Status})", Elapsed = sw.Elapsed, Remaining = remaining < TimeSpan.Zero ? TimeSpan.Zero : remaining, LastHealth = h, Attempts = result.HealthChecks });
-                if (remaining <= TimeSpan.Zero) { result.Recovered = false; break; }
-                var pause = o.PollInterval < remaining ? o.PollInterval : remaining;
-                await Task.Delay(pause, ct).ConfigureAwait(false);
-            }
-            result.Elapsed = sw.Elapsed;
-            Audit(t, o, result.Recovered == true ? "Recovered" : "NotRecovered",
-                result.Recovered == true ? $"operational after {result.Elapsed.TotalSeconds:0.#} s" : $"not operational after {o.Timeout.TotalSeconds:0.#} s: {result.Health?.Status} {result.Health?.Detail}", fault, result);
-            return result;
+            },
+            r => !r.Waited ? Entry(t, o, "Restarted", "not waited for health", fault, r)
+                : Entry(t, o, r.Recovered == true ? "Recovered" : "NotRecovered",
+                    r.Recovered == true ? $"operational after {r.Elapsed.TotalSeconds:0.#} s" : $"not operational after {o.Timeout.TotalSeconds:0.#} s: {r.Health?.Status} {r.Health?.Detail}", fault, r),
+            () => result.Restarted ? $"the container was restarted; the wait for health stopped after {result.HealthChecks} checks" : "docker restart was not confirmed").ConfigureAwait(false);
         }
 
-        private void Audit(SshTarget t, RestartOptions o, string outcome, string detail, Fault fault, RestartResult r)
+        private static AuditEntry Entry(SshTarget t, RestartOptions o, string outcome, string detail, Fault fault, RestartResult r)
         {
-            _audit?.Append(new AuditEntry
+            return new AuditEntry
             {
                 Action = "RestartContainer", Target = t.Host, Outcome = outcome, Incident = o.IncidentId,
                 Before = new Newtonsoft.Json.Linq.JObject { ["container"] = t.Container, ["lastFault"] = fault?.Category, ["dependencyFault"] = fault?.Dependency ?? false },
@@ -158,7 +151,7 @@ namespace KeyServiceOps.Core.Remote
                 Actor = o.Actor == null ? null : o.Actor + "/" + AuditLog.DefaultActor(),
                 Forced = o.Force && fault != null && fault.Dependency,
                 Detail = $"{t.Container} on {t.Display}: {detail}" + (fault != null ? $"; last fault {fault.Category}" : ""),
-            });
+            };
         }
     }
 }

@@ -103,25 +103,27 @@ namespace KeyServiceOps.Core.RingBalancer
                 Upstream = upstream, Target = target.Target, Address = target.Address, Port = target.Port, Weight = target.Weight,
                 Tags = target.Tags, Id = target.Id, Forced = forced, Actor = actor ?? "manual", IncidentId = incident,
             };
-            if (drain)
-            {
-                await _kong.SetWeightAsync(upstream, target.Id ?? target.Target, 0, ct).ConfigureAwait(false);
-                change.Action = TargetChangeAction.Drained;
-                change.Detail = $"weight {target.Weight} -> 0";
-            }
-            else
-            {
-                var deleted = await _kong.DeleteTargetAsync(upstream, target.Id ?? target.Target, ct).ConfigureAwait(false);
-                change.Action = deleted ? TargetChangeAction.Removed : TargetChangeAction.AlreadyAbsent;
-                change.Detail = deleted ? "deleted from the upstream" : "Kong reports it already gone";
-            }
-            _audit.Append(new AuditEntry
-            {
-                Actor = actor == null ? null : actor + "/" + AuditLog.DefaultActor(), Action = drain ? "DrainTarget" : "RemoveTarget", Target = target.Target, Upstream = upstream,
-                Before = JObject.FromObject(new { id = target.Id, target = target.Target, weight = target.Weight, tags = target.Tags }),
-                After = drain ? JObject.FromObject(new { weight = 0 }) : null,
-                Outcome = change.Action.ToString(), Forced = forced, Incident = incident,
-            });
+            var who = actor == null ? null : actor + "/" + AuditLog.DefaultActor();
+            var before = JObject.FromObject(new { id = target.Id, target = target.Target, weight = target.Weight, tags = target.Tags });
+            // Write-ahead: the intent is on disk before Kong is asked (refused if it cannot be written).
+            await AuditLog.Record(_audit, new AuditEntry { Actor = who, Action = drain ? "DrainTarget" : "RemoveTarget", Target = target.Target, Upstream = upstream, Before = before, Forced = forced, Incident = incident },
+                async () =>
+                {
+                    if (drain)
+                    {
+                        await _kong.SetWeightAsync(upstream, target.Id ?? target.Target, 0, ct).ConfigureAwait(false);
+                        change.Action = TargetChangeAction.Drained;
+                        change.Detail = $"weight {target.Weight} -> 0";
+                    }
+                    else
+                    {
+                        var deleted = await _kong.DeleteTargetAsync(upstream, target.Id ?? target.Target, ct).ConfigureAwait(false);
+                        change.Action = deleted ? TargetChangeAction.Removed : TargetChangeAction.AlreadyAbsent;
+                        change.Detail = deleted ? "deleted from the upstream" : "Kong reports it already gone";
+                    }
+                    return change;
+                },
+                c => new AuditEntry { Before = before, After = drain ? JObject.FromObject(new { weight = 0 }) : null, Outcome = c.Action.ToString(), Forced = forced, Detail = c.Detail }).ConfigureAwait(false);
             _log.Verbose($"{change.Action} {target.Target} from upstream '{upstream}'{(forced ? " (FORCED past the safety guard)" : "")}.");
             return change;
         }
@@ -147,26 +149,25 @@ namespace KeyServiceOps.Core.RingBalancer
                         $"Refusing to add {target} to upstream '{upstream}': its health check says {h.Status} ({h.Detail}). A re-added target takes traffic at once.",
                         target, recommendedAction: "Recover the instance first (Restart-KeyService -Wait), or pass -Force to add it anyway.");
             }
-            if (existing != null)
-            {
-                var t = await _kong.SetWeightAsync(upstream, existing.Id ?? existing.Target, weight, ct).ConfigureAwait(false);
-                change.Action = TargetChangeAction.Restored; change.Id = t.Id; change.Tags = t.Tags;
-                change.Detail = $"drained target restored to weight {weight}";
-            }
-            else
-            {
-                var (t, created, note) = await _kong.AddTargetAsync(upstream, target, weight, tags, ct).ConfigureAwait(false);
-                change.Id = t?.Id;
-                change.Action = created ? TargetChangeAction.Added : TargetChangeAction.AlreadyPresent;
-                change.Detail = created ? "added to the upstream" : note;
-                if (!created) return change;
-            }
-            _audit.Append(new AuditEntry
-            {
-                Actor = actor == null ? null : actor + "/" + AuditLog.DefaultActor(), Action = "AddTarget", Target = target, Upstream = upstream,
-                After = JObject.FromObject(new { id = change.Id, target, weight, tags = change.Tags }),
-                Outcome = change.Action.ToString(), Forced = skipHealthCheck, Incident = incident,
-            });
+            await AuditLog.Record(_audit, new AuditEntry { Actor = actor == null ? null : actor + "/" + AuditLog.DefaultActor(), Action = "AddTarget", Target = target, Upstream = upstream, Forced = skipHealthCheck, Incident = incident },
+                async () =>
+                {
+                    if (existing != null)
+                    {
+                        var t = await _kong.SetWeightAsync(upstream, existing.Id ?? existing.Target, weight, ct).ConfigureAwait(false);
+                        change.Action = TargetChangeAction.Restored; change.Id = t.Id; change.Tags = t.Tags;
+                        change.Detail = $"drained target restored to weight {weight}";
+                    }
+                    else
+                    {
+                        var (t, created, note) = await _kong.AddTargetAsync(upstream, target, weight, tags, ct).ConfigureAwait(false);
+                        change.Id = t?.Id;
+                        change.Action = created ? TargetChangeAction.Added : TargetChangeAction.AlreadyPresent;
+                        change.Detail = created ? "added to the upstream" : note;
+                    }
+                    return change;
+                },
+                c => new AuditEntry { After = JObject.FromObject(new { id = c.Id, target, weight, tags = c.Tags }), Outcome = c.Action.ToString(), Forced = skipHealthCheck, Detail = c.Detail }).ConfigureAwait(false);
             _log.Verbose($"{change.Action} {target} in upstream '{upstream}' with weight {weight}.");
             return change;
         }

@@ -23,12 +23,18 @@ namespace KeyServiceOps.Core.Runbook
         public string Incident { get; set; }
         public bool Forced { get; set; }
         public string Detail { get; set; }
+        /// <summary>Ties an intent line (Started) to its outcome line; null on lines written before write-ahead.</summary>
+        public string Operation { get; set; }
         public override string ToString() => $"{Time:u} {Action} {Target} {Outcome}";
     }
 
     /// <summary>
-    /// Append-only JSON-lines log of every change to Kong, a container or an incident. Appends are
-    /// serialised within the process and retried across processes (the file is opened exclusively).
+    /// Append-only JSON-lines log of every change to Kong, a container or an incident, safe for any number of
+    /// writers (threads, runspaces, processes): each append takes an exclusive lock on the file itself (flock on
+    /// Unix, a share-none open on Windows) with a bounded retry, seeks to the real end, repairs a line torn by a
+    /// killed writer, writes the whole line in one write and flushes it to disk before the lock is released.
+    /// Readers take a snapshot of the file and see only whole lines.
+    /// Changes are recorded write-ahead (<see cref="RecordAsync{T}"/>): an intent line before, the outcome after.
     /// Callers pass no secrets; the serializer never sees a Secret's text.
     /// </summary>
     public sealed class AuditLog
@@ -40,10 +46,66 @@ namespace KeyServiceOps.Core.Runbook
             DateTimeZoneHandling = DateTimeZoneHandling.Utc,
         };
 
+        /// <summary>Outcome of an intent line; a Started line with no later outcome reads back as <see cref="Unfinished"/>.</summary>
+        public const string Started = "Started", Unfinished = "Unfinished", Interrupted = "Interrupted", Failed = "Failed";
+
         public AuditLog(string path) { Path = path; }
         public string Path { get; }
+        /// <summary>How long an append waits for another writer's lock before it gives up (a typed error).</summary>
+        public TimeSpan LockTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+        /// <summary>Write-ahead through <paramref name="log"/> when there is one; otherwise just the change.</summary>
+        public static System.Threading.Tasks.Task<T> Record<T>(AuditLog log, AuditEntry intent, Func<System.Threading.Tasks.Task<T>> change, Func<T, AuditEntry> outcome, Func<string> failureContext = null)
+            => log == null ? change() : log.RecordAsync(intent, change, outcome, failureContext);
 
         public static string DefaultActor() => Environment.UserName + "@" + Environment.MachineName;
+
+        /// <summary>
+        /// Write-ahead: records the intent (refusing the change with AuditLogUnwritable when it cannot), makes the
+        /// change, then records what the remote confirmed (<paramref name="outcome"/>), or Failed / Interrupted.
+        /// </summary>
+        public async System.Threading.Tasks.Task<T> RecordAsync<T>(AuditEntry intent, Func<System.Threading.Tasks.Task<T>> change, Func<T, AuditEntry> outcome, Func<string> failureContext = null)
+        {
+            if (string.IsNullOrEmpty(Path)) return await change().ConfigureAwait(false);
+            intent.Operation = intent.Operation ?? Guid.NewGuid().ToString("N");
+            intent.Outcome = Started;
+            try { Append(intent); }
+            catch (OpsException e) when (e.ErrorId == "AuditLogWriteFailed")
+            {
+                throw new OpsException("AuditLogUnwritable", OpsErrorCategory.PermissionDenied,
+                    $"Refused {intent.Action} of {intent.Target}: the audit log '{Path}' cannot be written ({e.InnerException?.Message ?? e.Message}). Nothing was changed.",
+                    Path, recommendedAction: "Make the audit log's folder writable, or point it elsewhere with Set-KeyServiceOpsContext -AuditLogPath <path>, then run the command again.", inner: e);
+            }
+            T result;
+            try { result = await change().ConfigureAwait(false); }
+            catch (Exception e)
+            {
+                var cancelled = e is OperationCanceledException || (e is OpsException o && o.ErrorId.EndsWith("Cancelled", StringComparison.Ordinal));
+                var context = failureContext?.Invoke();
+                TryAppend(Follow(intent, cancelled ? Interrupted : Failed, ((e as OpsException)?.ErrorId ?? e.GetType().Name) + ": " + e.Message + (context != null ? " (" + context + ")" : "")));
+                throw;
+            }
+            var done = outcome(result);
+            done.Operation = intent.Operation;
+            done.Action = done.Action ?? intent.Action;
+            done.Target = done.Target ?? intent.Target;
+            done.Upstream = done.Upstream ?? intent.Upstream;
+            done.Incident = done.Incident ?? intent.Incident;
+            done.Actor = done.Actor ?? intent.Actor;
+            Append(done);
+            return result;
+        }
+
+        private static AuditEntry Follow(AuditEntry intent, string outcome, string detail) => new AuditEntry
+        {
+            Operation = intent.Operation, Action = intent.Action, Target = intent.Target, Upstream = intent.Upstream,
+            Incident = intent.Incident, Actor = intent.Actor, Forced = intent.Forced, Outcome = outcome, Detail = detail,
+        };
+
+        private void TryAppend(AuditEntry e)
+        {
+            try { Append(e); } catch (OpsException) { /* the intent line stands; it reads back as Unfinished */ }
+        }
 
         public void Append(AuditEntry entry)
         {
@@ -54,62 +116,105 @@ namespace KeyServiceOps.Core.Runbook
                 time = entry.Time.UtcDateTime, actor = entry.Actor, host = entry.Host, action = entry.Action,
                 target = entry.Target, upstream = entry.Upstream, before = entry.Before, after = entry.After,
                 outcome = entry.Outcome, incident = entry.Incident, forced = entry.Forced ? (bool?)true : null, detail = entry.Detail,
+                op = entry.Operation,
             }, Settings) + "\n";
             var bytes = new System.Text.UTF8Encoding(false).GetBytes(line);
             lock (Gate)
             {
-                var dir = System.IO.Path.GetDirectoryName(Path);
-                if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-                for (int attempt = 0; ; attempt++)
+                var deadline = DateTime.UtcNow + LockTimeout;
+                var random = new Random();
+                try
                 {
-                    try
+                    var dir = System.IO.Path.GetDirectoryName(Path);
+                    if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+                    if (Directory.Exists(Path)) throw new IOException("the path is a directory");
+                    while (true)
                     {
-                        using (var fs = new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.Read))
+                        FileStream fs;
+                        try { fs = new FileStream(Path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
+                        catch (IOException e) when (!(e is DirectoryNotFoundException) && !(e is PathTooLongException) && DateTime.UtcNow < deadline)
                         {
+                            Thread.Sleep(2 + random.Next(15)); // another writer holds the lock
+                            continue;
+                        }
+                        using (fs)
+                        {
+                            var end = fs.Seek(0, SeekOrigin.End);
+                            if (end > 0)
+                            {
+                                fs.Seek(end - 1, SeekOrigin.Begin);
+                                if (fs.ReadByte() != '\n') { fs.Seek(0, SeekOrigin.End); fs.WriteByte((byte)'\n'); } // a writer was killed mid-line
+                            }
+                            fs.Seek(0, SeekOrigin.End);
                             fs.Write(bytes, 0, bytes.Length);
                             fs.Flush(true);
                         }
                         return;
                     }
-                    catch (IOException e) when (attempt < 50 && !(e is DirectoryNotFoundException))
-                    {
-                        Thread.Sleep(20);
-                    }
-                    catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
-                    {
-                        throw new OpsException("AuditLogWriteFailed", OpsErrorCategory.ResourceUnavailable,
-                            $"Could not append to the audit log '{Path}': {e.Message}. The change was made; record it by hand.",
-                            Path, recommendedAction: "Fix the permissions of the audit log path or set another with Set-KeyServiceOpsContext -AuditLogPath.", inner: e);
-                    }
+                }
+                catch (Exception e) when (e is IOException || e is UnauthorizedAccessException || e is System.Security.SecurityException || e is NotSupportedException || e is ArgumentException)
+                {
+                    throw new OpsException("AuditLogWriteFailed", OpsErrorCategory.ResourceUnavailable,
+                        $"Could not append to the audit log '{Path}': {e.Message}.",
+                        Path, recommendedAction: "Fix the permissions of the audit log path or set another with Set-KeyServiceOpsContext -AuditLogPath; record the change by hand.", inner: e);
                 }
             }
         }
 
+        /// <summary>
+        /// The entries, oldest first, from a snapshot of whole lines. An intent line whose outcome follows is folded
+        /// into that outcome; one with none reads back as Unfinished (the process stopped between the two).
+        /// </summary>
         public IEnumerable<AuditEntry> Read(DateTimeOffset? since = null, string target = null, string action = null)
         {
-            if (string.IsNullOrEmpty(Path) || !File.Exists(Path)) yield break;
-            using (var fs = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
-            using (var sr = new StreamReader(fs))
+            if (string.IsNullOrEmpty(Path) || !File.Exists(Path)) return Enumerable.Empty<AuditEntry>();
+            string text;
+            try
             {
-                string line;
-                while ((line = sr.ReadLine()) != null)
-                {
-                    if (string.IsNullOrWhiteSpace(line)) continue;
-                    JObject j;
-                    try { j = JObject.Parse(line); } catch (JsonException) { continue; }
-                    var e = new AuditEntry
-                    {
-                        Time = j["time"] != null ? new DateTimeOffset(((DateTime)j["time"]).ToUniversalTime()) : DateTimeOffset.MinValue,
-                        Actor = (string)j["actor"], Host = (string)j["host"], Action = (string)j["action"], Target = (string)j["target"],
-                        Upstream = (string)j["upstream"], Before = j["before"], After = j["after"], Outcome = (string)j["outcome"],
-                        Incident = (string)j["incident"], Forced = (bool?)j["forced"] ?? false, Detail = (string)j["detail"],
-                    };
-                    if (since.HasValue && e.Time < since.Value) continue;
-                    if (target != null && !Like(e.Target, target)) continue;
-                    if (action != null && !Like(e.Action, action)) continue;
-                    yield return e;
-                }
+                using (var fs = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+                using (var sr = new StreamReader(fs)) text = sr.ReadToEnd();
             }
+            catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
+            {
+                throw new OpsException("AuditLogUnreadable", OpsErrorCategory.ReadError, $"Could not read the audit log '{Path}': {e.Message}.", Path,
+                    recommendedAction: "Check the path (a file, not a folder) and its permissions, or pass -Path.", inner: e);
+            }
+            var whole = text.LastIndexOf('\n');
+            text = whole < 0 ? "" : text.Substring(0, whole); // a line still being written is not read
+            var entries = new List<AuditEntry>();
+            var finished = new HashSet<string>();
+            foreach (var line in text.Split('\n'))
+            {
+                if (string.IsNullOrWhiteSpace(line)) continue;
+                JObject j;
+                try { j = JObject.Parse(line); } catch (JsonException) { continue; }
+                var e = new AuditEntry
+                {
+                    Time = ParseTime(j["time"]),
+                    Actor = Str(j["actor"]), Host = Str(j["host"]), Action = Str(j["action"]), Target = Str(j["target"]),
+                    Upstream = Str(j["upstream"]), Before = j["before"], After = j["after"], Outcome = Str(j["outcome"]),
+                    Incident = Str(j["incident"]), Forced = j["forced"]?.Type == JTokenType.Boolean && (bool)j["forced"], Detail = Str(j["detail"]),
+                    Operation = Str(j["op"]),
+                };
+                if (e.Operation != null && e.Outcome != Started) finished.Add(e.Operation);
+                entries.Add(e);
+            }
+            return entries.Where(e => !(e.Outcome == Started && e.Operation != null && finished.Contains(e.Operation)))
+                .Select(e => { if (e.Outcome == Started) e.Outcome = Unfinished; return e; })
+                .Where(e => !since.HasValue || e.Time >= since.Value)
+                .Where(e => target == null || Like(e.Target, target))
+                .Where(e => action == null || Like(e.Action, action))
+                .ToList();
+        }
+
+        private static string Str(JToken t) => t == null || t.Type == JTokenType.Null ? null : t.Type == JTokenType.String ? (string)t : t.ToString(Formatting.None);
+
+        /// <summary>An unreadable time (a hand-edited line) reads as MinValue rather than stopping the whole read.</summary>
+        private static DateTimeOffset ParseTime(JToken t)
+        {
+            if (t == null) return DateTimeOffset.MinValue;
+            if (t.Type == JTokenType.Date) return new DateTimeOffset(((DateTime)t).ToUniversalTime());
+            return DateTimeOffset.TryParse((string)t, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var d) ? d : DateTimeOffset.MinValue;
         }
 
         private static bool Like(string value, string pattern)
