@@ -26,6 +26,9 @@ namespace KeyServiceOps.Commands
 
         protected virtual void ApplyOverrides(OpsContext c) { }
 
+        private Redactor _redactor;
+        protected override Redactor Redactor => _redactor ?? (_redactor = Redactor.For(Context));
+
         protected HealthChecker NewHealthChecker(TimeSpan? timeout = null) => HealthChecker.FromContext(Context, Log, timeout);
 
         private RingBalancerService _rb;

@@ -106,8 +106,12 @@ namespace KeyServiceOps.Commands
 
         // ---- errors ----
 
+        /// <summary>Scrubs the secrets this cmdlet holds from everything it writes (errors, verbose, debug, warnings).</summary>
+        protected virtual Redactor Redactor => Redactor.None;
+
         protected ErrorRecord ToErrorRecord(OpsException e)
         {
+            e = Redactor.Scrub(e);
             if (!Enum.TryParse(e.Category.ToString(), out ErrorCategory cat)) cat = ErrorCategory.NotSpecified;
             var rec = new ErrorRecord(e, e.ErrorId, cat, e.TargetObject);
             var msg = e.Message + (string.IsNullOrEmpty(e.Details) ? "" : $" Remote answer: {e.Details}");
@@ -146,9 +150,9 @@ namespace KeyServiceOps.Commands
         {
             private readonly OpsCmdlet _c;
             public QueueLog(OpsCmdlet c) { _c = c; }
-            public void Verbose(string message) => _c.TryPost(() => _c.WriteVerbose(message));
-            public void Debug(string message) => _c.TryPost(() => _c.WriteDebug(message));
-            public void Warning(string message) => _c.TryPost(() => _c.WriteWarning(message));
+            public void Verbose(string message) { message = _c.Redactor.Scrub(message); _c.TryPost(() => _c.WriteVerbose(message)); }
+            public void Debug(string message) { message = _c.Redactor.Scrub(message); _c.TryPost(() => _c.WriteDebug(message)); }
+            public void Warning(string message) { message = _c.Redactor.Scrub(message); _c.TryPost(() => _c.WriteWarning(message)); }
         }
     }
 }

@@ -99,7 +99,7 @@ namespace KeyServiceOps.Module.Tests
             Assert.Equal(1, inst.RestartCount);
             Assert.Contains(r.Progress, p => p.StatusDescription.Contains("s left"));
             Assert.Contains(r.Progress, p => p.RecordType == System.Management.Automation.ProgressRecordType.Completed);
-            var line = File.ReadAllLines(audit).Single(l => l.Contains("RestartContainer"));
+            var line = File.ReadAllLines(audit).Single(l => l.Contains("RestartContainer") && !l.Contains("\"outcome\":\"Started\""));
             Assert.Contains("\"outcome\":\"Recovered\"", line);
             Assert.Contains("\"incident\":\"PINC7\"", line);
         }

@@ -86,7 +86,7 @@ namespace KeyServiceOps.Core.CentralLogs
         {
             if (c.CentralLogApiKey != null)
             {
-                var k = c.CentralLogApiKey.Reveal();
+                var k = c.CentralLogApiKey.RevealForHeader("central-log API key");
                 return "ApiKey " + (k.Contains(":") ? Convert.ToBase64String(Encoding.UTF8.GetBytes(k)) : k);
             }
             if (!string.IsNullOrEmpty(c.CentralLogUser) && c.CentralLogPassword != null)

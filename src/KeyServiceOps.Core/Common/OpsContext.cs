@@ -105,6 +105,9 @@ namespace KeyServiceOps.Core
         public Secret CentralLogApiKey { get; set; }
         public string CentralLogUser { get; set; }
         public Secret CentralLogPassword { get; set; }
+        /// <summary>PagerDuty's own TLS settings (never Kong's).</summary>
+        public bool PagerDutySkipCertificateCheck { get; set; }
+        public string PagerDutyCaCertificatePath { get; set; }
         public bool CentralLogSkipCertificateCheck { get; set; }
         public string CentralLogCaCertificatePath { get; set; }
         public int CentralLogPageSize { get; set; } = 500;
@@ -179,6 +182,8 @@ namespace KeyServiceOps.Core
             if (S("kongTokenVariable") != null) KongToken = Secret.FromEnvironment(S("kongTokenVariable")) ?? KongToken;
             if (S("pagerDutyUri") != null) PagerDutyUri = new Uri(S("pagerDutyUri"));
             if (S("pagerDutyFrom") != null) PagerDutyFrom = S("pagerDutyFrom");
+            if (o["pagerDutySkipCertificateCheck"] != null) PagerDutySkipCertificateCheck = (bool)o["pagerDutySkipCertificateCheck"];
+            if (S("pagerDutyCaCertificatePath") != null) PagerDutyCaCertificatePath = S("pagerDutyCaCertificatePath");
             if (S("pagerDutyTokenVariable") != null) PagerDutyToken = Secret.FromEnvironment(S("pagerDutyTokenVariable")) ?? PagerDutyToken;
             if (S("sshUser") != null) SshUser = S("sshUser");
             if (o["sshPort"] != null) SshPort = (int)o["sshPort"];

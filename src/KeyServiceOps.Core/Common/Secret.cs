@@ -35,6 +35,24 @@ namespace KeyServiceOps.Core
             finally { if (p != IntPtr.Zero) Marshal.ZeroFreeGlobalAllocUnicode(p); }
         }
 
+        /// <summary>
+        /// The text for an HTTP header, refused (typed, naming the setting, never the value) when it holds a control
+        /// character, CR/LF, a space or a non-ASCII character: such a value would split or corrupt the header.
+        /// </summary>
+        internal string RevealForHeader(string setting)
+        {
+            var s = Reveal();
+            for (int i = 0; i < s.Length; i++)
+            {
+                var c = s[i];
+                if (c < 0x21 || c > 0x7E)
+                    throw new OpsException("SecretInvalid", OpsErrorCategory.InvalidArgument,
+                        $"The {setting} contains {(c == '\r' || c == '\n' ? "a line break" : c < 0x20 || c == 0x7F ? "a control character" : c == ' ' ? "a space" : "a non-ASCII character")} at position {i + 1} of {s.Length}; it cannot be sent in an HTTP header, so nothing was sent.",
+                        setting, recommendedAction: $"Set the {setting} again as printed by its issuer (check for a trailing newline or a pasted invisible character).");
+            }
+            return s;
+        }
+
         public SecureString ToSecureString() => _value.Copy();
         public override string ToString() => "***";
     }

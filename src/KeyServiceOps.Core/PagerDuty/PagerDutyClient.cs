@@ -34,11 +34,12 @@ namespace KeyServiceOps.Core.PagerDuty
             var token = ctx.PagerDutyToken ?? throw new OpsException("PagerDutyTokenMissing", OpsErrorCategory.InvalidArgument,
                 "No PagerDuty API token is set.", null,
                 recommendedAction: "Set-KeyServiceOpsContext -PagerDutyToken (Read-Host -AsSecureString), or -PagerDutyTokenVariable NAME (or KEYSERVICEOPS_PAGERDUTY_TOKEN).");
-            var secret = token.Reveal();
-            _rest = new RestClient("PagerDuty", ctx.PagerDutyUri, HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath, ctx.UseSystemProxy), ctx.HttpTimeout, _log,
+            var secret = token.RevealForHeader("PagerDuty API token");
+            // PagerDuty's own TLS settings: -SkipCertificateCheck meant for a lab Kong never reaches PagerDuty.
+            _rest = new RestClient("PagerDuty", ctx.PagerDutyUri, HttpHandlers.Get(ctx.PagerDutySkipCertificateCheck, ctx.PagerDutyCaCertificatePath, ctx.UseSystemProxy), ctx.HttpTimeout, _log,
                 req =>
                 {
-                    req.Headers.TryAddWithoutValidation("Authorization", "Token token=" + token.Reveal());
+                    req.Headers.TryAddWithoutValidation("Authorization", "Token token=" + token.RevealForHeader("PagerDuty API token"));
                     req.Headers.TryAddWithoutValidation("Accept", "application/vnd.pagerduty+json;version=2");
                 },
                 s => s.Replace(secret, "***"));

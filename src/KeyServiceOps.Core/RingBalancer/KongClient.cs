@@ -29,10 +29,10 @@ namespace KeyServiceOps.Core.RingBalancer
                     recommendedAction: "Run Set-KeyServiceOpsContext -KongAdminUri http://kong-admin:8001 (or pass -KongAdminUri).");
             var token = ctx.KongToken;
             var header = string.IsNullOrEmpty(ctx.KongTokenHeader) ? "Kong-Admin-Token" : ctx.KongTokenHeader;
-            string secret = token?.Reveal();
+            string secret = token?.RevealForHeader("Kong Admin token");
             _rest = new RestClient("Kong", ctx.KongAdminUri, HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath, ctx.UseSystemProxy),
                 ctx.HttpTimeout, log,
-                req => { if (token != null) req.Headers.TryAddWithoutValidation(header, token.Reveal()); },
+                req => { if (token != null) req.Headers.TryAddWithoutValidation(header, token.RevealForHeader("Kong Admin token")); },
                 s => string.IsNullOrEmpty(secret) ? s : s.Replace(secret, "***"));
             _prefix = string.IsNullOrEmpty(ctx.Workspace) ? "" : Uri.EscapeDataString(ctx.Workspace) + "/";
             _pageSize = Math.Max(1, Math.Min(1000, ctx.KongPageSize));

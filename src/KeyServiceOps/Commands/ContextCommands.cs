@@ -111,6 +111,8 @@ namespace KeyServiceOps.Commands
         [Parameter] public SecureString PagerDutyToken { get; set; }
         [Parameter] public string PagerDutyTokenVariable { get; set; }
         [Parameter] public string PagerDutyFrom { get; set; }
+        [Parameter] public SwitchParameter PagerDutySkipCertificateCheck { get; set; }
+        [Parameter] public string PagerDutyCaCertificatePath { get; set; }
         [Parameter] public string AuditLogPath { get; set; }
         [Parameter] public SwitchParameter PassThru { get; set; }
 
@@ -182,6 +184,8 @@ namespace KeyServiceOps.Commands
                 }
             }
             if (PagerDutyUri != null) c.PagerDutyUri = PagerDutyUri;
+            if (MyInvocation.BoundParameters.ContainsKey(nameof(PagerDutySkipCertificateCheck))) c.PagerDutySkipCertificateCheck = PagerDutySkipCertificateCheck;
+            if (PagerDutyCaCertificatePath != null) c.PagerDutyCaCertificatePath = PagerDutyCaCertificatePath;
             if (PagerDutyToken != null) c.PagerDutyToken = Secret.FromSecureString(PagerDutyToken);
             if (PagerDutyTokenVariable != null) c.PagerDutyToken = RequireEnv(PagerDutyTokenVariable);
             if (PagerDutyFrom != null) c.PagerDutyFrom = PagerDutyFrom;

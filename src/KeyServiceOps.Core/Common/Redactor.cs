@@ -1,0 +1,56 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Text;
+
+namespace KeyServiceOps.Core
+{
+    /// <summary>
+    /// The one redactor: every secret the context holds (tokens, API keys, passwords, passphrases), in the forms a
+    /// server may echo it back (as sent, URL-encoded, inside a Basic header), is replaced by *** in any text that
+    /// leaves the core — error messages, remote answers, exception text, verbose/debug/warning lines.
+    /// </summary>
+    public sealed class Redactor
+    {
+        public static readonly Redactor None = new Redactor(new string[0]);
+        private readonly string[] _secrets;
+
+        private Redactor(IEnumerable<string> secrets)
+        {
+            _secrets = secrets.Where(s => !string.IsNullOrEmpty(s) && s.Length >= 3).Distinct().OrderByDescending(s => s.Length).ToArray();
+        }
+
+        public static Redactor For(OpsContext c)
+        {
+            if (c == null) return None;
+            var raw = new[] { c.KongToken, c.PagerDutyToken, c.CentralLogApiKey, c.CentralLogPassword, c.SshKeyPassphrase, c.SshPasswordSecret }
+                .Where(s => s != null).Select(s => s.Reveal()).ToList();
+            var forms = new List<string>(raw);
+            foreach (var s in raw) forms.Add(Uri.EscapeDataString(s));
+            if (c.CentralLogPassword != null)
+                forms.Add(Convert.ToBase64String(Encoding.UTF8.GetBytes(c.CentralLogUser + ":" + c.CentralLogPassword.Reveal())));
+            return new Redactor(forms);
+        }
+
+        public bool IsEmpty => _secrets.Length == 0;
+
+        public string Scrub(string text)
+        {
+            if (string.IsNullOrEmpty(text) || _secrets.Length == 0) return text;
+            foreach (var s in _secrets)
+                if (text.IndexOf(s, StringComparison.Ordinal) >= 0) text = text.Replace(s, "***");
+            return text;
+        }
+
+        /// <summary>The same error with every text scrubbed; an inner exception that holds a secret is dropped.</summary>
+        public OpsException Scrub(OpsException e)
+        {
+            if (e == null || _secrets.Length == 0) return e;
+            var inner = e.InnerException;
+            if (inner != null && Scrub(inner.ToString()) != inner.ToString()) inner = null;
+            var target = e.TargetObject is string t ? Scrub(t) : e.TargetObject;
+            var scrubbed = new OpsException(e.ErrorId, e.Category, Scrub(e.Message), target, Scrub(e.Details), Scrub(e.RecommendedAction), inner);
+            return scrubbed;
+        }
+    }
+}

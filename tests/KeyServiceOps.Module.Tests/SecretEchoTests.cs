@@ -1,0 +1,104 @@
+using System;
+using System.Linq;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Lab;
+using Xunit;
+
+namespace KeyServiceOps.Module.Tests
+{
+    /// <summary>Servers that echo request headers into their error bodies (some proxies and gateways do).</summary>
+    public class SecretEchoTests
+    {
+        /// <summary>Answers every request with STATUS and a body that repeats every request header, then counts requests.</summary>
+        private sealed class EchoServer : IDisposable
+        {
+            private readonly HttpListener _l = new HttpListener();
+            public int Requests;
+            public string LastHeaders = "";
+            public Uri Uri { get; }
+            public EchoServer(int status)
+            {
+                var probe = new TcpListener(IPAddress.Loopback, 0); probe.Start(); var port = ((IPEndPoint)probe.LocalEndpoint).Port; probe.Stop();
+                Uri = new Uri($"http://127.0.0.1:{port}/");
+                _l.Prefixes.Add(Uri.ToString());
+                _l.Start();
+                _ = Task.Run(async () =>
+                {
+                    while (_l.IsListening)
+                    {
+                        HttpListenerContext c;
+                        try { c = await _l.GetContextAsync(); } catch { return; }
+                        Interlocked.Increment(ref Requests);
+                        var headers = string.Join("\n", c.Request.Headers.AllKeys.Select(k => $"{k}: {c.Request.Headers[k]}"));
+                        LastHeaders = headers;
+                        var body = Encoding.UTF8.GetBytes("{\"message\":\"bad request, you sent: " + headers.Replace("\"", "'").Replace("\n", " | ") + "\"}");
+                        c.Response.StatusCode = status;
+                        c.Response.ContentType = "application/json";
+                        c.Response.OutputStream.Write(body, 0, body.Length);
+                        c.Response.Close();
+                    }
+                });
+            }
+            public void Dispose() { try { _l.Stop(); _l.Close(); } catch { } }
+        }
+
+        // The hosted runspace has the core cmdlets only (no ConvertTo-SecureString).
+        private const string Secure = "function Sec([string] $t) { $s = [System.Security.SecureString]::new(); foreach ($ch in $t.ToCharArray()) { $s.AppendChar($ch) }; $s }\n";
+
+        private static string Everything(ShellResult r)
+            => r.AllStreamsText() + "\n" + string.Join("\n", r.Errors.Select(e => e.Exception.ToString() + "\n" + e.ErrorDetails?.Message + "\n" + e.TargetObject))
+               + "\n" + r.Terminating;
+
+        [Theory]
+        [InlineData(400)]
+        [InlineData(500)]
+        public void Kong_and_PagerDuty_tokens_echoed_by_the_server_never_reach_a_stream_or_an_error(int status)
+        {
+            using var kong = new EchoServer(status);
+            using var pd = new EchoServer(status);
+            using var sh = new HostedShell();
+            var r = sh.Run(Secure + $@"$DebugPreference = 'Continue'; $VerbosePreference = 'Continue'
+Get-RingBalancerTarget -Upstream u -KongAdminUri '{kong.Uri}' -KongToken (Sec 'kong-canary-7f3a9') -Verbose -Debug
+Get-PagerDutyIncident -IncidentId PX1 -PagerDutyUri '{pd.Uri}' -PagerDutyToken (Sec 'pd-canary-91c2e') -Verbose -Debug");
+            Assert.True(kong.Requests > 0 && pd.Requests > 0, "the servers were not asked");
+            Assert.Contains("kong-canary-7f3a9", kong.LastHeaders); // the echo is real: the secret was in the answer
+            Assert.Contains("pd-canary-91c2e", pd.LastHeaders);
+            Assert.True(r.Errors.Count >= 2, Shell.Ids(r));
+            var text = Everything(r);
+            Assert.DoesNotContain("kong-canary-7f3a9", text);
+            Assert.DoesNotContain("pd-canary-91c2e", text);
+            Assert.Contains("***", text);
+        }
+
+        [Theory]
+        [InlineData("tok\r\nX-Evil: 1", "a line break")]
+        [InlineData("tök", "a non-ASCII character")]
+        [InlineData("to\tk", "a control character")]
+        public void A_token_that_would_break_a_header_is_refused_naming_the_setting_and_nothing_is_sent(string token, string why)
+        {
+            using var kong = new EchoServer(200);
+            using var pd = new EchoServer(200);
+            using var sh = new HostedShell();
+            var r = sh.Run(Secure + "Get-RingBalancerTarget -Upstream u -KongAdminUri $uri -KongToken (Sec $tok)",
+                new System.Collections.Generic.Dictionary<string, object> { ["uri"] = kong.Uri.ToString(), ["tok"] = token });
+            var p = sh.Run(Secure + "Get-PagerDutyIncident -IncidentId PX1 -PagerDutyUri $uri -PagerDutyToken (Sec $tok)",
+                new System.Collections.Generic.Dictionary<string, object> { ["uri"] = pd.Uri.ToString(), ["tok"] = token });
+            foreach (var (res, setting) in new[] { (r, "Kong Admin token"), (p, "PagerDuty API token") })
+            {
+                var e = res.Errors.Concat(res.Terminating is System.Management.Automation.RuntimeException rt && rt.ErrorRecord != null ? new[] { rt.ErrorRecord } : new System.Management.Automation.ErrorRecord[0]).FirstOrDefault();
+                Assert.True(e != null, "no error");
+                Assert.StartsWith("SecretInvalid,", e.FullyQualifiedErrorId);
+                Assert.Contains(setting, e.Exception.Message);
+                Assert.Contains(why, e.Exception.Message);
+                Assert.DoesNotContain(token, e.Exception.ToString());
+                Assert.False(string.IsNullOrEmpty(e.ErrorDetails?.RecommendedAction));
+            }
+            Assert.Equal(0, kong.Requests);
+            Assert.Equal(0, pd.Requests);
+        }
+    }
+}
