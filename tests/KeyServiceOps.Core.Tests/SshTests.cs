@@ -501,6 +501,48 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task A_pooled_session_is_never_reused_past_a_changed_key_an_empty_known_hosts_or_a_wrong_passphrase()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
+            var good = TestCtx.KnownHostsFor(lab);
+            var ctx = TestCtx.ForSsh(lab, good);
+            var (d, pool) = Docker();
+            using (pool)
+            {
+                // One normal connection, pooled (as in one pwsh process).
+                Assert.Equal("running", (await d.InspectAsync(SshTarget.For(ctx, lab[0].Address), None)).Status);
+                var calls = lab.Ssh.Docker.Calls.Count;
+
+                // A known_hosts file that holds a different (changed) key for this host.
+                var changed = Path.Combine(Path.GetTempPath(), $"kso-known-{Guid.NewGuid():N}");
+                var otherKey = Path.Combine(Path.GetTempPath(), $"kso-hk-{Guid.NewGuid():N}");
+                var gen = System.Diagnostics.Process.Start("ssh-keygen", $"-q -t ed25519 -N \"\" -f {otherKey}");
+                gen.WaitForExit();
+                var pub = File.ReadAllText(otherKey + ".pub").Trim().Split(' ');
+                File.WriteAllText(changed, $"[{lab[0].Address}]:{lab.Ssh.Port} {pub[0]} {pub[1]}\n");
+                var c1 = TestCtx.ForSsh(lab, changed);
+                Assert.Equal("SshHostKeyChanged", (await Assert.ThrowsAsync<OpsException>(() => d.InspectAsync(SshTarget.For(c1, lab[0].Address), None))).ErrorId);
+
+                // An empty known_hosts file.
+                var empty = Path.GetTempFileName();
+                var c2 = TestCtx.ForSsh(lab, empty);
+                Assert.Equal("SshHostKeyUnknown", (await Assert.ThrowsAsync<OpsException>(() => d.InspectAsync(SshTarget.For(c2, lab[0].Address), None))).ErrorId);
+
+                // A wrong passphrase for the (passphrase-protected) key of the same user.
+                var c3 = TestCtx.ForSsh(lab, good);
+                c3.SshKeyPath = lab.Ssh.RsaPemKeyPath;
+                c3.SshKeyPassphrase = Secret.FromPlainText("not-the-passphrase");
+                Assert.Equal("SshKeyInvalid", (await Assert.ThrowsAsync<OpsException>(() => d.InspectAsync(SshTarget.For(c3, lab[0].Address), None))).ErrorId);
+
+                Assert.Equal(calls, lab.Ssh.Docker.Calls.Count); // none of them ran a command
+                // The good settings still reuse the pooled session.
+                var connects = pool.Connects;
+                Assert.Equal("running", (await d.InspectAsync(SshTarget.For(ctx, lab[0].Address), None)).Status);
+                Assert.Equal(connects, pool.Connects);
+            }
+        }
+
+        [Fact]
         public async Task Hashed_known_hosts_entries_match_and_a_pooled_session_cut_by_the_server_is_replaced()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });

@@ -90,7 +90,11 @@ namespace KeyServiceOps.Core.Remote
         /// <summary>Drops a session that failed (the next Get reconnects).</summary>
         public void Invalidate(SshSession s)
         {
-            if (s != null) Remove(s.Target.PoolKey, s);
+            if (s == null) return;
+            // By identity: the pool key holds the known_hosts content, which may have changed since (accept-new).
+            string key;
+            lock (_gate) key = _sessions.FirstOrDefault(kv => ReferenceEquals(kv.Value, s)).Key;
+            if (key != null) Remove(key, s); else s.Dispose();
         }
 
         private void Remove(string key, SshSession s)

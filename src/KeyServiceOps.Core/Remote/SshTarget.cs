@@ -25,7 +25,38 @@ namespace KeyServiceOps.Core.Remote
         public string HostToken => KnownHostsFile.HostToken(Host, Port);
         public string Display => $"{User}@{HostToken}" + (string.IsNullOrEmpty(JumpHost) ? "" : $" via {JumpHost}");
         /// <summary>The pool key: one session per (host, port, user, jump host).</summary>
-        public string PoolKey => $"{User}@{Host}:{Port}|{JumpHost}";
+        /// <summary>
+        /// A pooled session is reused only when every security-relevant setting matches: the known_hosts file (path
+        /// and content), the key file (path and content), the passphrase, the password, accept-new and sudo. Any
+        /// difference opens (and verifies) a new session, so a changed host key is SshHostKeyChanged whether or
+        /// not a session is pooled, and a wrong passphrase fails as it would on a first connection.
+        /// </summary>
+        public string PoolKey => $"{User}@{Host}:{Port}|{JumpHost}|{SecurityFingerprint()}";
+
+        private static readonly byte[] Salt = Guid.NewGuid().ToByteArray(); // per process: fingerprints never leave it
+
+        private string SecurityFingerprint()
+        {
+            using (var sha = System.Security.Cryptography.SHA256.Create())
+            {
+                void Add(string s) { var b = System.Text.Encoding.UTF8.GetBytes((s ?? "\u0000") + "\u0001"); sha.TransformBlock(b, 0, b.Length, null, 0); }
+                void AddFile(string path)
+                {
+                    Add(path);
+                    try { var b = path != null && System.IO.File.Exists(path) ? System.IO.File.ReadAllBytes(path) : new byte[0]; sha.TransformBlock(b, 0, b.Length, null, 0); }
+                    catch (Exception e) when (e is System.IO.IOException || e is UnauthorizedAccessException) { Add("unreadable"); }
+                }
+                sha.TransformBlock(Salt, 0, Salt.Length, null, 0);
+                AddFile(KnownHostsPath);
+                AddFile(KeyPath);
+                Add(KeyPassphrase?.Reveal());
+                Add(Password?.Reveal());
+                Add(AcceptNewHostKey ? "accept-new" : "strict");
+                Add(UseSudo ? "sudo" : "");
+                sha.TransformFinalBlock(new byte[0], 0, 0);
+                return Convert.ToBase64String(sha.Hash, 0, 12);
+            }
+        }
 
         public static SshTarget For(OpsContext ctx, string address)
         {
