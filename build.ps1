@@ -1,11 +1,13 @@
 #requires -Version 7.0
 <#
 .SYNOPSIS
-    Build, test, package or demo KeyServiceOps (for pwsh users; CI uses `dotnet` directly, see .ci/run).
+    Build, test, package or demo KeyServiceOps (for pwsh users: `dotnet pwsh ./build.ps1 Test`; CI uses `dotnet` directly, see .ci/run).
 .EXAMPLE
     ./build.ps1 Build
 .EXAMPLE
-    ./build.ps1 Test      # xunit suites, then the Pester suites when Pester 5 is installed
+    ./build.ps1 Test      # every suite: xunit, and the Pester suites in real pwsh (Pester 5.7.1 from NuGet)
+.EXAMPLE
+    ./build.ps1 Pester    # the Pester suites alone, in this pwsh
 .EXAMPLE
     ./build.ps1 Package   # out/package/KeyServiceOps/<version> and a zip ready for Publish-PSResource
 .EXAMPLE
@@ -13,7 +15,7 @@
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Package', 'Demo')]
+    [ValidateSet('Build', 'Test', 'Pester', 'Package', 'Demo')]
     [string[]] $Task = 'Build',
     [ValidateSet('Debug', 'Release')]
     [string] $Configuration = 'Debug'
@@ -33,20 +35,18 @@ foreach ($t in $Task) {
             Write-Host "Staged module: $(Join-Path $PSScriptRoot 'out/KeyServiceOps')"
         }
         'Test' {
+            # dotnet test runs every suite (it does not stop at the first failing project), the Pester suites
+            # included: tests/KeyServiceOps.Pester.Tests runs them in the pinned pwsh with Pester from NuGet.
+            Invoke-Dotnet tool restore
             Invoke-Dotnet build KeyServiceOps.sln -c $Configuration
-            Invoke-Dotnet test KeyServiceOps.sln -c $Configuration --no-build
-            $pester = Get-Module -ListAvailable Pester | Where-Object Version -ge '5.0.0' | Sort-Object Version -Descending | Select-Object -First 1
-            if ($pester) {
-                Import-Module $pester
-                $cfg = New-PesterConfiguration
-                $cfg.Run.Path = Join-Path $PSScriptRoot 'tests/Pester'
-                $cfg.Run.Exit = $true
-                $cfg.Output.Verbosity = 'Detailed'
-                Invoke-Pester -Configuration $cfg
-            }
-            else {
-                Write-Warning 'Pester 5 is not installed: skipped tests/Pester (Install-Module Pester -MinimumVersion 5.0 -Scope CurrentUser).'
-            }
+            dotnet test KeyServiceOps.sln -c $Configuration --no-build
+            if ($LASTEXITCODE -ne 0) { throw "dotnet test failed with exit code $LASTEXITCODE (see the failures above)" }
+        }
+        'Pester' {
+            # The Pester suites alone, in this pwsh, with Pester found installed or in the NuGet cache.
+            Invoke-Dotnet build KeyServiceOps.sln -c $Configuration
+            & (Join-Path $PSScriptRoot 'tests/Pester/Invoke-KsoPester.ps1')
+            if ($LASTEXITCODE -ne 0) { throw "$LASTEXITCODE Pester test(s) failed" }
         }
         'Package' {
             Invoke-Dotnet build KeyServiceOps.sln -c Release

@@ -39,7 +39,7 @@
             Tags         = @('Kong', 'PagerDuty', 'SSH', 'Runbook', 'OnCall', 'SRE', 'SelfHealing')
             ProjectUri   = 'https://example.invalid/keyserviceops'
             LicenseUri   = 'https://opensource.org/licenses/MIT'
-            ReleaseNotes = 'See CHANGELOG in the repository.'
+            ReleaseNotes = 'See CHANGELOG.md in the repository.'
         }
     }
 }
