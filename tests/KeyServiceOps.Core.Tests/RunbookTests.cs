@@ -89,6 +89,43 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task A_PagerDuty_storm_after_the_removal_never_abandons_the_instance_out_of_rotation()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            using var rig = new OpsRig(lab);
+            var steps = new List<RunbookStepResult>();
+            // PagerDuty starts answering 500 to everything the moment the first change is confirmed (step 2).
+            Task<bool> StormAfterFirstChange(string t, string a) { lab.PagerDuty.ServerErrorNext = 100000; return Task.FromResult(true); }
+            var s = await rig.Runner().RunAsync(Endpoint.Parse(lab[0].Address, 8888),
+                new RunbookOptions { IncidentId = inc.Id, RestartTimeout = TimeSpan.FromSeconds(8), PollInterval = TimeSpan.FromMilliseconds(100), EscalationLogLines = 20 },
+                StormAfterFirstChange, steps.Add, None);
+            Assert.True(s.FinalState == "Recovered", string.Join("\n", steps));
+            Assert.True(InUpstream(lab, lab[0]), "the instance was left out of the ring-balancer");
+            Assert.Equal(1, lab[0].RestartCount);
+            Assert.Empty(lab.PagerDuty.Incident(inc.Id).Notes);
+            Assert.True(s.PendingNotes.Length >= 3, string.Join("\n", s.PendingNotes));
+            Assert.Contains(s.PendingNotes, n => n.Contains("manually removed target " + lab[0].Target));
+            Assert.Contains(rig.Log.Lines, l => l.Contains("Could not add the note") && l.Contains("PendingNotes"));
+        }
+
+        [Fact]
+        public async Task A_mistyped_incident_id_is_a_typed_error_before_anything_changes()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
+            using var rig = new OpsRig(lab);
+            var e = await Assert.ThrowsAsync<OpsException>(() => rig.Runner().RunAsync(Endpoint.Parse(lab[0].Address, 8888),
+                new RunbookOptions { IncidentId = "NOPE123", RestartTimeout = TimeSpan.FromSeconds(8), PollInterval = TimeSpan.FromMilliseconds(100) }, Yes, _ => { }, None));
+            Assert.Equal("PagerDutyNotFound", e.ErrorId);
+            Assert.Equal(0, Writes(lab));
+            Assert.True(InUpstream(lab, lab[0]));
+            Assert.Equal(0, lab[0].RestartCount);
+            Assert.Empty(rig.Audit.Read());
+        }
+
+        [Fact]
         public async Task A_crashed_instance_is_removed_restarted_recovered_and_added_back_with_notes_and_audit()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });

@@ -40,6 +40,8 @@ namespace KeyServiceOps.Core.Runbook
         public string[] Faults { get; set; } = new string[0];
         public string[] Actions { get; set; } = new string[0];
         public TimeSpan Duration { get; set; }
+        /// <summary>Notes PagerDuty did not take (after its retries); the runbook went on without them.</summary>
+        public string[] PendingNotes { get; set; } = new string[0];
         public override string ToString() => $"{Target} {FinalState}";
     }
 
@@ -96,6 +98,7 @@ namespace KeyServiceOps.Core.Runbook
             public bool WhatIf;
             public bool HandedOver;
             public SshTarget Ssh;
+            public readonly List<string> PendingNotes = new List<string>();
         }
 
         public async Task<RunbookSummary> RunAsync(Endpoint ep, RunbookOptions o, Func<string, string, Task<bool>> confirm, Action<RunbookStepResult> emit, CancellationToken ct)
@@ -257,7 +260,12 @@ namespace KeyServiceOps.Core.Runbook
 
         private async Task<string> FindIncidentAsync(Endpoint ep, string given, CancellationToken ct)
         {
-            if (!string.IsNullOrEmpty(given)) return given;
+            if (!string.IsNullOrEmpty(given))
+            {
+                // Looked up before the first change: a mistyped id is a typed error (PagerDutyNotFound) with nothing changed.
+                if (_pd != null) await _pd.GetIncidentAsync(given, ct).ConfigureAwait(false);
+                return given;
+            }
             return _pd == null ? null : await _pd.TryFindIncidentIdAsync(ep.Address, _log, ct).ConfigureAwait(false);
         }
 
@@ -293,9 +301,19 @@ namespace KeyServiceOps.Core.Runbook
         {
             if (r.Incident == null || _pd == null || r.WhatIf || r.O.WhatIf) return;
             var content = NotePrefix + text;
-            var notes = await _pd.GetNotesAsync(r.Incident, ct).ConfigureAwait(false);
-            if (notes.Any(n => n.Content == content)) { _log.Verbose($"Incident {r.Incident}: the note is already there."); return; }
-            await _pd.AddNoteAsync(r.Incident, content, ct).ConfigureAwait(false);
+            try
+            {
+                var notes = await _pd.GetNotesAsync(r.Incident, ct).ConfigureAwait(false);
+                if (notes.Any(n => n.Content == content)) { _log.Verbose($"Incident {r.Incident}: the note is already there."); return; }
+                await _pd.AddNoteAsync(r.Incident, content, ct).ConfigureAwait(false);
+            }
+            catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled", StringComparison.Ordinal))
+            {
+                // A note never stops the runbook half-way (an instance left out of rotation is worse than a missing
+                // note): warn, keep it in the summary (PendingNotes) for the operator to add, and go on.
+                r.PendingNotes.Add(content);
+                _log.Warning($"Could not add the note to incident {r.Incident} ({e.ErrorId}: {e.Message}); the runbook goes on. The note is listed in the summary's PendingNotes: add it with Add-PagerDutyIncidentNote once PagerDuty answers.");
+            }
         }
 
         private async Task<T> StepAsync<T>(Run r, int step, string name, Func<Task<(StepOutcome, string, T)>> body)
@@ -328,6 +346,7 @@ namespace KeyServiceOps.Core.Runbook
             s.FinalState = state;
             s.Faults = (faults ?? new List<Fault>()).Select(f => f.Category).ToArray();
             s.Actions = r.Actions.ToArray();
+            s.PendingNotes = r.PendingNotes.ToArray();
             s.Duration = total.Elapsed;
             return s;
         }
