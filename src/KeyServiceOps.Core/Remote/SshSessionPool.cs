@@ -81,6 +81,10 @@ namespace KeyServiceOps.Core.Remote
                 {
                     if (_disposed) { s.Dispose(); throw new ObjectDisposedException(nameof(SshSessionPool)); }
                     _sessions[key] = s;
+                    // accept-new may have just recorded the host key: the same verified session also serves the
+                    // settings as they are now (the known_hosts content is part of the key).
+                    var now = target.PoolKey;
+                    if (now != key) _sessions[now] = s;
                 }
                 return s;
             }
@@ -99,7 +103,10 @@ namespace KeyServiceOps.Core.Remote
 
         private void Remove(string key, SshSession s)
         {
-            lock (_gate) { if (_sessions.TryGetValue(key, out var cur) && ReferenceEquals(cur, s)) _sessions.Remove(key); }
+            lock (_gate)
+            {
+                foreach (var k in _sessions.Where(kv => ReferenceEquals(kv.Value, s)).Select(kv => kv.Key).ToList()) _sessions.Remove(k);
+            }
             s.Dispose();
         }
 

@@ -27,7 +27,7 @@ namespace KeyServiceOps.Core.Remote
         /// <summary>The pool key: one session per (host, port, user, jump host).</summary>
         /// <summary>
         /// A pooled session is reused only when every security-relevant setting matches: the known_hosts file (path
-        /// and content), the key file (path and content), the passphrase, the password, accept-new and sudo. Any
+        /// and content), the key file (path and content), the passphrase, the password and sudo. Any
         /// difference opens (and verifies) a new session, so a changed host key is SshHostKeyChanged whether or
         /// not a session is pooled, and a wrong passphrase fails as it would on a first connection.
         /// </summary>
@@ -51,7 +51,8 @@ namespace KeyServiceOps.Core.Remote
                 AddFile(KeyPath);
                 Add(KeyPassphrase?.Reveal());
                 Add(Password?.Reveal());
-                Add(AcceptNewHostKey ? "accept-new" : "strict");
+                // accept-new is not part of it: a session verified strictly serves an accept-new call as well, and
+                // one that recorded a key is stored under the known_hosts content that now holds that key.
                 Add(UseSudo ? "sudo" : "");
                 sha.TransformFinalBlock(new byte[0], 0, 0);
                 return Convert.ToBase64String(sha.Hash, 0, 12);
