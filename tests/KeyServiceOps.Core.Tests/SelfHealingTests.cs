@@ -58,6 +58,56 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task A_pass_interrupted_during_the_note_after_a_removal_still_remembers_the_removal()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, PagerDuty = true });
+            lab.PagerDuty.AddAlert(lab[0].Address);
+            using var rig = new OpsRig(lab);
+            rig.Ctx.PagerDutyMaxRetries = 50; rig.Ctx.PagerDutyMaxBackoff = TimeSpan.FromSeconds(2);
+            var healer = new SelfHealer(rig.Ctx, rig.Rb, rig.Health, rig.Docker, rig.Restarter,
+                new KeyServiceOps.Core.PagerDuty.PagerDutyClient(rig.Ctx, rig.Log, rig.Audit, TimeSpan.FromMilliseconds(200)), rig.Log);
+            var o = Opts(); o.FailuresToRemove = 1;
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            using var cts = new CancellationTokenSource();
+            // The removal is confirmed; then PagerDuty rate-limits every request, and Ctrl+C comes during the note.
+            Task<bool> ConfirmThenStorm(string t, string a) { lab.PagerDuty.RateLimitNotes = true; cts.CancelAfter(2500); return Task.FromResult(true); }
+            await Assert.ThrowsAnyAsync<Exception>(() => healer.PassAsync(o, ConfirmThenStorm, null, cts.Token));
+            Assert.False(In(lab, lab[0]));
+            var state = File.ReadAllText(o.StatePath);
+            Assert.Contains(lab[0].Target, state);
+            Assert.Contains("\"RemovedBySelfHealing\": true", state);
+            // The next passes re-add it once healthy, as if the pass had not been interrupted.
+            Assert.Contains(lab.PagerDuty.Requests, r => r.Contains("/notes")); // it was in the note when interrupted
+            lab.PagerDuty.RateLimitNotes = false;
+            await lab[0].SetModeAsync(InstanceMode.Up);
+            var passes = 0;
+            while (!In(lab, lab[0]) && passes < 5) { await healer.PassAsync(o, Yes, null, None); passes++; }
+            Assert.True(In(lab, lab[0]));
+            Assert.Equal(o.PassesToAdd, passes);
+        }
+
+        [Fact]
+        public async Task Every_pass_emits_one_summary_also_when_nothing_is_to_do_and_under_WhatIf()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            using var rig = new OpsRig(lab);
+            var healer = rig.Healer(); var o = Opts();
+            var sums = new List<SelfHealingPassSummary>();
+            var quiet = await healer.PassAsync(o, Yes, null, None, sums.Add);
+            Assert.Empty(quiet);
+            var s = Assert.Single(sums);
+            Assert.Equal((1, 3, 0, 0), (s.Pass, s.TargetsChecked, s.Unhealthy, s.Actions));
+            Assert.Equal(lab.Upstream, s.Upstream);
+            await lab[1].SetModeAsync(InstanceMode.Down);
+            o.WhatIf = true;
+            await healer.PassAsync(o, Yes, null, None, sums.Add);
+            Assert.Equal(2, sums.Count);
+            Assert.True(sums[1].WhatIf);
+            Assert.Equal(1, sums[1].Unhealthy);
+            Assert.Contains("Hysteresis x1", sums[1].HeldBack);
+        }
+
+        [Fact]
         public async Task A_flapping_instance_is_never_removed_with_the_default_hysteresis()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });

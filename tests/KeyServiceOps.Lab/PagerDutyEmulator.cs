@@ -47,6 +47,8 @@ namespace KeyServiceOps.Lab
         public int RateLimitNext;
         public bool RateLimitWithHeaders = true;
         public int ServerErrorNext;
+        /// <summary>From now on every request about notes (GET or POST …/notes) answers 429: a storm that starts at the first note.</summary>
+        public volatile bool RateLimitNotes;
         public IReadOnlyList<string> Requests => _requests.ToArray();
         public int RequestCount => _requests.Count;
 
@@ -90,7 +92,7 @@ namespace KeyServiceOps.Lab
             var path = ctx.Request.Path.Value ?? "/";
             var m = ctx.Request.Method;
             _requests.Enqueue($"{m} {path}{ctx.Request.QueryString} From={ctx.Request.Headers["From"]}");
-            if (RateLimitNext > 0 && Interlocked.Decrement(ref RateLimitNext) >= 0)
+            if ((RateLimitNext > 0 && Interlocked.Decrement(ref RateLimitNext) >= 0) || (RateLimitNotes && path.EndsWith("/notes")))
             {
                 ctx.Response.StatusCode = 429;
                 if (RateLimitWithHeaders)

@@ -39,3 +39,20 @@ Describe 'Invoke-KeyServiceSelfHealing' {
         ($third | Where-Object Action -eq 'Remove').Outcome | Should -Be 'Done'
     }
 }
+
+Describe 'Self-healing pass summary' {
+    It 'prints one line per pass under -WhatIf even when all is healthy' {
+        $state = Join-Path $TestDrive 'whatif-state.json'
+        $text = Invoke-KeyServiceSelfHealing -WhatIf -StatePath $state | Out-String -Width 200
+        $text | Should -Match "pass 1 of 'api_key_service': \d+ checked, 0 unhealthy, 0 done"
+        $text | Should -Match '\[WhatIf\]'
+    }
+    It 'emits a summary object for every pass of a loop' {
+        $state = Join-Path $TestDrive 'loop-state.json'
+        $out = Start-KeyServiceSelfHealing -Count 2 -IntervalSec 0.1 -StatePath $state -Confirm:$false
+        $sums = @($out | Where-Object { $_.PSObject.TypeNames[0] -like '*SelfHealingPassSummary' })
+        $sums.Count | Should -Be 2
+        $sums.Pass | Should -Be @(1, 2)
+        $sums | ForEach-Object { $_.TargetsChecked | Should -BeGreaterThan 0 }
+    }
+}

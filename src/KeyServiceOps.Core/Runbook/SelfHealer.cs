@@ -58,6 +58,26 @@ namespace KeyServiceOps.Core.Runbook
         public override string ToString() => $"pass {Pass} {Action} {Target}: {Outcome} ({Reason}) {Detail}";
     }
 
+    /// <summary>One line per pass, also when nothing was to do and under -WhatIf: a log can tell "ran, all healthy" from "did not run".</summary>
+    public sealed class SelfHealingPassSummary
+    {
+        public DateTimeOffset Time { get; set; }
+        public int Pass { get; set; }
+        public string Upstream { get; set; }
+        public int TargetsChecked { get; set; }
+        public int Unhealthy { get; set; }
+        /// <summary>Changes made (removed, added back, restarted).</summary>
+        public int Actions { get; set; }
+        public int WouldDo { get; set; }
+        public int Skipped { get; set; }
+        public int Failed { get; set; }
+        /// <summary>Every limit or reason that held something back this pass, e.g. "CapacityGuard x1".</summary>
+        public string[] HeldBack { get; set; } = new string[0];
+        public bool WhatIf { get; set; }
+        public double Seconds { get; set; }
+        public override string ToString() => $"pass {Pass} {Upstream}: {TargetsChecked} checked, {Actions} actions, {Skipped} skipped, {Failed} failed";
+    }
+
     /// <summary>What a pass remembers about each target between passes (the state file).</summary>
     public sealed class HealingTargetState
     {
@@ -101,12 +121,32 @@ namespace KeyServiceOps.Core.Runbook
             _ctx = ctx; _rb = rb; _health = health; _docker = docker; _restarter = restarter; _pd = pagerDuty; _log = log ?? NullOpsLog.Instance;
         }
 
-        public async Task<List<SelfHealingAction>> PassAsync(SelfHealingOptions o, Func<string, string, Task<bool>> confirm, Action<SelfHealingAction> emit, CancellationToken ct)
+        public async Task<List<SelfHealingAction>> PassAsync(SelfHealingOptions o, Func<string, string, Task<bool>> confirm, Action<SelfHealingAction> emit, CancellationToken ct,
+            Action<SelfHealingPassSummary> summary = null)
         {
             var upstream = o.Upstream ?? _ctx.Upstream;
             var statePath = o.StatePath ?? SelfHealingOptions.DefaultStatePath();
             var results = new List<SelfHealingAction>();
+            var sum = new SelfHealingPassSummary { Upstream = upstream, Time = o.Clock(), WhatIf = o.WhatIf };
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             void Out(SelfHealingAction a) { a.Upstream = upstream; a.Time = o.Clock(); results.Add(a); emit?.Invoke(a); }
+            try { return await PassCoreAsync(o, upstream, statePath, confirm, Out, sum, ct).ConfigureAwait(false) ?? results; }
+            finally
+            {
+                sum.Seconds = Math.Round(clock.Elapsed.TotalSeconds, 3);
+                sum.Actions = results.Count(r => r.Outcome == StepOutcome.Done);
+                sum.WouldDo = results.Count(r => r.Outcome == StepOutcome.WouldDo);
+                sum.Skipped = results.Count(r => r.Outcome == StepOutcome.Skipped);
+                sum.Failed = results.Count(r => r.Outcome == StepOutcome.Failed);
+                sum.HeldBack = results.Where(r => r.Outcome == StepOutcome.Skipped).GroupBy(r => r.Reason).Select(g => $"{g.Key} x{g.Count()}").ToArray();
+                if (!ct.IsCancellationRequested) summary?.Invoke(sum);
+            }
+        }
+
+        private async Task<List<SelfHealingAction>> PassCoreAsync(SelfHealingOptions o, string upstream, string statePath, Func<string, string, Task<bool>> confirm,
+            Action<SelfHealingAction> Out, SelfHealingPassSummary sum, CancellationToken ct)
+        {
+            List<SelfHealingAction> results = null;
 
             using (var lockFile = await LockAsync(statePath, o.LockTimeout, ct).ConfigureAwait(false))
             {
@@ -118,6 +158,7 @@ namespace KeyServiceOps.Core.Runbook
                 var state = Load(statePath);
                 state.Pass++;
                 var pass = state.Pass;
+                sum.Pass = pass;
                 List<RingBalancerTarget> targets;
                 try { targets = await _rb.Kong.GetTargetsAsync(upstream, ct).ConfigureAwait(false); }
                 catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled"))
@@ -135,6 +176,8 @@ namespace KeyServiceOps.Core.Runbook
 
                 var endpoints = watch.Select(w => Endpoint.Parse(w, _ctx.HealthPort)).ToList();
                 var probes = await _health.CheckManyAsync(endpoints, Math.Max(1, _ctx.ThrottleLimit), ct).ConfigureAwait(false);
+                sum.TargetsChecked = probes.Count;
+                sum.Unhealthy = probes.Count(p => !p.Healthy);
                 var now = o.Clock();
                 var removedThisPass = 0;
                 for (int i = 0; i < watch.Count; i++)
@@ -182,6 +225,7 @@ namespace KeyServiceOps.Core.Runbook
                             var change = await _rb.RemoveResolvedAsync(upstream, t, false, false, o.Actor, incident, ct).ConfigureAwait(false);
                             removedThisPass++;
                             s.RemovedBySelfHealing = true; s.RemovedAt = now; s.Successes = 0;
+                            Save(statePath, state); // before anything else can be interrupted: never forget a removal
                             var a = A(HealingAction.Remove, StepOutcome.Done, "Unhealthy", $"{change.Action} after {s.Failures} failed checks ({h.Status}: {h.Detail})");
                             a.IncidentId = incident;
                             await NoteAsync(a, incident, $"removed by self-healing: target {key} of upstream {upstream} failed {s.Failures} consecutive health checks ({h.Status}).", ct).ConfigureAwait(false);
@@ -204,6 +248,7 @@ namespace KeyServiceOps.Core.Runbook
                             var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
                             var change = await _rb.AddAsync(upstream, key, s.Weight > 0 ? s.Weight : 100, s.Tags, false, o.Actor, incident, ct).ConfigureAwait(false);
                             s.RemovedBySelfHealing = false; s.RemovedAt = null;
+                            Save(statePath, state);
                             var a = A(HealingAction.Add, StepOutcome.Done, "Recovered", $"{change.Action} after {s.Successes} healthy passes");
                             a.IncidentId = incident;
                             await NoteAsync(a, incident, $"added back by self-healing: target {key} of upstream {upstream} passed {s.Successes} consecutive health checks.", ct).ConfigureAwait(false);
@@ -211,7 +256,7 @@ namespace KeyServiceOps.Core.Runbook
                             continue;
                         }
                         if (!o.Restart || _restarter == null) continue;
-                        await MaybeRestartAsync(o, s, now, confirm, A, Out, ct).ConfigureAwait(false);
+                        await MaybeRestartAsync(o, s, now, confirm, A, Out, ct, () => Save(statePath, state)).ConfigureAwait(false);
                     }
                     catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled"))
                     {
@@ -224,7 +269,7 @@ namespace KeyServiceOps.Core.Runbook
         }
 
         private async Task MaybeRestartAsync(SelfHealingOptions o, HealingTargetState s, DateTimeOffset now, Func<string, string, Task<bool>> confirm,
-            Func<HealingAction, StepOutcome, string, string, SelfHealingAction> A, Action<SelfHealingAction> Out, CancellationToken ct)
+            Func<HealingAction, StepOutcome, string, string, SelfHealingAction> A, Action<SelfHealingAction> Out, CancellationToken ct, Action save)
         {
             if (s.GraceUntil != null && now < s.GraceUntil) { Out(A(HealingAction.Restart, StepOutcome.Skipped, "StartupGrace", $"restarted recently; waiting until {s.GraceUntil:HH:mm:ss}")); return; }
             s.Restarts = s.Restarts.Where(r => now - r < TimeSpan.FromHours(1)).ToList();
@@ -252,6 +297,7 @@ namespace KeyServiceOps.Core.Runbook
                 await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, Actor = o.Actor, HealthPort = s.Port }, null, ct).ConfigureAwait(false);
                 s.Restarts.Add(now);
                 s.GraceUntil = now + o.StartupGrace;
+                save();
                 var a = A(HealingAction.Restart, StepOutcome.Done, "Unhealthy", $"restart {s.Restarts.Count} of at most {o.MaxRestartsPerHour} this hour; start-up grace {o.StartupGrace.TotalSeconds:0} s");
                 a.IncidentId = incident;
                 await NoteAsync(a, incident, $"self-healing restarted {ssh.Container} on {s.Address} (restart {s.Restarts.Count} this hour).", ct).ConfigureAwait(false);

@@ -123,14 +123,15 @@ namespace KeyServiceOps.Commands
         protected int RunPass()
         {
             var n = 0;
-            Await(Healer.PassAsync(Options(), ConfirmAsync, a => Post(() => { n++; WriteObject(a); }), Cancellation));
+            Await(Healer.PassAsync(Options(), ConfirmAsync, a => Post(() => { n++; WriteObject(a); }), Cancellation,
+                summary => Post(() => WriteObject(summary))));
             return n;
         }
     }
 
     /// <summary>One reconcile pass (for cron, Task Scheduler, a Kubernetes CronJob).</summary>
     [Cmdlet(VerbsLifecycle.Invoke, "KeyServiceSelfHealing", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
-    [OutputType(typeof(SelfHealingAction))]
+    [OutputType(typeof(SelfHealingAction), typeof(SelfHealingPassSummary))]
     public sealed class InvokeKeyServiceSelfHealingCommand : SelfHealingCmdlet
     {
         protected override void EndProcessing()
@@ -143,7 +144,7 @@ namespace KeyServiceOps.Commands
 
     /// <summary>The pass in a loop every -IntervalSec until Ctrl+C (or -Count passes).</summary>
     [Cmdlet(VerbsLifecycle.Start, "KeyServiceSelfHealing", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
-    [OutputType(typeof(SelfHealingAction))]
+    [OutputType(typeof(SelfHealingAction), typeof(SelfHealingPassSummary))]
     public sealed class StartKeyServiceSelfHealingCommand : SelfHealingCmdlet
     {
         private const int ActivityId = 3601;
