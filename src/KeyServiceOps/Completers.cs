@@ -70,4 +70,51 @@ namespace KeyServiceOps.Commands
         public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
             => CompletionHelp.Filter(ContextStore.Current.Inventory.Select(e => e.Environment), wordToComplete);
     }
+
+    /// <summary>Instance addresses: Kong's targets of the upstream and the inventory.</summary>
+    public sealed class AddressCompleter : IArgumentCompleter
+    {
+        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
+        {
+            var c = CompletionHelp.Context(fakeBoundParameters);
+            var values = c.Inventory.Select(e => e.Address).ToList();
+            if (c.KongAdminUri != null)
+            {
+                var upstream = fakeBoundParameters?["Upstream"] as string ?? c.Upstream;
+                values.AddRange(CompletionHelp.Quietly(ct => new KongClient(c, null).GetTargetsAsync(upstream, ct), new List<RingBalancerTarget>()).Select(t => t.Address));
+            }
+            return CompletionHelp.Filter(values, wordToComplete);
+        }
+    }
+
+    /// <summary>What can be added back: inventory instances and targets the audit log says were removed, less those in the upstream now.</summary>
+    public sealed class AddTargetCompleter : IArgumentCompleter
+    {
+        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
+        {
+            var c = CompletionHelp.Context(fakeBoundParameters);
+            var upstream = fakeBoundParameters?["Upstream"] as string ?? c.Upstream;
+            var candidates = c.Inventory.Select(e => new Endpoint(e.Address, e.Port).Target).ToList();
+            try { candidates.AddRange(new KeyServiceOps.Core.Runbook.AuditLog(c.AuditLogPath).Read(null, null, "RemoveTarget").Where(e => e.Upstream == null || e.Upstream == upstream).Select(e => e.Target)); }
+            catch (Exception) { /* completion is silent on failure */ }
+            var present = c.KongAdminUri == null ? new List<RingBalancerTarget>()
+                : CompletionHelp.Quietly(ct => new KongClient(c, null).GetTargetsAsync(upstream, ct), new List<RingBalancerTarget>());
+            var there = new HashSet<string>(present.Where(t => t.Weight > 0).Select(t => t.Target), StringComparer.OrdinalIgnoreCase);
+            return CompletionHelp.Filter(candidates.Where(t => t != null && !there.Contains(t)), wordToComplete);
+        }
+    }
+
+    /// <summary>The audit log's actions: the ones this module writes, and any other found in the log.</summary>
+    public sealed class AuditActionCompleter : IArgumentCompleter
+    {
+        private static readonly string[] Known = { "RemoveTarget", "DrainTarget", "AddTarget", "RestartContainer", "AddIncidentNote", "UpdateIncident" };
+
+        public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
+        {
+            var values = Known.ToList();
+            try { values.AddRange(new KeyServiceOps.Core.Runbook.AuditLog(fakeBoundParameters?["Path"] as string ?? ContextStore.Current.AuditLogPath).Read().Select(e => e.Action)); }
+            catch (Exception) { /* completion is silent on failure */ }
+            return CompletionHelp.Filter(values, wordToComplete);
+        }
+    }
 }

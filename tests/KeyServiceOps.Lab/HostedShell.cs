@@ -51,6 +51,11 @@ namespace KeyServiceOps.Lab
                 var r = Run($"Import-Module '{ModuleManifest}' -ErrorAction Stop");
                 if (r.Terminating != null || r.Errors.Count > 0)
                     throw new InvalidOperationException("Import-Module failed: " + (r.Terminating?.Message ?? r.Errors[0].ToString()));
+                // Each hosted runspace stands for a fresh pwsh process: it starts from the environment, not from the
+                // context another test set in this test process (new runspaces inherit that, as -Parallel ones should).
+                r = Run("Set-KeyServiceOpsContext -Reset -Confirm:$false");
+                if (r.Terminating != null || r.Errors.Count > 0)
+                    throw new InvalidOperationException("Set-KeyServiceOpsContext -Reset failed: " + (r.Terminating?.Message ?? r.Errors[0].ToString()));
             }
         }
 

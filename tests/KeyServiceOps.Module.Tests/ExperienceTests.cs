@@ -36,6 +36,29 @@ namespace KeyServiceOps.Module.Tests
         }
 
         [Fact]
+        public async Task Tab_completion_offers_addresses_targets_to_add_back_incident_ids_and_audit_actions()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, PagerDuty = true });
+            var inc = lab.PagerDuty.AddAlert(lab[1].Address, "prod-eu-1");
+            var config = Path.Combine(Path.GetTempPath(), $"kso-config-{Guid.NewGuid():N}.json");
+            File.WriteAllText(config, $"{{ \"inventory\": [ {{ \"address\": \"10.9.8.7\", \"port\": 8888, \"environment\": \"prod-eu-1\" }} ] }}");
+            Environment.SetEnvironmentVariable("KSO_COMPLETE_PD2", lab.PagerDuty.Token);
+            using var sh = Shell.For(lab, out _, $"-ConfigPath '{config}' -PagerDutyUri '{lab.PagerDuty.BaseUri}' -PagerDutyTokenVariable KSO_COMPLETE_PD2");
+            var addresses = lab.Instances.Select(i => i.Address).Append("10.9.8.7").OrderBy(x => x).ToArray();
+            foreach (var cmd in new[] { "Test-KeyServiceHealth", "Restart-KeyService", "Get-KeyServiceContainer", "Get-KeyServiceLog", "Invoke-KeyServiceRunbook", "Get-KeyServiceInstance" })
+                Assert.Equal(addresses, Complete(sh, cmd + " -Address ").OrderBy(x => x));
+            Assert.Equal(addresses, Complete(sh, "Get-KeyServiceFault -Address ").OrderBy(x => x));
+            // Add-RingBalancerTarget offers what is not in the upstream: the inventory instance, then also a removed target.
+            Assert.Equal(new[] { "10.9.8.7:8888" }, Complete(sh, "Add-RingBalancerTarget -Target "));
+            Assert.Empty(sh.Run($"Remove-RingBalancerTarget {lab[2].Target} -Confirm:$false -Force").Errors);
+            Assert.Equal(new[] { "10.9.8.7:8888", lab[2].Target }.OrderBy(x => x), Complete(sh, "Add-RingBalancerTarget -Target ").OrderBy(x => x));
+            Assert.Contains(inc.Id, Complete(sh, "Remove-RingBalancerTarget -IncidentId "));
+            Assert.Contains(inc.Id, Complete(sh, "Test-KeyServiceHealth -IncidentId "));
+            Assert.Contains("RemoveTarget", Complete(sh, "Get-KeyServiceAuditLog -Action "));
+            Assert.Equal(new[] { "RemoveTarget", "RestartContainer" }, Complete(sh, "Get-KeyServiceAuditLog -Action Re").OrderBy(x => x));
+        }
+
+        [Fact]
         public async Task Verbose_tells_the_story_and_debug_keeps_ssh_passphrase_and_log_api_key_out_of_every_stream_and_file()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, CentralLogs = true });

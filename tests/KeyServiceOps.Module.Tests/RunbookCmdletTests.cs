@@ -10,6 +10,9 @@ namespace KeyServiceOps.Module.Tests
 {
     public class RunbookCmdletTests
     {
+        private static System.Collections.Generic.IEnumerable<System.Management.Automation.PSObject> Actions(ShellResult r) => r.Output.Where(o => o.TypeName().EndsWith(".SelfHealingAction"));
+        private static System.Collections.Generic.IEnumerable<System.Management.Automation.PSObject> Summaries(ShellResult r) => r.Output.Where(o => o.TypeName().EndsWith(".SelfHealingPassSummary"));
+
         private static HostedShell ShellFor(Lab.Lab lab, out string audit)
         {
             Environment.SetEnvironmentVariable("KEYSERVICEOPS_PD_RETRY_BASE_MS", "20");
@@ -97,7 +100,8 @@ namespace KeyServiceOps.Module.Tests
             Assert.Empty(sh.Run("Set-KeyServiceOpsContext -KongAdminUri 'http://127.0.0.1:9/'").Errors); // the context points nowhere
             var state = Path.Combine(Path.GetTempPath(), $"kso-heal-{Guid.NewGuid():N}.json");
             var broken = sh.Run($"Invoke-KeyServiceSelfHealing -StatePath '{state}'");
-            Assert.Equal("Error", Assert.Single(broken.Output).S("Reason"));
+            Assert.Equal("Error", Assert.Single(Actions(broken)).S("Reason"));
+            Assert.Equal(1, Assert.Single(Summaries(broken)).P("Failed"));
             var r = sh.Run($"Invoke-KeyServiceSelfHealing -KongAdminUri '{lab.KongUri}' -StatePath '{state}'; Invoke-KeyServiceRunbook {lab[1].Address} -KongAdminUri '{lab.KongUri}' -Confirm:$false");
             Assert.Empty(r.Errors);
             Assert.Equal("Hysteresis", r.Output.First().S("Reason"));
@@ -113,9 +117,10 @@ namespace KeyServiceOps.Module.Tests
             var state = Path.Combine(Path.GetTempPath(), $"kso-heal-{Guid.NewGuid():N}.json");
             var r1 = sh.Run($"1..2 | ForEach-Object {{ Invoke-KeyServiceSelfHealing -StatePath '{state}' }}");
             Assert.Empty(r1.Errors);
-            Assert.All(r1.Output, a => Assert.Equal("Hysteresis", a.S("Reason")));
+            Assert.All(Actions(r1), a => Assert.Equal("Hysteresis", a.S("Reason")));
+            Assert.Equal(2, Summaries(r1).Count());
             var w = sh.Run($"Invoke-KeyServiceSelfHealing -StatePath '{state}' -WhatIf");
-            Assert.Equal("WouldDo", Assert.Single(w.Output).S("Outcome"));
+            Assert.Equal("WouldDo", Assert.Single(Actions(w)).S("Outcome"));
             Assert.Contains($"What if: Performing the operation \"Remove from upstream 'api_key_service' (self-healing: 3 failed checks)\" on target \"{lab[2].Target}\"", w.HostText);
             var r3 = sh.Run($"$PSStyle.Formatting.TableHeader = ''; Invoke-KeyServiceSelfHealing -StatePath '{state}' -Confirm:$false | Out-Host");
             Assert.Empty(r3.Errors);

@@ -44,7 +44,7 @@ Describe 'Self-healing pass summary' {
     It 'prints one line per pass under -WhatIf even when all is healthy' {
         $state = Join-Path $TestDrive 'whatif-state.json'
         $text = Invoke-KeyServiceSelfHealing -WhatIf -StatePath $state | Out-String -Width 200
-        $text | Should -Match "pass 1 of 'api_key_service': \d+ checked, 0 unhealthy, 0 done"
+        $text | Should -Match "pass 1 api_key_service: \d+ checked, 0 unhealthy"
         $text | Should -Match '\[WhatIf\]'
     }
     It 'emits a summary object for every pass of a loop' {

@@ -147,6 +147,25 @@ namespace KeyServiceOps.Core
             return c;
         }
 
+        /// <summary>
+        /// What a new process or runspace starts with: the environment, then the session defaults saved with
+        /// Set-KeyServiceOpsContext -Save (no secret values: tokens come from the variables it names).
+        /// A damaged session file is ignored (the environment still applies) rather than breaking every command.
+        /// </summary>
+        public static OpsContext FromEnvironmentAndSession(Action<string> warn = null)
+        {
+            OpsContext c;
+            try { c = FromEnvironment(); }
+            catch (Exception e) when (e is OpsException || e is UriFormatException) { warn?.Invoke($"KeyServiceOps: the KEYSERVICEOPS_* environment is invalid ({e.Message}); starting from defaults."); c = new OpsContext(); }
+            var session = ContextSettings.SessionFilePath();
+            if (File.Exists(session))
+            {
+                try { c.LoadConfigFile(session); }
+                catch (OpsException e) { warn?.Invoke($"KeyServiceOps: ignored the saved session defaults: {e.Message}"); }
+            }
+            return c;
+        }
+
         public OpsContext Clone()
         {
             var c = (OpsContext)MemberwiseClone();
@@ -168,46 +187,19 @@ namespace KeyServiceOps.Core
         {
             JObject o;
             try { o = JObject.Parse(File.ReadAllText(path)); }
-            catch (Exception e) when (e is IOException || e is JsonException || e is UnauthorizedAccessException)
+            catch (Exception e) when (e is IOException || e is JsonException || e is UnauthorizedAccessException || e is ArgumentException || e is NotSupportedException)
             {
+                var what = Directory.Exists(path) ? "it is a folder, not a file" : e is JsonException ? "it is not valid JSON (" + e.Message + ")" : e.Message;
                 throw new OpsException("ConfigFileInvalid", OpsErrorCategory.InvalidData,
-                    $"Cannot read the KeyServiceOps config file '{path}': {e.Message}", path,
-                    recommendedAction: "Fix the JSON in the file, or pass a different -ConfigPath.", inner: e);
+                    $"Cannot read the KeyServiceOps config file '{path}': {what}", path,
+                    recommendedAction: "Fix the JSON in the file (a single object of settings, see about_KeyServiceOps), or pass a different -ConfigPath.", inner: e);
             }
-            string S(string n) => (string)o[n];
-            if (S("kongAdminUri") != null) KongAdminUri = new Uri(S("kongAdminUri"));
-            if (S("upstream") != null) Upstream = S("upstream");
-            if (S("workspace") != null) Workspace = S("workspace");
-            if (S("kongTokenHeader") != null) KongTokenHeader = S("kongTokenHeader");
-            if (S("kongTokenVariable") != null) KongToken = Secret.FromEnvironment(S("kongTokenVariable")) ?? KongToken;
-            if (S("pagerDutyUri") != null) PagerDutyUri = new Uri(S("pagerDutyUri"));
-            if (S("pagerDutyFrom") != null) PagerDutyFrom = S("pagerDutyFrom");
-            if (o["pagerDutySkipCertificateCheck"] != null) PagerDutySkipCertificateCheck = (bool)o["pagerDutySkipCertificateCheck"];
-            if (S("pagerDutyCaCertificatePath") != null) PagerDutyCaCertificatePath = S("pagerDutyCaCertificatePath");
-            if (S("pagerDutyTokenVariable") != null) PagerDutyToken = Secret.FromEnvironment(S("pagerDutyTokenVariable")) ?? PagerDutyToken;
-            if (S("sshUser") != null) SshUser = S("sshUser");
-            if (o["sshPort"] != null) SshPort = (int)o["sshPort"];
-            if (S("sshKeyPath") != null) SshKeyPath = S("sshKeyPath");
-            if (S("knownHostsPath") != null) KnownHostsPath = S("knownHostsPath");
-            if (S("jumpHost") != null) JumpHost = S("jumpHost");
-            if (o["useSudo"] != null) UseSudo = (bool)o["useSudo"];
-            if (o["acceptNewHostKey"] != null) AcceptNewHostKey = (bool)o["acceptNewHostKey"];
-            if (S("containerName") != null) ContainerName = S("containerName");
-            if (S("faultRulesPath") != null) FaultRulesPath = S("faultRulesPath");
-            if (o["faultOwners"] is JObject fo) foreach (var p in fo.Properties()) FaultOwners[p.Name] = (string)p.Value;
-            if (o["restartWaitSeconds"] != null) RestartWaitTimeout = TimeSpan.FromSeconds((double)o["restartWaitSeconds"]);
-            if (S("centralLogUri") != null) CentralLogUri = new Uri(S("centralLogUri"));
-            if (S("centralLogIndex") != null) CentralLogIndex = S("centralLogIndex");
-            if (S("centralLogQuery") != null) CentralLogQuery = S("centralLogQuery");
-            if (S("centralLogApiKeyVariable") != null) CentralLogApiKey = Secret.FromEnvironment(S("centralLogApiKeyVariable")) ?? CentralLogApiKey;
-            if (S("centralLogUser") != null) CentralLogUser = S("centralLogUser");
-            if (S("centralLogPasswordVariable") != null) CentralLogPassword = Secret.FromEnvironment(S("centralLogPasswordVariable")) ?? CentralLogPassword;
-            if (o["centralLogSkipCertificateCheck"] != null) CentralLogSkipCertificateCheck = (bool)o["centralLogSkipCertificateCheck"];
-            if (S("centralLogCaCertificatePath") != null) CentralLogCaCertificatePath = S("centralLogCaCertificatePath");
-            if (o["centralLogFields"] is JObject cf) CentralLogFields = cf.ToObject<CentralLogFields>();
-            if (S("auditLogPath") != null) AuditLogPath = S("auditLogPath");
-            if (o["maintenanceTargets"] is JArray mt) MaintenanceTargets = mt.Select(t => (string)t).ToList();
-            if (o["inventory"] is JArray inv) Inventory = inv.ToObject<List<InventoryEntry>>();
+            if (o == null) throw new OpsException("ConfigFileInvalid", OpsErrorCategory.InvalidData, $"The KeyServiceOps config file '{path}' is empty.", path,
+                recommendedAction: "Write a JSON object with the settings (see about_KeyServiceOps), or pass a different -ConfigPath.");
+            // Apply to a copy first: a bad value anywhere changes nothing.
+            var trial = Clone();
+            ContextSettings.Apply(trial, o, path);
+            foreach (var prop in typeof(OpsContext).GetProperties()) if (prop.CanWrite) prop.SetValue(this, prop.GetValue(trial));
             ConfigPath = path;
         }
     }

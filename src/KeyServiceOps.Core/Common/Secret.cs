@@ -22,7 +22,15 @@ namespace KeyServiceOps.Core
         }
 
         public static Secret FromEnvironment(string variable)
-            => string.IsNullOrEmpty(variable) ? null : FromPlainText(Environment.GetEnvironmentVariable(variable));
+        {
+            if (string.IsNullOrEmpty(variable)) return null;
+            var s = FromPlainText(Environment.GetEnvironmentVariable(variable));
+            if (s != null) s.Variable = variable;
+            return s;
+        }
+
+        /// <summary>The environment variable it came from, if any: the only thing about a secret that is ever saved.</summary>
+        public string Variable { get; private set; }
 
         internal string Reveal()
         {

@@ -10,7 +10,7 @@ namespace KeyServiceOps.Commands
     {
         [Parameter] public DateTime Since { get; set; }
         [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)] [SupportsWildcards] public string Target { get; set; }
-        [Parameter] [SupportsWildcards] public string Action { get; set; }
+        [Parameter] [SupportsWildcards] [ArgumentCompleter(typeof(AuditActionCompleter))] public string Action { get; set; }
         [Parameter] public string Path { get; set; }
         [Parameter, ValidateRange(1, int.MaxValue)] public int Last { get; set; }
 

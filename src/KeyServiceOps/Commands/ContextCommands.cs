@@ -58,7 +58,7 @@ namespace KeyServiceOps.Commands
         };
     }
 
-    [Cmdlet(VerbsCommon.Set, "KeyServiceOpsContext", SupportsShouldProcess = false)]
+    [Cmdlet(VerbsCommon.Set, "KeyServiceOpsContext", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
     [OutputType(typeof(KeyServiceOpsContextView))]
     public sealed class SetKeyServiceOpsContextCommand : PSCmdlet
     {
@@ -115,10 +115,12 @@ namespace KeyServiceOps.Commands
         [Parameter] public string PagerDutyCaCertificatePath { get; set; }
         [Parameter] public string AuditLogPath { get; set; }
         [Parameter] public SwitchParameter PassThru { get; set; }
+        /// <summary>Also save these settings (no secret values) as the defaults of new processes (Start-Job, a new pwsh).</summary>
+        [Parameter] public SwitchParameter Save { get; set; }
 
         protected override void EndProcessing()
         {
-            var c = Reset ? OpsContext.FromEnvironment() : ContextStore.Current.Clone();
+            var c = Reset ? OpsContext.FromEnvironmentAndSession(m => WriteWarning(m)) : ContextStore.Current.Clone();
             try
             {
                 if (ConfigPath != null) c.LoadConfigFile(GetUnresolvedProviderPathFromPSPath(ConfigPath));
@@ -190,8 +192,23 @@ namespace KeyServiceOps.Commands
             if (PagerDutyTokenVariable != null) c.PagerDutyToken = RequireEnv(PagerDutyTokenVariable);
             if (PagerDutyFrom != null) c.PagerDutyFrom = PagerDutyFrom;
             if (AuditLogPath != null) c.AuditLogPath = GetUnresolvedProviderPathFromPSPath(AuditLogPath);
+            if (!ShouldProcess($"Kong {c.KongAdminUri}, upstream '{c.Upstream}', audit log {c.AuditLogPath}", "Set the KeyServiceOps context of this session (and of runspaces started from now on)"))
+                return;
             ContextStore.Current = c;
             WriteVerbose($"KeyServiceOps context set: Kong {c.KongAdminUri}, upstream '{c.Upstream}', audit log {c.AuditLogPath}.");
+            if (Save)
+            {
+                var path = ContextSettings.SessionFilePath();
+                if (ShouldProcess(path, "Save the session defaults (no secret values; tokens only as the names of their environment variables)"))
+                {
+                    try { path = ContextSettings.SaveSession(c, path); }
+                    catch (OpsException e) { ThrowTerminatingError(new ErrorRecord(e, e.ErrorId, ErrorCategory.PermissionDenied, path) { ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = e.RecommendedAction } }); }
+                    WriteInformation(new HostInformationMessage { Message = $"Saved the KeyServiceOps session defaults to {path} (no secret values)." }, new[] { "PSHOST" });
+                    foreach (var (name, secret) in new[] { ("Kong token", c.KongToken), ("PagerDuty token", c.PagerDutyToken), ("central-log API key", c.CentralLogApiKey), ("central-log password", c.CentralLogPassword) })
+                        if (secret != null && secret.Variable == null)
+                            WriteWarning($"The {name} was given as a SecureString and is not saved: new processes need it from an environment variable (-{(name.StartsWith("Kong") ? "KongTokenVariable" : name.StartsWith("PagerDuty") ? "PagerDutyTokenVariable" : "CentralLogApiKeyVariable")}).");
+                }
+            }
             if (PassThru) WriteObject(KeyServiceOpsContextView.From(c));
         }
 

@@ -25,6 +25,7 @@ namespace KeyServiceOps.Commands
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
         [AddressInput]
+        [ArgumentCompleter(typeof(AddressCompleter))]
         [AllowEmptyString]
         public string[] Address { get; set; }
 
@@ -35,6 +36,7 @@ namespace KeyServiceOps.Commands
         public string Upstream { get; set; }
 
         [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(IncidentCompleter))]
         public string IncidentId { get; set; }
 
         [Parameter] public string Path { get; set; }

@@ -16,6 +16,7 @@ namespace KeyServiceOps.Commands
         [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
         [AddressInput]
+        [ArgumentCompleter(typeof(AddressCompleter))]
         public string[] Address { get; set; }
 
         [Parameter] [ArgumentCompleter(typeof(UpstreamCompleter))] public string Upstream { get; set; }

@@ -64,6 +64,7 @@ namespace KeyServiceOps.Commands
         public string Upstream { get; set; }
 
         [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(IncidentCompleter))]
         public string IncidentId { get; set; }
 
         /// <summary>Set weight 0 (keeps id and tags) instead of deleting.</summary>
@@ -115,6 +116,7 @@ namespace KeyServiceOps.Commands
     {
         [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [TargetInput]
+        [ArgumentCompleter(typeof(AddTargetCompleter))]
         public string Target { get; set; }
 
         [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -135,6 +137,7 @@ namespace KeyServiceOps.Commands
         public string[] Tags { get; set; }
 
         [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(IncidentCompleter))]
         public string IncidentId { get; set; }
 
         /// <summary>Add without checking health first.</summary>

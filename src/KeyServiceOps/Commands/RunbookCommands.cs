@@ -35,6 +35,7 @@ namespace KeyServiceOps.Commands
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
         [AddressInput]
+        [ArgumentCompleter(typeof(AddressCompleter))]
         public string[] Address { get; set; }
 
         [Parameter(ValueFromPipelineByPropertyName = true), ValidateRange(0, 65535)] public int Port { get; set; }

@@ -28,6 +28,7 @@ namespace KeyServiceOps.Commands
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
         [AddressInput]
+        [ArgumentCompleter(typeof(AddressCompleter))]
         public string[] Address { get; set; }
 
         /// <summary>The last N lines of each stream (docker logs --tail).</summary>
@@ -119,6 +120,7 @@ namespace KeyServiceOps.Commands
         /// <summary>Read the last -Tail lines and the container state of these instances directly.</summary>
         [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = AddressSet)]
         [Alias("IPAddress", "ComputerName", "Host")]
+        [ArgumentCompleter(typeof(AddressCompleter))]
         public string[] Address { get; set; }
 
         [Parameter(ParameterSetName = AddressSet), ValidateRange(1, 1000000)] public int Tail { get; set; } = 500;
@@ -185,6 +187,7 @@ namespace KeyServiceOps.Commands
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
         [AddressInput]
+        [ArgumentCompleter(typeof(AddressCompleter))]
         public string[] Address { get; set; }
 
         protected override void ProcessRecord()
@@ -203,6 +206,7 @@ namespace KeyServiceOps.Commands
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = AddressSet)]
         [Alias("IPAddress", "ComputerName", "Host")]
         [AddressInput]
+        [ArgumentCompleter(typeof(AddressCompleter))]
         public string[] Address { get; set; }
 
         /// <summary>Faults from Get-KeyServiceFault: the instance is restarted unless its latest fault is a dependency fault.</summary>
@@ -217,7 +221,7 @@ namespace KeyServiceOps.Commands
         [Parameter, ValidateRange(0, 600)] public int GraceSec { get; set; } = -1;
         /// <summary>Check health over HTTP from here (default) or with curl on the VM.</summary>
         [Parameter] public HealthVia Via { get; set; } = HealthVia.Http;
-        [Parameter(ValueFromPipelineByPropertyName = true)] public string IncidentId { get; set; }
+        [Parameter(ValueFromPipelineByPropertyName = true)] [ArgumentCompleter(typeof(IncidentCompleter))] public string IncidentId { get; set; }
         /// <summary>Restart even when the latest fault is a dependency (cipher, IAM) fault.</summary>
         [Parameter] public SwitchParameter Force { get; set; }
 

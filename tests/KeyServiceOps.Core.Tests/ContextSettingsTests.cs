@@ -1,0 +1,92 @@
+using System;
+using System.IO;
+using Newtonsoft.Json.Linq;
+using Xunit;
+
+namespace KeyServiceOps.Core.Tests
+{
+    public class ContextSettingsTests
+    {
+        private static string Write(string json)
+        {
+            var p = Path.Combine(Path.GetTempPath(), $"kso-cfg-{Guid.NewGuid():N}.json");
+            File.WriteAllText(p, json);
+            return p;
+        }
+
+        [Fact]
+        public void Every_setting_written_to_the_session_file_reads_back_the_same()
+        {
+            Environment.SetEnvironmentVariable("KSO_CFG_TEST_TOKEN", "tok-abc");
+            var c = new OpsContext
+            {
+                KongAdminUri = new Uri("https://kong.internal:8444/"), Upstream = "u1", Workspace = "ws", HealthPort = 9999, HealthPath = "/h",
+                ExpectedText = "ok", HealthTimeout = TimeSpan.FromSeconds(2.5), ThrottleLimit = 7, MaxRemoveShare = 0.25, SkipCertificateCheck = true,
+                CaCertificatePath = "/ca.pem", SshUser = "ops", SshPort = 2222, SshConnectTimeout = TimeSpan.FromSeconds(4), SshCommandTimeout = TimeSpan.FromSeconds(30),
+                RestartPollInterval = TimeSpan.FromSeconds(0.5), PagerDutySkipCertificateCheck = true, CentralLogPageSize = 77,
+                KongToken = Secret.FromEnvironment("KSO_CFG_TEST_TOKEN"),
+            };
+            c.FaultOwners["CipherDependency"] = "cipher@example.com";
+            c.Inventory.Add(new InventoryEntry { Address = "10.0.0.5", Port = 8888, Environment = "prod" });
+            var json = ContextSettings.ToJson(c);
+            Assert.DoesNotContain("tok-abc", json.ToString());
+            Assert.Equal("KSO_CFG_TEST_TOKEN", (string)json["kongTokenVariable"]);
+            // The settings the old config reader missed (health path and port, throttle, share, TLS, timeouts) are all keys now.
+            foreach (var k in new[] { "healthPath", "healthPort", "throttleLimit", "maxRemoveShare", "skipCertificateCheck", "caCertificatePath", "healthTimeoutSeconds", "sshCommandTimeoutSeconds", "restartPollSeconds" })
+                Assert.Contains(k, ContextSettings.Keys);
+            var back = new OpsContext();
+            back.LoadConfigFile(Write(json.ToString()));
+            Assert.Equal(json.ToString(), ContextSettings.ToJson(back).ToString());
+            Assert.NotNull(back.KongToken);
+        }
+
+        [Theory]
+        [InlineData("{\"kongAdminUri\": \"not a uri\"}", "kongAdminUri")]
+        [InlineData("{\"kongAdminUri\": \"ftp://kong/\"}", "kongAdminUri")]
+        [InlineData("{\"sshPort\": \"22\"}", "sshPort")]
+        [InlineData("{\"sshPort\": 70000}", "sshPort")]
+        [InlineData("{\"useSudo\": \"maybe\"}", "useSudo")]
+        [InlineData("{\"restartWaitSeconds\": 1e300}", "restartWaitSeconds")]
+        [InlineData("{\"faultOwners\": {\"CipherDependency\": {\"a\": 1}}}", "faultOwners")]
+        [InlineData("{\"inventory\": [{\"address\": \"10.0.0.5\", \"port\": \"x\"}]}", "inventory")]
+        [InlineData("{\"inventory\": [{\"address\": \"not an ip!\"}]}", "inventory")]
+        [InlineData("{\"sshUser\": \"\"}", "sshUser")]
+        [InlineData("{\"containerName\": \"api; rm -rf /\"}", "containerName")]
+        [InlineData("{\"maxRemoveShare\": 5}", "maxRemoveShare")]
+        [InlineData("{\"centralLogFields\": {\"Timestamp\": \"\"}}", "centralLogFields")]
+        public void A_value_of_the_wrong_type_or_range_is_ConfigFileInvalid_naming_the_key_and_changes_nothing(string json, string key)
+        {
+            var c = new OpsContext { Upstream = "before" };
+            var o = JObject.Parse(json);
+            o["upstream"] = "after"; // a good value beside the bad one is not applied either
+            var path = Write(o.ToString());
+            var e = Assert.Throws<OpsException>(() => c.LoadConfigFile(path));
+            Assert.Equal("ConfigFileInvalid", e.ErrorId);
+            Assert.Equal(OpsErrorCategory.InvalidData, e.Category);
+            Assert.Contains($"'{key}'", e.Message);
+            Assert.Contains(path, e.Message);
+            Assert.False(string.IsNullOrEmpty(e.RecommendedAction));
+            Assert.Equal("before", c.Upstream);
+        }
+
+        [Theory]
+        [InlineData("")]
+        [InlineData("{ not json")]
+        [InlineData("[1, 2]")]
+        public void A_file_that_is_not_a_settings_object_is_ConfigFileInvalid_with_advice(string text)
+        {
+            var e = Assert.Throws<OpsException>(() => new OpsContext().LoadConfigFile(Write(text)));
+            Assert.Equal("ConfigFileInvalid", e.ErrorId);
+            Assert.Contains("Fix the JSON", e.RecommendedAction);
+        }
+
+        [Fact]
+        public void A_config_path_that_is_a_folder_says_so()
+        {
+            var dir = Directory.CreateTempSubdirectory().FullName;
+            var e = Assert.Throws<OpsException>(() => new OpsContext().LoadConfigFile(dir));
+            Assert.Equal("ConfigFileInvalid", e.ErrorId);
+            Assert.Contains("folder", e.Message);
+        }
+    }
+}
