@@ -46,7 +46,7 @@ namespace KeyServiceOps.Core.Tests
             var all = await Search(client, new CentralLogSearch { Host = lab[0].Address });
             Assert.Equal(2400, all.Count);
             Assert.Equal(Enumerable.Range(0, 2400).Select(i => $"seq={i}"), all.Select(e => e.Message.Split(' ').Last()));
-            Assert.All(all, e => { Assert.Equal(lab[0].Address, e.Address); Assert.Equal("Central", e.Source); Assert.Null(e.Stream); Assert.Equal(LogLevel.Info, e.Level); });
+            Assert.All(all, e => { Assert.Equal(lab[0].Address, e.Address); Assert.Equal("Central", e.Source); Assert.Null(e.Stream); Assert.Equal(LogLevel.Info, e.LevelValue); });
             var reqs = lab.CentralLogs.Requests;
             Assert.Equal(5, reqs.Count);
             Assert.Null(reqs[0]["search_after"]);
@@ -83,7 +83,7 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal($"instance_id:KeyServiceApi AND host:\"{lab[0].Address}\" AND message:\"cipher\\: \\\"cfg\\\" \\(503\\) \\*all\\*\"", client.QueryText(s));
             var hit = Assert.Single(await Search(client, s));
             Assert.Contains(tricky, hit.Message);
-            Assert.Equal(LogLevel.Error, hit.Level);
+            Assert.Equal(LogLevel.Error, hit.LevelValue);
             // The emulator's parser reads back exactly the text we meant.
             var terms = CentralLogEmulator.ParseQuery(lab.CentralLogs.Requests.Last()["query"]["bool"]["filter"][0]["query_string"]["query"].ToString());
             Assert.Equal(("message", tricky), terms.Last());

@@ -25,7 +25,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
             await lab[0].SetModeAsync(mode);
             var r = await Checker().CheckAsync(new Endpoint(lab[0].Address, 8888), CancellationToken.None);
-            Assert.Equal(status, r.Status);
+            Assert.Equal(status, r.StatusValue);
             Assert.Equal(healthy, r.Healthy);
             Assert.Equal(http, r.HttpStatus);
             Assert.Equal($"http://{lab[0].Address}:8888/api/auth/healthz", r.Url);
@@ -39,7 +39,7 @@ namespace KeyServiceOps.Core.Tests
             var sw = Stopwatch.StartNew();
             var r = await Checker(1.0).CheckAsync(new Endpoint(lab[0].Address, 8888), CancellationToken.None);
             sw.Stop();
-            Assert.Equal(HealthStatus.Timeout, r.Status);
+            Assert.Equal(HealthStatus.Timeout, r.StatusValue);
             Assert.True(sw.Elapsed.TotalSeconds >= 0.9, $"ended after {sw.Elapsed}, before the timeout");
             Assert.Equal(1, lab[0].HealthRequests);
         }
@@ -50,7 +50,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
             await lab[0].SetModeAsync(InstanceMode.HugeBody);
             var r = await Checker(10).CheckAsync(new Endpoint(lab[0].Address, 8888), CancellationToken.None);
-            Assert.Equal(HealthStatus.Degraded, r.Status);
+            Assert.Equal(HealthStatus.Degraded, r.StatusValue);
             // The checker stops at its bound (64 KiB) and says so; it never buffers the 50 MB.
             Assert.Contains("not in the first 65536 bytes (body not read further)", r.Detail);
         }
@@ -63,11 +63,11 @@ namespace KeyServiceOps.Core.Tests
             var sw = Stopwatch.StartNew();
             var results = await Checker(1.0).CheckManyAsync(lab.Instances.Select(i => new Endpoint(i.Address, 8888)).ToList(), 64, CancellationToken.None);
             sw.Stop();
-            Assert.Equal(4, results.Count(r => r.Status == HealthStatus.Timeout));
+            Assert.Equal(4, results.Count(r => r.StatusValue == HealthStatus.Timeout));
             Assert.Equal(8, results.Count(r => r.Healthy));
             Assert.Equal(lab.Instances.Select(i => i.Address), results.Select(r => r.Address)); // input order
             // Concurrent, not serial: every hung check started before any of them timed out (intervals overlap).
-            var hung = results.Where(r => r.Status == HealthStatus.Timeout).ToList();
+            var hung = results.Where(r => r.StatusValue == HealthStatus.Timeout).ToList();
             var lastStart = hung.Max(r => r.CheckedAt);
             var firstEnd = hung.Min(r => r.CheckedAt + r.Latency);
             Assert.True(lastStart < firstEnd, $"the hung checks ran one after another (last start {lastStart:O}, first end {firstEnd:O})");

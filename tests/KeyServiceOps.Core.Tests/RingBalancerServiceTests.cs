@@ -77,17 +77,17 @@ namespace KeyServiceOps.Core.Tests
             var svc = TestCtx.Service(ctx);
             var t = await svc.ResolveAsync(lab.Upstream, "127.0.0.99:8888", None);
             var removed = await svc.RemoveResolvedAsync(lab.Upstream, t, false, false, null, "Q1", None);
-            Assert.Equal(TargetChangeAction.Removed, removed.Action);
+            Assert.Equal(TargetChangeAction.Removed, removed.ActionValue);
             Assert.DoesNotContain(lab.Kong.Targets(lab.Upstream), x => x.Target == "127.0.0.99:8888");
-            var added = await svc.AddAsync(lab.Upstream, removed.Target, removed.Weight, removed.Tags, skipHealthCheck: true, null, null, None);
-            Assert.Equal(TargetChangeAction.Added, added.Action);
+            var added = await svc.AddAsync(lab.Upstream, removed.Target, removed.Weight, removed.Tags.ToArray(), skipHealthCheck: true, null, null, None);
+            Assert.Equal(TargetChangeAction.Added, added.ActionValue);
             var back = lab.Kong.Targets(lab.Upstream).Single(x => x.Target == "127.0.0.99:8888");
             Assert.Equal(37, back.Weight);
             Assert.Equal(new[] { "blue", "canary" }, back.Tags);
             var audit = new AuditLog(ctx.AuditLogPath).Read().ToList();
             Assert.Equal(new[] { "RemoveTarget", "AddTarget" }, audit.Select(a => a.Action));
             Assert.Equal("Q1", audit[0].Incident);
-            Assert.Equal(37, (int)audit[0].Before["weight"]);
+            Assert.Equal(37, (int)audit[0].BeforeData["weight"]);
             File.Delete(ctx.AuditLogPath);
         }
 
@@ -103,9 +103,9 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal("TargetUnhealthy", e.ErrorId);
             Assert.Single(lab2.Kong.Targets(lab2.Upstream));
             var forced = await svc2.AddAsync(lab2.Upstream, lab2[1].Target, 100, null, true, null, null, None);
-            Assert.Equal(TargetChangeAction.Added, forced.Action);
+            Assert.Equal(TargetChangeAction.Added, forced.ActionValue);
             var again = await svc2.AddAsync(lab2.Upstream, lab2[1].Target, 100, null, true, null, null, None);
-            Assert.Equal(TargetChangeAction.AlreadyPresent, again.Action);
+            Assert.Equal(TargetChangeAction.AlreadyPresent, again.ActionValue);
             Assert.Equal(2, lab2.Kong.Targets(lab2.Upstream).Count);
         }
 
@@ -116,11 +116,11 @@ namespace KeyServiceOps.Core.Tests
             var svc = TestCtx.Service(TestCtx.For(lab));
             var t = await svc.ResolveAsync(lab.Upstream, lab[0].Target, None);
             var c = await svc.RemoveResolvedAsync(lab.Upstream, t, true, false, null, null, None);
-            Assert.Equal(TargetChangeAction.Drained, c.Action);
+            Assert.Equal(TargetChangeAction.Drained, c.ActionValue);
             var k = lab.Kong.Targets(lab.Upstream).Single(x => x.Target == lab[0].Target);
             Assert.Equal(0, k.Weight);
-            var r = await svc.AddAsync(lab.Upstream, c.Target, c.Weight, c.Tags, false, null, null, None);
-            Assert.Equal(TargetChangeAction.Restored, r.Action);
+            var r = await svc.AddAsync(lab.Upstream, c.Target, c.Weight, c.Tags.ToArray(), false, null, null, None);
+            Assert.Equal(TargetChangeAction.Restored, r.ActionValue);
             Assert.Equal(k.Id, lab.Kong.Targets(lab.Upstream).Single(x => x.Target == lab[0].Target).Id);
             Assert.Equal(100, lab.Kong.Targets(lab.Upstream).Single(x => x.Target == lab[0].Target).Weight);
         }

@@ -80,8 +80,8 @@ namespace KeyServiceOps.Core.Tests
             var (s, steps) = await Run(rig, lab[0]);
             Assert.Equal("Healthy", s.FinalState);
             Assert.Equal(new[] { 1, 2, 3, 4, 5 }, steps.Select(x => x.Step));
-            Assert.Equal(StepOutcome.Done, steps[0].Outcome);
-            Assert.All(steps.Skip(1), x => Assert.Equal(StepOutcome.Skipped, x.Outcome));
+            Assert.Equal(StepOutcome.Done, steps[0].OutcomeValue);
+            Assert.All(steps.Skip(1), x => Assert.Equal(StepOutcome.Skipped, x.OutcomeValue));
             Assert.Equal(0, Writes(lab));
             Assert.Equal(0, PdWrites(lab));
             Assert.Empty(lab.Ssh.Docker.Calls);
@@ -105,7 +105,7 @@ namespace KeyServiceOps.Core.Tests
             Assert.True(InUpstream(lab, lab[0]), "the instance was left out of the ring-balancer");
             Assert.Equal(1, lab[0].RestartCount);
             Assert.Empty(lab.PagerDuty.Incident(inc.Id).Notes);
-            Assert.True(s.PendingNotes.Length >= 3, string.Join("\n", s.PendingNotes));
+            Assert.True(s.PendingNotes.Count >= 3, string.Join("\n", s.PendingNotes));
             Assert.Contains(s.PendingNotes, n => n.Contains("manually removed target " + lab[0].Target));
             Assert.Contains(rig.Log.Lines, l => l.Contains("Could not add the note") && l.Contains("PendingNotes"));
         }
@@ -135,7 +135,7 @@ namespace KeyServiceOps.Core.Tests
             var (s, steps) = await Run(rig, lab[0]);
             Assert.True(s.FinalState == "Recovered", string.Join("\n", steps));
             Assert.Equal(inc.Id, s.IncidentId);
-            Assert.Equal(new[] { StepOutcome.Done, StepOutcome.Done, StepOutcome.Done, StepOutcome.Done, StepOutcome.Skipped }, steps.Select(x => x.Outcome));
+            Assert.Equal(new[] { StepOutcome.Done, StepOutcome.Done, StepOutcome.Done, StepOutcome.Done, StepOutcome.Skipped }, steps.Select(x => x.OutcomeValue));
             Assert.Contains("Unknown", s.Faults);
             Assert.Equal(1, lab[0].RestartCount);
             Assert.True(InUpstream(lab, lab[0]));
@@ -168,8 +168,8 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal(0, lab[1].RestartCount);
             Assert.Equal(new[] { "PCIPHER" }, lab.PagerDuty.Incident(inc.Id).Assignees);
             Assert.Contains(lab.PagerDuty.Incident(inc.Id).Notes, n => n.Content.Contains("dependency fault CipherDependency") && n.Content.Contains("cipher: failed to fetch configuration"));
-            Assert.Equal(StepOutcome.Skipped, steps[3].Outcome);
-            Assert.Equal(StepOutcome.Skipped, steps[4].Outcome);
+            Assert.Equal(StepOutcome.Skipped, steps[3].OutcomeValue);
+            Assert.Equal(StepOutcome.Skipped, steps[4].OutcomeValue);
         }
 
         [Fact]
@@ -188,8 +188,8 @@ namespace KeyServiceOps.Core.Tests
             Assert.Contains("escalating to level 2", note);
             Assert.Contains("address already in use", note);
             Assert.False(InUpstream(lab, lab[2]));
-            Assert.Equal(StepOutcome.Skipped, steps[3].Outcome);
-            Assert.Equal(StepOutcome.Done, steps[4].Outcome);
+            Assert.Equal(StepOutcome.Skipped, steps[3].OutcomeValue);
+            Assert.Equal(StepOutcome.Done, steps[4].OutcomeValue);
         }
 
         [Theory]
@@ -208,7 +208,7 @@ namespace KeyServiceOps.Core.Tests
             if (scenario != null)
             {
                 Assert.Equal("WhatIf", s.FinalState);
-                Assert.Contains(steps, x => x.Outcome == StepOutcome.WouldDo);
+                Assert.Contains(steps, x => x.OutcomeValue == StepOutcome.WouldDo);
             }
             Assert.Equal(0, Writes(lab));
             Assert.Equal(0, PdWrites(lab));
@@ -227,7 +227,7 @@ namespace KeyServiceOps.Core.Tests
             var (s, steps) = await Run(rig, lab[1]);
             Assert.Equal("DependencyFault", s.FinalState);
             Assert.Null(s.IncidentId);
-            Assert.Equal(StepOutcome.Failed, steps[2].Outcome);
+            Assert.Equal(StepOutcome.Failed, steps[2].OutcomeValue);
             Assert.Contains("no open incident", steps[2].Detail);
             Assert.Equal(0, lab[1].RestartCount);
         }
@@ -241,7 +241,7 @@ namespace KeyServiceOps.Core.Tests
             var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[0].Target, None);
             await rig.Rb.RemoveResolvedAsync(lab.Upstream, t, false, false, "self-healing", null, None);
             var (s, steps) = await Run(rig, lab[0]);
-            Assert.Equal(StepOutcome.AlreadyDone, steps[1].Outcome);
+            Assert.Equal(StepOutcome.AlreadyDone, steps[1].OutcomeValue);
             Assert.Contains("self-healing already removed it", steps[1].Detail);
             Assert.Equal("Recovered", s.FinalState);
         }

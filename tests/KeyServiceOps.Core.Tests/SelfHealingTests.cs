@@ -42,7 +42,7 @@ namespace KeyServiceOps.Core.Tests
             var p3 = await healer.PassAsync(o, Yes, null, None);
             Assert.False(In(lab, lab[0]));
             var removed = Assert.Single(p3);
-            Assert.Equal((HealingAction.Remove, StepOutcome.Done, inc.Id), (removed.Action, removed.Outcome, removed.IncidentId));
+            Assert.Equal((HealingAction.Remove, StepOutcome.Done, inc.Id), (removed.ActionValue, removed.OutcomeValue, removed.IncidentId));
 
             await lab[0].SetModeAsync(InstanceMode.Up);
             var p4 = await healer.PassAsync(o, Yes, null, None);
@@ -50,7 +50,7 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal("Hysteresis", Assert.Single(p4).Reason);
             var p5 = await healer.PassAsync(o, Yes, null, None);
             Assert.True(In(lab, lab[0]));
-            Assert.Equal((HealingAction.Add, StepOutcome.Done), (Assert.Single(p5).Action, p5[0].Outcome));
+            Assert.Equal((HealingAction.Add, StepOutcome.Done), (Assert.Single(p5).ActionValue, p5[0].OutcomeValue));
             var notes = lab.PagerDuty.Incident(inc.Id).Notes.Select(n => n.Content).ToList();
             Assert.Contains(notes, n => n.Contains("removed by self-healing"));
             Assert.Contains(notes, n => n.Contains("added back by self-healing"));
@@ -163,7 +163,7 @@ namespace KeyServiceOps.Core.Tests
             var stateBefore = File.ReadAllText(o.StatePath);
             o.WhatIf = true;
             var r = await healer.PassAsync(o, Yes, null, None);
-            Assert.Equal(StepOutcome.WouldDo, Assert.Single(r).Outcome);
+            Assert.Equal(StepOutcome.WouldDo, Assert.Single(r).OutcomeValue);
             Assert.True(In(lab, lab[0]));
             Assert.Equal(stateBefore, File.ReadAllText(o.StatePath));
             Assert.Empty(rig.Audit.Read());
@@ -219,7 +219,7 @@ namespace KeyServiceOps.Core.Tests
             {
                 foreach (var a in await healer.PassAsync(o, Yes, null, None))
                 {
-                    if (a.Action == HealingAction.Restart && a.Outcome == StepOutcome.Done) restarts.Add(now);
+                    if (a.ActionValue == HealingAction.Restart && a.OutcomeValue == StepOutcome.Done) restarts.Add(now);
                     reasons.Add(a.Reason);
                 }
                 now = now.AddMinutes(1);
@@ -269,11 +269,11 @@ namespace KeyServiceOps.Core.Tests
                     Assert.True(after.Count >= 1, $"pass {pass}: the upstream is empty");
                     // Every change to Kong was an action the healer reported, and is in the audit log.
                     var removed = before.Except(after).ToList(); var added = after.Except(before).ToList();
-                    var done = actions.Where(a => a.Outcome == StepOutcome.Done).ToList();
-                    Assert.Equal(removed.OrderBy(x => x), done.Where(a => a.Action == HealingAction.Remove).Select(a => a.Target).OrderBy(x => x));
-                    Assert.Equal(added.OrderBy(x => x), done.Where(a => a.Action == HealingAction.Add).Select(a => a.Target).OrderBy(x => x));
+                    var done = actions.Where(a => a.OutcomeValue == StepOutcome.Done).ToList();
+                    Assert.Equal(removed.OrderBy(x => x), done.Where(a => a.ActionValue == HealingAction.Remove).Select(a => a.Target).OrderBy(x => x));
+                    Assert.Equal(added.OrderBy(x => x), done.Where(a => a.ActionValue == HealingAction.Add).Select(a => a.Target).OrderBy(x => x));
                     removals += removed.Count; additions += added.Count;
-                    guarded += actions.Count(a => a.Reason == "CapacityGuard"); failedActions += actions.Count(a => a.Outcome == StepOutcome.Failed);
+                    guarded += actions.Count(a => a.Reason == "CapacityGuard"); failedActions += actions.Count(a => a.OutcomeValue == StepOutcome.Failed);
                     var newAudit = rig.Audit.Read().Skip(auditBefore).ToList();
                     foreach (var t in removed) Assert.Contains(newAudit, e => e.Action == "RemoveTarget" && e.Target == t);
                     foreach (var t in added) Assert.Contains(newAudit, e => e.Action == "AddTarget" && e.Target == t);

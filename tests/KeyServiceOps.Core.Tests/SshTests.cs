@@ -75,20 +75,20 @@ namespace KeyServiceOps.Core.Tests
             {
                 var all = await Logs(d, Target(inst), new LogQuery());
                 Assert.Equal(15, all.Count);
-                var outs = all.Where(e => e.Stream == LogStream.Stdout).ToList();
-                var errs = all.Where(e => e.Stream == LogStream.Stderr).ToList();
+                var outs = all.Where(e => e.StreamValue == LogStream.Stdout).ToList();
+                var errs = all.Where(e => e.StreamValue == LogStream.Stderr).ToList();
                 Assert.Equal(Enumerable.Range(0, 10).Select(i => $"request {i}"), outs.Select(e => e.Message.Split('"')[3]));
                 Assert.Equal(Enumerable.Range(0, 5).Select(i => $"problem {i}"), errs.Select(e => e.Message.Split('"')[3]));
-                Assert.All(outs, e => Assert.Equal(LogLevel.Info, e.Level));
-                Assert.All(errs, e => Assert.Equal(LogLevel.Error, e.Level));
+                Assert.All(outs, e => Assert.Equal(LogLevel.Info, e.LevelValue));
+                Assert.All(errs, e => Assert.Equal(LogLevel.Error, e.LevelValue));
                 Assert.All(all, e => Assert.Equal(inst.Address, e.Address));
                 // Timestamps are docker's (nanosecond RFC 3339), parsed back to the time written.
                 Assert.Equal(t0.AddMinutes(3).UtcTicks / 10, outs[3].Timestamp.Value.UtcTicks / 10);
                 Assert.Equal(Enumerable.Range(1, 15).Select(i => (long)i), all.Select(e => e.Sequence));
 
                 var tail = await Logs(d, Target(inst), new LogQuery { Tail = 2 });
-                Assert.Equal(new[] { "request 8", "request 9" }, tail.Where(e => e.Stream == LogStream.Stdout).Select(e => e.Message.Split('"')[3]));
-                Assert.Equal(new[] { "problem 3", "problem 4" }, tail.Where(e => e.Stream == LogStream.Stderr).Select(e => e.Message.Split('"')[3]));
+                Assert.Equal(new[] { "request 8", "request 9" }, tail.Where(e => e.StreamValue == LogStream.Stdout).Select(e => e.Message.Split('"')[3]));
+                Assert.Equal(new[] { "problem 3", "problem 4" }, tail.Where(e => e.StreamValue == LogStream.Stderr).Select(e => e.Message.Split('"')[3]));
 
                 var since = await Logs(d, Target(inst), new LogQuery { Since = ShellText.ValidTime(t0.AddMinutes(7).AddSeconds(-1), "Since") });
                 Assert.Equal(new[] { "request 7", "request 8", "request 9" }, since.Select(e => e.Message.Split('"')[3]));
@@ -113,7 +113,7 @@ namespace KeyServiceOps.Core.Tests
                 inst.AppendLog("level=error msg=\"after\"", stderr: true);
                 Assert.True(got.TryTake(out var second, 10000));
                 Assert.Contains("after", second.Message);
-                Assert.Equal(LogStream.Stderr, second.Stream);
+                Assert.Equal(LogStream.Stderr, second.StreamValue);
                 cts.Cancel();
                 await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
                 // The session survives a cancelled command and serves the next one.
@@ -163,7 +163,7 @@ namespace KeyServiceOps.Core.Tests
                 var f = Assert.Single(faults);
                 Assert.Equal(category, f.Category);
                 Assert.Equal(dependency, f.Dependency);
-                Assert.Equal(action, f.Action);
+                Assert.Equal(action, f.ActionValue);
                 Assert.Equal(inst.Address, f.Address);
                 Assert.NotEmpty(f.Evidence);
                 Assert.InRange(f.Evidence.Count, 1, 5);
@@ -204,9 +204,9 @@ namespace KeyServiceOps.Core.Tests
                 var entry = new AuditLog(audit).Read(null, null, "RestartContainer").Single();
                 Assert.Equal("Recovered", entry.Outcome);
                 Assert.Equal("PINC1", entry.Incident);
-                Assert.Equal("OutOfMemory", (string)entry.Before["lastFault"]);
-                Assert.True((bool)entry.After["recovered"]);
-                Assert.True((double)entry.After["seconds"] >= 0.6);
+                Assert.Equal("OutOfMemory", (string)entry.BeforeData["lastFault"]);
+                Assert.True((bool)entry.AfterData["recovered"]);
+                Assert.True((double)entry.AfterData["seconds"] >= 0.6);
             }
         }
 
@@ -224,7 +224,7 @@ namespace KeyServiceOps.Core.Tests
                 Assert.True(r.Restarted);
                 Assert.False(r.Recovered);
                 Assert.Equal("NotRecovered", r.Status);
-                Assert.Equal(HealthStatus.Down, r.Health.Status);
+                Assert.Equal(HealthStatus.Down, r.Health.StatusValue);
                 // What happened, not how long it took: it polled more than once and gave up only after the timeout.
                 Assert.True(r.HealthChecks >= 2, $"{r.HealthChecks} health checks");
                 Assert.True(sw.Elapsed.TotalSeconds >= 1.4, $"gave up after {sw.Elapsed}, before the 1.5 s timeout");
@@ -270,7 +270,7 @@ namespace KeyServiceOps.Core.Tests
                 Assert.Equal(200, h.HttpStatus);
                 Assert.Equal("http://localhost:8888/api/auth/healthz", h.Url);
                 var h2 = await d.CurlHealthAsync(Target(down), 8888, OpsContext.DefaultHealthPath, OpsContext.DefaultExpectedText, TimeSpan.FromSeconds(2), None);
-                Assert.Equal(HealthStatus.Down, h2.Status);
+                Assert.Equal(HealthStatus.Down, h2.StatusValue);
                 Assert.False(h2.Healthy);
             }
         }

@@ -62,7 +62,7 @@ namespace KeyServiceOps.Module.Tests
             Assert.Empty(asg.Errors);
             Assert.Equal(new[] { "PCIPHER" }, lab.PagerDuty.Incident(inc.Id).Assignees);
             var table = sh.Run($"Get-PagerDutyIncident -IncidentId {inc.Id} | Out-Host").HostText;
-            HealthAndFormatTests.AssertHeader(table, "IncidentId", "Number", "Status", "Level", "Address", "Environment", "Assignees", "Title");
+            HealthAndFormatTests.AssertHeader(table, "IncidentId", "Status", "Level", "Address", "Assignees", "Title");
         }
 
         [Fact]

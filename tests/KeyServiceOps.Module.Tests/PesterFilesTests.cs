@@ -45,7 +45,9 @@ namespace KeyServiceOps.Module.Tests
                     var body = it.CommandElements.OfType<ScriptBlockExpressionAst>().LastOrDefault();
                     Assert.True(body != null, $"{Path.GetFileName(file)} line {it.Extent.StartLineNumber}: It without a script block");
                     var names = body.FindAll(a => a is CommandAst, true).Cast<CommandAst>().Select(c => c.GetCommandName()).Where(n => n != null).ToList();
-                    Assert.True(names.Any(parms.ContainsKey), $"{Path.GetFileName(file)} line {it.Extent.StartLineNumber}: It calls none of our cmdlets");
+                    // Data-driven suites make their objects in a BeforeAll of the It's Describe (or of the file) and assert on them.
+                    var setup = BeforeAllsAround(it).SelectMany(b => b.FindAll(a => a is CommandAst, true).Cast<CommandAst>().Select(c => c.GetCommandName())).Where(n => n != null);
+                    Assert.True(names.Any(parms.ContainsKey) || setup.Any(parms.ContainsKey), $"{Path.GetFileName(file)} line {it.Extent.StartLineNumber}: It calls none of our cmdlets (nor does a BeforeAll around it)");
                     Assert.True(names.Contains("Should"), $"{Path.GetFileName(file)} line {it.Extent.StartLineNumber}: It has no Should");
                 }
             }
@@ -60,6 +62,20 @@ namespace KeyServiceOps.Module.Tests
                 foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(file), @"-ErrorId '([A-Za-z]+),"))
                     if (m.Groups[1].Value != "ParameterArgumentValidationError")
                         Assert.True(src.Contains("\"" + m.Groups[1].Value + "\""), $"{Path.GetFileName(file)}: error id {m.Groups[1].Value} is not raised anywhere in src/");
+        }
+
+        /// <summary>The script blocks of the BeforeAll calls in every block that encloses <paramref name="it"/>, and at the file's top.</summary>
+        private static IEnumerable<ScriptBlockExpressionAst> BeforeAllsAround(Ast it)
+        {
+            for (var p = it.Parent; p != null; p = p.Parent)
+            {
+                if (!(p is NamedBlockAst || p is ScriptBlockAst)) continue;
+                var statements = p is NamedBlockAst nb ? nb.Statements : ((ScriptBlockAst)p).EndBlock?.Statements;
+                if (statements == null) continue;
+                foreach (var st in statements)
+                    if (st is PipelineAst pipe && pipe.PipelineElements.FirstOrDefault() is CommandAst c && string.Equals(c.GetCommandName(), "BeforeAll", StringComparison.OrdinalIgnoreCase))
+                        foreach (var sb in c.CommandElements.OfType<ScriptBlockExpressionAst>()) yield return sb;
+            }
         }
     }
 }

@@ -95,7 +95,7 @@ namespace KeyServiceOps.Module.Tests
             var res = Assert.Single(r.Output);
             Assert.Equal("Recovered", res.S("Status"));
             Assert.Equal(true, res.P("Recovered"));
-            Assert.True((TimeSpan)res.P("Elapsed") >= TimeSpan.FromSeconds(1.4));
+            Assert.True((double)res.P("Seconds") >= 1.4);
             Assert.Equal(1, inst.RestartCount);
             Assert.Contains(r.Progress, p => p.StatusDescription.Contains("s left"));
             Assert.Contains(r.Progress, p => p.RecordType == System.Management.Automation.ProgressRecordType.Completed);

@@ -20,7 +20,9 @@ namespace KeyServiceOps.Core.Diagnosis
         public string Category { get; set; }
         /// <summary>A dependency fault (cipher, IAM): restarting will not help; the incident goes to the owner.</summary>
         public bool Dependency { get; set; }
-        public FaultAction Action { get; set; }
+        /// <summary>The typed value for code; PowerShell sees <see cref="Action"/> (its name), so JSON and CSV read the same as the views.</summary>
+        internal FaultAction ActionValue { get; set; }
+        public string Action => ActionValue.ToString();
         /// <summary>Who the incident goes to for this category (from the context's FaultOwners), when known.</summary>
         public string Owner { get; set; }
         public string Advice { get; set; }
@@ -29,7 +31,7 @@ namespace KeyServiceOps.Core.Diagnosis
         public DateTimeOffset? FirstSeen { get; set; }
         public DateTimeOffset? LastSeen { get; set; }
         /// <summary>The first lines that showed the fault and the latest ones (at most five).</summary>
-        public List<string> Evidence { get; set; } = new List<string>();
+        public TextList Evidence { get; set; } = new TextList();
         /// <summary>Log, ContainerState, or both.</summary>
         public string Source { get; set; }
         public override string ToString() => $"{Address} {Category} ({Count}x) {Action}";
@@ -150,7 +152,7 @@ namespace KeyServiceOps.Core.Diagnosis
             LinesRead++;
             foreach (var rule in _rules.Rules)
             {
-                if (e.Level != LogLevel.Unknown && e.Level < rule.MinLevel) continue;
+                if (e.LevelValue != LogLevel.Unknown && e.LevelValue < rule.MinLevel) continue;
                 bool hit;
                 try { hit = rule.Regex.IsMatch(e.Message); }
                 catch (RegexMatchTimeoutException) { continue; }
@@ -159,7 +161,7 @@ namespace KeyServiceOps.Core.Diagnosis
                 return;
             }
             var u = _rules.Unknown;
-            if (u != null && e.Level != LogLevel.Unknown && e.Level >= (u.MinLevel == LogLevel.Unknown ? LogLevel.Error : u.MinLevel))
+            if (u != null && e.LevelValue != LogLevel.Unknown && e.LevelValue >= (u.MinLevel == LogLevel.Unknown ? LogLevel.Error : u.MinLevel))
                 Record(e.Address, e.Container, u, e.Timestamp, Line(e), "Log");
         }
 
@@ -180,7 +182,7 @@ namespace KeyServiceOps.Core.Diagnosis
         }
 
         private static string Line(LogEntry e)
-            => (e.Timestamp != null ? e.Timestamp.Value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z' ") : "") + (e.Stream == LogStream.Stderr ? "[stderr] " : "") + e.Message;
+            => (e.Timestamp != null ? e.Timestamp.Value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z' ") : "") + (e.StreamValue == LogStream.Stderr ? "[stderr] " : "") + e.Message;
 
         private void Record(string address, string container, FaultRule rule, DateTimeOffset? at, string evidence, string source)
         {
@@ -191,7 +193,7 @@ namespace KeyServiceOps.Core.Diagnosis
                 {
                     Fault = new Fault
                     {
-                        Address = address, Container = container, Category = rule.Category, Dependency = rule.Dependency, Action = rule.Action,
+                        Address = address, Container = container, Category = rule.Category, Dependency = rule.Dependency, ActionValue = rule.Action,
                         Advice = rule.Advice, Rule = rule.Name, Source = source,
                         Owner = _owners.TryGetValue(rule.Category, out var o) ? o : null,
                     },
@@ -218,7 +220,7 @@ namespace KeyServiceOps.Core.Diagnosis
         {
             return _order.Select(k => _found[k])
                 .OrderBy(a => a.Fault.LastSeen ?? DateTimeOffset.MinValue).ThenBy(a => a.Sequence)
-                .Select(a => { a.Fault.Evidence = a.Head.Concat(a.Tail).ToList(); return a.Fault; })
+                .Select(a => { a.Fault.Evidence = new TextList(a.Head.Concat(a.Tail)); return a.Fault; })
                 .ToList();
         }
 

@@ -15,10 +15,14 @@ namespace KeyServiceOps.Core.Diagnosis
         public long Sequence { get; set; }
         public DateTimeOffset? Timestamp { get; set; }
         /// <summary>stdout or stderr for docker logs; null for the central log service (it does not keep the stream).</summary>
-        public LogStream? Stream { get; set; }
+        /// <summary>The typed value for code; PowerShell sees <see cref="Stream"/> (its name), so JSON and CSV read the same as the views.</summary>
+        internal LogStream? StreamValue { get; set; }
+        public string Stream => StreamValue?.ToString();
         /// <summary>Docker (docker logs over SSH) or Central (the central log service).</summary>
         public string Source { get; set; } = "Docker";
-        public LogLevel Level { get; set; }
+        /// <summary>The typed value for code; PowerShell sees <see cref="Level"/> (its name), so JSON and CSV read the same as the views.</summary>
+        internal LogLevel LevelValue { get; set; }
+        public string Level => LevelValue.ToString();
         public string Message { get; set; }
         public override string ToString() => $"{Timestamp:yyyy-MM-ddTHH:mm:ss.fffZ} {Stream} {Message}";
 
@@ -28,7 +32,7 @@ namespace KeyServiceOps.Core.Diagnosis
         /// </summary>
         public static LogEntry Parse(string line, LogStream stream)
         {
-            var e = new LogEntry { Stream = stream };
+            var e = new LogEntry { StreamValue = stream };
             var msgStart = 0;
             if (TryParseTimestamp(line, out var ts, out var end))
             {
@@ -36,7 +40,7 @@ namespace KeyServiceOps.Core.Diagnosis
                 msgStart = end < line.Length && line[end] == ' ' ? end + 1 : end;
             }
             e.Message = msgStart == 0 ? line : line.Substring(msgStart);
-            e.Level = DetectLevel(e.Message);
+            e.LevelValue = DetectLevel(e.Message);
             return e;
         }
 

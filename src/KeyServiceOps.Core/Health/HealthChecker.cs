@@ -65,18 +65,18 @@ namespace KeyServiceOps.Core.Health
                             var (found, read, truncated) = await ReadForTextAsync(resp, cts.Token).ConfigureAwait(false);
                             if (!resp.IsSuccessStatusCode)
                             {
-                                result.Status = HealthStatus.Unhealthy;
+                                result.StatusValue = HealthStatus.Unhealthy;
                                 result.Detail = $"HTTP {(int)resp.StatusCode} {resp.ReasonPhrase}";
                             }
                             else if (found)
                             {
-                                result.Status = HealthStatus.Up;
+                                result.StatusValue = HealthStatus.Up;
                                 result.Healthy = true;
                                 result.Detail = "The API is available and operational";
                             }
                             else
                             {
-                                result.Status = HealthStatus.Degraded;
+                                result.StatusValue = HealthStatus.Degraded;
                                 result.Detail = truncated
                                     ? $"HTTP {(int)resp.StatusCode} but the expected text was not in the first {read} bytes (body not read further)"
                                     : $"HTTP {(int)resp.StatusCode} but the body lacks '{ExpectedText}'";
@@ -90,13 +90,13 @@ namespace KeyServiceOps.Core.Health
                 }
                 catch (OperationCanceledException)
                 {
-                    result.Status = HealthStatus.Timeout;
+                    result.StatusValue = HealthStatus.Timeout;
                     result.Detail = $"no answer within {Timeout.TotalSeconds:0.##} s";
                 }
                 catch (Exception e) when (e is HttpRequestException || e is IOException || e is SocketException)
                 {
                     var refused = IsRefused(e);
-                    result.Status = refused ? HealthStatus.Down : HealthStatus.Error;
+                    result.StatusValue = refused ? HealthStatus.Down : HealthStatus.Error;
                     result.Detail = refused ? "connection refused" : RestClient.Describe(e);
                 }
             }

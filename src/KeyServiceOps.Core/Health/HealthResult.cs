@@ -11,9 +11,13 @@ namespace KeyServiceOps.Core.Health
         public int Port { get; set; }
         public string Target => Address != null && Address.Contains(":") ? $"[{Address}]:{Port}" : $"{Address}:{Port}";
         public bool Healthy { get; set; }
-        public HealthStatus Status { get; set; }
+        /// <summary>The typed value for code; PowerShell sees <see cref="Status"/> (its name), so JSON and CSV read the same as the views.</summary>
+        internal HealthStatus StatusValue { get; set; }
+        public string Status => StatusValue.ToString();
         public int? HttpStatus { get; set; }
-        public TimeSpan Latency { get; set; }
+        internal TimeSpan Latency { get; set; }
+        /// <summary>The probe's round trip in seconds (a TimeSpan would serialise as 15 fields).</summary>
+        public double LatencySeconds => Math.Round(Latency.TotalSeconds, 4);
         public string Detail { get; set; }
         public DateTimeOffset CheckedAt { get; set; }
         public string Url { get; set; }

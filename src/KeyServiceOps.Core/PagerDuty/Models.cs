@@ -19,8 +19,8 @@ namespace KeyServiceOps.Core.PagerDuty
         public string EscalationPolicy { get; set; }
         public string EscalationPolicyId { get; set; }
         public int? EscalationLevel { get; set; }
-        public string[] Assignees { get; set; } = new string[0];
-        public string[] AssigneeIds { get; set; } = new string[0];
+        public TextList Assignees { get; set; } = new TextList();
+        public TextList AssigneeIds { get; set; } = new TextList();
         public DateTimeOffset? CreatedAt { get; set; }
         public string HtmlUrl { get; set; }
         // Parsed from "Service: apiplatform_key_service in env: <env> is down, url is http://X.X.X.X:8888/api/auth/healthz"

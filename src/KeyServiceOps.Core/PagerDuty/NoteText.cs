@@ -16,7 +16,7 @@ namespace KeyServiceOps.Core.PagerDuty
                 case TargetChange c:
                     var who = c.Actor == "self-healing" ? "self-healing" : "manually";
                     var at = c.Time.UtcDateTime.ToString("HH:mm") + "Z";
-                    switch (c.Action)
+                    switch (c.ActionValue)
                     {
                         case TargetChangeAction.Removed: return $"{who} removed target {c.Target} from upstream {c.Upstream} at {at}" + (c.Forced ? " (forced past the safety guard)" : "");
                         case TargetChangeAction.Drained: return $"{who} drained target {c.Target} (weight {c.Weight} -> 0) in upstream {c.Upstream} at {at}";

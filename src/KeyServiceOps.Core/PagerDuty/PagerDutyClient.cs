@@ -166,7 +166,7 @@ namespace KeyServiceOps.Core.PagerDuty
                         throw Unconfirmed("note", incidentId);
                     return ToNote(incidentId, n);
                 },
-                n => new AuditEntry { After = new JObject { ["content"] = content, ["id"] = n.NoteId }, Outcome = "Added" }).ConfigureAwait(false);
+                n => new AuditEntry { AfterData = new JObject { ["content"] = content, ["id"] = n.NoteId }, Outcome = "Added" }).ConfigureAwait(false);
         }
 
         public Task<PagerDutyIncident> UpdateIncidentAsync(string incidentId, IncidentUpdate update, PagerDutyIncident before, CancellationToken ct)
@@ -178,7 +178,7 @@ namespace KeyServiceOps.Core.PagerDuty
             var inc = new JObject { ["type"] = "incident_reference" };
             foreach (var p in fields.Properties()) inc[p.Name] = p.Value;
             var beforeJson = before == null ? null : new JObject { ["status"] = before.Status, ["level"] = before.EscalationLevel, ["assignees"] = new JArray(before.AssigneeIds), ["policy"] = before.EscalationPolicyId };
-            return await AuditLog.Record(_audit, new AuditEntry { Action = "UpdateIncident", Target = incidentId, Incident = incidentId, Before = beforeJson },
+            return await AuditLog.Record(_audit, new AuditEntry { Action = "UpdateIncident", Target = incidentId, Incident = incidentId, BeforeData = beforeJson },
                 async () =>
                 {
                     var j = await SendAsync(HttpMethod.Put, $"incidents/{Uri.EscapeDataString(incidentId)}", new JObject { ["incident"] = inc }, incidentId, ct).ConfigureAwait(false);
@@ -187,7 +187,7 @@ namespace KeyServiceOps.Core.PagerDuty
                     return ToIncident(confirmed);
                 },
                 // What PagerDuty answered, not what was asked.
-                a => new AuditEntry { Before = beforeJson, After = new JObject { ["status"] = a.Status, ["level"] = a.EscalationLevel, ["assignees"] = new JArray(a.AssigneeIds ?? new string[0]), ["policy"] = a.EscalationPolicyId }, Outcome = "Updated" }).ConfigureAwait(false);
+                a => new AuditEntry { BeforeData = beforeJson, AfterData = new JObject { ["status"] = a.Status, ["level"] = a.EscalationLevel, ["assignees"] = new JArray(a.AssigneeIds ?? new string[0]), ["policy"] = a.EscalationPolicyId }, Outcome = "Updated" }).ConfigureAwait(false);
         }
 
         private static OpsException Unconfirmed(string what, string incidentId)

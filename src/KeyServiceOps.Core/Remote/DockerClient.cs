@@ -173,17 +173,17 @@ namespace KeyServiceOps.Core.Remote
             {
                 case 0:
                     result.HttpStatus = code;
-                    if (code < 200 || code > 299) { result.Status = HealthStatus.Unhealthy; result.Detail = $"HTTP {code}"; }
-                    else if (body.IndexOf(expected, StringComparison.Ordinal) >= 0) { result.Status = HealthStatus.Up; result.Healthy = true; result.Detail = "The API is available and operational"; }
-                    else { result.Status = HealthStatus.Degraded; result.Detail = $"HTTP {code} but the body lacks '{expected}'"; }
+                    if (code < 200 || code > 299) { result.StatusValue = HealthStatus.Unhealthy; result.Detail = $"HTTP {code}"; }
+                    else if (body.IndexOf(expected, StringComparison.Ordinal) >= 0) { result.StatusValue = HealthStatus.Up; result.Healthy = true; result.Detail = "The API is available and operational"; }
+                    else { result.StatusValue = HealthStatus.Degraded; result.Detail = $"HTTP {code} but the body lacks '{expected}'"; }
                     break;
-                case 7: result.Status = HealthStatus.Down; result.Detail = "connection refused (curl on the VM)"; break;
-                case 28: result.Status = HealthStatus.Timeout; result.Detail = $"no answer within {secs} s (curl on the VM)"; break;
-                case 63: result.Status = HealthStatus.Degraded; result.HttpStatus = code == 0 ? (int?)null : code; result.Detail = "body larger than 64 KiB (curl on the VM stopped reading)"; break;
+                case 7: result.StatusValue = HealthStatus.Down; result.Detail = "connection refused (curl on the VM)"; break;
+                case 28: result.StatusValue = HealthStatus.Timeout; result.Detail = $"no answer within {secs} s (curl on the VM)"; break;
+                case 63: result.StatusValue = HealthStatus.Degraded; result.HttpStatus = code == 0 ? (int?)null : code; result.Detail = "body larger than 64 KiB (curl on the VM stopped reading)"; break;
                 case 127:
                     throw new OpsException("CurlNotInstalled", OpsErrorCategory.NotInstalled, $"curl is not installed on {t.Host}.", t.Host, details: Clip(stderr),
                         recommendedAction: "Check health over HTTP instead (Test-KeyServiceHealth without -Via Ssh), or install curl on the VM.");
-                default: result.Status = HealthStatus.Error; result.Detail = $"curl exit {status}: {Clip(stderr)}"; break;
+                default: result.StatusValue = HealthStatus.Error; result.Detail = $"curl exit {status}: {Clip(stderr)}"; break;
             }
             _log.Verbose($"Health {t.Host} via SSH: {result.Status} in {(int)result.Latency.TotalMilliseconds} ms ({result.Detail})");
             return result;

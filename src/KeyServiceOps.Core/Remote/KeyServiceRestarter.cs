@@ -49,7 +49,9 @@ namespace KeyServiceOps.Core.Remote
         /// <summary>True when health answered operational within the timeout; null when not waited for.</summary>
         public bool? Recovered { get; set; }
         /// <summary>From the restart command to the first operational answer (or to giving up).</summary>
-        public TimeSpan Elapsed { get; set; }
+        internal TimeSpan Elapsed { get; set; }
+        /// <summary>From the restart command to the first operational answer (or to giving up), in seconds.</summary>
+        public double Seconds => Math.Round(Elapsed.TotalSeconds, 3);
         public int HealthChecks { get; set; }
         public HealthResult Health { get; set; }
         public string FaultCategory { get; set; }
@@ -142,8 +144,8 @@ namespace KeyServiceOps.Core.Remote
             return new AuditEntry
             {
                 Action = "RestartContainer", Target = t.Host, Outcome = outcome, Incident = o.IncidentId,
-                Before = new Newtonsoft.Json.Linq.JObject { ["container"] = t.Container, ["lastFault"] = fault?.Category, ["dependencyFault"] = fault?.Dependency ?? false },
-                After = new Newtonsoft.Json.Linq.JObject
+                BeforeData = new Newtonsoft.Json.Linq.JObject { ["container"] = t.Container, ["lastFault"] = fault?.Category, ["dependencyFault"] = fault?.Dependency ?? false },
+                AfterData = new Newtonsoft.Json.Linq.JObject
                 {
                     ["restarted"] = r.Restarted, ["waited"] = r.Waited, ["recovered"] = r.Recovered,
                     ["seconds"] = Math.Round(r.Elapsed.TotalSeconds, 1), ["health"] = r.Health?.Status.ToString(),

@@ -11,7 +11,7 @@ namespace KeyServiceOps.Core.RingBalancer
         public string Address { get; set; }
         public int Port { get; set; }
         public int Weight { get; set; }
-        public string[] Tags { get; set; } = new string[0];
+        public TextList Tags { get; set; } = new TextList();
         public DateTimeOffset? CreatedAt { get; set; }
         /// <summary>HEALTHY, UNHEALTHY, DNS_ERROR, HEALTHCHECKS_OFF (Kong does not know), or null when not asked.</summary>
         public string KongHealth { get; set; }
@@ -25,7 +25,7 @@ namespace KeyServiceOps.Core.RingBalancer
         /// <summary>healthchecks.threshold: percentage of available weight under which Kong answers 503.</summary>
         public double Threshold { get; set; }
         public bool ActiveHealthchecks { get; set; }
-        public string[] Tags { get; set; } = new string[0];
+        public TextList Tags { get; set; } = new TextList();
     }
 
     public enum TargetChangeAction { Removed, Drained, Added, Restored, AlreadyAbsent, AlreadyPresent }
@@ -36,13 +36,15 @@ namespace KeyServiceOps.Core.RingBalancer
     /// </summary>
     public sealed class TargetChange
     {
-        public TargetChangeAction Action { get; set; }
+        /// <summary>The typed value for code; PowerShell sees <see cref="Action"/> (its name), so JSON and CSV read the same as the views.</summary>
+        internal TargetChangeAction ActionValue { get; set; }
+        public string Action => ActionValue.ToString();
         public string Upstream { get; set; }
         public string Target { get; set; }
         public string Address { get; set; }
         public int Port { get; set; }
         public int Weight { get; set; }
-        public string[] Tags { get; set; } = new string[0];
+        public TextList Tags { get; set; } = new TextList();
         public string Id { get; set; }
         public bool Forced { get; set; }
         public string Actor { get; set; } = "manual";

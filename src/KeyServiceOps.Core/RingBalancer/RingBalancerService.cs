@@ -106,24 +106,24 @@ namespace KeyServiceOps.Core.RingBalancer
             var who = actor == null ? null : actor + "/" + AuditLog.DefaultActor();
             var before = JObject.FromObject(new { id = target.Id, target = target.Target, weight = target.Weight, tags = target.Tags });
             // Write-ahead: the intent is on disk before Kong is asked (refused if it cannot be written).
-            await AuditLog.Record(_audit, new AuditEntry { Actor = who, Action = drain ? "DrainTarget" : "RemoveTarget", Target = target.Target, Upstream = upstream, Before = before, Forced = forced, Incident = incident },
+            await AuditLog.Record(_audit, new AuditEntry { Actor = who, Action = drain ? "DrainTarget" : "RemoveTarget", Target = target.Target, Upstream = upstream, BeforeData = before, Forced = forced, Incident = incident },
                 async () =>
                 {
                     if (drain)
                     {
                         await _kong.SetWeightAsync(upstream, target.Id ?? target.Target, 0, ct).ConfigureAwait(false);
-                        change.Action = TargetChangeAction.Drained;
+                        change.ActionValue = TargetChangeAction.Drained;
                         change.Detail = $"weight {target.Weight} -> 0";
                     }
                     else
                     {
                         var deleted = await _kong.DeleteTargetAsync(upstream, target.Id ?? target.Target, ct).ConfigureAwait(false);
-                        change.Action = deleted ? TargetChangeAction.Removed : TargetChangeAction.AlreadyAbsent;
+                        change.ActionValue = deleted ? TargetChangeAction.Removed : TargetChangeAction.AlreadyAbsent;
                         change.Detail = deleted ? "deleted from the upstream" : "Kong reports it already gone";
                     }
                     return change;
                 },
-                c => new AuditEntry { Before = before, After = drain ? JObject.FromObject(new { weight = 0 }) : null, Outcome = c.Action.ToString(), Forced = forced, Detail = c.Detail }).ConfigureAwait(false);
+                c => new AuditEntry { BeforeData = before, AfterData = drain ? JObject.FromObject(new { weight = 0 }) : null, Outcome = c.Action.ToString(), Forced = forced, Detail = c.Detail }).ConfigureAwait(false);
             _log.Verbose($"{change.Action} {target.Target} from upstream '{upstream}'{(forced ? " (FORCED past the safety guard)" : "")}.");
             return change;
         }
@@ -136,7 +136,7 @@ namespace KeyServiceOps.Core.RingBalancer
             var existing = await _kong.FindTargetAsync(upstream, target, ct).ConfigureAwait(false);
             if (existing != null && existing.Weight > 0)
             {
-                change.Action = TargetChangeAction.AlreadyPresent;
+                change.ActionValue = TargetChangeAction.AlreadyPresent;
                 change.Id = existing.Id; change.Weight = existing.Weight; change.Tags = existing.Tags;
                 change.Detail = "already in the upstream; nothing changed";
                 return change;
@@ -155,19 +155,19 @@ namespace KeyServiceOps.Core.RingBalancer
                     if (existing != null)
                     {
                         var t = await _kong.SetWeightAsync(upstream, existing.Id ?? existing.Target, weight, ct).ConfigureAwait(false);
-                        change.Action = TargetChangeAction.Restored; change.Id = t.Id; change.Tags = t.Tags;
+                        change.ActionValue = TargetChangeAction.Restored; change.Id = t.Id; change.Tags = t.Tags;
                         change.Detail = $"drained target restored to weight {weight}";
                     }
                     else
                     {
                         var (t, created, note) = await _kong.AddTargetAsync(upstream, target, weight, tags, ct).ConfigureAwait(false);
                         change.Id = t?.Id;
-                        change.Action = created ? TargetChangeAction.Added : TargetChangeAction.AlreadyPresent;
+                        change.ActionValue = created ? TargetChangeAction.Added : TargetChangeAction.AlreadyPresent;
                         change.Detail = created ? "added to the upstream" : note;
                     }
                     return change;
                 },
-                c => new AuditEntry { After = JObject.FromObject(new { id = c.Id, target, weight, tags = c.Tags }), Outcome = c.Action.ToString(), Forced = skipHealthCheck, Detail = c.Detail }).ConfigureAwait(false);
+                c => new AuditEntry { AfterData = JObject.FromObject(new { id = c.Id, target, weight, tags = c.Tags }), Outcome = c.Action.ToString(), Forced = skipHealthCheck, Detail = c.Detail }).ConfigureAwait(false);
             _log.Verbose($"{change.Action} {target} in upstream '{upstream}' with weight {weight}.");
             return change;
         }

@@ -17,8 +17,12 @@ namespace KeyServiceOps.Core.Runbook
         public string Action { get; set; }
         public string Target { get; set; }
         public string Upstream { get; set; }
-        public JToken Before { get; set; }
-        public JToken After { get; set; }
+        /// <summary>The state before and after, as data for code; PowerShell sees <see cref="Before"/> and <see cref="After"/>
+        /// as one line of JSON each, so ConvertTo-Json and Export-Csv read them as written in the log.</summary>
+        internal JToken BeforeData { get; set; }
+        internal JToken AfterData { get; set; }
+        public string Before => BeforeData == null || BeforeData.Type == JTokenType.Null ? null : BeforeData.ToString(Formatting.None);
+        public string After => AfterData == null || AfterData.Type == JTokenType.Null ? null : AfterData.ToString(Formatting.None);
         public string Outcome { get; set; }
         public string Incident { get; set; }
         public bool Forced { get; set; }
@@ -114,7 +118,7 @@ namespace KeyServiceOps.Core.Runbook
             var line = JsonConvert.SerializeObject(new
             {
                 time = entry.Time.UtcDateTime, actor = entry.Actor, host = entry.Host, action = entry.Action,
-                target = entry.Target, upstream = entry.Upstream, before = entry.Before, after = entry.After,
+                target = entry.Target, upstream = entry.Upstream, before = entry.BeforeData, after = entry.AfterData,
                 outcome = entry.Outcome, incident = entry.Incident, forced = entry.Forced ? (bool?)true : null, detail = entry.Detail,
                 op = entry.Operation,
             }, Settings) + "\n";
@@ -192,7 +196,7 @@ namespace KeyServiceOps.Core.Runbook
                 {
                     Time = ParseTime(j["time"]),
                     Actor = Str(j["actor"]), Host = Str(j["host"]), Action = Str(j["action"]), Target = Str(j["target"]),
-                    Upstream = Str(j["upstream"]), Before = j["before"], After = j["after"], Outcome = Str(j["outcome"]),
+                    Upstream = Str(j["upstream"]), BeforeData = j["before"], AfterData = j["after"], Outcome = Str(j["outcome"]),
                     Incident = Str(j["incident"]), Forced = j["forced"]?.Type == JTokenType.Boolean && (bool)j["forced"], Detail = Str(j["detail"]),
                     Operation = Str(j["op"]),
                 };

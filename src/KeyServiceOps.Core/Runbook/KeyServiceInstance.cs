@@ -16,7 +16,7 @@ namespace KeyServiceOps.Core.Runbook
         public bool InRingBalancer { get; set; }
         public int? Weight { get; set; }
         public string KongHealth { get; set; }
-        public string[] Tags { get; set; } = new string[0];
+        public TextList Tags { get; set; } = new TextList();
         public string SshUser { get; set; }
         public int? SshPort { get; set; }
         public string JumpHost { get; set; }

@@ -20,10 +20,13 @@ namespace KeyServiceOps.Core.Runbook
         public string Address { get; set; }
         public int Step { get; set; }
         public string Name { get; set; }
-        public StepOutcome Outcome { get; set; }
+        /// <summary>The typed value for code; PowerShell sees <see cref="Outcome"/> (its name), so JSON and CSV read the same as the views.</summary>
+        internal StepOutcome OutcomeValue { get; set; }
+        public string Outcome => OutcomeValue.ToString();
         public string Detail { get; set; }
         public DateTimeOffset Started { get; set; }
-        public TimeSpan Duration { get; set; }
+        internal TimeSpan Duration { get; set; }
+        public double Seconds => Math.Round(Duration.TotalSeconds, 3);
         public string IncidentId { get; set; }
         public override string ToString() => $"{Step}. {Name}: {Outcome} {Detail}";
     }
@@ -37,11 +40,12 @@ namespace KeyServiceOps.Core.Runbook
         public string IncidentId { get; set; }
         /// <summary>Healthy (nothing to fix), Recovered, AssignedToOwner, DependencyFault (no incident to hand over), Escalated, Maintenance, Failed, WhatIf.</summary>
         public string FinalState { get; set; }
-        public string[] Faults { get; set; } = new string[0];
-        public string[] Actions { get; set; } = new string[0];
-        public TimeSpan Duration { get; set; }
+        public TextList Faults { get; set; } = new TextList();
+        public TextList Actions { get; set; } = new TextList();
+        internal TimeSpan Duration { get; set; }
+        public double Seconds => Math.Round(Duration.TotalSeconds, 3);
         /// <summary>Notes PagerDuty did not take (after its retries); the runbook went on without them.</summary>
-        public string[] PendingNotes { get; set; } = new string[0];
+        public TextList PendingNotes { get; set; } = new TextList();
         public override string ToString() => $"{Target} {FinalState}";
     }
 
@@ -285,7 +289,7 @@ namespace KeyServiceOps.Core.Runbook
             if (owner != null)
             {
                 var id = await _pd.ResolveUserIdAsync(owner, ct).ConfigureAwait(false);
-                if (inc.AssigneeIds.Length == 1 && inc.AssigneeIds[0] == id) return;
+                if (inc.AssigneeIds.Count == 1 && inc.AssigneeIds[0] == id) return;
                 fields = new IncidentUpdate { AssigneeIds = new[] { id } };
             }
             else
@@ -339,7 +343,7 @@ namespace KeyServiceOps.Core.Runbook
         private void Skip(Run r, int step, string why) => Emit(r, step, Names[step], StepOutcome.Skipped, why, DateTimeOffset.UtcNow, TimeSpan.Zero);
 
         private static void Emit(Run r, int step, string name, StepOutcome outcome, string detail, DateTimeOffset started, TimeSpan duration)
-            => r.Emit?.Invoke(new RunbookStepResult { Address = r.Ep.Address, Step = step, Name = name, Outcome = outcome, Detail = detail, Started = started, Duration = duration, IncidentId = r.Incident });
+            => r.Emit?.Invoke(new RunbookStepResult { Address = r.Ep.Address, Step = step, Name = name, OutcomeValue = outcome, Detail = detail, Started = started, Duration = duration, IncidentId = r.Incident });
 
         private static RunbookSummary Finish(RunbookSummary s, Run r, string state, IReadOnlyList<Fault> faults, Stopwatch total)
         {

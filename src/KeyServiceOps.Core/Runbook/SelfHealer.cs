@@ -46,9 +46,13 @@ namespace KeyServiceOps.Core.Runbook
         public int Pass { get; set; }
         public string Upstream { get; set; }
         public string Target { get; set; }
-        public HealingAction Action { get; set; }
+        /// <summary>The typed value for code; PowerShell sees <see cref="Action"/> (its name), so JSON and CSV read the same as the views.</summary>
+        internal HealingAction ActionValue { get; set; }
+        public string Action => ActionValue.ToString();
         /// <summary>Done, Skipped, WouldDo (-WhatIf) or Failed.</summary>
-        public StepOutcome Outcome { get; set; }
+        /// <summary>The typed value for code; PowerShell sees <see cref="Outcome"/> (its name), so JSON and CSV read the same as the views.</summary>
+        internal StepOutcome OutcomeValue { get; set; }
+        public string Outcome => OutcomeValue.ToString();
         /// <summary>Why: Unhealthy, Recovered, CapacityGuard, Hysteresis, RestartBudget, Maintenance, StartupGrace, DependencyFault, LockHeld, Error.</summary>
         public string Reason { get; set; }
         public string Detail { get; set; }
@@ -72,7 +76,7 @@ namespace KeyServiceOps.Core.Runbook
         public int Skipped { get; set; }
         public int Failed { get; set; }
         /// <summary>Every limit or reason that held something back this pass, e.g. "CapacityGuard x1".</summary>
-        public string[] HeldBack { get; set; } = new string[0];
+        public TextList HeldBack { get; set; } = new TextList();
         public bool WhatIf { get; set; }
         public double Seconds { get; set; }
         public override string ToString() => $"pass {Pass} {Upstream}: {TargetsChecked} checked, {Actions} actions, {Skipped} skipped, {Failed} failed";
@@ -134,11 +138,11 @@ namespace KeyServiceOps.Core.Runbook
             finally
             {
                 sum.Seconds = Math.Round(clock.Elapsed.TotalSeconds, 3);
-                sum.Actions = results.Count(r => r.Outcome == StepOutcome.Done);
-                sum.WouldDo = results.Count(r => r.Outcome == StepOutcome.WouldDo);
-                sum.Skipped = results.Count(r => r.Outcome == StepOutcome.Skipped);
-                sum.Failed = results.Count(r => r.Outcome == StepOutcome.Failed);
-                sum.HeldBack = results.Where(r => r.Outcome == StepOutcome.Skipped).GroupBy(r => r.Reason).Select(g => $"{g.Key} x{g.Count()}").ToArray();
+                sum.Actions = results.Count(r => r.OutcomeValue == StepOutcome.Done);
+                sum.WouldDo = results.Count(r => r.OutcomeValue == StepOutcome.WouldDo);
+                sum.Skipped = results.Count(r => r.OutcomeValue == StepOutcome.Skipped);
+                sum.Failed = results.Count(r => r.OutcomeValue == StepOutcome.Failed);
+                sum.HeldBack = results.Where(r => r.OutcomeValue == StepOutcome.Skipped).GroupBy(r => r.Reason).Select(g => $"{g.Key} x{g.Count()}").ToArray();
                 if (!ct.IsCancellationRequested) summary?.Invoke(sum);
             }
         }
@@ -152,7 +156,7 @@ namespace KeyServiceOps.Core.Runbook
             {
                 if (lockFile == null)
                 {
-                    Out(new SelfHealingAction { Action = HealingAction.None, Outcome = StepOutcome.Skipped, Reason = "LockHeld", Detail = $"another self-healing pass holds {statePath}.lock; nothing done" });
+                    Out(new SelfHealingAction { ActionValue = HealingAction.None, OutcomeValue = StepOutcome.Skipped, Reason = "LockHeld", Detail = $"another self-healing pass holds {statePath}.lock; nothing done" });
                     return results;
                 }
                 var state = Load(statePath);
@@ -163,7 +167,7 @@ namespace KeyServiceOps.Core.Runbook
                 try { targets = await _rb.Kong.GetTargetsAsync(upstream, ct).ConfigureAwait(false); }
                 catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled"))
                 {
-                    Out(new SelfHealingAction { Pass = pass, Action = HealingAction.None, Outcome = StepOutcome.Failed, Reason = "Error", Detail = $"cannot read the upstream's targets ({e.ErrorId}): nothing changed this pass" });
+                    Out(new SelfHealingAction { Pass = pass, ActionValue = HealingAction.None, OutcomeValue = StepOutcome.Failed, Reason = "Error", Detail = $"cannot read the upstream's targets ({e.ErrorId}): nothing changed this pass" });
                     if (!o.WhatIf) Save(statePath, state);
                     return results;
                 }
@@ -187,13 +191,13 @@ namespace KeyServiceOps.Core.Runbook
                     present.TryGetValue(key, out var t);
                     if (!state.Targets.TryGetValue(key, out var s))
                         state.Targets[key] = s = new HealingTargetState { Target = key, Address = endpoints[i].Address, Port = endpoints[i].Port };
-                    if (t != null) { s.Weight = t.Weight; s.Tags = t.Tags ?? new string[0]; }
+                    if (t != null) { s.Weight = t.Weight; s.Tags = t.Tags?.ToArray() ?? new string[0]; }
                     var inGrace = s.GraceUntil != null && now < s.GraceUntil;
                     if (h.Healthy) { s.Successes++; s.Failures = 0; }
                     else if (!inGrace) { s.Failures++; s.Successes = 0; }
                     else s.Successes = 0;
                     SelfHealingAction A(HealingAction act, StepOutcome oc, string reason, string detail)
-                        => new SelfHealingAction { Pass = pass, Target = key, Action = act, Outcome = oc, Reason = reason, Detail = detail, Failures = s.Failures, Successes = s.Successes };
+                        => new SelfHealingAction { Pass = pass, Target = key, ActionValue = act, OutcomeValue = oc, Reason = reason, Detail = detail, Failures = s.Failures, Successes = s.Successes };
 
                     var maintenance = t != null ? _rb.IsMaintenance(t) : _rb.IsMaintenance(new RingBalancerTarget { Target = key, Address = s.Address, Port = s.Port, Tags = s.Tags });
                     if (maintenance)

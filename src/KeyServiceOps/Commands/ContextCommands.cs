@@ -18,7 +18,7 @@ namespace KeyServiceOps.Commands
         public int HealthPort { get; set; }
         public string HealthPath { get; set; }
         public string ExpectedText { get; set; }
-        public TimeSpan HealthTimeout { get; set; }
+        public double HealthTimeoutSec { get; set; }
         public int ThrottleLimit { get; set; }
         public double MaxRemoveShare { get; set; }
         public string SshUser { get; set; }
@@ -31,7 +31,7 @@ namespace KeyServiceOps.Commands
         public bool AcceptNewHostKey { get; set; }
         public bool SshKeyPassphraseSet { get; set; }
         public string FaultRulesPath { get; set; }
-        public TimeSpan RestartWaitTimeout { get; set; }
+        public double RestartWaitSec { get; set; }
         public Uri CentralLogUri { get; set; }
         public string CentralLogIndex { get; set; }
         public string CentralLogQuery { get; set; }
@@ -47,10 +47,10 @@ namespace KeyServiceOps.Commands
         {
             KongAdminUri = c.KongAdminUri, Upstream = c.Upstream, Workspace = c.Workspace, KongTokenHeader = c.KongTokenHeader,
             KongTokenSet = c.KongToken != null, SkipCertificateCheck = c.SkipCertificateCheck, HealthPort = c.HealthPort,
-            HealthPath = c.HealthPath, ExpectedText = c.ExpectedText, HealthTimeout = c.HealthTimeout, ThrottleLimit = c.ThrottleLimit,
+            HealthPath = c.HealthPath, ExpectedText = c.ExpectedText, HealthTimeoutSec = c.HealthTimeout.TotalSeconds, ThrottleLimit = c.ThrottleLimit,
             MaxRemoveShare = c.MaxRemoveShare, SshUser = c.SshUser, SshPort = c.SshPort, SshKeyPath = c.SshKeyPath,
             KnownHostsPath = c.KnownHostsPath, JumpHost = c.JumpHost, UseSudo = c.UseSudo, ContainerName = c.ContainerName,
-            AcceptNewHostKey = c.AcceptNewHostKey, SshKeyPassphraseSet = c.SshKeyPassphrase != null, FaultRulesPath = c.FaultRulesPath, RestartWaitTimeout = c.RestartWaitTimeout,
+            AcceptNewHostKey = c.AcceptNewHostKey, SshKeyPassphraseSet = c.SshKeyPassphrase != null, FaultRulesPath = c.FaultRulesPath, RestartWaitSec = c.RestartWaitTimeout.TotalSeconds,
             CentralLogUri = c.CentralLogUri, CentralLogIndex = c.CentralLogIndex, CentralLogQuery = c.CentralLogQuery,
             CentralLogCredentialSet = c.CentralLogApiKey != null || c.CentralLogPassword != null,
             PagerDutyUri = c.PagerDutyUri, PagerDutyTokenSet = c.PagerDutyToken != null, PagerDutyFrom = c.PagerDutyFrom,

@@ -80,7 +80,7 @@ namespace KeyServiceOps.Commands
             if (current == null)
             {
                 WriteWarning($"Target {wanted} is already absent from upstream '{upstream}' (self-healing or someone else removed it); nothing to do.");
-                if (PassThru) WriteObject(new TargetChange { Action = TargetChangeAction.AlreadyAbsent, Upstream = upstream, Target = wanted, Address = Address, Port = Port, Weight = 100, IncidentId = IncidentId, Detail = "already absent" });
+                if (PassThru) WriteObject(new TargetChange { ActionValue = TargetChangeAction.AlreadyAbsent, Upstream = upstream, Target = wanted, Address = Address, Port = Port, Weight = 100, IncidentId = IncidentId, Detail = "already absent" });
                 return;
             }
             if (Drain && current.Weight == 0)
@@ -153,7 +153,7 @@ namespace KeyServiceOps.Commands
             if (!ShouldProcess($"{wanted} (weight {Weight}{(Tags?.Length > 0 ? ", tags " + string.Join(",", Tags) : "")})", $"Add to ring-balancer upstream '{upstream}'" + (Force ? " without a health check" : " after a health check")))
                 return;
             var change = Await(RingBalancer.AddAsync(upstream, wanted, Weight, Tags, Force, null, IncidentId, Cancellation));
-            if (change.Action == TargetChangeAction.AlreadyPresent)
+            if (change.ActionValue == TargetChangeAction.AlreadyPresent)
                 WriteWarning($"Target {wanted} is already present in upstream '{upstream}' ({change.Detail}); nothing changed.");
             if (PassThru) WriteObject(change);
         });
