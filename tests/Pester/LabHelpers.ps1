@@ -17,16 +17,20 @@ function Start-KsoLab {
     $lab = Get-Content $info -Raw | ConvertFrom-Json
     $lab | Add-Member -NotePropertyName Process -NotePropertyValue $process
     Import-Module (Join-Path $repo 'out/KeyServiceOps/KeyServiceOps.psd1') -Force
+    $audit = Join-Path ([System.IO.Path]::GetTempPath()) ("kso-pester-audit-{0}.jsonl" -f [guid]::NewGuid().ToString('N'))
+    $lab | Add-Member -NotePropertyName AuditLog -NotePropertyValue $audit
+    Set-KsoLabContext $lab
+    $lab
+}
+
+function Set-KsoLabContext($lab) {
     $env:KSO_PESTER_PD_TOKEN = $lab.pagerDutyToken
     $env:KSO_PESTER_LOGS_KEY = $lab.centralLogApiKey
-    $audit = Join-Path ([System.IO.Path]::GetTempPath()) ("kso-pester-audit-{0}.jsonl" -f [guid]::NewGuid().ToString('N'))
-    Set-KeyServiceOpsContext -Reset -KongAdminUri $lab.kongAdminUri -Upstream $lab.upstream -HealthTimeoutSec 2 -AuditLogPath $audit `
+    Set-KeyServiceOpsContext -Reset -KongAdminUri $lab.kongAdminUri -Upstream $lab.upstream -HealthTimeoutSec 2 -AuditLogPath $lab.AuditLog `
         -PagerDutyUri $lab.pagerDutyUri -PagerDutyTokenVariable KSO_PESTER_PD_TOKEN -PagerDutyFrom oncall@example.com `
         -SshUser $lab.sshUser -SshPort $lab.sshPort -SshKeyPath $lab.sshKeyPath -KnownHostsPath $lab.knownHostsPath `
         -CentralLogUri $lab.centralLogUri -CentralLogApiKeyVariable KSO_PESTER_LOGS_KEY `
-        -RestartPollSec 0.2 -RestartWaitSec 20 -FaultOwner @{ CipherDependency = 'cipher-owner@example.com' }
-    $lab | Add-Member -NotePropertyName AuditLog -NotePropertyValue $audit
-    $lab
+        -RestartPollSec 0.2 -RestartWaitSec 20 -FaultOwner @{ CipherDependency = 'cipher-owner@example.com' } -Confirm:$false
 }
 
 function Stop-KsoLab($Lab) {
