@@ -111,6 +111,41 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task Two_runbooks_for_one_instance_at_once_restart_it_once_and_note_once()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            using var rig = new OpsRig(lab);
+            var opts = new RunbookOptions { IncidentId = inc.Id, RestartTimeout = TimeSpan.FromSeconds(8), PollInterval = TimeSpan.FromMilliseconds(100) };
+            // Two operators (two flows, each its own lock handle, as two processes would have).
+            var both = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => Task.Run(() => rig.Runner().RunAsync(Endpoint.Parse(lab[0].Address, 8888), opts, Yes, null, None))));
+            Assert.Equal(new[] { "Healthy", "Recovered" }, both.Select(s => s.FinalState).OrderBy(x => x));
+            Assert.Equal(1, lab[0].RestartCount);
+            Assert.Single(lab.PagerDuty.Incident(inc.Id).Notes, n => n.Content.Contains("manually removed target"));
+            Assert.True(InUpstream(lab, lab[0]));
+        }
+
+        [Fact]
+        public async Task A_second_actor_that_waits_too_long_gets_InstanceBusy_naming_the_holder_and_changes_nothing()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
+            using var rig = new OpsRig(lab);
+            using (await Task.Run(() => InstanceLock.AcquireAsync(rig.Ctx.LockDirectory, lab[0].Address, "a test holding it", TimeSpan.Zero, None)))
+            {
+                var e = await Assert.ThrowsAsync<OpsException>(() => Task.Run(() => rig.Runner().RunAsync(Endpoint.Parse(lab[0].Address, 8888),
+                    new RunbookOptions { LockTimeout = TimeSpan.FromMilliseconds(300), PollInterval = TimeSpan.FromMilliseconds(100) }, Yes, null, None)));
+                Assert.Equal("InstanceBusy", e.ErrorId);
+                Assert.Equal(OpsErrorCategory.ResourceBusy, e.Category);
+                Assert.Contains("a test holding it", e.Message);
+                Assert.Contains($"process {Environment.ProcessId}", e.Message);
+                Assert.Equal(0, Writes(lab));
+                Assert.Equal(0, lab[0].RestartCount);
+            }
+        }
+
+        [Fact]
         public async Task A_mistyped_incident_id_is_a_typed_error_before_anything_changes()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });

@@ -41,8 +41,8 @@ function Stop-KsoLab($Lab) {
     Remove-Module KeyServiceOps -ErrorAction SilentlyContinue
 }
 
-function Set-KsoLabScenario($Lab, [string] $Address, [string] $Scenario) {
-    Invoke-RestMethod -Method Post -Uri ("{0}scenario?address={1}&name={2}" -f $Lab.control, $Address, $Scenario) | Out-Null
+function Set-KsoLabScenario($Lab, [string] $Address, [string] $Scenario, [switch] $Persists) {
+    Invoke-RestMethod -Method Post -Uri ("{0}scenario?address={1}&name={2}&persists={3}" -f $Lab.control, $Address, $Scenario, $(if ($Persists) { 'true' } else { 'false' })) | Out-Null
 }
 
 function Set-KsoLabMode($Lab, [string] $Address, [string] $Mode) {

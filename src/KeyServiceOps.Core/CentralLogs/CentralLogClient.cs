@@ -77,6 +77,7 @@ namespace KeyServiceOps.Core.CentralLogs
                 HttpHandlers.Get(ctx.CentralLogSkipCertificateCheck, ctx.CentralLogCaCertificatePath, ctx.UseSystemProxy), ctx.HttpTimeout, _log,
                 req => { if (auth != null) req.Headers.TryAddWithoutValidation("Authorization", Authorization(ctx)); },
                 s => secrets.Aggregate(s, (acc, x) => acc.Replace(x, "***")));
+            _rest.MaxResponseBytes = ctx.MaxResponseBytes;
             _retry = HttpRetry.Build("The central log service", ctx.CentralLogMaxRetries, retryBaseDelay ?? TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(20), _log);
         }
 

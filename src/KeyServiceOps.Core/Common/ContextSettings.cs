@@ -88,6 +88,7 @@ namespace KeyServiceOps.Core
             Str("caCertificatePath", c => c.CaCertificatePath, (c, v) => c.CaCertificatePath = v);
             Seconds("httpTimeoutSeconds", 1, 3600, c => c.HttpTimeout, (c, v) => c.HttpTimeout = v);
             Int("kongPageSize", 1, 1000, c => c.KongPageSize, (c, v) => c.KongPageSize = v);
+            Int("maxResponseMegabytes", 1, 1024, c => (int)(c.MaxResponseBytes / (1024 * 1024)), (c, v) => c.MaxResponseBytes = v * 1024L * 1024);
             Int("healthPort", 1, 65535, c => c.HealthPort, (c, v) => c.HealthPort = v);
             Str("healthPath", c => c.HealthPath, (c, v) => c.HealthPath = v);
             Str("expectedText", c => c.ExpectedText, (c, v) => c.ExpectedText = v);
@@ -124,6 +125,8 @@ namespace KeyServiceOps.Core
             Str("centralLogCaCertificatePath", c => c.CentralLogCaCertificatePath, (c, v) => c.CentralLogCaCertificatePath = v);
             Int("centralLogPageSize", 1, 10000, c => c.CentralLogPageSize, (c, v) => c.CentralLogPageSize = v);
             Str("auditLogPath", c => c.AuditLogPath, (c, v) => c.AuditLogPath = v);
+            Str("lockDirectory", c => c.LockDirectory, (c, v) => c.LockDirectory = v.Length == 0 ? null : v);
+            Seconds("lockTimeoutSeconds", 0, 3600, c => c.LockTimeout, (c, v) => c.LockTimeout = v);
         }
 
         /// <summary>Applies every known key of <paramref name="o"/>; a value of the wrong type or range is ConfigFileInvalid naming the key.</summary>

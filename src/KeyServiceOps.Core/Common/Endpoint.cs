@@ -57,7 +57,7 @@ namespace KeyServiceOps.Core
             if (portText != null)
             {
                 if (!int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || port < 1 || port > 65535)
-                { reason = $"port '{portText}' is not a number from 1 to 65535"; return false; }
+                { reason = $"port '{Short(portText)}' is not a number from 1 to 65535"; return false; }
             }
             if (IPAddress.TryParse(host, out var ip) && (host.Contains(":") || Regex.IsMatch(host, @"^\d{1,3}(\.\d{1,3}){3}$")))
             {
@@ -71,8 +71,8 @@ namespace KeyServiceOps.Core
                 else endpoint = new Endpoint(ip.ToString(), port);
                 return true;
             }
-            if (Regex.IsMatch(host, @"^[\d.]+$")) { reason = $"'{host}' is not a valid IPv4 address"; return false; }
-            if (!HostName.IsMatch(host)) { reason = $"'{host}' is not a valid IP address or host name"; return false; }
+            if (Regex.IsMatch(host, @"^[\d.]+$")) { reason = $"'{Short(host)}' is not a valid IPv4 address"; return false; }
+            if (!HostName.IsMatch(host)) { reason = $"'{Short(host)}' is not a valid IP address or host name"; return false; }
             endpoint = new Endpoint(host, port);
             return true;
         }
@@ -91,6 +91,8 @@ namespace KeyServiceOps.Core
             if (input == null) return "(nothing)";
             return input.Length <= 200 ? $"'{input}'" : $"'{input.Substring(0, 200)}…' ({input.Length} characters)";
         }
+
+        private static string Short(string s) => s != null && s.Length > 60 ? s.Substring(0, 60) + "…" : s;
 
         public bool Equals(Endpoint other) => string.Equals(Address, other.Address, StringComparison.OrdinalIgnoreCase) && Port == other.Port;
         public override bool Equals(object obj) => obj is Endpoint e && Equals(e);

@@ -52,6 +52,9 @@ namespace KeyServiceOps.Core
         public bool UseSystemProxy { get; set; }
         public TimeSpan HttpTimeout { get; set; } = TimeSpan.FromSeconds(30);
         public int KongPageSize { get; set; } = 1000;
+        /// <summary>The most of any HTTP answer (Kong, PagerDuty, central logs) that is read.</summary>
+        public long MaxResponseBytes { get; set; } = DefaultMaxResponseBytes;
+        public const long DefaultMaxResponseBytes = 32L * 1024 * 1024;
 
         // Health
         public int HealthPort { get; set; } = DefaultServicePort;
@@ -113,6 +116,11 @@ namespace KeyServiceOps.Core
         public int CentralLogPageSize { get; set; } = 500;
         public int CentralLogMaxRetries { get; set; } = 4;
         public CentralLogFields CentralLogFields { get; set; } = new CentralLogFields();
+
+        // One actor per instance: where the lock files live (shared by every operator of the machine) and how long
+        // a second actor waits for the first before InstanceBusy.
+        public string LockDirectory { get; set; }
+        public TimeSpan LockTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
         // Audit
         public string AuditLogPath { get; set; } = DefaultAuditLogPath();

@@ -102,6 +102,9 @@ namespace KeyServiceOps.Core
         private readonly Func<string, string> _redact;
         private int _requestCount;
 
+        /// <summary>The most of an answer that is read; a larger one is ...ResponseTooLarge (a broken or hostile server).</summary>
+        public long MaxResponseBytes { get; set; } = OpsContext.DefaultMaxResponseBytes;
+
         public RestClient(string service, Uri baseUri, HttpMessageHandler handler, TimeSpan timeout, IOpsLog log,
             Action<HttpRequestMessage> authorize, Func<string, string> redact = null)
         {
@@ -137,9 +140,9 @@ namespace KeyServiceOps.Core
                     Interlocked.Increment(ref _requestCount);
                     try
                     {
-                        using (var resp = await _http.SendAsync(req, HttpCompletionOption.ResponseContentRead, cts.Token).ConfigureAwait(false))
+                        using (var resp = await _http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead, cts.Token).ConfigureAwait(false))
                         {
-                            var text = resp.Content == null ? "" : await resp.Content.ReadAsStringAsync().ConfigureAwait(false);
+                            var text = await ReadBoundedAsync(resp, method, uri, cts.Token).ConfigureAwait(false);
                             sw.Stop();
                             var r = new RestResponse
                             {
@@ -172,6 +175,36 @@ namespace KeyServiceOps.Core
                 }
             }
         }
+
+        /// <summary>Reads at most <see cref="MaxResponseBytes"/> of the answer; an endless or huge body is refused, not buffered.</summary>
+        private async Task<string> ReadBoundedAsync(HttpResponseMessage resp, HttpMethod method, Uri uri, CancellationToken ct)
+        {
+            if (resp.Content == null) return "";
+            var max = MaxResponseBytes;
+            var declared = resp.Content.Headers.ContentLength;
+            if (declared > max) throw TooLarge(method, uri, $"it declares {declared:N0} bytes");
+            using (var stream = await resp.Content.ReadAsStreamAsync().ConfigureAwait(false))
+            using (var buffer = new System.IO.MemoryStream(declared > 0 ? (int)declared.Value : 16 * 1024))
+            {
+                var chunk = new byte[64 * 1024];
+                int n;
+                while ((n = await stream.ReadAsync(chunk, 0, chunk.Length, ct).ConfigureAwait(false)) > 0)
+                {
+                    if (buffer.Length + n > max) throw TooLarge(method, uri, $"it went on past {max:N0} bytes");
+                    buffer.Write(chunk, 0, n);
+                }
+                var charset = resp.Content.Headers.ContentType?.CharSet;
+                Encoding enc;
+                try { enc = string.IsNullOrEmpty(charset) ? Encoding.UTF8 : Encoding.GetEncoding(charset.Trim('"')); }
+                catch (ArgumentException) { enc = Encoding.UTF8; }
+                return enc.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+            }
+        }
+
+        private OpsException TooLarge(HttpMethod method, Uri uri, string what)
+            => new OpsException(_service + "ResponseTooLarge", OpsErrorCategory.InvalidResult,
+                $"{_service} answered {method} {uri.AbsolutePath} with more than {MaxResponseBytes / (1024 * 1024)} MiB ({what}); stopped reading. A real {_service} answer is far smaller: a broken proxy or the wrong address.",
+                uri.ToString(), recommendedAction: $"Check the {_service} address (Set-KeyServiceOpsContext); if the answer is genuinely that large, raise maxResponseMegabytes in the config file.");
 
         internal static string Describe(Exception e)
         {

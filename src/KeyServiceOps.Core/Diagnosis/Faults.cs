@@ -103,7 +103,7 @@ namespace KeyServiceOps.Core.Diagnosis
                 foreach (var r in (o["rules"] as JArray) ?? new JArray())
                 {
                     i++;
-                    var rule = r.ToObject<FaultRule>();
+                    var rule = r.Type == JTokenType.Object ? r.ToObject<FaultRule>() : throw new FormatException($"rule {i} is {(r.Type == JTokenType.Null ? "null" : "not an object")}");
                     if (string.IsNullOrEmpty(rule.Category) || string.IsNullOrEmpty(rule.Pattern))
                         throw new FormatException($"rule {i} ({rule.Name}) needs a category and a pattern");
                     rule.Name = rule.Name ?? rule.Category;
@@ -138,10 +138,47 @@ namespace KeyServiceOps.Core.Diagnosis
         private readonly Dictionary<(string, string), Acc> _found = new Dictionary<(string, string), Acc>();
         private readonly List<(string, string)> _order = new List<(string, string)>();
 
-        public FaultAnalyzer(FaultRuleSet rules = null, IDictionary<string, string> owners = null)
+        private readonly Action<string> _warn;
+        private readonly HashSet<FaultRule> _skipped = new HashSet<FaultRule>();
+        private readonly System.Diagnostics.Stopwatch _matching = new System.Diagnostics.Stopwatch();
+        private bool _budgetSpent;
+
+        public FaultAnalyzer(FaultRuleSet rules = null, IDictionary<string, string> owners = null, Action<string> warn = null)
         {
             _rules = rules ?? FaultRuleSet.Default;
             _owners = owners ?? new Dictionary<string, string>();
+            _warn = warn;
+        }
+
+        /// <summary>
+        /// The time all rule matching of one analysis may take. A rule that times out on a line (200 ms) is skipped for
+        /// the rest of the analysis and named once in a warning; when the budget is spent, the remaining lines are
+        /// not matched (a warning says how many were), so a catastrophic rule never stalls the runbook.
+        /// </summary>
+        public TimeSpan Budget { get; set; } = TimeSpan.FromSeconds(2);
+        public IReadOnlyCollection<string> SkippedRules => _skipped.Select(r => r.Name).ToList();
+        public long LinesNotMatched { get; private set; }
+
+        private bool Matches(FaultRule rule, string text)
+        {
+            if (_skipped.Contains(rule)) return false;
+            _matching.Start();
+            try { return rule.Regex.IsMatch(text); }
+            catch (RegexMatchTimeoutException)
+            {
+                _skipped.Add(rule);
+                _warn?.Invoke($"Fault rule '{rule.Name}' ({rule.Category}) took longer than {rule.Regex.MatchTimeout.TotalMilliseconds:0} ms on one line and is skipped for the rest of this analysis: its pattern backtracks catastrophically. Fix the pattern in the rules file.");
+                return false;
+            }
+            finally { _matching.Stop(); }
+        }
+
+        private bool WithinBudget()
+        {
+            if (_matching.Elapsed < Budget) return true;
+            if (!_budgetSpent) { _budgetSpent = true; _warn?.Invoke($"Fault analysis stopped matching after {Budget.TotalSeconds:0.#} s of rule matching ({LinesRead} lines): the rest of the log is not diagnosed. Check the fault rules for slow patterns."); }
+            LinesNotMatched++;
+            return false;
         }
 
         public long LinesRead { get; private set; }
@@ -150,13 +187,11 @@ namespace KeyServiceOps.Core.Diagnosis
         {
             if (e == null || string.IsNullOrEmpty(e.Message)) return;
             LinesRead++;
+            if (!WithinBudget()) return;
             foreach (var rule in _rules.Rules)
             {
                 if (e.LevelValue != LogLevel.Unknown && e.LevelValue < rule.MinLevel) continue;
-                bool hit;
-                try { hit = rule.Regex.IsMatch(e.Message); }
-                catch (RegexMatchTimeoutException) { continue; }
-                if (!hit) continue;
+                if (!Matches(rule, e.Message)) continue;
                 Record(e.Address, e.Container, rule, e.Timestamp, Line(e), "Log");
                 return;
             }
@@ -176,7 +211,7 @@ namespace KeyServiceOps.Core.Diagnosis
             }
             else if (!string.IsNullOrEmpty(s.Error))
             {
-                var hit = _rules.Rules.FirstOrDefault(r => r.Regex.IsMatch(s.Error)) ?? _rules.Unknown;
+                var hit = _rules.Rules.FirstOrDefault(r => Matches(r, s.Error)) ?? _rules.Unknown;
                 if (hit != null) Record(s.Address, s.Container, hit, s.FinishedAt, $"docker inspect: Error={s.Error}, ExitCode={s.ExitCode}", "ContainerState");
             }
         }

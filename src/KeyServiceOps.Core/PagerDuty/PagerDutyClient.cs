@@ -43,6 +43,7 @@ namespace KeyServiceOps.Core.PagerDuty
                     req.Headers.TryAddWithoutValidation("Accept", "application/vnd.pagerduty+json;version=2");
                 },
                 s => s.Replace(secret, "***"));
+            _rest.MaxResponseBytes = ctx.MaxResponseBytes;
             _retry = HttpRetry.Build("PagerDuty", ctx.PagerDutyMaxRetries, baseDelay ?? TimeSpan.FromMilliseconds(500), ctx.PagerDutyMaxBackoff, _log);
         }
 

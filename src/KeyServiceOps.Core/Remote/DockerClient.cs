@@ -105,7 +105,7 @@ namespace KeyServiceOps.Core.Remote
         /// <summary>The faults in the container's last <paramref name="tail"/> log lines and in its state.</summary>
         public async Task<IReadOnlyList<Fault>> DiagnoseAsync(SshTarget t, int tail, FaultRuleSet rules, IDictionary<string, string> owners, CancellationToken ct)
         {
-            var a = new FaultAnalyzer(rules, owners);
+            var a = new FaultAnalyzer(rules, owners, _log.Warning);
             await LogsAsync(t, new LogQuery { Tail = tail }, a.Add, ct).ConfigureAwait(false);
             a.Add(await InspectAsync(t, ct).ConfigureAwait(false));
             return a.Results();

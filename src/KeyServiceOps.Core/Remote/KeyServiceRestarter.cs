@@ -27,6 +27,9 @@ namespace KeyServiceOps.Core.Remote
         public int HealthPort { get; set; } = OpsContext.DefaultServicePort;
         public string IncidentId { get; set; }
         public string Actor { get; set; }
+        /// <summary>The instance lock (one actor per instance): its folder (null: the default) and how long to wait.</summary>
+        public string LockDirectory { get; set; }
+        public TimeSpan LockTimeout { get; set; } = TimeSpan.FromSeconds(30);
     }
 
     public sealed class RestartProgress
@@ -100,6 +103,13 @@ namespace KeyServiceOps.Core.Remote
         public async Task<RestartResult> RestartAsync(SshTarget t, RestartOptions o, Action<RestartProgress> progress, CancellationToken ct)
         {
             var result = new RestartResult { Address = t.Host, Container = t.Container, IncidentId = o.IncidentId };
+            // One actor per instance: a second operator (or the healer) waits here, then gets InstanceBusy.
+            using (await InstanceLock.AcquireAsync(o.LockDirectory, t.Host, $"restart {t.Container}", o.LockTimeout, ct).ConfigureAwait(false))
+                return await RestartLockedAsync(t, o, progress, result, ct).ConfigureAwait(false);
+        }
+
+        private async Task<RestartResult> RestartLockedAsync(SshTarget t, RestartOptions o, Action<RestartProgress> progress, RestartResult result, CancellationToken ct)
+        {
             var fault = await CheckGateAsync(t, o, ct).ConfigureAwait(false);
             result.FaultCategory = fault?.Category;
             var sw = Stopwatch.StartNew();

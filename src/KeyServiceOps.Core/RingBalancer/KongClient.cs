@@ -34,6 +34,7 @@ namespace KeyServiceOps.Core.RingBalancer
                 ctx.HttpTimeout, log,
                 req => { if (token != null) req.Headers.TryAddWithoutValidation(header, token.RevealForHeader("Kong Admin token")); },
                 s => string.IsNullOrEmpty(secret) ? s : s.Replace(secret, "***"));
+            _rest.MaxResponseBytes = ctx.MaxResponseBytes;
             _prefix = string.IsNullOrEmpty(ctx.Workspace) ? "" : Uri.EscapeDataString(ctx.Workspace) + "/";
             _pageSize = Math.Max(1, Math.Min(1000, ctx.KongPageSize));
         }

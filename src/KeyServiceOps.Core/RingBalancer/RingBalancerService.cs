@@ -98,6 +98,13 @@ namespace KeyServiceOps.Core.RingBalancer
         /// <summary>Deletes (or drains to weight 0) a resolved target and audits it. The guard must have been consulted.</summary>
         public async Task<TargetChange> RemoveResolvedAsync(string upstream, RingBalancerTarget target, bool drain, bool forced, string actor, string incident, CancellationToken ct)
         {
+            // One actor per instance (a runbook holding it already passes straight through).
+            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, target.Address ?? target.Target, $"{(drain ? "drain" : "remove")} {target.Target} from {upstream}", _ctx.LockTimeout, ct).ConfigureAwait(false))
+                return await RemoveResolvedLockedAsync(upstream, target, drain, forced, actor, incident, ct).ConfigureAwait(false);
+        }
+
+        private async Task<TargetChange> RemoveResolvedLockedAsync(string upstream, RingBalancerTarget target, bool drain, bool forced, string actor, string incident, CancellationToken ct)
+        {
             var change = new TargetChange
             {
                 Upstream = upstream, Target = target.Target, Address = target.Address, Port = target.Port, Weight = target.Weight,
@@ -130,6 +137,13 @@ namespace KeyServiceOps.Core.RingBalancer
 
         /// <summary>Adds a target (or restores a drained one). Health is checked first unless forced.</summary>
         public async Task<TargetChange> AddAsync(string upstream, string target, int weight, string[] tags, bool skipHealthCheck, string actor, string incident, CancellationToken ct)
+        {
+            Endpoint.TryParse(target, _ctx.HealthPort, out var lockEp, out _);
+            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, lockEp.Address ?? target, $"add {target} to {upstream}", _ctx.LockTimeout, ct).ConfigureAwait(false))
+                return await AddLockedAsync(upstream, target, weight, tags, skipHealthCheck, actor, incident, ct).ConfigureAwait(false);
+        }
+
+        private async Task<TargetChange> AddLockedAsync(string upstream, string target, int weight, string[] tags, bool skipHealthCheck, string actor, string incident, CancellationToken ct)
         {
             Endpoint.TryParse(target, _ctx.HealthPort, out var ep, out _);
             var change = new TargetChange { Upstream = upstream, Target = target, Address = ep.Address, Port = ep.Port, Weight = weight, Tags = tags ?? new string[0], Actor = actor ?? "manual", IncidentId = incident, Forced = skipHealthCheck };

@@ -62,6 +62,8 @@ namespace KeyServiceOps.Core.Runbook
         public string Actor { get; set; } = "runbook";
         /// <summary>-WhatIf: decide everything, change nothing (notes included).</summary>
         public bool WhatIf { get; set; }
+        /// <summary>How long to wait for another actor on the same instance before InstanceBusy (null: the context's).</summary>
+        public TimeSpan? LockTimeout { get; set; }
     }
 
     /// <summary>
@@ -112,6 +114,15 @@ namespace KeyServiceOps.Core.Runbook
             var summary = new RunbookSummary { Address = ep.Address, Target = ep.Target, Upstream = r.Upstream };
             r.Incident = await FindIncidentAsync(ep, o.IncidentId, ct).ConfigureAwait(false);
             summary.IncidentId = r.Incident;
+            if (o.WhatIf) return await RunLockedAsync(r, summary, total, ct).ConfigureAwait(false); // decides only: no lock
+            // One actor per instance for the whole run: a second runbook (another operator) waits, then sees the result.
+            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, ep.Address, $"Invoke-KeyServiceRunbook {ep.Target}", o.LockTimeout ?? _ctx.LockTimeout, ct).ConfigureAwait(false))
+                return await RunLockedAsync(r, summary, total, ct).ConfigureAwait(false);
+        }
+
+        private async Task<RunbookSummary> RunLockedAsync(Run r, RunbookSummary summary, Stopwatch total, CancellationToken ct)
+        {
+            var ep = r.Ep; var o = r.O;
             try { r.Ssh = SshTarget.For(_ctx, ep.Address); }
             catch (OpsException e) { _log.Warning($"{ep.Address}: {e.Message}"); }
 
@@ -182,10 +193,19 @@ namespace KeyServiceOps.Core.Runbook
                         r.HandedOver = true;
                         return (StepOutcome.Done, $"{found}; dependency fault: {what}; not restarted", true);
                     }
+                    var prior = await PriorRestartAsync(r, ct).ConfigureAwait(false);
+                    if (prior != null)
+                    {
+                        // Never twice for one incident: an earlier run sent the restart and was interrupted or killed
+                        // (its audit line says so). Wait for health instead of restarting again.
+                        var healthy = await WaitForHealthAsync(r, ct).ConfigureAwait(false);
+                        return (StepOutcome.AlreadyDone, $"{found}; {r.Ssh.Container} was already restarted for incident {r.Incident} at {prior.Time:u} ({prior.Outcome}): not restarted again; {(healthy ? "operational now" : $"still not operational after {r.O.RestartTimeout.TotalSeconds:0} s")}", false);
+                    }
                     if (!await r.Confirm($"{r.Ssh.Container} on {ep.Address}", "docker restart and wait for health (runbook step 3)").ConfigureAwait(false))
                         return (StepOutcome.WouldDo, $"{found}; would restart {r.Ssh.Container} and wait up to {r.O.RestartTimeout.TotalSeconds:0} s for health", false);
                     restart = await _restarter.RestartAsync(r.Ssh, new RestartOptions
                     {
+                        LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout,
                         Wait = true, Timeout = r.O.RestartTimeout, PollInterval = r.O.PollInterval, KnownFaults = faults, Via = r.O.Via,
                         HealthPort = ep.Port, IncidentId = r.Incident, Actor = r.O.Actor,
                     }, null, ct).ConfigureAwait(false);
@@ -261,6 +281,33 @@ namespace KeyServiceOps.Core.Runbook
             => r.O.Via == HealthVia.Ssh && r.Ssh != null
                 ? await _docker.CurlHealthAsync(r.Ssh, r.Ep.Port, _health.Path, _health.ExpectedText, _health.Timeout, ct).ConfigureAwait(false)
                 : await _health.CheckAsync(r.Ep, ct).ConfigureAwait(false);
+
+        /// <summary>
+        /// A restart already done for this run's incident: an audit line for it (any outcome but Failed) and a container
+        /// that docker says started after that line. An intent whose process was killed before `docker restart` was sent
+        /// leaves the container's start time older, so the restart is done now; one killed after it is not repeated.
+        /// </summary>
+        private async Task<AuditEntry> PriorRestartAsync(Run r, CancellationToken ct)
+        {
+            if (r.Incident == null || _audit == null) return null;
+            var prior = _audit.Read(null, r.Ep.Address, "RestartContainer")
+                .LastOrDefault(e => string.Equals(e.Incident, r.Incident, StringComparison.OrdinalIgnoreCase) && e.Outcome != AuditLog.Failed);
+            if (prior == null) return null;
+            var state = await _docker.InspectAsync(r.Ssh, ct).ConfigureAwait(false);
+            return state.StartedAt != null && state.StartedAt.Value >= prior.Time.AddSeconds(-1) ? prior : null;
+        }
+
+        private async Task<bool> WaitForHealthAsync(Run r, CancellationToken ct)
+        {
+            var deadline = DateTimeOffset.UtcNow + r.O.RestartTimeout;
+            while (true)
+            {
+                var h = await CheckAsync(r, ct).ConfigureAwait(false);
+                if (h.Healthy) return true;
+                if (DateTimeOffset.UtcNow >= deadline) return false;
+                await Task.Delay(r.O.PollInterval, ct).ConfigureAwait(false);
+            }
+        }
 
         private async Task<string> FindIncidentAsync(Endpoint ep, string given, CancellationToken ct)
         {

@@ -191,7 +191,7 @@ namespace KeyServiceOps.Core.Runbook
                     present.TryGetValue(key, out var t);
                     if (!state.Targets.TryGetValue(key, out var s))
                         state.Targets[key] = s = new HealingTargetState { Target = key, Address = endpoints[i].Address, Port = endpoints[i].Port };
-                    if (t != null) { s.Weight = t.Weight; s.Tags = t.Tags?.ToArray() ?? new string[0]; }
+                    if (t != null) { s.Weight = t.Weight; s.Tags = t.Tags?.ToArray() ?? new string[0]; s.RemovedBySelfHealing = false; s.RemovedAt = null; }
                     var inGrace = s.GraceUntil != null && now < s.GraceUntil;
                     if (h.Healthy) { s.Successes++; s.Failures = 0; }
                     else if (!inGrace) { s.Failures++; s.Successes = 0; }
@@ -226,10 +226,15 @@ namespace KeyServiceOps.Core.Runbook
                                 continue;
                             }
                             var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
-                            var change = await _rb.RemoveResolvedAsync(upstream, t, false, false, o.Actor, incident, ct).ConfigureAwait(false);
-                            removedThisPass++;
+                            // Remembered before Kong is asked (a kill right after the DELETE must not make the healer
+                            // forget what it took out); undone if the removal fails. A target still present next pass
+                            // clears the mark, so a kill before the DELETE leaves nothing behind.
                             s.RemovedBySelfHealing = true; s.RemovedAt = now; s.Successes = 0;
-                            Save(statePath, state); // before anything else can be interrupted: never forget a removal
+                            Save(statePath, state);
+                            TargetChange change;
+                            try { change = await _rb.RemoveResolvedAsync(upstream, t, false, false, o.Actor, incident, ct).ConfigureAwait(false); }
+                            catch (OpsException) { s.RemovedBySelfHealing = false; s.RemovedAt = null; Save(statePath, state); throw; }
+                            removedThisPass++;
                             var a = A(HealingAction.Remove, StepOutcome.Done, "Unhealthy", $"{change.Action} after {s.Failures} failed checks ({h.Status}: {h.Detail})");
                             a.IncidentId = incident;
                             await NoteAsync(a, incident, $"removed by self-healing: target {key} of upstream {upstream} failed {s.Failures} consecutive health checks ({h.Status}).", ct).ConfigureAwait(false);
@@ -298,7 +303,7 @@ namespace KeyServiceOps.Core.Runbook
             try
             {
                 var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
-                await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, Actor = o.Actor, HealthPort = s.Port }, null, ct).ConfigureAwait(false);
+                await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, Actor = o.Actor, HealthPort = s.Port, LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout }, null, ct).ConfigureAwait(false);
                 s.Restarts.Add(now);
                 s.GraceUntil = now + o.StartupGrace;
                 save();

@@ -114,6 +114,7 @@ namespace KeyServiceOps.Commands
         [Parameter] public SwitchParameter PagerDutySkipCertificateCheck { get; set; }
         [Parameter] public string PagerDutyCaCertificatePath { get; set; }
         [Parameter] public string AuditLogPath { get; set; }
+        [Parameter, ValidateRange(0, 3600)] public double LockTimeoutSec { get; set; }
         [Parameter] public SwitchParameter PassThru { get; set; }
         /// <summary>Also save these settings (no secret values) as the defaults of new processes (Start-Job, a new pwsh).</summary>
         [Parameter] public SwitchParameter Save { get; set; }
@@ -192,6 +193,7 @@ namespace KeyServiceOps.Commands
             if (PagerDutyTokenVariable != null) c.PagerDutyToken = RequireEnv(PagerDutyTokenVariable);
             if (PagerDutyFrom != null) c.PagerDutyFrom = PagerDutyFrom;
             if (AuditLogPath != null) c.AuditLogPath = GetUnresolvedProviderPathFromPSPath(AuditLogPath);
+            if (b.ContainsKey(nameof(LockTimeoutSec))) c.LockTimeout = TimeSpan.FromSeconds(LockTimeoutSec);
             if (!ShouldProcess($"Kong {c.KongAdminUri}, upstream '{c.Upstream}', audit log {c.AuditLogPath}", "Set the KeyServiceOps context of this session (and of runspaces started from now on)"))
                 return;
             ContextStore.Current = c;

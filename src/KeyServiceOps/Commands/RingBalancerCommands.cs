@@ -45,6 +45,15 @@ namespace KeyServiceOps.Commands
     [OutputType(typeof(TargetChange))]
     public sealed class RemoveRingBalancerTargetCommand : KongCmdlet
     {
+        /// <summary>How long to wait for another operator acting on the same instance before InstanceBusy.</summary>
+        [Parameter, ValidateRange(0, 3600)] public double LockTimeoutSec { get; set; }
+
+        protected override void ApplyOverrides(OpsContext c)
+        {
+            base.ApplyOverrides(c);
+            if (MyInvocation.BoundParameters.ContainsKey(nameof(LockTimeoutSec))) c.LockTimeout = TimeSpan.FromSeconds(LockTimeoutSec);
+        }
+
         private int _removed;
 
         [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
@@ -114,6 +123,15 @@ namespace KeyServiceOps.Commands
     [OutputType(typeof(TargetChange))]
     public sealed class AddRingBalancerTargetCommand : KongCmdlet
     {
+        /// <summary>How long to wait for another operator acting on the same instance before InstanceBusy.</summary>
+        [Parameter, ValidateRange(0, 3600)] public double LockTimeoutSec { get; set; }
+
+        protected override void ApplyOverrides(OpsContext c)
+        {
+            base.ApplyOverrides(c);
+            if (MyInvocation.BoundParameters.ContainsKey(nameof(LockTimeoutSec))) c.LockTimeout = TimeSpan.FromSeconds(LockTimeoutSec);
+        }
+
         [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [TargetInput]
         [ArgumentCompleter(typeof(AddTargetCompleter))]

@@ -30,6 +30,15 @@ namespace KeyServiceOps.Commands
     [OutputType(typeof(RunbookStepResult), typeof(RunbookSummary))]
     public sealed class InvokeKeyServiceRunbookCommand : RunbookCmdlet
     {
+        /// <summary>How long to wait for another operator acting on the same instance before InstanceBusy.</summary>
+        [Parameter, ValidateRange(0, 3600)] public double LockTimeoutSec { get; set; }
+
+        protected override void ApplyOverrides(OpsContext c)
+        {
+            base.ApplyOverrides(c);
+            if (MyInvocation.BoundParameters.ContainsKey(nameof(LockTimeoutSec))) c.LockTimeout = TimeSpan.FromSeconds(LockTimeoutSec);
+        }
+
         private const int ActivityId = 3501;
 
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]

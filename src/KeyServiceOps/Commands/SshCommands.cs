@@ -135,7 +135,7 @@ namespace KeyServiceOps.Commands
         {
             var path = RulePath != null ? GetUnresolvedProviderPathFromPSPath(RulePath) : Context.FaultRulesPath;
             _rules = Setup(() => FaultRuleSet.Load(path));
-            _analyzer = new FaultAnalyzer(_rules, Context.FaultOwners);
+            _analyzer = new FaultAnalyzer(_rules, Context.FaultOwners, WriteWarning);
             if (_rules.Sources.Count > 1 || path != null) WriteVerbose($"Fault rules from: {string.Join(", ", _rules.Sources)}");
         }
 
@@ -200,6 +200,15 @@ namespace KeyServiceOps.Commands
     [OutputType(typeof(RestartResult))]
     public sealed class RestartKeyServiceCommand : SshCmdlet
     {
+        /// <summary>How long to wait for another operator acting on the same instance before InstanceBusy.</summary>
+        [Parameter, ValidateRange(0, 3600)] public double LockTimeoutSec { get; set; }
+
+        protected override void ApplyOverrides(OpsContext c)
+        {
+            base.ApplyOverrides(c);
+            if (MyInvocation.BoundParameters.ContainsKey(nameof(LockTimeoutSec))) c.LockTimeout = TimeSpan.FromSeconds(LockTimeoutSec);
+        }
+
         private const string AddressSet = "Address", FaultSet = "Fault";
         private const int ActivityId = 3401;
 
@@ -272,6 +281,7 @@ namespace KeyServiceOps.Commands
                 Timeout = b.ContainsKey(nameof(TimeoutSec)) ? TimeSpan.FromSeconds(TimeoutSec) : Context.RestartWaitTimeout,
                 PollInterval = b.ContainsKey(nameof(PollIntervalSec)) ? TimeSpan.FromSeconds(PollIntervalSec) : Context.RestartPollInterval,
                 GraceSeconds = GraceSec >= 0 ? GraceSec : (int?)null,
+                LockDirectory = Context.LockDirectory, LockTimeout = Context.LockTimeout,
             };
             var activity = $"Restarting {t.Container} on {t.Host}";
             var total = o.Timeout.TotalSeconds;

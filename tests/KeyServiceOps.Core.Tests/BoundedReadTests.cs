@@ -1,0 +1,109 @@
+using System;
+using System.Diagnostics;
+using System.Linq;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core.PagerDuty;
+using KeyServiceOps.Core.RingBalancer;
+using Xunit;
+
+namespace KeyServiceOps.Core.Tests
+{
+    /// <summary>A server that answers 200 with a body that never ends (or a huge declared one).</summary>
+    internal sealed class EndlessServer : IDisposable
+    {
+        private readonly HttpListener _l = new HttpListener();
+        private readonly CancellationTokenSource _stop = new CancellationTokenSource();
+        public long BytesSent;
+        public Uri Uri { get; }
+
+        public EndlessServer()
+        {
+            var probe = new TcpListener(IPAddress.Loopback, 0); probe.Start(); var port = ((IPEndPoint)probe.LocalEndpoint).Port; probe.Stop();
+            Uri = new Uri($"http://127.0.0.1:{port}/");
+            _l.Prefixes.Add(Uri.ToString());
+            _l.Start();
+            _ = Task.Run(async () =>
+            {
+                while (!_stop.IsCancellationRequested)
+                {
+                    HttpListenerContext c;
+                    try { c = await _l.GetContextAsync(); } catch { return; }
+                    _ = Task.Run(async () =>
+                    {
+                        c.Response.StatusCode = 200;
+                        c.Response.ContentType = "application/json";
+                        c.Response.SendChunked = true;
+                        var chunk = Encoding.ASCII.GetBytes("{\"data\":[" + string.Concat(Enumerable.Repeat("\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\",", 800)));
+                        try
+                        {
+                            // Bounded by count and time, as every load in the lab is: at most 4 GiB or 60 s.
+                            var until = DateTime.UtcNow.AddSeconds(60);
+                            while (!_stop.IsCancellationRequested && BytesSent < 4L << 30 && DateTime.UtcNow < until)
+                            {
+                                await c.Response.OutputStream.WriteAsync(chunk, 0, chunk.Length, _stop.Token);
+                                Interlocked.Add(ref BytesSent, chunk.Length);
+                            }
+                        }
+                        catch (Exception) { /* the client stopped reading */ }
+                        try { c.Response.Abort(); } catch (Exception) { }
+                    });
+                }
+            });
+        }
+
+        public void Dispose() { _stop.Cancel(); try { _l.Stop(); _l.Close(); } catch (Exception) { } }
+    }
+
+    public class BoundedReadTests
+    {
+        /// <summary>The working set, sampled every 20 ms while <paramref name="work"/> runs: its highest value over the start.</summary>
+        private static async Task<long> GrowthDuring(Func<Task> work)
+        {
+            GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
+            var p = Process.GetCurrentProcess();
+            p.Refresh();
+            var start = p.WorkingSet64;
+            long peak = start;
+            using var done = new CancellationTokenSource();
+            var sampler = Task.Run(async () =>
+            {
+                while (!done.IsCancellationRequested)
+                {
+                    p.Refresh();
+                    peak = Math.Max(peak, p.WorkingSet64);
+                    try { await Task.Delay(20, done.Token); } catch (OperationCanceledException) { }
+                }
+            });
+            try { await work(); }
+            finally { done.Cancel(); await sampler; }
+            return peak - start;
+        }
+
+        [Fact]
+        public async Task An_endless_Kong_answer_is_KongResponseTooLarge_and_the_process_grows_by_less_than_100_MB()
+        {
+            using var server = new EndlessServer();
+            var ctx = new OpsContext { KongAdminUri = server.Uri, HttpTimeout = TimeSpan.FromSeconds(60) };
+            OpsException e = null;
+            var growth = await GrowthDuring(async () => e = await Assert.ThrowsAsync<OpsException>(() => new KongClient(ctx, null).GetTargetsAsync("u", CancellationToken.None)));
+            Assert.Equal("KongResponseTooLarge", e.ErrorId);
+            Assert.Equal(OpsErrorCategory.InvalidResult, e.Category);
+            Assert.Contains("32 MiB", e.Message);
+            Assert.True(growth < 100L * 1024 * 1024, $"the process grew by {growth / (1024 * 1024)} MB reading an endless answer");
+            Assert.True(server.BytesSent > 32L * 1024 * 1024, $"the server sent only {server.BytesSent} bytes"); // it really was past the cap
+        }
+
+        [Fact]
+        public async Task An_endless_PagerDuty_answer_is_PagerDutyResponseTooLarge_under_a_smaller_cap()
+        {
+            using var server = new EndlessServer();
+            var ctx = new OpsContext { PagerDutyUri = server.Uri, PagerDutyToken = Secret.FromPlainText("tok"), MaxResponseBytes = 1024 * 1024, PagerDutyMaxRetries = 0 };
+            var e = await Assert.ThrowsAsync<OpsException>(() => new PagerDutyClient(ctx, null).GetIncidentAsync("P1", CancellationToken.None));
+            Assert.Equal("PagerDutyResponseTooLarge", e.ErrorId);
+        }
+    }
+}
