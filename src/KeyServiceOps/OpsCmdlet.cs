@@ -86,6 +86,7 @@ namespace KeyServiceOps.Commands
             Pump(task);
             try { return task.GetAwaiter().GetResult(); }
             catch (OperationCanceledException) when (_cts.IsCancellationRequested) { throw new PipelineStoppedException(); }
+            catch (OpsException e) when (_perItem == 0 && !e.ErrorId.EndsWith("Cancelled")) { ThrowOps(e); throw; }
         }
 
         protected void Await(Task task)
@@ -93,7 +94,11 @@ namespace KeyServiceOps.Commands
             Pump(task);
             try { task.GetAwaiter().GetResult(); }
             catch (OperationCanceledException) when (_cts.IsCancellationRequested) { throw new PipelineStoppedException(); }
+            catch (OpsException e) when (_perItem == 0 && !e.ErrorId.EndsWith("Cancelled")) { ThrowOps(e); }
         }
+
+        /// <summary>Inside <see cref="PerItem"/> an OpsException is that item's (non-terminating) error; outside, a terminating ErrorRecord.</summary>
+        private int _perItem;
 
         /// <summary>Runs queued work without waiting for anything.</summary>
         protected void DrainQueue()
@@ -147,9 +152,11 @@ namespace KeyServiceOps.Commands
         /// <summary>Runs per-item work: an OpsException becomes a non-terminating error and the pipeline goes on.</summary>
         protected void PerItem(Action work)
         {
+            _perItem++;
             try { work(); }
             catch (OpsException e) when (e.ErrorId.EndsWith("Cancelled")) { throw new PipelineStoppedException(); }
             catch (OpsException e) { WriteOpsError(e); }
+            finally { _perItem--; }
         }
 
         // ---- progress ----

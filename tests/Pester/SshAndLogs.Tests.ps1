@@ -38,3 +38,10 @@ Describe 'Restart-KeyService' {
         { Get-KeyServiceContainer $a[0] -KnownHostsPath $empty.FullName -ErrorAction Stop } | Should -Throw -ErrorId 'SshHostKeyUnknown,KeyServiceOps.Commands.GetKeyServiceContainerCommand'
     }
 }
+
+Describe 'Log time ranges' {
+    It 'takes a 30-day -Since as a [timespan] (it was a FormatException over 999,999 s)' {
+        { Get-KeyServiceLog $a[2] -Source Central -Since (New-TimeSpan -Days 30) -ErrorAction Stop | Out-Null } | Should -Not -Throw
+        @(Get-KeyServiceLog $a[2] -Since (New-TimeSpan -Days 30) -Tail 5).Count | Should -BeGreaterThan 0
+    }
+}

@@ -59,7 +59,8 @@ namespace KeyServiceOps.Core
                 if (!int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || port < 1 || port > 65535)
                 { reason = $"port '{Short(portText)}' is not a number from 1 to 65535"; return false; }
             }
-            if (IPAddress.TryParse(host, out var ip) && (host.Contains(":") || Regex.IsMatch(host, @"^\d{1,3}(\.\d{1,3}){3}$")))
+            if (host.Contains("%")) { reason = "a zone id (%…) cannot be part of a ring-balancer target"; return false; }
+            if (IPAddress.TryParse(host, out var ip) && (host.Contains(":") || Regex.IsMatch(host, @"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")))
             {
                 if (ip.AddressFamily == AddressFamily.InterNetworkV6)
                 {
@@ -71,7 +72,7 @@ namespace KeyServiceOps.Core
                 else endpoint = new Endpoint(ip.ToString(), port);
                 return true;
             }
-            if (Regex.IsMatch(host, @"^[\d.]+$")) { reason = $"'{Short(host)}' is not a valid IPv4 address"; return false; }
+            if (Regex.IsMatch(host, @"^[0-9.]+$")) { reason = $"'{Short(host)}' is not a valid IPv4 address"; return false; }
             if (!HostName.IsMatch(host)) { reason = $"'{Short(host)}' is not a valid IP address or host name"; return false; }
             endpoint = new Endpoint(host, port);
             return true;

@@ -91,14 +91,30 @@ namespace KeyServiceOps.Core.PagerDuty
                 case 1007: throw E("PagerDutyAssigneeNotFound", OpsErrorCategory.ObjectNotFound, "The user to assign does not exist in PagerDuty.", "Give a user id (P...) or the email of an existing user.");
                 case 1014: throw E("PagerDutyPolicyNotFound", OpsErrorCategory.ObjectNotFound, "The escalation policy does not exist.");
                 case 1015: throw E("PagerDutyNoOneOnCall", OpsErrorCategory.ResourceUnavailable, "The escalation policy has no user on call.", "Assign a person directly with -AssignTo.");
-                case 2100: throw E("PagerDutyNotFound", OpsErrorCategory.ObjectNotFound, $"PagerDuty has no such incident ({target}).");
+                case 2100: throw E("PagerDutyNotFound", OpsErrorCategory.ObjectNotFound, $"PagerDuty has no such incident ({target}). Nothing was changed.",
+                    "Check the id (Get-PagerDutyIncident -Status Triggered lists the open ones), or start from the alert: Get-PagerDutyIncident -Address <IP>.");
             }
-            if (r.Status == 404) throw E("PagerDutyNotFound", OpsErrorCategory.ObjectNotFound, $"PagerDuty has no such object ({target}).");
+            if (r.Status == 404) throw E("PagerDutyNotFound", OpsErrorCategory.ObjectNotFound, $"PagerDuty has no such object ({target}). Nothing was changed.",
+                "Check the id (Get-PagerDutyIncident -Status Triggered lists the open incidents).");
             throw E("PagerDutyInvalidRequest", OpsErrorCategory.InvalidArgument, $"PagerDuty rejected {what}: {msg} (code {code}).");
+        }
+
+        /// <summary>An incident id (or number) as PagerDuty makes them: letters and digits. Checked before anything is sent.</summary>
+        public static string ValidIncidentId(string id)
+        {
+            if (string.IsNullOrWhiteSpace(id) || id.Length > 64 || !System.Text.RegularExpressions.Regex.IsMatch(id, "^[A-Za-z0-9]+$"))
+            {
+                var shown = id == null ? "" : id.Length > 60 ? id.Substring(0, 60) + "…" : id;
+                throw new OpsException("InvalidIncidentId", OpsErrorCategory.InvalidArgument,
+                    $"'{shown}' is not a PagerDuty incident id (letters and digits, e.g. Q1X2AB3 or an incident number). Nothing was sent.", shown,
+                    recommendedAction: "Copy the id from the alert, or find it: Get-PagerDutyIncident -Address <IP>.");
+            }
+            return id;
         }
 
         public async Task<PagerDutyIncident> GetIncidentAsync(string idOrNumber, CancellationToken ct)
         {
+            ValidIncidentId(idOrNumber);
             var j = await SendAsync(HttpMethod.Get, "incidents/" + Uri.EscapeDataString(idOrNumber), null, idOrNumber, ct).ConfigureAwait(false);
             return ToIncident(j["incident"]);
         }
@@ -155,6 +171,7 @@ namespace KeyServiceOps.Core.PagerDuty
 
         public async Task<PagerDutyNote> AddNoteAsync(string incidentId, string content, CancellationToken ct)
         {
+            ValidIncidentId(incidentId);
             if (string.IsNullOrWhiteSpace(content))
                 throw new OpsException("NoteEmpty", OpsErrorCategory.InvalidArgument, "The note is empty.", incidentId);
             var body = new JObject { ["note"] = new JObject { ["content"] = content } };
@@ -176,6 +193,7 @@ namespace KeyServiceOps.Core.PagerDuty
         /// <summary>PUT /incidents/{id} with the given fields (escalation_level, assignments, escalation_policy, status).</summary>
         public async Task<PagerDutyIncident> UpdateIncidentAsync(string incidentId, JObject fields, PagerDutyIncident before, CancellationToken ct)
         {
+            ValidIncidentId(incidentId);
             var inc = new JObject { ["type"] = "incident_reference" };
             foreach (var p in fields.Properties()) inc[p.Name] = p.Value;
             var beforeJson = before == null ? null : new JObject { ["status"] = before.Status, ["level"] = before.EscalationLevel, ["assignees"] = new JArray(before.AssigneeIds), ["policy"] = before.EscalationPolicyId };

@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using System.Globalization;
 using System.Text.RegularExpressions;
 
@@ -79,6 +80,16 @@ namespace KeyServiceOps.Core.Remote
                 CommandTimeout = ctx.SshCommandTimeout,
             };
             ShellText.ValidContainer(t.Container);
+            // Checked before any connection, each with its own id (not a library's exception at connect time).
+            if (string.IsNullOrWhiteSpace(t.User) || t.User.Any(ch => char.IsWhiteSpace(ch) || char.IsControl(ch)) || t.User.Length > 64)
+                throw new OpsException("InvalidSshUser", OpsErrorCategory.InvalidArgument,
+                    $"The SSH user '{(t.User ?? "").Trim()}' is empty or not a user name. Nothing was run.", t.User,
+                    recommendedAction: "Give the account you log in with, e.g. -SshUser ops (or set sshUser in the inventory).");
+            if (System.IO.Directory.Exists(t.KnownHostsPath))
+                throw new OpsException("SshKnownHostsUnreadable", OpsErrorCategory.ReadError,
+                    $"The known_hosts path '{t.KnownHostsPath}' is a folder, not a file. Nothing was run.", t.KnownHostsPath,
+                    recommendedAction: "Point -KnownHostsPath at a known_hosts file, e.g. ~/.ssh/known_hosts.");
+            if (!string.IsNullOrEmpty(t.JumpHost)) t.JumpTarget();
             return t;
         }
 
@@ -93,6 +104,10 @@ namespace KeyServiceOps.Core.Remote
                     $"Jump host '{JumpHost}' is not in the form [user@]host[:port].", JumpHost,
                     recommendedAction: "Give the bastion as e.g. ops@bastion.example.com:22.");
             var port = m.Groups["port"].Success ? int.Parse(m.Groups["port"].Value, CultureInfo.InvariantCulture) : 22;
+            if (port < 1 || port > 65535)
+                throw new OpsException("InvalidJumpHost", OpsErrorCategory.InvalidArgument,
+                    $"Jump host '{JumpHost}': port {port} is not from 1 to 65535.", JumpHost,
+                    recommendedAction: "Give the bastion as e.g. ops@bastion.example.com:22.");
             return new SshTarget
             {
                 Host = m.Groups["host"].Value.Trim('[', ']'), Port = port,

@@ -171,6 +171,9 @@ namespace KeyServiceOps.Core.Runbook
         /// </summary>
         public IEnumerable<AuditEntry> Read(DateTimeOffset? since = null, string target = null, string action = null)
         {
+            if (!string.IsNullOrEmpty(Path) && Directory.Exists(Path))
+                throw new OpsException("AuditLogUnreadable", OpsErrorCategory.ReadError, $"The audit log path '{Path}' is a folder, not a file.", Path,
+                    recommendedAction: "Pass the audit log file itself (-Path), e.g. ~/.keyserviceops/audit.jsonl.");
             if (string.IsNullOrEmpty(Path) || !File.Exists(Path)) return Enumerable.Empty<AuditEntry>();
             string text;
             try

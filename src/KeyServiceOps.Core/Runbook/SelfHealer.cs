@@ -343,27 +343,40 @@ namespace KeyServiceOps.Core.Runbook
             }
         }
 
+        private static OpsException StateInvalid(string path, string why, Exception inner = null)
+            => new OpsException("SelfHealingStateInvalid", OpsErrorCategory.InvalidData, $"The self-healing state file '{path}' {why}. Nothing was changed.", path,
+                recommendedAction: "Point -StatePath at a file, or delete the damaged one: the counters start again from zero (targets removed by self-healing will then not be added back automatically).", inner: inner);
+
         public static HealingState Load(string path)
         {
+            if (Directory.Exists(path)) throw StateInvalid(path, "is a folder, not a file");
             if (!File.Exists(path)) return new HealingState();
             try
             {
                 var s = JsonConvert.DeserializeObject<HealingState>(File.ReadAllText(path)) ?? new HealingState();
                 s.Targets = new Dictionary<string, HealingTargetState>(s.Targets ?? new Dictionary<string, HealingTargetState>(), StringComparer.OrdinalIgnoreCase);
+                foreach (var kv in s.Targets)
+                    if (kv.Value == null || string.IsNullOrEmpty(kv.Value.Target ?? kv.Key)) throw StateInvalid(path, $"has an empty entry for '{kv.Key}'");
+                foreach (var kv in s.Targets) { kv.Value.Target = kv.Value.Target ?? kv.Key; kv.Value.Restarts = kv.Value.Restarts ?? new List<DateTimeOffset>(); kv.Value.Tags = kv.Value.Tags ?? new string[0]; }
                 return s;
             }
-            catch (JsonException e)
-            {
-                throw new OpsException("SelfHealingStateInvalid", OpsErrorCategory.InvalidData, $"The self-healing state file '{path}' is not valid JSON: {e.Message}", path,
-                    recommendedAction: "Delete it: the counters start again from zero (targets removed by self-healing will then not be added back automatically).", inner: e);
-            }
+            catch (JsonException e) { throw StateInvalid(path, $"is not valid JSON ({e.Message})", e); }
+            catch (Exception e) when (e is IOException || e is UnauthorizedAccessException) { throw StateInvalid(path, $"cannot be read ({e.Message})", e); }
         }
 
         private static void Save(string path, HealingState s)
         {
             var tmp = path + ".tmp";
-            File.WriteAllText(tmp, JsonConvert.SerializeObject(s, Formatting.Indented));
-            if (File.Exists(path)) File.Replace(tmp, path, null); else File.Move(tmp, path);
+            try
+            {
+                File.WriteAllText(tmp, JsonConvert.SerializeObject(s, Formatting.Indented));
+                if (File.Exists(path)) File.Replace(tmp, path, null); else File.Move(tmp, path);
+            }
+            catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
+            {
+                throw new OpsException("SelfHealingStateUnwritable", OpsErrorCategory.PermissionDenied, $"Cannot save the self-healing state to '{path}': {e.Message}", path,
+                    recommendedAction: "Point -StatePath at a writable file (the folder must be writable too: the state is replaced atomically).", inner: e);
+            }
         }
     }
 }

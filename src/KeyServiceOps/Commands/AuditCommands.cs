@@ -14,7 +14,7 @@ namespace KeyServiceOps.Commands
         [Parameter] public string Path { get; set; }
         [Parameter, ValidateRange(1, int.MaxValue)] public int Last { get; set; }
 
-        protected override void ProcessRecord()
+        protected override void ProcessRecord() => PerItem(() =>
         {
             var log = Path != null ? new AuditLog(GetUnresolvedProviderPathFromPSPath(Path)) : Audit;
             DateTimeOffset? since = MyInvocation.BoundParameters.ContainsKey(nameof(Since)) ? new DateTimeOffset(Since.ToUniversalTime()) : (DateTimeOffset?)null;
@@ -26,6 +26,6 @@ namespace KeyServiceOps.Commands
                 entries = q;
             }
             foreach (var e in entries) WriteObject(e);
-        }
+        });
     }
 }

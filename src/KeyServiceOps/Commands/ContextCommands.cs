@@ -126,11 +126,15 @@ namespace KeyServiceOps.Commands
             {
                 if (ConfigPath != null) c.LoadConfigFile(GetUnresolvedProviderPathFromPSPath(ConfigPath));
             }
-            catch (OpsException e)
-            {
-                ThrowTerminatingError(new ErrorRecord(e, e.ErrorId, ErrorCategory.InvalidData, ConfigPath));
-            }
+            catch (OpsException e) { Fail(e); }
             var b = MyInvocation.BoundParameters;
+            try
+            {
+                if (KongAdminUri != null) EndpointOverrides.RequireHttp(KongAdminUri, "KongAdminUri");
+                if (PagerDutyUri != null) EndpointOverrides.RequireHttp(PagerDutyUri, "PagerDutyUri");
+                if (CentralLogUri != null) EndpointOverrides.RequireHttp(CentralLogUri, "CentralLogUri");
+            }
+            catch (OpsException e) { Fail(e); }
             if (KongAdminUri != null) c.KongAdminUri = KongAdminUri;
             if (Upstream != null) c.Upstream = Upstream;
             if (Workspace != null) c.Workspace = Workspace.Length == 0 ? null : Workspace;
@@ -174,6 +178,10 @@ namespace KeyServiceOps.Commands
                     var names = (kv.Value is object[] arr ? arr.Select(x => x.ToString()) : new[] { kv.Value?.ToString() }).Where(x => !string.IsNullOrEmpty(x)).ToList();
                     switch (kv.Key.ToString().ToLowerInvariant())
                     {
+                        case var _ when names.Count == 0:
+                            Fail(new OpsException("InvalidCentralLogField", OpsErrorCategory.InvalidArgument, $"The central-log field '{kv.Key}' is given no name. Nothing was changed.", kv.Key,
+                                recommendedAction: "Name the document field that holds it, e.g. -CentralLogFieldMap @{ Timestamp = '@timestamp' }."));
+                            break;
                         case "timestamp": c.CentralLogFields.Timestamp = names.First(); break;
                         case "message": c.CentralLogFields.Message = names.First(); break;
                         case "level": c.CentralLogFields.Level = names; break;
@@ -212,6 +220,12 @@ namespace KeyServiceOps.Commands
                 }
             }
             if (PassThru) WriteObject(KeyServiceOpsContextView.From(c));
+        }
+
+        private void Fail(OpsException e)
+        {
+            if (!Enum.TryParse(e.Category.ToString(), out ErrorCategory cat)) cat = ErrorCategory.InvalidArgument;
+            ThrowTerminatingError(new ErrorRecord(e, e.ErrorId, cat, e.TargetObject) { ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = e.RecommendedAction } });
         }
 
         private Secret RequireEnv(string name)

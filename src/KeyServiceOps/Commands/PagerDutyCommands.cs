@@ -79,12 +79,17 @@ namespace KeyServiceOps.Commands
 
         [Parameter] public SwitchParameter PassThru { get; set; }
 
+        private readonly System.Collections.Generic.HashSet<string> _known = new System.Collections.Generic.HashSet<string>(StringComparer.OrdinalIgnoreCase);
+
         protected override void ProcessRecord() => PerItem(() =>
         {
             var text = ParameterSetName == "Note" ? Note : NoteText.Describe(InputObject?.BaseObject);
             if (string.IsNullOrWhiteSpace(IncidentId))
                 throw new OpsException("IncidentIdMissing", OpsErrorCategory.InvalidArgument, "No incident id: pass -IncidentId or pipe an object that carries one.", InputObject);
             if (!ShouldProcess($"incident {IncidentId}", $"Add note \"{text}\"")) return;
+            // The incident is looked up first (once per id): a mistyped id is PagerDutyNotFound with nothing written, not
+            // even an audit line for a note that could never be added.
+            if (_known.Add(IncidentId)) Await(PagerDuty.GetIncidentAsync(IncidentId, Cancellation));
             var note = Await(PagerDuty.AddNoteAsync(IncidentId, text, Cancellation));
             WriteVerbose($"Note added to incident {IncidentId}: {text}");
             if (PassThru) WriteObject(note);

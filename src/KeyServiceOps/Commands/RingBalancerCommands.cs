@@ -167,7 +167,8 @@ namespace KeyServiceOps.Commands
             var upstream = UpstreamOrDefault(Upstream);
             var wanted = TargetInput.Resolve(this, Target, Address, Port, Context.HealthPort);
             if (Guid.TryParse(wanted, out _))
-                ThrowArgument("TargetIdNotAddable", $"'{wanted}' is a target id; adding needs an address such as 10.0.0.5:8888.", wanted);
+                ThrowArgument("TargetIdNotAddable", $"'{wanted}' is a target id; adding needs an address such as 10.0.0.5:8888.", wanted,
+                    "Pass the address: Add-RingBalancerTarget 10.0.0.5:8888 (or pipe the object Remove-RingBalancerTarget -PassThru returned).");
             if (!ShouldProcess($"{wanted} (weight {Weight}{(Tags?.Length > 0 ? ", tags " + string.Join(",", Tags) : "")})", $"Add to ring-balancer upstream '{upstream}'" + (Force ? " without a health check" : " after a health check")))
                 return;
             var change = Await(RingBalancer.AddAsync(upstream, wanted, Weight, Tags, Force, null, IncidentId, Cancellation));
@@ -186,7 +187,8 @@ namespace KeyServiceOps.Commands
                 : !string.IsNullOrWhiteSpace(address) ? (port > 0 && !address.Contains(":") ? $"{address}:{port}" : address)
                 : null;
             if (input == null)
-                throw new OpsException("TargetMissing", OpsErrorCategory.InvalidArgument, "No target given: pass -Target 10.0.0.5:8888 or -Address 10.0.0.5, or pipe a target.", null);
+                throw new OpsException("TargetMissing", OpsErrorCategory.InvalidArgument, "No target given: pass -Target 10.0.0.5:8888 or -Address 10.0.0.5, or pipe a target.", null,
+                    recommendedAction: "Give the instance as IP:PORT, e.g. -Target 10.0.0.5:8888, or pipe Get-RingBalancerTarget / Test-KeyServiceHealth output.");
             return RingBalancerService.NormalizeTarget(input, defaultPort);
         }
     }
