@@ -107,3 +107,43 @@ namespace KeyServiceOps.Core.Tests
         }
     }
 }
+
+namespace KeyServiceOps.Core.Tests
+{
+    public class PagerDutyUnconfirmedTests
+    {
+        [Fact]
+        public async System.Threading.Tasks.Task A_note_answered_with_an_HTML_page_is_PagerDutyInvalidResponse_and_never_audited_as_Added()
+        {
+            using var l = new System.Net.HttpListener();
+            var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0); probe.Start(); var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port; probe.Stop();
+            var uri = new Uri($"http://127.0.0.1:{port}/");
+            l.Prefixes.Add(uri.ToString());
+            l.Start();
+            var posts = 0;
+            _ = System.Threading.Tasks.Task.Run(async () =>
+            {
+                while (l.IsListening)
+                {
+                    System.Net.HttpListenerContext c;
+                    try { c = await l.GetContextAsync(); } catch { return; }
+                    if (c.Request.HttpMethod == "POST") Interlocked.Increment(ref posts);
+                    var body = Encoding.UTF8.GetBytes("<html><body>Welcome to the captive portal</body></html>");
+                    c.Response.StatusCode = 200; c.Response.ContentType = "text/html";
+                    c.Response.OutputStream.Write(body, 0, body.Length);
+                    c.Response.Close();
+                }
+            });
+            var audit = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"kso-pd-html-{Guid.NewGuid():N}.jsonl");
+            var ctx = new OpsContext { PagerDutyUri = uri, PagerDutyToken = Secret.FromPlainText("tok"), PagerDutyFrom = "a@example.com", PagerDutyMaxRetries = 0 };
+            var log = new KeyServiceOps.Core.Runbook.AuditLog(audit);
+            var e = await Assert.ThrowsAsync<OpsException>(() => new PagerDutyClient(ctx, null, log).AddNoteAsync("P1ABC", "manually removed target", CancellationToken.None));
+            Assert.Equal("PagerDutyInvalidResponse", e.ErrorId);
+            Assert.Equal(1, posts);
+            var entry = Assert.Single(log.Read(action: "AddIncidentNote"));
+            Assert.Equal("Failed", entry.Outcome);
+            Assert.DoesNotContain("\"outcome\":\"Added\"", System.IO.File.ReadAllText(audit));
+            l.Stop();
+        }
+    }
+}

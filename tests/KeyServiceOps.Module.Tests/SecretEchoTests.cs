@@ -74,6 +74,20 @@ Get-PagerDutyIncident -IncidentId PX1 -PagerDutyUri '{pd.Uri}' -PagerDutyToken (
             Assert.Contains("***", text);
         }
 
+        [Fact]
+        public void A_central_log_API_key_echoed_by_the_server_never_reaches_a_stream_or_an_error()
+        {
+            using var logs = new EchoServer(400);
+            using var sh = new HostedShell();
+            var r = sh.Run(Secure + $@"$DebugPreference = 'Continue'; $VerbosePreference = 'Continue'
+Set-KeyServiceOpsContext -CentralLogUri '{logs.Uri}' -CentralLogApiKey (Sec 'cl-canary-3e8b1') -Confirm:$false
+Get-KeyServiceLog 127.0.0.1 -Source Central -Since 1h -Verbose -Debug");
+            Assert.True(logs.Requests > 0, "the server was not asked");
+            Assert.Contains("cl-canary-3e8b1", logs.LastHeaders);
+            Assert.True(r.Errors.Count >= 1 || r.Terminating != null, Shell.Ids(r));
+            Assert.DoesNotContain("cl-canary-3e8b1", Everything(r));
+        }
+
         [Theory]
         [InlineData("tok\r\nX-Evil: 1", "a line break")]
         [InlineData("tök", "a non-ASCII character")]
