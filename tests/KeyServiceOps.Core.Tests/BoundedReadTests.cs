@@ -22,8 +22,7 @@ namespace KeyServiceOps.Core.Tests
 
         public EndlessServer()
         {
-            var probe = new TcpListener(IPAddress.Loopback, 0); probe.Start(); var port = ((IPEndPoint)probe.LocalEndpoint).Port; probe.Stop();
-            Uri = new Uri($"http://127.0.0.1:{port}/");
+            Uri = KeyServiceOps.Lab.Loopback.FreeHttpPrefix();
             _l.Prefixes.Add(Uri.ToString());
             _l.Start();
             _ = Task.Run(async () =>
@@ -116,8 +115,7 @@ namespace KeyServiceOps.Core.Tests
         public async System.Threading.Tasks.Task A_note_answered_with_an_HTML_page_is_PagerDutyInvalidResponse_and_never_audited_as_Added()
         {
             using var l = new System.Net.HttpListener();
-            var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0); probe.Start(); var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port; probe.Stop();
-            var uri = new Uri($"http://127.0.0.1:{port}/");
+            var uri = KeyServiceOps.Lab.Loopback.FreeHttpPrefix();
             l.Prefixes.Add(uri.ToString());
             l.Start();
             var posts = 0;

@@ -22,8 +22,7 @@ namespace KeyServiceOps.Module.Tests
             public Uri Uri { get; }
             public EchoServer(int status)
             {
-                var probe = new TcpListener(IPAddress.Loopback, 0); probe.Start(); var port = ((IPEndPoint)probe.LocalEndpoint).Port; probe.Stop();
-                Uri = new Uri($"http://127.0.0.1:{port}/");
+                Uri = KeyServiceOps.Lab.Loopback.FreeHttpPrefix();
                 _l.Prefixes.Add(Uri.ToString());
                 _l.Start();
                 _ = Task.Run(async () =>
