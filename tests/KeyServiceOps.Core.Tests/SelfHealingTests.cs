@@ -244,7 +244,7 @@ namespace KeyServiceOps.Core.Tests
             var healer = rig.Healer(); var o = Opts();
             var healthyStreak = lab.Instances.ToDictionary(i => i.Address, _ => 0);
             const int M = 2;
-            int removals = 0, additions = 0, guarded = 0, failedActions = 0;
+            int removals = 0, additions = 0, guarded = 0, failedActions = 0, interrupted = 0;
             try
             {
                 for (int pass = 1; pass <= 250; pass++)
@@ -262,11 +262,31 @@ namespace KeyServiceOps.Core.Tests
 
                     var before = lab.Kong.Targets(lab.Upstream).Where(t => t.Weight > 0).Select(t => t.Target).ToHashSet();
                     var auditBefore = rig.Audit.Read().Count();
-                    var actions = await healer.PassAsync(o, Yes, null, None);
+                    // Now and then Ctrl+C lands in the middle of a pass.
+                    var interrupt = rnd.NextDouble() < 0.08;
+                    using var cts = new CancellationTokenSource();
+                    if (interrupt) cts.CancelAfter(rnd.Next(0, 150));
+                    List<SelfHealingAction> actions = null;
+                    try { actions = await healer.PassAsync(o, Yes, null, cts.Token); }
+                    catch (Exception e) when (interrupt && (e is OperationCanceledException || (e is OpsException oe && oe.ErrorId.EndsWith("Cancelled")))) { interrupted++; }
                     lab.Kong.FailAll = 0; lab.Kong.FailWrites = 0;
                     var after = lab.Kong.Targets(lab.Upstream).Where(t => t.Weight > 0).Select(t => t.Target).ToHashSet();
 
                     Assert.True(after.Count >= 1, $"pass {pass}: the upstream is empty");
+                    // Every audit line parses, and every outcome line follows its own intent line (write-ahead).
+                    var raw = (File.Exists(rig.Ctx.AuditLogPath) ? File.ReadAllLines(rig.Ctx.AuditLogPath) : new string[0]).Select(Newtonsoft.Json.Linq.JObject.Parse).ToList();
+                    var intents = new HashSet<string>();
+                    foreach (var line in raw)
+                    {
+                        var op = (string)line["op"];
+                        if ((string)line["outcome"] == "Started") intents.Add(op);
+                        else if (op != null) Assert.True(intents.Contains(op), $"pass {pass}: an outcome line with no intent before it: {line}");
+                    }
+                    // Every change Kong saw has an intent line, interrupted or not.
+                    var newLines = rig.Audit.Read().Skip(auditBefore).ToList();
+                    foreach (var t in before.Except(after)) Assert.Contains(newLines, e => e.Action == "RemoveTarget" && e.Target == t);
+                    foreach (var t in after.Except(before)) Assert.Contains(newLines, e => e.Action == "AddTarget" && e.Target == t);
+                    if (actions == null) { foreach (var i in lab.Instances) healthyStreak[i.Address] = 0; continue; }
                     // Every change to Kong was an action the healer reported, and is in the audit log.
                     var removed = before.Except(after).ToList(); var added = after.Except(before).ToList();
                     var done = actions.Where(a => a.OutcomeValue == StepOutcome.Done).ToList();
@@ -285,7 +305,7 @@ namespace KeyServiceOps.Core.Tests
                         if (healthyStreak[i.Address] > M) Assert.True(after.Contains(i.Target), $"pass {pass}: {i.Target} healthy for {healthyStreak[i.Address]} passes but still out");
                     }
                 }
-                _out.WriteLine($"{removals} removals, {additions} additions, {guarded} guarded, {failedActions} failed actions (Kong 5xx)");
+                _out.WriteLine($"{removals} removals, {additions} additions, {guarded} guarded, {failedActions} failed actions (Kong 5xx), {interrupted} passes interrupted");
                 // The schedule must actually have exercised the healer, or the invariants prove nothing.
                 Assert.True(removals >= 5 && additions >= 5, $"too quiet a schedule: {removals} removals, {additions} additions");
             }
