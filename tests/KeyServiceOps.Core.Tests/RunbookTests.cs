@@ -107,7 +107,16 @@ namespace KeyServiceOps.Core.Tests
             Assert.Empty(lab.PagerDuty.Incident(inc.Id).Notes);
             Assert.True(s.PendingNotes.Count >= 3, string.Join("\n", s.PendingNotes));
             Assert.Contains(s.PendingNotes, n => n.Contains("manually removed target " + lab[0].Target));
-            Assert.Contains(rig.Log.Lines, l => l.Contains("Could not add the note") && l.Contains("PendingNotes"));
+            Assert.Contains(rig.Log.Lines, l => l.Contains("Could not add the note") && l.Contains("pending-notes"));
+            // The notes wait in the durable outbox; once PagerDuty answers, the next command writes them, once.
+            var outbox = NoteOutbox.For(rig.Ctx);
+            Assert.Equal(s.PendingNotes.Count, outbox.Pending().Count);
+            lab.PagerDuty.ServerErrorNext = 0;
+            var (written, left) = await outbox.FlushAsync(rig.Pd, rig.Log, None);
+            Assert.Equal((s.PendingNotes.Count, 0), (written, left));
+            Assert.Equal(s.PendingNotes.OrderBy(x => x), lab.PagerDuty.Incident(inc.Id).Notes.Select(n => n.Content).OrderBy(x => x));
+            Assert.Equal((0, 0), await outbox.FlushAsync(rig.Pd, rig.Log, None));
+            Assert.Equal(s.PendingNotes.Count, lab.PagerDuty.Incident(inc.Id).Notes.Count);
         }
 
         [Fact]

@@ -56,3 +56,16 @@ Describe 'Self-healing pass summary' {
         $sums | ForEach-Object { $_.TargetsChecked | Should -BeGreaterThan 0 }
     }
 }
+
+Describe 'Pending notes' {
+    It 'Add-PagerDutyIncidentNote -RetryPendingNotes writes what an earlier runbook could not, once' {
+        $incident = New-KsoLabAlert $lab $a[0]
+        $outbox = $lab.AuditLog -replace '\.jsonl$', '.pending-notes.jsonl'
+        @{ IncidentId = $incident; Content = '[KeyServiceOps] manually removed target (pending)'; Since = (Get-Date).ToUniversalTime().ToString('o') } | ConvertTo-Json -Compress | Add-Content $outbox
+        Add-PagerDutyIncidentNote -RetryPendingNotes -Confirm:$false 6>$null
+        Add-PagerDutyIncidentNote -RetryPendingNotes -Confirm:$false 6>$null
+        $notes = (Invoke-RestMethod -Headers @{ Authorization = "Token token=$($lab.pagerDutyToken)" } -Uri "$($lab.pagerDutyUri)incidents/$incident/notes").notes
+        @($notes | Where-Object content -eq '[KeyServiceOps] manually removed target (pending)').Count | Should -Be 1
+        @(Get-Content $outbox | Where-Object { $_.Trim() }).Count | Should -Be 0
+    }
+}

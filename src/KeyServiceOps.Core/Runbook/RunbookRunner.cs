@@ -1,4 +1,5 @@
 using System;
+using System.IO;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.Linq;
@@ -114,6 +115,12 @@ namespace KeyServiceOps.Core.Runbook
             var summary = new RunbookSummary { Address = ep.Address, Target = ep.Target, Upstream = r.Upstream };
             r.Incident = await FindIncidentAsync(ep, o.IncidentId, ct).ConfigureAwait(false);
             summary.IncidentId = r.Incident;
+            if (!o.WhatIf && _pd != null)
+            {
+                // Notes an earlier run could not write go first, so the incident's story stays in order.
+                try { await (NoteOutbox.For(_ctx)?.FlushAsync(_pd, _log, ct) ?? Task.FromResult((0, 0))).ConfigureAwait(false); }
+                catch (Exception x) when (x is IOException || x is UnauthorizedAccessException) { _log.Warning($"Could not read the pending-notes outbox: {x.Message}"); }
+            }
             if (o.WhatIf) return await RunLockedAsync(r, summary, total, ct).ConfigureAwait(false); // decides only: no lock
             // One actor per instance for the whole run: a second runbook (another operator) waits, then sees the result.
             using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, ep.Address, $"Invoke-KeyServiceRunbook {ep.Target}", o.LockTimeout ?? _ctx.LockTimeout, ct).ConfigureAwait(false))
@@ -363,7 +370,11 @@ namespace KeyServiceOps.Core.Runbook
                 // A note never stops the runbook half-way (an instance left out of rotation is worse than a missing
                 // note): warn, keep it in the summary (PendingNotes) for the operator to add, and go on.
                 r.PendingNotes.Add(content);
-                _log.Warning($"Could not add the note to incident {r.Incident} ({e.ErrorId}: {e.Message}); the runbook goes on. The note is listed in the summary's PendingNotes: add it with Add-PagerDutyIncidentNote once PagerDuty answers.");
+                var outbox = NoteOutbox.For(_ctx);
+                try { outbox?.Add(new PendingNote { IncidentId = r.Incident, Content = content, Since = DateTimeOffset.UtcNow, LastError = e.ErrorId }); }
+                catch (Exception x) when (x is IOException || x is UnauthorizedAccessException) { outbox = null; }
+                _log.Warning($"Could not add the note to incident {r.Incident} ({e.ErrorId}: {e.Message}); the runbook goes on. " +
+                    (outbox != null ? $"It is kept in {outbox.Path} and written by the next command that talks to PagerDuty (or Add-PagerDutyIncidentNote -RetryPendingNotes)." : "It is listed in the summary's PendingNotes: add it with Add-PagerDutyIncidentNote once PagerDuty answers."));
             }
         }
 

@@ -66,9 +66,13 @@ namespace KeyServiceOps.Commands
     [OutputType(typeof(PagerDutyNote))]
     public sealed class AddPagerDutyIncidentNoteCommand : PagerDutyCmdlet
     {
-        [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = "Note")]
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = "InputObject")]
         [ArgumentCompleter(typeof(IncidentCompleter))]
         public string IncidentId { get; set; }
+
+        /// <summary>Write the notes an earlier runbook could not (the pending-notes outbox beside the audit log).</summary>
+        [Parameter(Mandatory = true, ParameterSetName = "Retry")] public SwitchParameter RetryPendingNotes { get; set; }
 
         [Parameter(Position = 1, ParameterSetName = "Note", Mandatory = true)]
         public string Note { get; set; }
@@ -83,6 +87,19 @@ namespace KeyServiceOps.Commands
 
         protected override void ProcessRecord() => PerItem(() =>
         {
+            var outbox = NoteOutbox.For(Context);
+            if (ParameterSetName == "Retry")
+            {
+                var pending = outbox?.Pending() ?? new System.Collections.Generic.List<PendingNote>();
+                if (!ShouldProcess(outbox?.Path ?? "(no audit log)", $"Write {pending.Count} pending note(s) to PagerDuty")) return;
+                var (written, left) = Await(outbox?.FlushAsync(PagerDuty, Log, Cancellation) ?? System.Threading.Tasks.Task.FromResult((0, 0)));
+                WriteInformation(new HostInformationMessage { Message = $"{written} pending note(s) written, {left} still pending." }, new[] { "PSHOST" });
+                if (left > 0) WriteWarning($"{left} note(s) are still pending in {outbox.Path}: PagerDuty did not take them (see -Verbose); run this again later.");
+                return;
+            }
+            // The next command that talks to PagerDuty writes what an earlier runbook could not (best-effort).
+            if (outbox != null && outbox.Pending().Count > 0 && ShouldProcess(outbox.Path, "Write the pending notes first"))
+                Await(outbox.FlushAsync(PagerDuty, Log, Cancellation));
             var text = ParameterSetName == "Note" ? Note : NoteText.Describe(InputObject?.BaseObject);
             if (string.IsNullOrWhiteSpace(IncidentId))
                 throw new OpsException("IncidentIdMissing", OpsErrorCategory.InvalidArgument, "No incident id: pass -IncidentId or pipe an object that carries one.", InputObject);
