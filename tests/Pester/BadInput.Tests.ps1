@@ -31,6 +31,7 @@ BeforeDiscovery {
         @{ Name = 'full-width -Since'; Id = 'InvalidTime'; Run = { Get-KeyServiceLog $a[0] -Since '１２３' } }
         @{ Name = 'negative -Tail'; Id = 'ParameterArgumentValidationError'; Run = { Get-KeyServiceLog $a[0] -Tail -1 } }
         @{ Name = 'known_hosts is a folder'; Id = 'SshKnownHostsUnreadable'; Run = { Get-KeyServiceContainer $a[0] -KnownHostsPath $TestDrive } }
+        @{ Name = 'accept-new into an unwritable known_hosts'; Id = 'SshKnownHostsUnwritable'; Run = { $f = Join-Path $TestDrive 'not-a-folder'; 'x' | Set-Content $f; Get-KeyServiceContainer $a[0] -KnownHostsPath (Join-Path $f 'known_hosts') -AcceptNewHostKey } }
         @{ Name = 'jump host port out of range'; Id = 'InvalidJumpHost'; Run = { Get-KeyServiceContainer $a[0] -JumpHost 'host:99999' } }
         @{ Name = 'empty SSH user'; Id = 'InvalidSshUser'; Run = { Get-KeyServiceContainer $a[0] -SshUser '' } }
         @{ Name = 'missing key file'; Id = 'SshKeyNotFound'; Run = { Get-KeyServiceContainer $a[0] -SshKeyPath (Join-Path $TestDrive 'no-such-key') } }

@@ -146,12 +146,22 @@ namespace KeyServiceOps.Core.Remote
             var client = new SshClient(info);
             var known = new KnownHostsFile(target.KnownHostsPath);
             HostKeyCheck check = null;
+            OpsException recordFailed = null;
             client.HostKeyReceived += (s, e) =>
             {
                 check = known.Check(target.Host, target.Port, e.HostKey);
                 if (check.Verdict == HostKeyVerdict.Unknown && target.AcceptNewHostKey)
                 {
-                    known.Add(target.Host, target.Port, e.HostKey);
+                    try { known.Add(target.Host, target.Port, e.HostKey); }
+                    catch (Exception x) when (x is IOException || x is UnauthorizedAccessException)
+                    {
+                        // Not "unknown, use -AcceptNewHostKey": it was asked for and the file could not take the key.
+                        recordFailed = new OpsException("SshKnownHostsUnwritable", OpsErrorCategory.PermissionDenied,
+                            $"-AcceptNewHostKey could not record the host key of {check.HostToken} ({check.KeyType} {check.PresentedFingerprint}) in {known.Path}: {x.Message}. Nothing was run.",
+                            known.Path, recommendedAction: "Make the known_hosts file (and its folder) writable, or point -KnownHostsPath at one that is.", inner: x);
+                        e.CanTrust = false;
+                        return;
+                    }
                     log.Warning($"SSH: recorded the new host key of {check.HostToken} ({check.KeyType} {check.PresentedFingerprint}) in {known.Path}.");
                     check.Verdict = HostKeyVerdict.Trusted;
                 }
@@ -170,6 +180,7 @@ namespace KeyServiceOps.Core.Remote
                 catch (Exception e)
                 {
                     client.Dispose();
+                    if (recordFailed != null) throw recordFailed;
                     if (check != null && check.Verdict != HostKeyVerdict.Trusted) throw HostKeyError(target, check, known.Path);
                     if (ct.IsCancellationRequested) throw new OperationCanceledException(ct);
                     throw ConnectError(target, e, cts.IsCancellationRequested);
