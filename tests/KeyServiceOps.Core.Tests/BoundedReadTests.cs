@@ -59,6 +59,9 @@ namespace KeyServiceOps.Core.Tests
 
     public class BoundedReadTests
     {
+        private readonly Xunit.Abstractions.ITestOutputHelper _out;
+        public BoundedReadTests(Xunit.Abstractions.ITestOutputHelper output) { _out = output; }
+
         /// <summary>The working set, sampled every 20 ms while <paramref name="work"/> runs: its highest value over the start.</summary>
         private static async Task<long> GrowthDuring(Func<Task> work)
         {
@@ -89,6 +92,7 @@ namespace KeyServiceOps.Core.Tests
             var ctx = new OpsContext { KongAdminUri = server.Uri, HttpTimeout = TimeSpan.FromSeconds(60) };
             OpsException e = null;
             var growth = await GrowthDuring(async () => e = await Assert.ThrowsAsync<OpsException>(() => new KongClient(ctx, null).GetTargetsAsync("u", CancellationToken.None)));
+            _out.WriteLine($"endless Kong answer: the server sent {server.BytesSent / (1024 * 1024)} MB, the process grew by {growth / (1024 * 1024)} MB at most");
             Assert.Equal("KongResponseTooLarge", e.ErrorId);
             Assert.Equal(OpsErrorCategory.InvalidResult, e.Category);
             Assert.Contains("32 MiB", e.Message);
