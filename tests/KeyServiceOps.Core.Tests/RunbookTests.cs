@@ -155,6 +155,19 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task No_at_Confirm_ends_Declined_and_WhatIf_ends_WhatIf()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
+            using var rig = new OpsRig(lab);
+            var declined = await rig.Runner().RunAsync(Endpoint.Parse(lab[0].Address, 8888), new RunbookOptions { PollInterval = TimeSpan.FromMilliseconds(100) }, No, null, None);
+            var preview = await rig.Runner().RunAsync(Endpoint.Parse(lab[0].Address, 8888), new RunbookOptions { PollInterval = TimeSpan.FromMilliseconds(100), WhatIf = true }, No, null, None);
+            Assert.Equal(("Declined", "WhatIf"), (declined.FinalState, preview.FinalState));
+            Assert.Equal(0, Writes(lab));
+            Assert.Equal(0, lab[0].RestartCount);
+        }
+
+        [Fact]
         public async Task A_mistyped_incident_id_is_a_typed_error_before_anything_changes()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });

@@ -87,6 +87,7 @@ namespace KeyServiceOps.Module.Tests
             var r = sh.Run($"Invoke-KeyServiceRunbook {lab[0].Address}");
             Assert.Empty(r.Errors);
             Assert.Equal(2, sh.PromptCount); // remove (step 2), restart (step 3)
+            Assert.Equal("Declined", r.Output.Last().S("FinalState")); // not "WhatIf": the operator said No
             Assert.Equal(0, lab[0].RestartCount);
             Assert.Contains(lab.Kong.Targets(lab.Upstream), t => t.Target == lab[0].Target);
         }

@@ -39,7 +39,7 @@ namespace KeyServiceOps.Core.Runbook
         public string Target { get; set; }
         public string Upstream { get; set; }
         public string IncidentId { get; set; }
-        /// <summary>Healthy (nothing to fix), Recovered, AssignedToOwner, DependencyFault (no incident to hand over), Escalated, Maintenance, Failed, WhatIf.</summary>
+        /// <summary>Healthy (nothing to fix), Recovered, AssignedToOwner, DependencyFault (no incident to hand over), Escalated, Maintenance, Failed, WhatIf (-WhatIf), Declined (No at -Confirm).</summary>
         public string FinalState { get; set; }
         public TextList Faults { get; set; } = new TextList();
         public TextList Actions { get; set; } = new TextList();
@@ -224,13 +224,13 @@ namespace KeyServiceOps.Core.Runbook
                 {
                     Skip(r, 4, "not restarted: the dependency's owner has the incident");
                     Skip(r, 5, "handed over in step 3");
-                    return Finish(summary, r, r.WhatIf ? "WhatIf" : r.HandedOver ? "AssignedToOwner" : FaultAnalyzer.BlockingFault(faults) != null ? "DependencyFault" : "Failed", faults, total);
+                    return Finish(summary, r, r.WhatIf ? Undecided(r) : r.HandedOver ? "AssignedToOwner" : FaultAnalyzer.BlockingFault(faults) != null ? "DependencyFault" : "Failed", faults, total);
                 }
                 if (r.WhatIf)
                 {
                     Emit(r, 4, "Add back to ring-balancer", StepOutcome.WouldDo, $"if the restart recovers it: check health again and add {ep.Target} back", DateTimeOffset.UtcNow, TimeSpan.Zero);
                     Emit(r, 5, "Escalate", StepOutcome.WouldDo, $"if it does not: collect the last {r.O.EscalationLogLines} log lines and escalate to level {r.O.EscalationLevel}", DateTimeOffset.UtcNow, TimeSpan.Zero);
-                    return Finish(summary, r, "WhatIf", faults, total);
+                    return Finish(summary, r, Undecided(r), faults, total);
                 }
             }
             else
@@ -377,6 +377,9 @@ namespace KeyServiceOps.Core.Runbook
                     (outbox != null ? $"It is kept in {outbox.Path} and written by the next command that talks to PagerDuty (or Add-PagerDutyIncidentNote -RetryPendingNotes)." : "It is listed in the summary's PendingNotes: add it with Add-PagerDutyIncidentNote once PagerDuty answers."));
             }
         }
+
+        /// <summary>-WhatIf asked for a preview; an operator who answered No at -Confirm declined. Two outcomes, not one.</summary>
+        private static string Undecided(Run r) => r.O.WhatIf ? "WhatIf" : "Declined";
 
         private async Task<T> StepAsync<T>(Run r, int step, string name, Func<Task<(StepOutcome, string, T)>> body)
         {
