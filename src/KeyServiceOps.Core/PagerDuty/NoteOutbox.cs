@@ -35,15 +35,17 @@ namespace KeyServiceOps.Core.PagerDuty
              : new NoteOutbox(System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(c.AuditLogPath)) ?? ".",
                    System.IO.Path.GetFileNameWithoutExtension(c.AuditLogPath) + ".pending-notes.jsonl"));
 
+        private static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(15);
+
         public void Add(PendingNote n)
         {
-            lock (Gate)
-            {
-                var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path));
-                if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-                using (var fs = new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.None))
-                using (var w = new StreamWriter(fs)) w.Write(JsonConvert.SerializeObject(n) + "\n");
-            }
+            lock (Gate) LockedFile.AppendLine(Path, JsonConvert.SerializeObject(n), LockTimeout);
+        }
+
+        private static string Key(string line)
+        {
+            try { var x = JsonConvert.DeserializeObject<PendingNote>(line); return x?.IncidentId == null ? null : x.IncidentId + "\n" + x.Content; }
+            catch (JsonException) { return null; } // a torn line from a killed writer: dropped on the next rewrite
         }
 
         public IReadOnlyList<PendingNote> Pending()
@@ -82,14 +84,9 @@ namespace KeyServiceOps.Core.PagerDuty
                     left.Add(n);
                 }
             }
-            lock (Gate)
-            {
-                // Notes added meanwhile by another command stay too.
-                var added = Pending().Skip(pending.Count).ToList();
-                var tmp = Path + ".tmp";
-                File.WriteAllLines(tmp, left.Concat(added).Select(x => JsonConvert.SerializeObject(x)));
-                if (File.Exists(Path)) File.Replace(tmp, Path, null); else File.Move(tmp, Path);
-            }
+            // Under the file's lock: a note another command added meanwhile (after the ones read above) stays too.
+            var done = new HashSet<string>(pending.Except(left).Select(x => x.IncidentId + "\n" + x.Content));
+            lock (Gate) LockedFile.Rewrite(Path, lines => lines.Where(l => Key(l) is string k && !done.Contains(k)), LockTimeout);
             if (written > 0) log?.Verbose($"Wrote {written} pending note(s) to PagerDuty; {left.Count} still pending.");
             return (written, left.Count);
         }

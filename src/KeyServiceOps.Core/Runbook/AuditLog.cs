@@ -122,40 +122,9 @@ namespace KeyServiceOps.Core.Runbook
                 outcome = entry.Outcome, incident = entry.Incident, forced = entry.Forced ? (bool?)true : null, detail = entry.Detail,
                 op = entry.Operation,
             }, Settings) + "\n";
-            var bytes = new System.Text.UTF8Encoding(false).GetBytes(line);
             lock (Gate)
             {
-                var deadline = DateTime.UtcNow + LockTimeout;
-                var random = new Random();
-                try
-                {
-                    var dir = System.IO.Path.GetDirectoryName(Path);
-                    if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-                    if (Directory.Exists(Path)) throw new IOException("the path is a directory");
-                    while (true)
-                    {
-                        FileStream fs;
-                        try { fs = new FileStream(Path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
-                        catch (IOException e) when (!(e is DirectoryNotFoundException) && !(e is PathTooLongException) && DateTime.UtcNow < deadline)
-                        {
-                            Thread.Sleep(2 + random.Next(15)); // another writer holds the lock
-                            continue;
-                        }
-                        using (fs)
-                        {
-                            var end = fs.Seek(0, SeekOrigin.End);
-                            if (end > 0)
-                            {
-                                fs.Seek(end - 1, SeekOrigin.Begin);
-                                if (fs.ReadByte() != '\n') { fs.Seek(0, SeekOrigin.End); fs.WriteByte((byte)'\n'); } // a writer was killed mid-line
-                            }
-                            fs.Seek(0, SeekOrigin.End);
-                            fs.Write(bytes, 0, bytes.Length);
-                            fs.Flush(true);
-                        }
-                        return;
-                    }
-                }
+                try { LockedFile.AppendLine(Path, line.TrimEnd('\n'), LockTimeout); }
                 catch (Exception e) when (e is IOException || e is UnauthorizedAccessException || e is System.Security.SecurityException || e is NotSupportedException || e is ArgumentException)
                 {
                     throw new OpsException("AuditLogWriteFailed", OpsErrorCategory.ResourceUnavailable,
