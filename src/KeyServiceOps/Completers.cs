@@ -7,6 +7,7 @@ using System.Management.Automation.Language;
 using System.Threading;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.RingBalancer;
+using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Commands
 {
@@ -95,7 +96,7 @@ namespace KeyServiceOps.Commands
             var c = CompletionHelp.Context(fakeBoundParameters);
             var upstream = fakeBoundParameters?["Upstream"] as string ?? c.Upstream;
             var candidates = c.Inventory.Select(e => new Endpoint(e.Address, e.Port).Target).ToList();
-            try { candidates.AddRange(new KeyServiceOps.Core.Runbook.AuditLog(c.AuditLogPath).Read(null, null, "RemoveTarget").Where(e => e.Upstream == null || e.Upstream == upstream).Select(e => e.Target)); }
+            try { candidates.AddRange(new KeyServiceOps.Core.Audit.AuditLog(c.AuditLogPath).Read(null, null, "RemoveTarget").Where(e => e.Upstream == null || e.Upstream == upstream).Select(e => e.Target)); }
             catch (Exception) { /* completion is silent on failure */ }
             var present = c.KongAdminUri == null ? new List<RingBalancerTarget>()
                 : CompletionHelp.Quietly(ct => new KongClient(c, null).GetTargetsAsync(upstream, ct), new List<RingBalancerTarget>());
@@ -112,7 +113,7 @@ namespace KeyServiceOps.Commands
         public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
         {
             var values = Known.ToList();
-            try { values.AddRange(new KeyServiceOps.Core.Runbook.AuditLog(fakeBoundParameters?["Path"] as string ?? ContextStore.Current.AuditLogPath).Read().Select(e => e.Action)); }
+            try { values.AddRange(new KeyServiceOps.Core.Audit.AuditLog(fakeBoundParameters?["Path"] as string ?? ContextStore.Current.AuditLogPath).Read().Select(e => e.Action)); }
             catch (Exception) { /* completion is silent on failure */ }
             return CompletionHelp.Filter(values, wordToComplete);
         }

@@ -6,6 +6,7 @@ using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.PagerDuty;
 using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Core.Runbook;
+using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Commands
 {

@@ -11,6 +11,7 @@ using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Benchmarks
 {

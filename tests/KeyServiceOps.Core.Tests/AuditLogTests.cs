@@ -8,6 +8,7 @@ using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
 using Newtonsoft.Json.Linq;
 using Xunit;
+using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.Tests
 {
@@ -23,9 +24,9 @@ namespace KeyServiceOps.Core.Tests
             var core = Path.Combine(HostedShell.RepoRoot, "out", "KeyServiceOps", "Dependencies", "KeyServiceOps.Core.dll");
             // Four real pwsh processes, each appending 500 lines as fast as it can, all at once.
             var script = $@"Add-Type -LiteralPath '{core}'
-$log = [KeyServiceOps.Core.Runbook.AuditLog]::new('{path}')
+$log = [KeyServiceOps.Core.Audit.AuditLog]::new('{path}')
 $w = $env:KSO_WRITER
-for ($i = 0; $i -lt 500; $i++) {{ $e = [KeyServiceOps.Core.Runbook.AuditEntry]::new(); $e.Action = 'Concurrent'; $e.Target = ""$w/$i""; $e.Outcome = 'Done'; $log.Append($e) }}
+for ($i = 0; $i -lt 500; $i++) {{ $e = [KeyServiceOps.Core.Audit.AuditEntry]::new(); $e.Action = 'Concurrent'; $e.Target = ""$w/$i""; $e.Outcome = 'Done'; $log.Append($e) }}
 'done'";
             var runs = Enumerable.Range(0, 4).Select(w => RealPwsh.RunAsync(script, new Dictionary<string, string> { ["KSO_WRITER"] = "w" + w })).ToList();
             var results = await Task.WhenAll(runs);

@@ -9,6 +9,7 @@ using System.Threading.Tasks;
 using KeyServiceOps.Core.PagerDuty;
 using KeyServiceOps.Core.RingBalancer;
 using Xunit;
+using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.Tests
 {
@@ -138,7 +139,7 @@ namespace KeyServiceOps.Core.Tests
             });
             var audit = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"kso-pd-html-{Guid.NewGuid():N}.jsonl");
             var ctx = new OpsContext { PagerDutyUri = uri, PagerDutyToken = Secret.FromPlainText("tok"), PagerDutyFrom = "a@example.com", PagerDutyMaxRetries = 0 };
-            var log = new KeyServiceOps.Core.Runbook.AuditLog(audit);
+            var log = new KeyServiceOps.Core.Audit.AuditLog(audit);
             var e = await Assert.ThrowsAsync<OpsException>(() => new PagerDutyClient(ctx, null, log).AddNoteAsync("P1ABC", "manually removed target", CancellationToken.None));
             Assert.Equal("PagerDutyInvalidResponse", e.ErrorId);
             Assert.Equal(1, posts);

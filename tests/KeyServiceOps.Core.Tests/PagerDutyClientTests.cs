@@ -8,6 +8,7 @@ using KeyServiceOps.Core.PagerDuty;
 using KeyServiceOps.Lab;
 using Newtonsoft.Json.Linq;
 using Xunit;
+using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.Tests
 {
@@ -69,7 +70,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             var ctx = Ctx(lab);
-            var pd = new PagerDutyClient(ctx, null, new Runbook.AuditLog(ctx.AuditLogPath), TimeSpan.FromMilliseconds(20));
+            var pd = new PagerDutyClient(ctx, null, new Audit.AuditLog(ctx.AuditLogPath), TimeSpan.FromMilliseconds(20));
             await pd.AddNoteAsync(inc.Id, "manually removed target", None);
             Assert.Equal("manually removed target", Assert.Single(lab.PagerDuty.Incident(inc.Id).Notes).Content);
             var esc = await pd.UpdateIncidentAsync(inc.Id, new JObject { ["escalation_level"] = 2 }, null, None);
@@ -79,7 +80,7 @@ namespace KeyServiceOps.Core.Tests
             await pd.UpdateIncidentAsync(inc.Id, new JObject { ["assignments"] = new JArray(new JObject { ["assignee"] = new JObject { ["id"] = uid, ["type"] = "user_reference" } }) }, null, None);
             Assert.Equal(new[] { "PCIPHER" }, lab.PagerDuty.Incident(inc.Id).Assignees);
             Assert.All(lab.PagerDuty.Requests.Where(r => !r.StartsWith("GET")), r => Assert.Contains("From=oncall@example.com", r));
-            Assert.Equal(3, new Runbook.AuditLog(ctx.AuditLogPath).Read().Count());
+            Assert.Equal(3, new Audit.AuditLog(ctx.AuditLogPath).Read().Count());
         }
 
         [Fact]

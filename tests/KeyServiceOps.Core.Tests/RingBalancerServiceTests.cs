@@ -6,6 +6,7 @@ using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
 using Xunit;
+using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.Tests
 {

@@ -13,6 +13,7 @@ using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
 using Xunit;
+using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.Tests
 {

@@ -103,7 +103,7 @@ namespace KeyServiceOps.Core
             Bool("acceptNewHostKey", c => c.AcceptNewHostKey, (c, v) => c.AcceptNewHostKey = v);
             Str("jumpHost", c => c.JumpHost, (c, v) => c.JumpHost = v.Length == 0 ? null : v);
             Bool("useSudo", c => c.UseSudo, (c, v) => c.UseSudo = v);
-            Str("containerName", c => c.ContainerName, (c, v) => c.ContainerName = Remote.ShellText.ContainerName.IsMatch(v) && v.Length <= 128 ? v : throw Bad());
+            Str("containerName", c => c.ContainerName, (c, v) => c.ContainerName = ContainerNames.Pattern.IsMatch(v) && v.Length <= 128 ? v : throw Bad());
             Seconds("sshConnectTimeoutSeconds", 1, 600, c => c.SshConnectTimeout, (c, v) => c.SshConnectTimeout = v);
             Seconds("sshCommandTimeoutSeconds", 1, 3600, c => c.SshCommandTimeout, (c, v) => c.SshCommandTimeout = v);
             Str("faultRulesPath", c => c.FaultRulesPath, (c, v) => c.FaultRulesPath = v);

@@ -3,7 +3,6 @@ using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Text.RegularExpressions;
-using KeyServiceOps.Core.Remote;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
 

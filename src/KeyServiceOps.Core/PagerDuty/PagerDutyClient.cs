@@ -5,10 +5,10 @@ using System.Linq;
 using System.Net.Http;
 using System.Threading;
 using System.Threading.Tasks;
-using KeyServiceOps.Core.Runbook;
 using Newtonsoft.Json.Linq;
 using Polly;
 using Polly.Retry;
+using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.PagerDuty
 {

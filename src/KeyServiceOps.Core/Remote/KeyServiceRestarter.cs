@@ -6,7 +6,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core.Diagnosis;
 using KeyServiceOps.Core.Health;
-using KeyServiceOps.Core.Runbook;
+using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.Remote
 {

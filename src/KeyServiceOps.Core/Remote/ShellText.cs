@@ -11,7 +11,7 @@ namespace KeyServiceOps.Core.Remote
     public static class ShellText
     {
         /// <summary>Docker's own container-name rule (shared/contracts/docker-cli.md).</summary>
-        public static readonly Regex ContainerName = new Regex(@"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", RegexOptions.CultureInvariant);
+        public static readonly Regex ContainerName = ContainerNames.Pattern;
         // RFC 3339 (docker's --since/--until), a Unix timestamp, or a Go duration such as 10m or 1h30m.
         // [0-9], not \d: .NET's \d also matches other scripts' digits (１２３), which docker does not read.
         private static readonly Regex Rfc3339 = new Regex(@"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$", RegexOptions.CultureInvariant);

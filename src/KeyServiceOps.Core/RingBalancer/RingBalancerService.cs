@@ -4,8 +4,8 @@ using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core.Health;
-using KeyServiceOps.Core.Runbook;
 using Newtonsoft.Json.Linq;
+using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.RingBalancer
 {

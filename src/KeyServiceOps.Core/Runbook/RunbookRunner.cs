@@ -10,6 +10,7 @@ using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.PagerDuty;
 using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Core.RingBalancer;
+using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.Runbook
 {

@@ -6,7 +6,7 @@ using System.Threading;
 using Newtonsoft.Json;
 using Newtonsoft.Json.Linq;
 
-namespace KeyServiceOps.Core.Runbook
+namespace KeyServiceOps.Core.Audit
 {
     /// <summary>One line of the audit log.</summary>
     public sealed class AuditEntry
