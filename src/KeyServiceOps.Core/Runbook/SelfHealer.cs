@@ -180,12 +180,15 @@ namespace KeyServiceOps.Core.Runbook
 
                 var endpoints = watch.Select(w => Endpoint.Parse(w, _ctx.HealthPort)).ToList();
                 var probes = await _health.CheckManyAsync(endpoints, Math.Max(1, _ctx.ThrottleLimit), ct).ConfigureAwait(false);
+                // A probe cut short by Ctrl+C says nothing about the instance: never act on a cancelled pass's checks.
+                ct.ThrowIfCancellationRequested();
                 sum.TargetsChecked = probes.Count;
                 sum.Unhealthy = probes.Count(p => !p.Healthy);
                 var now = o.Clock();
                 var removedThisPass = 0;
                 for (int i = 0; i < watch.Count; i++)
                 {
+                    ct.ThrowIfCancellationRequested();
                     var key = watch[i];
                     var h = probes[i];
                     present.TryGetValue(key, out var t);
