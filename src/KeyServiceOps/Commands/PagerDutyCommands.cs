@@ -83,6 +83,7 @@ namespace KeyServiceOps.Commands
 
         [Parameter] public SwitchParameter PassThru { get; set; }
 
+        private bool _outboxChecked;
         private readonly System.Collections.Generic.HashSet<string> _known = new System.Collections.Generic.HashSet<string>(StringComparer.OrdinalIgnoreCase);
 
         protected override void ProcessRecord() => PerItem(() =>
@@ -98,8 +99,12 @@ namespace KeyServiceOps.Commands
                 return;
             }
             // The next command that talks to PagerDuty writes what an earlier runbook could not (best-effort).
-            if (outbox != null && outbox.Pending().Count > 0 && ShouldProcess(outbox.Path, "Write the pending notes first"))
-                Await(outbox.FlushAsync(PagerDuty, Log, Cancellation));
+            if (!_outboxChecked)
+            {
+                _outboxChecked = true; // once per invocation, not once per piped note
+                if (outbox != null && outbox.Pending().Count > 0 && ShouldProcess(outbox.Path, "Write the pending notes first"))
+                    Await(outbox.FlushAsync(PagerDuty, Log, Cancellation));
+            }
             var text = ParameterSetName == "Note" ? Note : NoteText.Describe(InputObject?.BaseObject);
             if (string.IsNullOrWhiteSpace(IncidentId))
                 throw new OpsException("IncidentIdMissing", OpsErrorCategory.InvalidArgument, "No incident id: pass -IncidentId or pipe an object that carries one.", InputObject);
