@@ -104,7 +104,7 @@ namespace KeyServiceOps.Core.Tests
                 StormAfterFirstChange, steps.Add, None);
             Assert.True(s.FinalState == "Recovered", string.Join("\n", steps));
             Assert.True(InUpstream(lab, lab[0]), "the instance was left out of the ring-balancer");
-            Assert.Equal(1, lab[0].RestartCount);
+            Assert.Equal(1, lab[0].Restarts);
             Assert.Empty(lab.PagerDuty.Incident(inc.Id).Notes);
             Assert.True(s.PendingNotes.Count >= 3, string.Join("\n", s.PendingNotes));
             Assert.Contains(s.PendingNotes, n => n.Contains("manually removed target " + lab[0].Target));
@@ -131,7 +131,7 @@ namespace KeyServiceOps.Core.Tests
             // Two operators (two flows, each its own lock handle, as two processes would have).
             var both = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => Task.Run(() => rig.Runner().RunAsync(Endpoint.Parse(lab[0].Address, 8888), opts, Yes, null, None))));
             Assert.Equal(new[] { "Healthy", "Recovered" }, both.Select(s => s.FinalState).OrderBy(x => x));
-            Assert.Equal(1, lab[0].RestartCount);
+            Assert.Equal(1, lab[0].Restarts);
             Assert.Single(lab.PagerDuty.Incident(inc.Id).Notes, n => n.Content.Contains("manually removed target"));
             Assert.True(InUpstream(lab, lab[0]));
         }
@@ -151,7 +151,7 @@ namespace KeyServiceOps.Core.Tests
                 Assert.Contains("a test holding it", e.Message);
                 Assert.Contains($"process {Environment.ProcessId}", e.Message);
                 Assert.Equal(0, Writes(lab));
-                Assert.Equal(0, lab[0].RestartCount);
+                Assert.Equal(0, lab[0].Restarts);
             }
         }
 
@@ -165,7 +165,7 @@ namespace KeyServiceOps.Core.Tests
             var preview = await rig.Runner().RunAsync(Endpoint.Parse(lab[0].Address, 8888), new RunbookOptions { PollInterval = TimeSpan.FromMilliseconds(100), WhatIf = true }, No, null, None);
             Assert.Equal(("Declined", "WhatIf"), (declined.FinalState, preview.FinalState));
             Assert.Equal(0, Writes(lab));
-            Assert.Equal(0, lab[0].RestartCount);
+            Assert.Equal(0, lab[0].Restarts);
         }
 
         [Fact]
@@ -179,7 +179,7 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal("PagerDutyNotFound", e.ErrorId);
             Assert.Equal(0, Writes(lab));
             Assert.True(InUpstream(lab, lab[0]));
-            Assert.Equal(0, lab[0].RestartCount);
+            Assert.Equal(0, lab[0].Restarts);
             Assert.Empty(rig.Audit.Read());
         }
 
@@ -195,7 +195,7 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal(inc.Id, s.IncidentId);
             Assert.Equal(new[] { StepOutcome.Done, StepOutcome.Done, StepOutcome.Done, StepOutcome.Done, StepOutcome.Skipped }, steps.Select(x => x.OutcomeValue));
             Assert.Contains("Unknown", s.Faults);
-            Assert.Equal(1, lab[0].RestartCount);
+            Assert.Equal(1, lab[0].Restarts);
             Assert.True(InUpstream(lab, lab[0]));
             var notes = lab.PagerDuty.Incident(inc.Id).Notes.Select(n => n.Content).ToList();
             Assert.Contains(notes, n => n.Contains("manually removed target " + lab[0].Target));
@@ -223,7 +223,7 @@ namespace KeyServiceOps.Core.Tests
             var (s, steps) = await Run(rig, lab[1]);
             Assert.Equal("AssignedToOwner", s.FinalState);
             Assert.False(InUpstream(lab, lab[1]));
-            Assert.Equal(0, lab[1].RestartCount);
+            Assert.Equal(0, lab[1].Restarts);
             Assert.Equal(new[] { "PCIPHER" }, lab.PagerDuty.Incident(inc.Id).Assignees);
             Assert.Contains(lab.PagerDuty.Incident(inc.Id).Notes, n => n.Content.Contains("dependency fault CipherDependency") && n.Content.Contains("cipher: failed to fetch configuration"));
             Assert.Equal(StepOutcome.Skipped, steps[3].OutcomeValue);
@@ -271,7 +271,7 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal(0, Writes(lab));
             Assert.Equal(0, PdWrites(lab));
             Assert.DoesNotContain(lab.Ssh.Docker.Calls, c => c.Args[0] == "restart");
-            Assert.Equal(0, lab[0].RestartCount);
+            Assert.Equal(0, lab[0].Restarts);
             Assert.Empty(rig.Audit.Read());
             Assert.Empty(lab.PagerDuty.Incident(inc.Id).Notes);
         }
@@ -287,7 +287,7 @@ namespace KeyServiceOps.Core.Tests
             Assert.Null(s.IncidentId);
             Assert.Equal(StepOutcome.Failed, steps[2].OutcomeValue);
             Assert.Contains("no open incident", steps[2].Detail);
-            Assert.Equal(0, lab[1].RestartCount);
+            Assert.Equal(0, lab[1].Restarts);
         }
 
         [Fact]

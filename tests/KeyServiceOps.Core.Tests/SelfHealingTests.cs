@@ -224,7 +224,7 @@ namespace KeyServiceOps.Core.Tests
                 }
                 now = now.AddMinutes(1);
             }
-            Assert.Equal(restarts.Count, lab[0].RestartCount);
+            Assert.Equal(restarts.Count, lab[0].Restarts);
             Assert.InRange(restarts.Count, 3, 9);
             foreach (var r in restarts) Assert.True(restarts.Count(x => x >= r && x < r.AddHours(1)) <= 3, $"more than 3 restarts in the hour from {r}");
             Assert.Contains("RestartBudget", reasons);

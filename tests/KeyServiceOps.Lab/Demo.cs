@@ -51,8 +51,8 @@ namespace KeyServiceOps.Lab
             Step("Get-RingBalancerTarget | Test-KeyServiceHealth");
             Step($"Get-PagerDutyIncident -IncidentId {alert2.Id}");
             Step("Get-KeyServiceAuditLog");
-            var ok = lab.Kong.Targets(lab.Upstream).Any(t => t.Target == crashed.Target) && crashed.RestartCount == 1
-                     && !lab.Kong.Targets(lab.Upstream).Any(t => t.Target == cipher.Target) && cipher.RestartCount == 0
+            var ok = lab.Kong.Targets(lab.Upstream).Any(t => t.Target == crashed.Target) && crashed.Restarts == 1
+                     && !lab.Kong.Targets(lab.Upstream).Any(t => t.Target == cipher.Target) && cipher.Restarts == 0
                      && lab.PagerDuty.Incident(alert2.Id).Assignees.SequenceEqual(new[] { "PCIPHER" });
             if (!ok) { Console.WriteLine("The runbook did not leave the lab as expected."); failures++; }
             try { Directory.Delete(dir, true); } catch (IOException) { }

@@ -117,9 +117,9 @@ namespace KeyServiceOps.Lab
             var selected = snapshot.Where(InRange).ToList();
             if (tail != null)
             {
-                // --tail N: the last N lines of each stream.
-                var keep = new HashSet<LogLine>(selected.Where(l => !l.Stderr).TakeLast(tail.Value).Concat(selected.Where(l => l.Stderr).TakeLast(tail.Value)));
-                selected = selected.Where(keep.Contains).ToList();
+                // --tail N: the last N lines of the container's log, both streams counted together (as the real engine's
+                // json-file log does; the contract's "of each stream" was wrong, found against real Docker).
+                selected = selected.TakeLast(tail.Value).ToList();
             }
             foreach (var l in selected) await (l.Stderr ? w.ErrAsync(Fmt(l)) : w.OutAsync(Fmt(l)));
             await w.FlushAsync();
@@ -189,7 +189,7 @@ namespace KeyServiceOps.Lab
                     await w.OutAsync(inst.StateJson());
                     return 0;
                 case "{{.RestartCount}}":
-                    await w.OutAsync(inst.RestartCount.ToString(CultureInfo.InvariantCulture));
+                    await w.OutAsync(inst.PolicyRestartCount.ToString(CultureInfo.InvariantCulture));
                     return 0;
                 default:
                     await w.ErrAsync($"lab: inspect format '{format}' is not simulated");

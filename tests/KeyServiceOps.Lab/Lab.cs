@@ -19,6 +19,11 @@ namespace KeyServiceOps.Lab
         public bool Ssh { get; set; }
         public bool PagerDuty { get; set; }
         public bool CentralLogs { get; set; }
+        /// <summary>
+        /// VMs running a real Docker Engine (see <see cref="RealDockerEstate"/>), beside the simulated instances;
+        /// with SSH on, the lab's sshd serves these VMs (their docker commands reach their own daemon).
+        /// </summary>
+        public int RealDockerVms { get; set; }
     }
 
     /// <summary>The simulated estate on loopback: instances on 127.B.C.x:8888 and the Kong emulator (plus SSH/PagerDuty when asked).</summary>
@@ -30,6 +35,8 @@ namespace KeyServiceOps.Lab
         public string Block { get; private set; }
         public List<SimInstance> Instances { get; } = new List<SimInstance>();
         public KongEmulator Kong { get; private set; }
+        public RealDockerEstate RealDocker { get; private set; }
+        public IReadOnlyList<RealVm> Vms => (IReadOnlyList<RealVm>)RealDocker?.Vms ?? Array.Empty<RealVm>();
         public PagerDutyEmulator PagerDuty { get; private set; }
 
         private async Task StartPagerDutyCoreAsync()
@@ -76,6 +83,11 @@ namespace KeyServiceOps.Lab
             }
             if (last != null) throw last;
             foreach (var i in Instances) _disposers.Add(() => i.DisposeAsync());
+            if (Options.RealDockerVms > 0)
+            {
+                RealDocker = await RealDockerEstate.StartAsync(Enumerable.Range(0, Options.RealDockerVms).Select(i => $"{Block}.{100 + i}").ToList());
+                _disposers.Add(() => RealDocker.DisposeAsync());
+            }
 
             Kong = await KongEmulator.StartAsync(Options.Era);
             _disposers.Add(() => Kong.DisposeAsync());
@@ -87,6 +99,7 @@ namespace KeyServiceOps.Lab
             for (int i = 0; i < Options.ExtraTargets; i++)
                 Kong.AddTarget(Options.Upstream, $"{Block}.{200 + i % 50}:{10000 + i}");
             foreach (var i in Instances) Kong.AddTarget(Options.Upstream, i.Target);
+            foreach (var v in Vms) Kong.AddTarget(Options.Upstream, v.Target);
             if (Options.Ssh) await StartSshAsync();
             if (Options.PagerDuty) await StartPagerDutyAsync();
             if (Options.CentralLogs) await StartCentralLogsAsync();

@@ -28,7 +28,14 @@ namespace KeyServiceOps.Lab
         private readonly List<Process> _sshd = new List<Process>();
         private WebApplication _control;
 
-        private LabSsh(IEnumerable<string> addresses) { _addresses = addresses.ToList(); }
+        // Real-Docker mode: each VM address's logins get that VM's DOCKER_HOST and the real docker CLI (no shims).
+        private readonly IReadOnlyDictionary<string, string> _dockerHosts;
+
+        private LabSsh(IEnumerable<string> addresses, IReadOnlyDictionary<string, string> dockerHosts = null)
+        {
+            _addresses = addresses.ToList();
+            _dockerHosts = dockerHosts;
+        }
 
         public string Dir { get; private set; }
         public int Port { get; private set; }
@@ -42,6 +49,8 @@ namespace KeyServiceOps.Lab
         public string LogPath => LogPathOf(0);
         private string LogPathOf(int group) => Path.Combine(Dir, $"sshd-{group}.log");
         public string ShimDir => Path.Combine(Dir, "shim");
+        /// <summary>Real-Docker mode's shims: only curl (localhost is the VM's own address).</summary>
+        private string VmShimDir => Path.Combine(Dir, "vmshim");
         public Uri ControlUri { get; private set; }
         public DockerSim Docker { get; private set; }
 
@@ -87,14 +96,22 @@ namespace KeyServiceOps.Lab
             return n;
         }
 
-        public static async Task<LabSsh> StartAsync(IEnumerable<string> addresses, Func<string, SimInstance> byAddress)
+        /// <summary>
+        /// An sshd for VMs that run a real Docker Engine: a login on a VM's address runs the real docker CLI
+        /// against that VM's daemon (sshd's <c>Match LocalAddress</c> + <c>SetEnv DOCKER_HOST</c>).
+        /// </summary>
+        public static Task<LabSsh> StartForRealDockerAsync(IReadOnlyDictionary<string, string> dockerHosts)
+            => StartAsync(dockerHosts.Keys, _ => null, dockerHosts);
+
+        public static async Task<LabSsh> StartAsync(IEnumerable<string> addresses, Func<string, SimInstance> byAddress, IReadOnlyDictionary<string, string> dockerHosts = null)
         {
             if (!File.Exists("/usr/sbin/sshd"))
                 throw new InvalidOperationException("The SSH lab needs OpenSSH's sshd at /usr/sbin/sshd (apt-get install -y openssh-server; .ci/run does it).");
-            var s = new LabSsh(addresses);
+            var s = new LabSsh(addresses, dockerHosts);
             s.Dir = Path.Combine(Path.GetTempPath(), "kso-lab-ssh-" + Guid.NewGuid().ToString("N").Substring(0, 10));
             Directory.CreateDirectory(s.Dir);
             Directory.CreateDirectory(s.ShimDir);
+            Directory.CreateDirectory(s.VmShimDir);
             Directory.CreateDirectory("/run/sshd");
             s.Docker = new DockerSim(byAddress);
             (s._control, s.ControlUri) = await LabHost.StartAsync(s.Docker.HandleAsync);
@@ -161,14 +178,17 @@ fi
 KSO_LAB_SUDO=1 exec ""$@""
 ");
             // curl: on the VM, localhost:8888 is the instance itself, i.e. this session's server address.
-            WriteShim("curl", @"#!/bin/bash
+            WriteShim("curl", CurlShim);
+            File.Copy(Path.Combine(ShimDir, "curl"), Path.Combine(VmShimDir, "curl"));
+        }
+
+        private const string CurlShim = @"#!/bin/bash
 # KeyServiceOps lab shim: curl where localhost is the simulated instance's own address.
 read -r _ _ sip _ <<<""$SSH_CONNECTION""
 args=()
 for a in ""$@""; do args+=(""${a//localhost/$sip}""); done
 exec /usr/bin/curl ""${args[@]}""
-");
-        }
+";
 
         private void WriteShim(string name, string text)
         {
@@ -194,7 +214,14 @@ exec /usr/bin/curl ""${args[@]}""
             cfg.AppendLine("MaxSessions 100");
             cfg.AppendLine("MaxStartups 100:30:200");
             cfg.AppendLine("LogLevel VERBOSE");
-            cfg.AppendLine($"SetEnv PATH={ShimDir}:/usr/local/bin:/usr/bin:/bin KSO_LAB_CONTROL={ControlUri.ToString().TrimEnd('/')}");
+            if (_dockerHosts == null)
+                cfg.AppendLine($"SetEnv PATH={ShimDir}:/usr/local/bin:/usr/bin:/bin KSO_LAB_CONTROL={ControlUri.ToString().TrimEnd('/')}");
+            else
+                foreach (var a in addresses)
+                {
+                    cfg.AppendLine($"Match LocalAddress {a}");
+                    cfg.AppendLine($"    SetEnv PATH={VmShimDir}:/usr/local/bin:/usr/bin:/bin DOCKER_HOST={_dockerHosts[a]}");
+                }
             var path = Path.Combine(Dir, $"sshd_config-{group}");
             File.WriteAllText(path, cfg.ToString());
             return path;

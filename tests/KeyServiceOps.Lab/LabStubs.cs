@@ -12,13 +12,15 @@ namespace KeyServiceOps.Lab
         public string WriteKnownHosts(string path = null)
         {
             path ??= System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"kso-known-{System.Guid.NewGuid():N}");
-            System.IO.File.WriteAllLines(path, Instances.Select(i => Ssh.KnownHostsEntry(i.Address)));
+            System.IO.File.WriteAllLines(path, Instances.Select(i => i.Address).Concat(Vms.Select(v => v.Address)).Select(Ssh.KnownHostsEntry));
             return path;
         }
 
         private async Task StartSshCoreAsync()
         {
-            Ssh = await LabSsh.StartAsync(Instances.Select(i => i.Address), ip => Instances.FirstOrDefault(i => i.Address == ip));
+            Ssh = RealDocker != null
+                ? await LabSsh.StartForRealDockerAsync(RealDocker.DockerHosts)
+                : await LabSsh.StartAsync(Instances.Select(i => i.Address), ip => Instances.FirstOrDefault(i => i.Address == ip));
             _disposers.Add(() => Ssh.DisposeAsync());
         }
 

@@ -10,7 +10,9 @@ namespace KeyServiceOps.Lab
         /// Starts a lab with SSH, PagerDuty and central logs and keeps it up for SECONDS (default 600), until SIGINT/SIGTERM,
         /// or (with --stop-on-stdin-close) until stdin closes. With --info FILE it writes how to reach it as JSON (the Pester suites read it), and serves a control
         /// endpoint: POST {control}scenario?address=A&amp;name=CipherDependency|IamDependency|OutOfMemory|PortInUse|CleanCrash[&amp;persists=true] (the fault comes back after a restart),
-        /// POST {control}mode?address=A&amp;mode=Up|Down|Hung|Error500, POST {control}alert?address=A (pages PagerDuty; answers the incident id).
+        /// POST {control}mode?address=A&amp;mode=Up|Down|Hung|Error500, POST {control}alert?address=A (pages PagerDuty; answers the incident id),
+        /// GET {control}restarts?address=A (how many `docker restart` commands the instance served: Docker's own RestartCount
+        /// counts only restart-policy restarts, so a test cannot count manual restarts with it).
         /// </summary>
         private static async Task<int> ServeAsync(string[] args)
         {
@@ -24,6 +26,7 @@ namespace KeyServiceOps.Lab
                 if (inst == null) { ctx.Response.StatusCode = 404; return; }
                 if (ctx.Request.Path == "/scenario") await inst.ApplyScenarioAsync(Enum.Parse<FaultScenario>(ctx.Request.Query["name"].ToString()), persists: ctx.Request.Query["persists"] == "true" ? true : (bool?)null);
                 else if (ctx.Request.Path == "/mode") await inst.SetModeAsync(Enum.Parse<InstanceMode>(ctx.Request.Query["mode"].ToString()));
+                else if (ctx.Request.Path == "/restarts") { await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, inst.Restarts.ToString(System.Globalization.CultureInfo.InvariantCulture)); return; }
                 else if (ctx.Request.Path == "/alert") { await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, lab.PagerDuty.AddAlert(inst.Address).Id); return; }
                 else { ctx.Response.StatusCode = 404; return; }
                 await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, "ok");

@@ -52,7 +52,13 @@ namespace KeyServiceOps.Lab
         public int ExitCode { get; set; }
         public bool OomKilled { get; set; }
         public string ContainerError { get; set; } = "";
-        public int RestartCount { get; set; }
+        /// <summary>
+        /// What `docker inspect --format '{{.RestartCount}}'` prints: restarts made by the restart policy. Real Docker
+        /// leaves it alone on a manual `docker restart` (checked against the real engine in the lab), so the lab does too.
+        /// </summary>
+        public int PolicyRestartCount { get; set; }
+        /// <summary>How many `docker restart` commands this instance served: the lab's own count, not Docker's.</summary>
+        public int Restarts { get; set; }
         public DateTimeOffset StartedAt { get; set; } = DateTimeOffset.UtcNow.AddHours(-2);
         public DateTimeOffset? FinishedAt { get; set; }
         public string ContainerName { get; set; } = "api_key_service";
@@ -113,7 +119,9 @@ namespace KeyServiceOps.Lab
         {
             lock (_gate)
             {
-                RestartCount++;
+                Restarts++;
+                // Docker records the stop of the running container (or keeps the exit time of an exited one).
+                if (ContainerStatus == "running") FinishedAt = DateTimeOffset.UtcNow;
                 ContainerStatus = "running"; ExitCode = 0; OomKilled = false; ContainerError = "";
                 StartedAt = DateTimeOffset.UtcNow;
             }

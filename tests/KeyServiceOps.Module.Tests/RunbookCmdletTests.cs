@@ -88,7 +88,7 @@ namespace KeyServiceOps.Module.Tests
             Assert.Empty(r.Errors);
             Assert.Equal(2, sh.PromptCount); // remove (step 2), restart (step 3)
             Assert.Equal("Declined", r.Output.Last().S("FinalState")); // not "WhatIf": the operator said No
-            Assert.Equal(0, lab[0].RestartCount);
+            Assert.Equal(0, lab[0].Restarts);
             Assert.Contains(lab.Kong.Targets(lab.Upstream), t => t.Target == lab[0].Target);
         }
 

@@ -77,7 +77,7 @@ namespace KeyServiceOps.Module.Tests
             Assert.Empty(r.Errors);
             Assert.Empty(r.Output);
             Assert.Contains($"What if: Performing the operation \"Restart container and wait for health\" on target \"api_key_service on {inst.Address}\"", r.HostText);
-            Assert.Equal(0, inst.RestartCount);
+            Assert.Equal(0, inst.Restarts);
             Assert.Equal(calls, _f.Lab.Ssh.Docker.Calls.Count(c => c.Address == inst.Address));
             Assert.Equal(before, _f.Lab.Ssh.AcceptedConnections());
             Assert.False(File.Exists(audit) && File.ReadAllText(audit).Contains("RestartContainer"));
@@ -96,7 +96,7 @@ namespace KeyServiceOps.Module.Tests
             Assert.Equal("Recovered", res.S("Status"));
             Assert.Equal(true, res.P("Recovered"));
             Assert.True((double)res.P("Seconds") >= 1.4);
-            Assert.Equal(1, inst.RestartCount);
+            Assert.Equal(1, inst.Restarts);
             Assert.Contains(r.Progress, p => p.StatusDescription.Contains("s left"));
             Assert.Contains(r.Progress, p => p.RecordType == System.Management.Automation.ProgressRecordType.Completed);
             var line = File.ReadAllLines(audit).Single(l => l.Contains("RestartContainer") && !l.Contains("\"outcome\":\"Started\""));
@@ -119,15 +119,15 @@ namespace KeyServiceOps.Module.Tests
             var res = Assert.Single(r.Output);
             Assert.Equal(crash.Address, res.S("Address"));
             Assert.Equal("Restarted", res.S("Status"));
-            Assert.Equal(0, cipher.RestartCount);
-            Assert.Equal(1, crash.RestartCount);
+            Assert.Equal(0, cipher.Restarts);
+            Assert.Equal(1, crash.Restarts);
 
             // Without piped faults the cmdlet reads the logs itself before restarting.
             var again = sh.Run($"Restart-KeyService {cipher.Address} -Confirm:$false");
             Assert.Equal("DependencyFaultNoRestart", Assert.Single(again.Errors).FullyQualifiedErrorId.Split(',')[0]);
             var forced = sh.Run($"Restart-KeyService {cipher.Address} -Force -Confirm:$false");
             Assert.Empty(forced.Errors);
-            Assert.Equal(1, cipher.RestartCount);
+            Assert.Equal(1, cipher.Restarts);
         }
 
         [Fact]

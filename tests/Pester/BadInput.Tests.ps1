@@ -69,7 +69,7 @@ BeforeAll {
         [pscustomobject]@{
             Targets  = (@(Get-RingBalancerTarget -NoHealth).Target | Sort-Object) -join ','
             Audit    = @(Get-KeyServiceAuditLog).Count
-            Restarts = (Get-KeyServiceContainer $a[0]).RestartCount
+            Restarts = Get-KsoLabRestarts $lab $a[0]
             Notes    = (Invoke-RestMethod -Headers @{ Authorization = "Token token=$($lab.pagerDutyToken)" } -Uri "$($lab.pagerDutyUri)incidents/$incident/notes").notes.Count
         }
     }

@@ -24,12 +24,12 @@ Describe 'Two operators, one instance' {
     It 'two runbooks from two processes restart the instance once and write the removal note once' {
         Set-KsoLabScenario $lab $a[1] CleanCrash
         $incident = New-KsoLabAlert $lab $a[1]
-        $before = (Get-KeyServiceContainer $a[1]).RestartCount
+        $before = Get-KsoLabRestarts $lab $a[1]
         $work = { param($address, $incident) Invoke-KeyServiceRunbook $address -IncidentId $incident -Confirm:$false -LockTimeoutSec 120 | Select-Object -Last 1 }
         $jobs = 1..2 | ForEach-Object { Start-Operator $work @($a[1], $incident) }
         $results = $jobs | Receive-Job -Wait -AutoRemoveJob
         @($results.FinalState | Sort-Object) | Should -Be @('Healthy', 'Recovered')
-        (Get-KeyServiceContainer $a[1]).RestartCount | Should -Be ($before + 1)
+        Get-KsoLabRestarts $lab $a[1] | Should -Be ($before + 1)
         $notes = (Get-PagerDutyIncident -IncidentId $incident | Select-Object -ExpandProperty IncidentId | ForEach-Object { Invoke-RestMethod -Headers @{ Authorization = "Token token=$($lab.pagerDutyToken)" } -Uri "$($lab.pagerDutyUri)incidents/$_/notes" }).notes
         @($notes | Where-Object content -like '*manually removed target*').Count | Should -Be 1
         (Get-RingBalancerTarget).Target | Should -Contain "$($a[1]):8888"

@@ -35,7 +35,7 @@ $Command
             Start-Sleep -Milliseconds 25
         }
     }
-    function script:Restarts($address) { (Get-KeyServiceContainer $address).RestartCount }
+    function script:Restarts($address) { Get-KsoLabRestarts $lab $address }
 }
 AfterAll { Stop-KsoLab $script:lab }
 

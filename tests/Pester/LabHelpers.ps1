@@ -49,6 +49,11 @@ function Set-KsoLabMode($Lab, [string] $Address, [string] $Mode) {
     Invoke-RestMethod -Method Post -Uri ("{0}mode?address={1}&mode={2}" -f $Lab.control, $Address, $Mode) | Out-Null
 }
 
+# How many `docker restart` commands the instance served (the lab's count: Docker's RestartCount only counts restart-policy restarts).
+function Get-KsoLabRestarts($Lab, [string] $Address) {
+    [int] (Invoke-RestMethod -Uri ("{0}restarts?address={1}" -f $Lab.control, $Address))
+}
+
 function New-KsoLabAlert($Lab, [string] $Address) {
     Invoke-RestMethod -Method Post -Uri ("{0}alert?address={1}" -f $Lab.control, $Address)
 }

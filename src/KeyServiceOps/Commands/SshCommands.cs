@@ -31,7 +31,7 @@ namespace KeyServiceOps.Commands
         [ArgumentCompleter(typeof(AddressCompleter))]
         public string[] Address { get; set; }
 
-        /// <summary>The last N lines of each stream (docker logs --tail).</summary>
+        /// <summary>The last N lines of the container log, stdout and stderr counted together (docker logs --tail).</summary>
         [Parameter, ValidateRange(0, int.MaxValue)] public int Tail { get; set; } = -1;
         /// <summary>A [datetime], a [timespan] back from now, an RFC 3339 time, a Unix time or a duration such as 10m.</summary>
         [Parameter] public object Since { get; set; }
