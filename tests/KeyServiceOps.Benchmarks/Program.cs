@@ -28,6 +28,7 @@ namespace KeyServiceOps.Benchmarks
                 ("health", () => FleetBenchmarks.HealthFanOutAsync()),
                 ("selfhealing", () => FleetBenchmarks.SelfHealingReactionAsync()),
                 ("ringbalancer", () => FleetBenchmarks.RingBalancerScaleAsync()),
+                ("docker", () => DockerBenchmarks.RecoveryAsync()),
             };
             var rows = new List<Row>();
             foreach (var (name, run) in all)

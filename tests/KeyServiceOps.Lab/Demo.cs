@@ -10,15 +10,40 @@ namespace KeyServiceOps.Lab
     {
         public static async Task<int> RunAsync(string[] args)
         {
-            Console.WriteLine("Starting the lab (4 api_key_service instances, Kong, PagerDuty, a real sshd, central logs)...");
-            await using var lab = await Lab.StartAsync(new LabOptions { Instances = 4, Ssh = true, PagerDuty = true, CentralLogs = true });
-            var crashed = lab[1]; var cipher = lab[2];
-            await crashed.ApplyScenarioAsync(FaultScenario.CleanCrash);
-            crashed.RestartDelay = TimeSpan.FromSeconds(2);
-            await cipher.ApplyScenarioAsync(FaultScenario.CipherDependency);
-            var alert1 = lab.PagerDuty.AddAlert(crashed.Address, "prod-eu-1");
-            var alert2 = lab.PagerDuty.AddAlert(cipher.Address, "prod-eu-1");
-            Console.WriteLine($"Broke {crashed.Target} (the service panicked) and {cipher.Target} (cipher service unavailable); PagerDuty paged {alert1.Id} and {alert2.Id}.\n");
+            var docker = args.Contains("--docker");
+            if (docker && RealDockerEstate.Missing() is string why) { Console.WriteLine("demo --docker: " + why + "."); return 1; }
+            Console.WriteLine(docker
+                ? "Starting the lab (3 VMs, each with its own real Docker Engine and an api_key_service container; Kong, PagerDuty, a real sshd)..."
+                : "Starting the lab (4 api_key_service instances, Kong, PagerDuty, a real sshd, central logs)...");
+            await using var lab = await Lab.StartAsync(docker
+                ? new LabOptions { Instances = 0, RealDockerVms = 3, Ssh = true, PagerDuty = true, CentralLogs = true }
+                : new LabOptions { Instances = 4, Ssh = true, PagerDuty = true, CentralLogs = true });
+            string crashedAddress, cipherAddress, crashedTarget, cipherTarget;
+            Func<Task<int>> crashedRestarts, cipherRestarts;
+            if (docker)
+            {
+                var (crashed, cipher) = (lab.Vms[1], lab.Vms[2]);
+                Console.WriteLine($"The real estate came up in {lab.RealDocker.StartUp.TotalSeconds:F1} s ({lab.RealDocker.ResidentBytes() / (1024 * 1024)} MB resident: daemons, shims, containers).");
+                var (c0, i0) = (await crashed.StartsAsync(), await cipher.StartsAsync());
+                await crashed.ApplyScenarioAsync(FaultScenario.CleanCrash);
+                await cipher.ApplyScenarioAsync(FaultScenario.CipherDependency);
+                (crashedAddress, crashedTarget, cipherAddress, cipherTarget) = (crashed.Address, crashed.Target, cipher.Address, cipher.Target);
+                crashedRestarts = async () => await crashed.StartsAsync() - c0;
+                cipherRestarts = async () => await cipher.StartsAsync() - i0;
+            }
+            else
+            {
+                var (crashed, cipher) = (lab[1], lab[2]);
+                await crashed.ApplyScenarioAsync(FaultScenario.CleanCrash);
+                crashed.RestartDelay = TimeSpan.FromSeconds(2);
+                await cipher.ApplyScenarioAsync(FaultScenario.CipherDependency);
+                (crashedAddress, crashedTarget, cipherAddress, cipherTarget) = (crashed.Address, crashed.Target, cipher.Address, cipher.Target);
+                crashedRestarts = () => Task.FromResult(crashed.Restarts);
+                cipherRestarts = () => Task.FromResult(cipher.Restarts);
+            }
+            var alert1 = lab.PagerDuty.AddAlert(crashedAddress, "prod-eu-1");
+            var alert2 = lab.PagerDuty.AddAlert(cipherAddress, "prod-eu-1");
+            Console.WriteLine($"Broke {crashedTarget} (the service panicked) and {cipherTarget} (cipher service unavailable); PagerDuty paged {alert1.Id} and {alert2.Id}.\n");
 
             var dir = Path.Combine(Path.GetTempPath(), $"keyserviceops-demo-{Guid.NewGuid():N}");
             Directory.CreateDirectory(dir);
@@ -45,14 +70,14 @@ namespace KeyServiceOps.Lab
                  "-RestartPollSec 0.5 -RestartWaitSec 30 -FaultOwner @{ CipherDependency = 'cipher-owner@example.com' }");
             Step("Get-PagerDutyIncident -Status Triggered");
             Step("Get-PagerDutyIncident -Status Triggered | Test-KeyServiceHealth");
-            Step($"Get-KeyServiceLog {cipher.Address} -Source Central -Since 1h | Get-KeyServiceFault");
+            Step(docker ? $"Get-KeyServiceLog {cipherAddress} -Tail 50 | Get-KeyServiceFault" : $"Get-KeyServiceLog {cipherAddress} -Source Central -Since 1h | Get-KeyServiceFault");
             Step($"Get-PagerDutyIncident -IncidentId {alert1.Id},{alert2.Id} | Invoke-KeyServiceRunbook -WhatIf");
             Step($"Get-PagerDutyIncident -IncidentId {alert1.Id},{alert2.Id} | Invoke-KeyServiceRunbook -Confirm:$false");
             Step("Get-RingBalancerTarget | Test-KeyServiceHealth");
             Step($"Get-PagerDutyIncident -IncidentId {alert2.Id}");
             Step("Get-KeyServiceAuditLog");
-            var ok = lab.Kong.Targets(lab.Upstream).Any(t => t.Target == crashed.Target) && crashed.Restarts == 1
-                     && !lab.Kong.Targets(lab.Upstream).Any(t => t.Target == cipher.Target) && cipher.Restarts == 0
+            var ok = lab.Kong.Targets(lab.Upstream).Any(t => t.Target == crashedTarget) && await crashedRestarts() == 1
+                     && !lab.Kong.Targets(lab.Upstream).Any(t => t.Target == cipherTarget) && await cipherRestarts() == 0
                      && lab.PagerDuty.Incident(alert2.Id).Assignees.SequenceEqual(new[] { "PCIPHER" });
             if (!ok) { Console.WriteLine("The runbook did not leave the lab as expected."); failures++; }
             try { Directory.Delete(dir, true); } catch (IOException) { }
