@@ -39,7 +39,7 @@ namespace KeyServiceOps.Core.Tests
             {
                 var t = await svc.ResolveAsync(lab.Upstream, lab[i].Target, None);
                 Assert.True((await svc.EvaluateRemovalAsync(lab.Upstream, t, i, None)).Allowed);
-                await svc.RemoveResolvedAsync(lab.Upstream, t, false, false, null, null, None);
+                await svc.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Delete, false, null, null, None);
             }
             var third = await svc.ResolveAsync(lab.Upstream, lab[2].Target, None);
             var d = await svc.EvaluateRemovalAsync(lab.Upstream, third, 2, None);
@@ -63,7 +63,7 @@ namespace KeyServiceOps.Core.Tests
             // Removing a healthy one leaves 2 healthy of 3 = 66 % > 60 %: allowed. Then the next leaves 1 of 2 = 50 %: refused.
             var a = await svc.ResolveAsync(lab.Upstream, lab[0].Target, None);
             Assert.True((await svc.EvaluateRemovalAsync(lab.Upstream, a, 0, None)).Allowed);
-            await svc.RemoveResolvedAsync(lab.Upstream, a, false, false, null, null, None);
+            await svc.RemoveResolvedAsync(lab.Upstream, a, RemovalMethod.Delete, false, null, null, None);
             var b = await svc.ResolveAsync(lab.Upstream, lab[1].Target, None);
             var d = await svc.EvaluateRemovalAsync(lab.Upstream, b, 0, None);
             Assert.Equal("ThresholdReached", d.ErrorId);
@@ -77,7 +77,7 @@ namespace KeyServiceOps.Core.Tests
             var ctx = TestCtx.For(lab);
             var svc = TestCtx.Service(ctx);
             var t = await svc.ResolveAsync(lab.Upstream, "127.0.0.99:8888", None);
-            var removed = await svc.RemoveResolvedAsync(lab.Upstream, t, false, false, null, "Q1", None);
+            var removed = await svc.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Delete, false, null, "Q1", None);
             Assert.Equal(TargetChangeAction.Removed, removed.ActionValue);
             Assert.DoesNotContain(lab.Kong.Targets(lab.Upstream), x => x.Target == "127.0.0.99:8888");
             var added = await svc.AddAsync(lab.Upstream, removed.Target, removed.Weight, removed.Tags.ToArray(), skipHealthCheck: true, null, null, None);
@@ -98,7 +98,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab2 = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
             var svc2 = TestCtx.Service(TestCtx.For(lab2));
             var t = await svc2.ResolveAsync(lab2.Upstream, lab2[1].Target, None);
-            await svc2.RemoveResolvedAsync(lab2.Upstream, t, false, false, null, null, None);
+            await svc2.RemoveResolvedAsync(lab2.Upstream, t, RemovalMethod.Delete, false, null, null, None);
             await lab2[1].SetModeAsync(InstanceMode.Error500);
             var e = await Assert.ThrowsAsync<OpsException>(() => svc2.AddAsync(lab2.Upstream, lab2[1].Target, 100, null, false, null, null, None));
             Assert.Equal("TargetUnhealthy", e.ErrorId);
@@ -116,7 +116,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
             var svc = TestCtx.Service(TestCtx.For(lab));
             var t = await svc.ResolveAsync(lab.Upstream, lab[0].Target, None);
-            var c = await svc.RemoveResolvedAsync(lab.Upstream, t, true, false, null, null, None);
+            var c = await svc.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Drain, false, null, null, None);
             Assert.Equal(TargetChangeAction.Drained, c.ActionValue);
             var k = lab.Kong.Targets(lab.Upstream).Single(x => x.Target == lab[0].Target);
             Assert.Equal(0, k.Weight);

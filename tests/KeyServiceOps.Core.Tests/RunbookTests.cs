@@ -297,7 +297,7 @@ namespace KeyServiceOps.Core.Tests
             await lab[0].ApplyScenarioAsync(FaultScenario.OutOfMemory);
             using var rig = new OpsRig(lab);
             var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[0].Target, None);
-            await rig.Rb.RemoveResolvedAsync(lab.Upstream, t, false, false, "self-healing", null, None);
+            await rig.Rb.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Delete, false, "self-healing", null, None);
             var (s, steps) = await Run(rig, lab[0]);
             Assert.Equal(StepOutcome.AlreadyDone, steps[1].OutcomeValue);
             Assert.Contains("self-healing already removed it", steps[1].Detail);

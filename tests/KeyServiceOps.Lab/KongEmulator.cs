@@ -36,6 +36,7 @@ namespace KeyServiceOps.Lab
         public string Name { get; set; }
         public double Threshold { get; set; }
         public bool HealthchecksOn { get; set; } = true;
+        public List<string> Tags { get; set; }
         public List<KongTarget> Targets { get; } = new List<KongTarget>();
         public double CreatedAt { get; set; } = Math.Floor(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0);
     }
@@ -54,6 +55,13 @@ namespace KeyServiceOps.Lab
         private double _clock = Math.Floor(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0);
 
         public KongEra Era { get; set; } = KongEra.V3;
+        /// <summary>configuration.database at `GET /`: "postgres", or "off" for DB-less (writes 405, health marks 500).</summary>
+        public string Database { get; set; } = "postgres";
+        /// <summary>configuration.role: traditional, control_plane (health marks not served) or data_plane.</summary>
+        public string Role { get; set; } = "traditional";
+        public string Version => Era == KongEra.V3 ? "3.9.1" : "2.8.4";
+        /// <summary>Health marks set through …/healthy|unhealthy (per target string): Kong's in-memory state, no database row.</summary>
+        public ConcurrentDictionary<string, string> Marks { get; } = new ConcurrentDictionary<string, string>();
         public string RbacToken { get; set; }
         public string RbacHeader { get; set; } = "Kong-Admin-Token";
         public string Workspace { get; set; }
@@ -93,6 +101,13 @@ namespace KeyServiceOps.Lab
             }
         }
 
+        public KongUpstream UpstreamFor(string name) { lock (_gate) return _upstreams[name]; }
+
+        public void SetWeight(string upstream, string target, int weight)
+        {
+            lock (_gate) _upstreams[upstream].Targets.First(t => t.Target == target).Weight = weight;
+        }
+
         public List<KongTarget> Targets(string upstream)
         {
             lock (_gate) return _upstreams[upstream].Targets.Select(t => new KongTarget { Id = t.Id, Target = t.Target, Weight = t.Weight, Tags = t.Tags?.ToList(), CreatedAt = t.CreatedAt }).ToList();
@@ -126,6 +141,15 @@ namespace KeyServiceOps.Lab
                 return;
             }
             var segs = path.Split('/', StringSplitOptions.RemoveEmptyEntries).Select(Uri.UnescapeDataString).ToList();
+            if (segs.Count == 0 && ctx.Request.Method == "GET")
+            {
+                await Json(ctx, 200, new JsonObject
+                {
+                    ["version"] = Version, ["tagline"] = "Welcome to kong", ["node_id"] = "a3b1c2d4-0000-4000-8000-000000000001",
+                    ["configuration"] = new JsonObject { ["database"] = Database, ["role"] = Role },
+                });
+                return;
+            }
             if (Workspace != null)
             {
                 if (segs.Count == 0 || segs[0] != Workspace) { await NotFound(ctx); return; }
@@ -143,6 +167,12 @@ namespace KeyServiceOps.Lab
             lock (_gate) u = _upstreams.Values.FirstOrDefault(x => x.Name == segs[1] || x.Id == segs[1]);
             if (u == null) { await NotFound(ctx); return; }
             if (segs.Count == 2 && m == "GET") { await Json(ctx, 200, UpstreamJson(u)); return; }
+            var isMark = segs.Count == 5 && segs[2] == "targets" && (segs[4] == "healthy" || segs[4] == "unhealthy");
+            if (Database == "off" && m != "GET" && !isMark)
+            {
+                await Json(ctx, 405, new JsonObject { ["code"] = 12, ["name"] = "operation unsupported", ["message"] = "cannot create 'targets' entities when not using a database" });
+                return;
+            }
             if (segs.Count == 3 && segs[2] == "targets")
             {
                 if (m == "GET") { await ListTargets(ctx, u, "targets", path, false); return; }
@@ -155,15 +185,20 @@ namespace KeyServiceOps.Lab
                 lock (_gate) t = Find(u, segs[3]);
                 if (segs.Count == 5 && (segs[4] == "healthy" || segs[4] == "unhealthy"))
                 {
-                    var okMethod = Era == KongEra.V3 ? m == "PUT" : m == "POST" || m == "PUT";
+                    // The era's verb (contract: 2.x POST, 3.x PUT; the wrong one is 405).
+                    var okMethod = Era == KongEra.V3 ? m == "PUT" : m == "POST";
                     if (!okMethod) { await Json(ctx, 405, new JsonObject { ["message"] = "Method not allowed" }); return; }
-                    if (t == null) { await NotFound(ctx); return; }
+                    if (Role == "control_plane") { await NotFound(ctx); return; }       // not served on a hybrid-mode control plane
+                    if (Database == "off") { await Json(ctx, 500, new JsonObject { ["message"] = "An unexpected error occurred" }); return; } // Kong/kong#15001
+                    if (t == null || (Era == KongEra.V2 && t.Weight == 0)) { await NotFound(ctx); return; }
                     if (!u.HealthchecksOn) { await Json(ctx, 400, new JsonObject { ["message"] = $"no healthchecker found for {u.Name}" }); return; }
+                    if (segs[4] == "unhealthy") Marks[t.Target] = "UNHEALTHY"; else Marks.TryRemove(t.Target, out _);
                     ctx.Response.StatusCode = 204;
                     return;
                 }
                 if (segs.Count != 4) { await NotFound(ctx); return; }
-                if (t == null) { await NotFound(ctx); return; }
+                // 2.x: select_target_cb returns a target only when weight ~= 0, so GET/PATCH/DELETE of a drained one are 404.
+                if (t == null || (Era == KongEra.V2 && t.Weight == 0)) { await NotFound(ctx); return; }
                 switch (m)
                 {
                     case "GET": await Json(ctx, 200, TargetJson(u, t)); return;
@@ -223,6 +258,11 @@ namespace KeyServiceOps.Lab
                 if (health)
                 {
                     var h = !u.HealthchecksOn ? "HEALTHCHECKS_OFF" : HealthOf(t.Target);
+                    // A mark holds until marked healthy, or until Kong's active checks see the target pass.
+                    if (u.HealthchecksOn && Marks.TryGetValue(t.Target, out var mark))
+                    {
+                        if (h == "HEALTHY") Marks.TryRemove(t.Target, out _); else h = mark;
+                    }
                     j["health"] = h;
                     var hp = t.Target.Split(':');
                     j["data"] = new JsonObject
@@ -353,7 +393,8 @@ namespace KeyServiceOps.Lab
 
         private JsonObject UpstreamJson(KongUpstream u) => new JsonObject
         {
-            ["id"] = u.Id, ["name"] = u.Name, ["algorithm"] = "round-robin", ["slots"] = 10000, ["created_at"] = (long)u.CreatedAt, ["tags"] = null,
+            ["id"] = u.Id, ["name"] = u.Name, ["algorithm"] = "round-robin", ["slots"] = 10000, ["created_at"] = (long)u.CreatedAt,
+            ["tags"] = u.Tags == null ? null : new JsonArray(u.Tags.Select(x => (JsonNode)JsonValue.Create(x)).ToArray()),
             ["healthchecks"] = new JsonObject
             {
                 ["threshold"] = u.Threshold,

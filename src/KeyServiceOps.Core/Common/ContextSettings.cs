@@ -75,6 +75,20 @@ namespace KeyServiceOps.Core
                 },
             });
 
+        private static void Enum<T>(string key, Func<OpsContext, T> get, Action<OpsContext, T> set) where T : struct
+            => All.Add(new Setting
+            {
+                Key = key, Expected = "one of " + string.Join(", ", System.Enum.GetNames(typeof(T))), Get = c => get(c).ToString(),
+                Set = (c, t) => set(c, t.Type == JTokenType.String && System.Enum.TryParse<T>((string)t, true, out var v) && System.Enum.IsDefined(typeof(T), v) ? v : throw Bad()),
+            });
+
+        private static void StrList(string key, Func<OpsContext, List<string>> get, Action<OpsContext, List<string>> set)
+            => All.Add(new Setting
+            {
+                Key = key, Expected = "a list of strings", Get = c => new JArray(get(c)),
+                Set = (c, t) => set(c, t is JArray a && a.All(x => x.Type == JTokenType.String) ? a.Select(x => (string)x).ToList() : throw Bad()),
+            });
+
         private static Exception Bad() => new FormatException();
 
         static ContextSettings()
@@ -96,6 +110,8 @@ namespace KeyServiceOps.Core
             Int("throttleLimit", 1, 1024, c => c.ThrottleLimit, (c, v) => c.ThrottleLimit = v);
             Share("maxRemoveShare", c => c.MaxRemoveShare, (c, v) => c.MaxRemoveShare = v);
             Str("maintenanceTag", c => c.MaintenanceTag, (c, v) => c.MaintenanceTag = v);
+            Enum<RemovalMethod>("removalMethod", c => c.RemovalMethod, (c, v) => c.RemovalMethod = v);
+            StrList("declarativeTags", c => c.DeclarativeTags, (c, v) => c.DeclarativeTags = v);
             Str("sshUser", c => c.SshUser, (c, v) => c.SshUser = v.Length == 0 ? throw Bad() : v);
             Int("sshPort", 1, 65535, c => c.SshPort, (c, v) => c.SshPort = v);
             Str("sshKeyPath", c => c.SshKeyPath, (c, v) => c.SshKeyPath = v);

@@ -67,6 +67,18 @@ namespace KeyServiceOps.Core
         public double MaxRemoveShare { get; set; } = 0.5;
         public List<string> MaintenanceTargets { get; set; } = new List<string>();
         public string MaintenanceTag { get; set; } = "maintenance";
+        /// <summary>How the runbook, self-healing and Remove-RingBalancerTarget take a target out (and put it back).</summary>
+        public RemovalMethod RemovalMethod { get; set; } = RemovalMethod.Delete;
+        /// <summary>
+        /// Tags that mark upstreams/targets owned by a declarative tool (decK, an ingress controller): a change to
+        /// one of them is reverted at the next sync, so the module warns and names the alternative.
+        /// </summary>
+        public List<string> DeclarativeTags { get; set; } = new List<string>();
+        /// <summary>
+        /// What the session learned once and keeps (Kong's version and mode per Admin API address). Shared by the
+        /// copies a cmdlet makes for its overrides; a new context starts empty.
+        /// </summary>
+        public System.Collections.Concurrent.ConcurrentDictionary<string, object> SessionCache { get; } = new System.Collections.Concurrent.ConcurrentDictionary<string, object>();
 
         // SSH / docker
         public string SshUser { get; set; }
@@ -179,6 +191,7 @@ namespace KeyServiceOps.Core
             var c = (OpsContext)MemberwiseClone();
             c.Inventory = Inventory.ToList();
             c.MaintenanceTargets = MaintenanceTargets.ToList();
+            c.DeclarativeTags = DeclarativeTags.ToList();
             c.FaultOwners = new Dictionary<string, string>(FaultOwners, StringComparer.OrdinalIgnoreCase);
             c.CentralLogFields = CentralLogFields.Clone();
             return c;

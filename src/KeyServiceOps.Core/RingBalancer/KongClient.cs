@@ -20,6 +20,9 @@ namespace KeyServiceOps.Core.RingBalancer
         private readonly RestClient _rest;
         private readonly string _prefix;
         private readonly int _pageSize;
+        private readonly IOpsLog _log;
+        /// <summary>What each Admin API said at `GET /`, once per session (the context's cache: the version and mode do not change under a session).</summary>
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, object> _session;
 
         public KongClient(OpsContext ctx, IOpsLog log)
         {
@@ -37,6 +40,59 @@ namespace KeyServiceOps.Core.RingBalancer
             _rest.MaxResponseBytes = ctx.MaxResponseBytes;
             _prefix = string.IsNullOrEmpty(ctx.Workspace) ? "" : Uri.EscapeDataString(ctx.Workspace) + "/";
             _pageSize = Math.Max(1, Math.Min(1000, ctx.KongPageSize));
+            _log = log ?? NullOpsLog.Instance;
+            _session = ctx.SessionCache;
+        }
+
+        /// <summary>
+        /// Kong's version and mode from `GET /` (version, configuration.database, configuration.role), read once per
+        /// process and Admin API address; -Verbose says what was found. A node that does not answer it is taken as 3.x,
+        /// traditional, with a database (the defaults the client was written for).
+        /// </summary>
+        public async Task<KongNodeInfo> GetNodeInfoAsync(CancellationToken ct)
+        {
+            var key = "kong-node " + _rest.BaseUri;
+            if (_session.TryGetValue(key, out var known)) return (KongNodeInfo)known;
+            var r = await _rest.SendAsync(HttpMethod.Get, "", null, ct).ConfigureAwait(false);
+            // A proxy's error page or a server error is an error here as anywhere; only a JSON 404 (an Admin API that
+            // does not serve `/`) falls back to the defaults.
+            if (!r.IsSuccess && !(r.Status == 404 && r.TryJson() != null)) Expect(r, "GET / (version and mode)", null, null);
+            var j = r.IsSuccess ? r.TryJson() : null;
+            var info = new KongNodeInfo
+            {
+                Version = (string)j?["version"], Database = (string)j?["configuration"]?["database"], Role = (string)j?["configuration"]?["role"] ?? "traditional",
+            };
+            var m = Regex.Match(info.Version ?? "", @"^(\d+)\.(\d+)");
+            if (m.Success) { info.Major = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture); info.Minor = int.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture); }
+            else info.Major = 3;
+            _log.Verbose(j == null ? $"Kong at {_rest.BaseUri} did not describe itself at GET / (HTTP {r.Status}); assuming 3.x, traditional, with a database." : $"Found {info} at {_rest.BaseUri}.");
+            return (KongNodeInfo)_session.GetOrAdd(key, info);
+        }
+
+        /// <summary>
+        /// Sets Kong's health mark on a target (`…/targets/{t}/healthy|unhealthy`): PUT in 3.x, POST in 2.x. Changes no
+        /// database row. Refused by Kong with 400 when the upstream has no health checker.
+        /// </summary>
+        public async Task MarkHealthAsync(string upstream, string idOrTarget, bool healthy, CancellationToken ct)
+        {
+            var node = await GetNodeInfoAsync(ct).ConfigureAwait(false);
+            var path = U(upstream) + "/targets/" + T(idOrTarget) + (healthy ? "/healthy" : "/unhealthy");
+            var what = $"mark {idOrTarget} {(healthy ? "healthy" : "unhealthy")}";
+            var r = await _rest.SendAsync(node.Era2 ? HttpMethod.Post : HttpMethod.Put, path, null, ct).ConfigureAwait(false);
+            if (r.IsSuccess) return;
+            var message = (string)r.TryJson()?["message"] ?? "";
+            if (r.Status == 400 && message.IndexOf("no healthchecker", StringComparison.OrdinalIgnoreCase) >= 0)
+                throw new OpsException("KongNoHealthchecker", OpsErrorCategory.InvalidOperation,
+                    $"Kong cannot {what}: upstream '{upstream}' has no health checker ({message}).", idOrTarget, r.Excerpt(),
+                    "Use -Method Drain (weight 0) or Delete, or configure active or passive health checks on the upstream.");
+            if (r.Status == 404 && r.TryJson() != null)
+            {
+                await GetUpstreamAsync(upstream, ct).ConfigureAwait(false); // KongUpstreamNotFound when it is the upstream
+                throw new OpsException("TargetNotFound", OpsErrorCategory.ObjectNotFound,
+                    $"Kong has no target {idOrTarget} in upstream '{upstream}' to {what}.", idOrTarget, r.Excerpt(),
+                    "List the targets (Get-RingBalancerTarget): a target marked unhealthy stays in the upstream; one that was deleted must be added back instead.");
+            }
+            Expect(r, what, idOrTarget, upstream);
         }
 
         public int RequestCount => _rest.RequestCount;
@@ -163,10 +219,16 @@ namespace KeyServiceOps.Core.RingBalancer
             return true;
         }
 
-        public async Task<RingBalancerTarget> SetWeightAsync(string upstream, string idOrTarget, int weight, CancellationToken ct)
+        public async Task<RingBalancerTarget> SetWeightAsync(string upstream, string idOrTarget, int weight, CancellationToken ct, string targetText = null)
         {
             var r = await _rest.SendAsync(Patch, U(upstream) + "/targets/" + T(idOrTarget), new JObject { ["weight"] = weight }, ct).ConfigureAwait(false);
-            return ToTarget(Expect(r, "PATCH target", idOrTarget, upstream), upstream);
+            // Kong 2.0-2.1 has no PATCH for a target: PUT the whole target instead (not in DB-less mode, code 12, where no write works).
+            if (r.Status == 405 && (int?)r.TryJson()?["code"] != 12)
+            {
+                _log.Verbose($"Kong refused PATCH for {idOrTarget} (HTTP 405); setting weight {weight} with PUT.");
+                r = await _rest.SendAsync(HttpMethod.Put, U(upstream) + "/targets/" + T(idOrTarget), new JObject { ["target"] = targetText ?? idOrTarget, ["weight"] = weight }, ct).ConfigureAwait(false);
+            }
+            return ToTarget(Expect(r, weight == 0 ? "drain target" : "set target weight", idOrTarget, upstream), upstream);
         }
 
         internal static RingBalancerTarget ToTarget(JToken t, string upstream)

@@ -28,7 +28,26 @@ namespace KeyServiceOps.Core.RingBalancer
         public TextList Tags { get; set; } = new TextList();
     }
 
-    public enum TargetChangeAction { Removed, Drained, Added, Restored, AlreadyAbsent, AlreadyPresent }
+    public enum TargetChangeAction { Removed, Drained, Added, Restored, AlreadyAbsent, AlreadyPresent, MarkedUnhealthy, MarkedHealthy }
+
+
+    /// <summary>What `GET /` says about the Kong node: version and mode, read once per session.</summary>
+    public sealed class KongNodeInfo
+    {
+        public string Version { get; set; }
+        public int Major { get; set; }
+        public int Minor { get; set; }
+        /// <summary>configuration.database: postgres, cassandra, or "off" (DB-less).</summary>
+        public string Database { get; set; }
+        /// <summary>configuration.role: traditional, control_plane or data_plane.</summary>
+        public string Role { get; set; }
+        public bool DbLess => string.Equals(Database, "off", StringComparison.OrdinalIgnoreCase);
+        public bool ControlPlane => string.Equals(Role, "control_plane", StringComparison.OrdinalIgnoreCase);
+        public bool DataPlane => string.Equals(Role, "data_plane", StringComparison.OrdinalIgnoreCase);
+        /// <summary>2.x: health marks are POST, weight-0 targets are invisible to a single-target GET.</summary>
+        public bool Era2 => Major == 2;
+        public override string ToString() => $"Kong {Version ?? "(version unknown)"}, database {Database ?? "?"}, role {Role ?? "?"}";
+    }
 
     /// <summary>
     /// What Remove-/Add-RingBalancerTarget did. Carries the weight and tags the target had, so piping a
@@ -51,6 +70,9 @@ namespace KeyServiceOps.Core.RingBalancer
         public DateTimeOffset Time { get; set; } = DateTimeOffset.UtcNow;
         public string Detail { get; set; }
         public string IncidentId { get; set; }
+        /// <summary>How it was taken out (or put back): Add-RingBalancerTarget binds it by name to undo the same way.</summary>
+        internal RemovalMethod MethodValue { get; set; }
+        public string Method => MethodValue.ToString();
         public override string ToString() => $"{Action} {Target} ({Upstream})";
     }
 

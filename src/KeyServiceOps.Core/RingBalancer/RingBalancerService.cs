@@ -95,59 +95,162 @@ namespace KeyServiceOps.Core.RingBalancer
             return d;
         }
 
-        /// <summary>Deletes (or drains to weight 0) a resolved target and audits it. The guard must have been consulted.</summary>
-        public async Task<TargetChange> RemoveResolvedAsync(string upstream, RingBalancerTarget target, bool drain, bool forced, string actor, string incident, CancellationToken ct)
+        /// <summary>
+        /// Refuses, before anything is written, a method this Kong node cannot do: every write on a DB-less node, and
+        /// health marks on a hybrid-mode control plane (not served there). Says why and what to use instead.
+        /// </summary>
+        public async Task<KongNodeInfo> CheckMethodAsync(RemovalMethod method, string target, CancellationToken ct)
         {
-            // One actor per instance (a runbook holding it already passes straight through).
-            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, target.Address ?? target.Target, $"{(drain ? "drain" : "remove")} {target.Target} from {upstream}", _ctx.LockTimeout, ct).ConfigureAwait(false))
-                return await RemoveResolvedLockedAsync(upstream, target, drain, forced, actor, incident, ct).ConfigureAwait(false);
+            var node = await _kong.GetNodeInfoAsync(ct).ConfigureAwait(false);
+            if (node.DbLess && method != RemovalMethod.MarkUnhealthy)
+                throw new OpsException("KongDbLess", OpsErrorCategory.InvalidOperation,
+                    $"{node} runs DB-less: the Admin API cannot {(method == RemovalMethod.Drain ? "change a target's weight" : "delete or add targets")} (Kong answers 405).", target,
+                    recommendedAction: "Change the declarative configuration (kong.yml / decK state file) and apply it; the Admin API of a DB-less node is read-only for targets.");
+            if (method == RemovalMethod.MarkUnhealthy && node.DbLess)
+                throw new OpsException("KongDbLess", OpsErrorCategory.InvalidOperation,
+                    $"{node} runs DB-less, where marking a target healthy or unhealthy fails (Kong/kong#15001).", target,
+                    recommendedAction: "Change the declarative configuration (set the target's weight to 0) and apply it, or rely on Kong's own active health checks.");
+            if (method == RemovalMethod.MarkUnhealthy && node.ControlPlane)
+                throw new OpsException("KongControlPlaneNoHealthMarks", OpsErrorCategory.InvalidOperation,
+                    $"{node}: a hybrid-mode control plane does not serve the healthy/unhealthy endpoints (health lives on each data plane).", target,
+                    recommendedAction: "Use -Method Drain (weight 0) or Delete, which the control plane writes and pushes to every data plane.");
+            return node;
         }
 
-        private async Task<TargetChange> RemoveResolvedLockedAsync(string upstream, RingBalancerTarget target, bool drain, bool forced, string actor, string incident, CancellationToken ct)
+        /// <summary>Warns when a declarative tool owns the upstream or the target: its next sync reverts what we change.</summary>
+        private async Task WarnDeclarativeAsync(string upstream, IEnumerable<string> targetTags, RemovalMethod method, bool adding, CancellationToken ct)
         {
+            if (_ctx.DeclarativeTags == null || _ctx.DeclarativeTags.Count == 0) return;
+            var upstreamTags = (await _kong.GetUpstreamAsync(upstream, ct).ConfigureAwait(false)).Tags ?? new TextList();
+            var hit = _ctx.DeclarativeTags.FirstOrDefault(d => upstreamTags.Concat(targetTags ?? Enumerable.Empty<string>()).Any(t => string.Equals(t, d, StringComparison.OrdinalIgnoreCase)));
+            if (hit == null || method == RemovalMethod.MarkUnhealthy) return;
+            _log.Warning(adding
+                ? $"Upstream '{upstream}' is managed declaratively (tag '{hit}'): a target added by hand is deleted again at the next sync (deck gateway sync) unless it is in the state file."
+                : $"Upstream '{upstream}' is managed declaratively (tag '{hit}'): the next sync (deck gateway sync) puts this target back, possibly still broken. " +
+                  "Use -Method MarkUnhealthy (no database write, nothing for the sync to revert), or change the state file.");
+        }
+
+        /// <summary>Takes a resolved target out by <paramref name="method"/> and audits it. The guard must have been consulted.</summary>
+        public async Task<TargetChange> RemoveResolvedAsync(string upstream, RingBalancerTarget target, RemovalMethod method, bool forced, string actor, string incident, CancellationToken ct)
+        {
+            // One actor per instance (a runbook holding it already passes straight through).
+            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, target.Address ?? target.Target, $"{Verb(method)} {target.Target} from {upstream}", _ctx.LockTimeout, ct).ConfigureAwait(false))
+                return await RemoveResolvedLockedAsync(upstream, target, method, forced, actor, incident, ct).ConfigureAwait(false);
+        }
+
+        private static string Verb(RemovalMethod m) => m == RemovalMethod.Drain ? "drain" : m == RemovalMethod.MarkUnhealthy ? "mark unhealthy" : "remove";
+
+        private async Task<TargetChange> RemoveResolvedLockedAsync(string upstream, RingBalancerTarget target, RemovalMethod method, bool forced, string actor, string incident, CancellationToken ct)
+        {
+            await CheckMethodAsync(method, target.Target, ct).ConfigureAwait(false);
+            await WarnDeclarativeAsync(upstream, target.Tags, method, false, ct).ConfigureAwait(false);
             var change = new TargetChange
             {
                 Upstream = upstream, Target = target.Target, Address = target.Address, Port = target.Port, Weight = target.Weight,
-                Tags = target.Tags, Id = target.Id, Forced = forced, Actor = actor ?? "manual", IncidentId = incident,
+                Tags = target.Tags, Id = target.Id, Forced = forced, Actor = actor ?? "manual", IncidentId = incident, MethodValue = method,
             };
             var who = actor == null ? null : actor + "/" + AuditLog.DefaultActor();
             var before = JObject.FromObject(new { id = target.Id, target = target.Target, weight = target.Weight, tags = target.Tags });
+            var action = method == RemovalMethod.Drain ? "DrainTarget" : method == RemovalMethod.MarkUnhealthy ? "MarkTargetUnhealthy" : "RemoveTarget";
             // Write-ahead: the intent is on disk before Kong is asked (refused if it cannot be written).
-            await AuditLog.Record(_audit, new AuditEntry { Actor = who, Action = drain ? "DrainTarget" : "RemoveTarget", Target = target.Target, Upstream = upstream, BeforeData = before, Forced = forced, Incident = incident },
+            await AuditLog.Record(_audit, new AuditEntry { Actor = who, Action = action, Target = target.Target, Upstream = upstream, BeforeData = before, Forced = forced, Incident = incident },
                 async () =>
                 {
-                    if (drain)
+                    switch (method)
                     {
-                        await _kong.SetWeightAsync(upstream, target.Id ?? target.Target, 0, ct).ConfigureAwait(false);
-                        change.ActionValue = TargetChangeAction.Drained;
-                        change.Detail = $"weight {target.Weight} -> 0";
-                    }
-                    else
-                    {
-                        var deleted = await _kong.DeleteTargetAsync(upstream, target.Id ?? target.Target, ct).ConfigureAwait(false);
-                        change.ActionValue = deleted ? TargetChangeAction.Removed : TargetChangeAction.AlreadyAbsent;
-                        change.Detail = deleted ? "deleted from the upstream" : "Kong reports it already gone";
+                        case RemovalMethod.Drain:
+                            await _kong.SetWeightAsync(upstream, target.Id ?? target.Target, 0, ct, target.Target).ConfigureAwait(false);
+                            change.ActionValue = TargetChangeAction.Drained;
+                            change.Detail = $"weight {target.Weight} -> 0";
+                            break;
+                        case RemovalMethod.MarkUnhealthy:
+                            await _kong.MarkHealthAsync(upstream, target.Id ?? target.Target, false, ct).ConfigureAwait(false);
+                            change.ActionValue = TargetChangeAction.MarkedUnhealthy;
+                            change.Detail = "marked unhealthy in Kong (no database change; Kong's active checks re-enable it once its probe passes)";
+                            break;
+                        default:
+                            var deleted = await _kong.DeleteTargetAsync(upstream, target.Id ?? target.Target, ct).ConfigureAwait(false);
+                            change.ActionValue = deleted ? TargetChangeAction.Removed : TargetChangeAction.AlreadyAbsent;
+                            change.Detail = deleted ? "deleted from the upstream" : "Kong reports it already gone";
+                            break;
                     }
                     return change;
                 },
-                c => new AuditEntry { BeforeData = before, AfterData = drain ? JObject.FromObject(new { weight = 0 }) : null, Outcome = c.Action.ToString(), Forced = forced, Detail = c.Detail }).ConfigureAwait(false);
+                c => new AuditEntry
+                {
+                    BeforeData = before, AfterData = method == RemovalMethod.Drain ? JObject.FromObject(new { weight = 0 }) : method == RemovalMethod.MarkUnhealthy ? JObject.FromObject(new { health = "UNHEALTHY" }) : null,
+                    Outcome = c.Action.ToString(), Forced = forced, Detail = c.Detail,
+                }).ConfigureAwait(false);
             _log.Verbose($"{change.Action} {target.Target} from upstream '{upstream}'{(forced ? " (FORCED past the safety guard)" : "")}.");
             return change;
         }
 
+        /// <summary>
+        /// A drained (weight-0) target: from a single-target GET in 3.x, from the listing in 2.x (where that GET
+        /// answers 404 for weight 0). Null when the upstream has no such target.
+        /// </summary>
+        public async Task<RingBalancerTarget> FindIncludingDrainedAsync(string upstream, string target, CancellationToken ct)
+        {
+            var found = await _kong.FindTargetAsync(upstream, target, ct).ConfigureAwait(false);
+            if (found != null) return found;
+            var node = await _kong.GetNodeInfoAsync(ct).ConfigureAwait(false);
+            if (!node.Era2) return null;
+            var all = await _kong.GetTargetsAsync(upstream, ct).ConfigureAwait(false);
+            return all.FirstOrDefault(t => t.Weight == 0 && (string.Equals(t.Target, target, StringComparison.OrdinalIgnoreCase) || string.Equals(t.Id, target, StringComparison.OrdinalIgnoreCase)));
+        }
+
         /// <summary>Adds a target (or restores a drained one). Health is checked first unless forced.</summary>
-        public async Task<TargetChange> AddAsync(string upstream, string target, int weight, string[] tags, bool skipHealthCheck, string actor, string incident, CancellationToken ct)
+        public async Task<TargetChange> AddAsync(string upstream, string target, int weight, string[] tags, bool skipHealthCheck, string actor, string incident, CancellationToken ct, RemovalMethod method = RemovalMethod.Delete)
         {
             Endpoint.TryParse(target, _ctx.HealthPort, out var lockEp, out _);
             using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, lockEp.Address ?? target, $"add {target} to {upstream}", _ctx.LockTimeout, ct).ConfigureAwait(false))
-                return await AddLockedAsync(upstream, target, weight, tags, skipHealthCheck, actor, incident, ct).ConfigureAwait(false);
+                return method == RemovalMethod.MarkUnhealthy
+                    ? await MarkHealthyLockedAsync(upstream, target, skipHealthCheck, actor, incident, ct).ConfigureAwait(false)
+                    : await AddLockedAsync(upstream, target, weight, tags, skipHealthCheck, actor, incident, method, ct).ConfigureAwait(false);
         }
 
-        private async Task<TargetChange> AddLockedAsync(string upstream, string target, int weight, string[] tags, bool skipHealthCheck, string actor, string incident, CancellationToken ct)
+        private async Task RequireHealthyAsync(string upstream, string target, Endpoint ep, CancellationToken ct)
+        {
+            var h = await _health.CheckAsync(ep, ct).ConfigureAwait(false);
+            if (!h.Healthy)
+                throw new OpsException("TargetUnhealthy", OpsErrorCategory.InvalidOperation,
+                    $"Refusing to add {target} to upstream '{upstream}': its health check says {h.Status} ({h.Detail}). A re-added target takes traffic at once.",
+                    target, recommendedAction: "Recover the instance first (Restart-KeyService -Wait), or pass -Force to add it anyway.");
+        }
+
+        /// <summary>Undoes MarkUnhealthy: Kong's healthy mark (the era's verb), after our own health check.</summary>
+        private async Task<TargetChange> MarkHealthyLockedAsync(string upstream, string target, bool skipHealthCheck, string actor, string incident, CancellationToken ct)
+        {
+            await CheckMethodAsync(RemovalMethod.MarkUnhealthy, target, ct).ConfigureAwait(false);
+            Endpoint.TryParse(target, _ctx.HealthPort, out var ep, out _);
+            var existing = await FindIncludingDrainedAsync(upstream, target, ct).ConfigureAwait(false)
+                ?? throw new OpsException("TargetNotFound", OpsErrorCategory.ObjectNotFound, $"Upstream '{upstream}' has no target {target} to mark healthy.", target,
+                    recommendedAction: "It was deleted, not marked: add it back with -Method Delete (the default).");
+            if (!skipHealthCheck) await RequireHealthyAsync(upstream, target, ep, ct).ConfigureAwait(false);
+            var change = new TargetChange
+            {
+                Upstream = upstream, Target = existing.Target, Address = ep.Address, Port = ep.Port, Weight = existing.Weight, Tags = existing.Tags, Id = existing.Id,
+                Actor = actor ?? "manual", IncidentId = incident, Forced = skipHealthCheck, MethodValue = RemovalMethod.MarkUnhealthy,
+            };
+            await AuditLog.Record(_audit, new AuditEntry { Actor = actor == null ? null : actor + "/" + AuditLog.DefaultActor(), Action = "MarkTargetHealthy", Target = existing.Target, Upstream = upstream, Forced = skipHealthCheck, Incident = incident },
+                async () =>
+                {
+                    await _kong.MarkHealthAsync(upstream, existing.Id ?? existing.Target, true, ct).ConfigureAwait(false);
+                    change.ActionValue = TargetChangeAction.MarkedHealthy;
+                    change.Detail = "marked healthy in Kong";
+                    return change;
+                },
+                c => new AuditEntry { AfterData = JObject.FromObject(new { health = "HEALTHY" }), Outcome = c.Action.ToString(), Forced = skipHealthCheck, Detail = c.Detail }).ConfigureAwait(false);
+            return change;
+        }
+
+        private async Task<TargetChange> AddLockedAsync(string upstream, string target, int weight, string[] tags, bool skipHealthCheck, string actor, string incident, RemovalMethod method, CancellationToken ct)
         {
             Endpoint.TryParse(target, _ctx.HealthPort, out var ep, out _);
-            var change = new TargetChange { Upstream = upstream, Target = target, Address = ep.Address, Port = ep.Port, Weight = weight, Tags = tags ?? new string[0], Actor = actor ?? "manual", IncidentId = incident, Forced = skipHealthCheck };
-            var existing = await _kong.FindTargetAsync(upstream, target, ct).ConfigureAwait(false);
+            await CheckMethodAsync(method, target, ct).ConfigureAwait(false);
+            var change = new TargetChange { Upstream = upstream, Target = target, Address = ep.Address, Port = ep.Port, Weight = weight, Tags = tags ?? new string[0], Actor = actor ?? "manual", IncidentId = incident, Forced = skipHealthCheck, MethodValue = method };
+            // A drained target stays in the upstream with weight 0; Kong 2.x hides it from the single-target GET.
+            var existing = await FindIncludingDrainedAsync(upstream, target, ct).ConfigureAwait(false);
             if (existing != null && existing.Weight > 0)
             {
                 change.ActionValue = TargetChangeAction.AlreadyPresent;
@@ -155,20 +258,22 @@ namespace KeyServiceOps.Core.RingBalancer
                 change.Detail = "already in the upstream; nothing changed";
                 return change;
             }
-            if (!skipHealthCheck)
-            {
-                var h = await _health.CheckAsync(ep, ct).ConfigureAwait(false);
-                if (!h.Healthy)
-                    throw new OpsException("TargetUnhealthy", OpsErrorCategory.InvalidOperation,
-                        $"Refusing to add {target} to upstream '{upstream}': its health check says {h.Status} ({h.Detail}). A re-added target takes traffic at once.",
-                        target, recommendedAction: "Recover the instance first (Restart-KeyService -Wait), or pass -Force to add it anyway.");
-            }
+            if (!skipHealthCheck) await RequireHealthyAsync(upstream, target, ep, ct).ConfigureAwait(false);
+            await WarnDeclarativeAsync(upstream, existing?.Tags ?? (IEnumerable<string>)tags, method, existing == null, ct).ConfigureAwait(false);
+            var node = await _kong.GetNodeInfoAsync(ct).ConfigureAwait(false);
             await AuditLog.Record(_audit, new AuditEntry { Actor = actor == null ? null : actor + "/" + AuditLog.DefaultActor(), Action = "AddTarget", Target = target, Upstream = upstream, Forced = skipHealthCheck, Incident = incident },
                 async () =>
                 {
-                    if (existing != null)
+                    if (existing != null && node.Era2)
                     {
-                        var t = await _kong.SetWeightAsync(upstream, existing.Id ?? existing.Target, weight, ct).ConfigureAwait(false);
+                        // 2.x: PATCH cannot see a weight-0 target either; a POST of the same target upserts it (200 + Deprecation).
+                        var (t, _, _) = await _kong.AddTargetAsync(upstream, existing.Target, weight, existing.Tags?.ToArray(), ct).ConfigureAwait(false);
+                        change.ActionValue = TargetChangeAction.Restored; change.Id = t?.Id ?? existing.Id; change.Tags = t?.Tags ?? existing.Tags;
+                        change.Detail = $"drained target restored to weight {weight} (Kong 2.x: POST upserts it)";
+                    }
+                    else if (existing != null)
+                    {
+                        var t = await _kong.SetWeightAsync(upstream, existing.Id ?? existing.Target, weight, ct, existing.Target).ConfigureAwait(false);
                         change.ActionValue = TargetChangeAction.Restored; change.Id = t.Id; change.Tags = t.Tags;
                         change.Detail = $"drained target restored to weight {weight}";
                     }

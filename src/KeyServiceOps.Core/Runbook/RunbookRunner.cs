@@ -105,6 +105,8 @@ namespace KeyServiceOps.Core.Runbook
             public readonly List<string> Actions = new List<string>();
             public bool WhatIf;
             public bool HandedOver;
+            /// <summary>Step 2 marked the target unhealthy (it stays listed): step 4 marks it healthy.</summary>
+            public bool MarkedUnhealthy;
             public SshTarget Ssh;
             public readonly List<string> PendingNotes = new List<string>();
         }
@@ -170,7 +172,8 @@ namespace KeyServiceOps.Core.Runbook
                     if (!guard.Allowed) return (StepOutcome.Failed, $"kept in the upstream by the capacity guard ({guard.ErrorId}): {guard.Reason}", 0);
                     if (!await r.Confirm(ep.Target, $"Remove from upstream '{r.Upstream}' (runbook step 2)").ConfigureAwait(false))
                         return (StepOutcome.WouldDo, $"would remove {ep.Target} from '{r.Upstream}' ({guard.Reason}) and note 'manually removed target'", 0);
-                    var change = await _rb.RemoveResolvedAsync(r.Upstream, target, false, false, r.O.Actor, r.Incident, ct).ConfigureAwait(false);
+                    var change = await _rb.RemoveResolvedAsync(r.Upstream, target, _ctx.RemovalMethod, false, r.O.Actor, r.Incident, ct).ConfigureAwait(false);
+                    r.MarkedUnhealthy = change.ActionValue == TargetChangeAction.MarkedUnhealthy;
                     r.Actions.Add($"{change.Action} {ep.Target}");
                     await NoteAsync(r, $"manually removed target {ep.Target} from upstream {r.Upstream} (runbook step 2: the instance failed its health check)", ct).ConfigureAwait(false);
                     return (StepOutcome.Done, $"{change.Action}: {change.Detail}", 0);
@@ -248,10 +251,11 @@ namespace KeyServiceOps.Core.Runbook
                 if (!h.Healthy) return (StepOutcome.Skipped, $"still {h.Status} ({h.Detail}): not added back", 0);
                 recovered = true;
                 var existing = await _rb.ResolveAsync(r.Upstream, ep.Target, ct).ConfigureAwait(false);
-                if (existing != null && existing.Weight > 0) return (StepOutcome.AlreadyDone, $"{ep.Target} is already in '{r.Upstream}'", 0);
+                // A target marked unhealthy stays listed with its weight: it is back only once marked healthy.
+                if (existing != null && existing.Weight > 0 && !r.MarkedUnhealthy) return (StepOutcome.AlreadyDone, $"{ep.Target} is already in '{r.Upstream}'", 0);
                 if (!await r.Confirm(ep.Target, $"Add back to upstream '{r.Upstream}' (runbook step 4)").ConfigureAwait(false))
                     return (StepOutcome.WouldDo, $"would add {ep.Target} back to '{r.Upstream}'", 0);
-                var change = await _rb.AddAsync(r.Upstream, ep.Target, 100, null, false, r.O.Actor, r.Incident, ct).ConfigureAwait(false);
+                var change = await _rb.AddAsync(r.Upstream, ep.Target, 100, null, false, r.O.Actor, r.Incident, ct, r.MarkedUnhealthy ? RemovalMethod.MarkUnhealthy : _ctx.RemovalMethod).ConfigureAwait(false);
                 r.Actions.Add($"{change.Action} {ep.Target}");
                 await NoteAsync(r, $"added target {ep.Target} back to upstream {r.Upstream} (runbook step 4: the API is available and operational)", ct).ConfigureAwait(false);
                 return (StepOutcome.Done, $"{change.Action}: {change.Detail}", 0);

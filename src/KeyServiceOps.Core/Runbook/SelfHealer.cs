@@ -94,6 +94,8 @@ namespace KeyServiceOps.Core.Runbook
         public int Successes { get; set; }
         public bool RemovedBySelfHealing { get; set; }
         public DateTimeOffset? RemovedAt { get; set; }
+        /// <summary>How it was taken out (Delete, Drain, MarkUnhealthy): it is put back the same way.</summary>
+        public string RemovedWith { get; set; }
         public List<DateTimeOffset> Restarts { get; set; } = new List<DateTimeOffset>();
         public DateTimeOffset? GraceUntil { get; set; }
     }
@@ -171,7 +173,10 @@ namespace KeyServiceOps.Core.Runbook
                     if (!o.WhatIf) Save(statePath, state);
                     return results;
                 }
-                var present = targets.Where(t => t.Weight > 0).ToDictionary(t => t.Target, StringComparer.OrdinalIgnoreCase);
+                // A target this healer marked unhealthy stays listed with its weight: it counts as out until marked healthy.
+                bool Marked(string target) => state.Targets.TryGetValue(target, out var st) && st.RemovedBySelfHealing && st.RemovedWith == nameof(RemovalMethod.MarkUnhealthy);
+                var listed = targets.Where(t => t.Weight > 0).ToDictionary(t => t.Target, StringComparer.OrdinalIgnoreCase);
+                var present = listed.Values.Where(t => !Marked(t.Target)).ToDictionary(t => t.Target, StringComparer.OrdinalIgnoreCase);
                 // Targets to look at: those in the upstream, and those this healer took out.
                 var watch = present.Values.Select(t => t.Target)
                     .Concat(state.Targets.Values.Where(s => s.RemovedBySelfHealing && !present.ContainsKey(s.Target)).Select(s => s.Target))
@@ -232,11 +237,11 @@ namespace KeyServiceOps.Core.Runbook
                             // Remembered before Kong is asked (a kill right after the DELETE must not make the healer
                             // forget what it took out); undone if the removal fails. A target still present next pass
                             // clears the mark, so a kill before the DELETE leaves nothing behind.
-                            s.RemovedBySelfHealing = true; s.RemovedAt = now; s.Successes = 0;
+                            s.RemovedBySelfHealing = true; s.RemovedAt = now; s.Successes = 0; s.RemovedWith = _ctx.RemovalMethod.ToString();
                             Save(statePath, state);
                             TargetChange change;
-                            try { change = await _rb.RemoveResolvedAsync(upstream, t, false, false, o.Actor, incident, ct).ConfigureAwait(false); }
-                            catch (OpsException) { s.RemovedBySelfHealing = false; s.RemovedAt = null; Save(statePath, state); throw; }
+                            try { change = await _rb.RemoveResolvedAsync(upstream, t, _ctx.RemovalMethod, false, o.Actor, incident, ct).ConfigureAwait(false); }
+                            catch (OpsException) { s.RemovedBySelfHealing = false; s.RemovedAt = null; s.RemovedWith = null; Save(statePath, state); throw; }
                             removedThisPass++;
                             var a = A(HealingAction.Remove, StepOutcome.Done, "Unhealthy", $"{change.Action} after {s.Failures} failed checks ({h.Status}: {h.Detail})");
                             a.IncidentId = incident;
@@ -258,8 +263,9 @@ namespace KeyServiceOps.Core.Runbook
                                 continue;
                             }
                             var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
-                            var change = await _rb.AddAsync(upstream, key, s.Weight > 0 ? s.Weight : 100, s.Tags, false, o.Actor, incident, ct).ConfigureAwait(false);
-                            s.RemovedBySelfHealing = false; s.RemovedAt = null;
+                            var with = Enum.TryParse<RemovalMethod>(s.RemovedWith, out var m) ? m : RemovalMethod.Delete;
+                            var change = await _rb.AddAsync(upstream, key, s.Weight > 0 ? s.Weight : 100, s.Tags, false, o.Actor, incident, ct, with).ConfigureAwait(false);
+                            s.RemovedBySelfHealing = false; s.RemovedAt = null; s.RemovedWith = null;
                             Save(statePath, state);
                             var a = A(HealingAction.Add, StepOutcome.Done, "Recovered", $"{change.Action} after {s.Successes} healthy passes");
                             a.IncidentId = incident;

@@ -21,6 +21,8 @@ namespace KeyServiceOps.Commands
         public double HealthTimeoutSec { get; set; }
         public int ThrottleLimit { get; set; }
         public double MaxRemoveShare { get; set; }
+        public string RemovalMethod { get; set; }
+        public TextList DeclarativeTags { get; set; }
         public string SshUser { get; set; }
         public int SshPort { get; set; }
         public string SshKeyPath { get; set; }
@@ -48,7 +50,7 @@ namespace KeyServiceOps.Commands
             KongAdminUri = c.KongAdminUri, Upstream = c.Upstream, Workspace = c.Workspace, KongTokenHeader = c.KongTokenHeader,
             KongTokenSet = c.KongToken != null, SkipCertificateCheck = c.SkipCertificateCheck, HealthPort = c.HealthPort,
             HealthPath = c.HealthPath, ExpectedText = c.ExpectedText, HealthTimeoutSec = c.HealthTimeout.TotalSeconds, ThrottleLimit = c.ThrottleLimit,
-            MaxRemoveShare = c.MaxRemoveShare, SshUser = c.SshUser, SshPort = c.SshPort, SshKeyPath = c.SshKeyPath,
+            MaxRemoveShare = c.MaxRemoveShare, RemovalMethod = c.RemovalMethod.ToString(), DeclarativeTags = new TextList(c.DeclarativeTags), SshUser = c.SshUser, SshPort = c.SshPort, SshKeyPath = c.SshKeyPath,
             KnownHostsPath = c.KnownHostsPath, JumpHost = c.JumpHost, UseSudo = c.UseSudo, ContainerName = c.ContainerName,
             AcceptNewHostKey = c.AcceptNewHostKey, SshKeyPassphraseSet = c.SshKeyPassphrase != null, FaultRulesPath = c.FaultRulesPath, RestartWaitSec = c.RestartWaitTimeout.TotalSeconds,
             CentralLogUri = c.CentralLogUri, CentralLogIndex = c.CentralLogIndex, CentralLogQuery = c.CentralLogQuery,
@@ -79,6 +81,10 @@ namespace KeyServiceOps.Commands
         [Parameter, ValidateRange(1, 1024)] public int ThrottleLimit { get; set; }
         [Parameter, ValidateRange(0.01, 1.0)] public double MaxRemoveShare { get; set; }
         [Parameter] public string[] MaintenanceTarget { get; set; }
+        /// <summary>How the runbook, self-healing and Remove-RingBalancerTarget take a target out: Delete (default), Drain (weight 0) or MarkUnhealthy (Kong's health mark).</summary>
+        [Parameter] public RemovalMethod RemovalMethod { get; set; }
+        /// <summary>Tags that mark upstreams and targets owned by a declarative tool (decK): changing one warns that the next sync reverts it.</summary>
+        [Parameter, AllowEmptyCollection] public string[] DeclarativeTag { get; set; }
         [Parameter] public string SshUser { get; set; }
         [Parameter, ValidateRange(1, 65535)] public int SshPort { get; set; }
         [Parameter] public string SshKeyPath { get; set; }
@@ -150,6 +156,8 @@ namespace KeyServiceOps.Commands
             if (b.ContainsKey(nameof(ThrottleLimit))) c.ThrottleLimit = ThrottleLimit;
             if (b.ContainsKey(nameof(MaxRemoveShare))) c.MaxRemoveShare = MaxRemoveShare;
             if (MaintenanceTarget != null) c.MaintenanceTargets = MaintenanceTarget.ToList();
+            if (b.ContainsKey(nameof(RemovalMethod))) c.RemovalMethod = RemovalMethod;
+            if (DeclarativeTag != null) c.DeclarativeTags = DeclarativeTag.Where(t => !string.IsNullOrWhiteSpace(t)).ToList();
             new SshOverrides
             {
                 User = SshUser, Port = b.ContainsKey(nameof(SshPort)) ? SshPort : (int?)null, KeyPath = SshKeyPath, KeyPassphrase = SshKeyPassphrase,

@@ -76,7 +76,13 @@ namespace KeyServiceOps.Commands
         [ArgumentCompleter(typeof(IncidentCompleter))]
         public string IncidentId { get; set; }
 
-        /// <summary>Set weight 0 (keeps id and tags) instead of deleting.</summary>
+        /// <summary>
+        /// How to take it out: Delete (the runbook's step; the default unless the context's RemovalMethod says
+        /// otherwise), Drain (weight 0: id and tags kept) or MarkUnhealthy (Kong's health mark: no database write,
+        /// so declarative config does not revert it; needs health checks on the upstream; not on a control plane or DB-less).
+        /// </summary>
+        [Parameter] public RemovalMethod Method { get; set; }
+        /// <summary>Same as -Method Drain.</summary>
         [Parameter] public SwitchParameter Drain { get; set; }
         [Parameter] public SwitchParameter Force { get; set; }
         [Parameter] public SwitchParameter PassThru { get; set; }
@@ -85,14 +91,28 @@ namespace KeyServiceOps.Commands
         {
             var upstream = UpstreamOrDefault(Upstream);
             var wanted = TargetInput.Resolve(this, Target, Address, Port, Context.HealthPort);
+            var method = Drain ? RemovalMethod.Drain : MyInvocation.BoundParameters.ContainsKey(nameof(Method)) ? Method : Context.RemovalMethod;
+            if (Drain && MyInvocation.BoundParameters.ContainsKey(nameof(Method)) && Method != RemovalMethod.Drain)
+                ThrowArgument("ConflictingRemovalMethod", $"-Drain and -Method {Method} ask for two different ways out.", Method, "Give one: -Method Drain (same as -Drain), -Method Delete or -Method MarkUnhealthy.");
+            // Refused here, before the guard probes anything, when this Kong cannot do it (DB-less, control plane).
+            Await(RingBalancer.CheckMethodAsync(method, wanted, Cancellation));
             var current = Await(RingBalancer.ResolveAsync(upstream, wanted, Cancellation));
+            if (current == null && method == RemovalMethod.Drain)
+            {
+                var drained = Await(RingBalancer.FindIncludingDrainedAsync(upstream, wanted, Cancellation));
+                if (drained != null)
+                {
+                    WriteWarning($"Target {drained.Target} is already drained (weight 0) in upstream '{upstream}'; nothing to do.");
+                    return;
+                }
+            }
             if (current == null)
             {
                 WriteWarning($"Target {wanted} is already absent from upstream '{upstream}' (self-healing or someone else removed it); nothing to do.");
                 if (PassThru) WriteObject(new TargetChange { ActionValue = TargetChangeAction.AlreadyAbsent, Upstream = upstream, Target = wanted, Address = Address, Port = Port, Weight = 100, IncidentId = IncidentId, Detail = "already absent" });
                 return;
             }
-            if (Drain && current.Weight == 0)
+            if (method == RemovalMethod.Drain && current.Weight == 0)
             {
                 WriteWarning($"Target {current.Target} is already drained (weight 0) in upstream '{upstream}'; nothing to do.");
                 return;
@@ -110,10 +130,10 @@ namespace KeyServiceOps.Commands
                 }
                 forced = true;
             }
-            var action = (Drain ? "Drain (set weight 0)" : "Remove") + $" from ring-balancer upstream '{upstream}'" + (forced ? " PAST THE SAFETY GUARD (-Force)" : "");
+            var action = (method == RemovalMethod.Drain ? "Drain (set weight 0)" : method == RemovalMethod.MarkUnhealthy ? "Mark unhealthy in Kong" : "Remove") + $" from ring-balancer upstream '{upstream}'" + (forced ? " PAST THE SAFETY GUARD (-Force)" : "");
             if (!ShouldProcess($"{current.Target} (id {current.Id}, weight {current.Weight})", action)) return;
             if (forced) WriteWarning($"FORCED: {guard.Reason} Proceeding because -Force was given; this is recorded in the audit log.");
-            var change = Await(RingBalancer.RemoveResolvedAsync(upstream, current, Drain, forced, null, IncidentId, Cancellation));
+            var change = Await(RingBalancer.RemoveResolvedAsync(upstream, current, method, forced, null, IncidentId, Cancellation));
             _removed++;
             if (PassThru) WriteObject(change);
         });
@@ -158,6 +178,14 @@ namespace KeyServiceOps.Commands
         [ArgumentCompleter(typeof(IncidentCompleter))]
         public string IncidentId { get; set; }
 
+        /// <summary>
+        /// How it was taken out, so it is put back the same way: Delete (POST it again), Drain (the old weight back)
+        /// or MarkUnhealthy (Kong's healthy mark). Binds from the object Remove-RingBalancerTarget -PassThru returned;
+        /// the context's RemovalMethod when not given.
+        /// </summary>
+        [Parameter(ValueFromPipelineByPropertyName = true)]
+        public RemovalMethod Method { get; set; }
+
         /// <summary>Add without checking health first.</summary>
         [Parameter] public SwitchParameter Force { get; set; }
         [Parameter] public SwitchParameter PassThru { get; set; }
@@ -165,13 +193,15 @@ namespace KeyServiceOps.Commands
         protected override void ProcessRecord() => PerItem(() =>
         {
             var upstream = UpstreamOrDefault(Upstream);
+            var method = MyInvocation.BoundParameters.ContainsKey(nameof(Method)) ? Method : Context.RemovalMethod;
             var wanted = TargetInput.Resolve(this, Target, Address, Port, Context.HealthPort);
             if (Guid.TryParse(wanted, out _))
                 ThrowArgument("TargetIdNotAddable", $"'{wanted}' is a target id; adding needs an address such as 10.0.0.5:8888.", wanted,
                     "Pass the address: Add-RingBalancerTarget 10.0.0.5:8888 (or pipe the object Remove-RingBalancerTarget -PassThru returned).");
-            if (!ShouldProcess($"{wanted} (weight {Weight}{(Tags?.Length > 0 ? ", tags " + string.Join(",", Tags) : "")})", $"Add to ring-balancer upstream '{upstream}'" + (Force ? " without a health check" : " after a health check")))
+            var how = method == RemovalMethod.MarkUnhealthy ? "Mark healthy in Kong, in ring-balancer upstream" : method == RemovalMethod.Drain ? "Restore the weight (or add) in ring-balancer upstream" : "Add to ring-balancer upstream";
+            if (!ShouldProcess($"{wanted} (weight {Weight}{(Tags?.Length > 0 ? ", tags " + string.Join(",", Tags) : "")})", $"{how} '{upstream}'" + (Force ? " without a health check" : " after a health check")))
                 return;
-            var change = Await(RingBalancer.AddAsync(upstream, wanted, Weight, Tags, Force, null, IncidentId, Cancellation));
+            var change = Await(RingBalancer.AddAsync(upstream, wanted, Weight, Tags, Force, null, IncidentId, Cancellation, method));
             if (change.ActionValue == TargetChangeAction.AlreadyPresent)
                 WriteWarning($"Target {wanted} is already present in upstream '{upstream}' ({change.Detail}); nothing changed.");
             if (PassThru) WriteObject(change);

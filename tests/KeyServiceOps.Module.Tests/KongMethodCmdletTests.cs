@@ -1,0 +1,66 @@
+using System.Linq;
+using System.Threading.Tasks;
+using KeyServiceOps.Lab;
+using Xunit;
+
+namespace KeyServiceOps.Module.Tests
+{
+    /// <summary>-Method on Remove-/Add-RingBalancerTarget and the context's RemovalMethod, as an operator types them.</summary>
+    public class KongMethodCmdletTests
+    {
+        [Theory]
+        [InlineData(KongEra.V2)]
+        [InlineData(KongEra.V3)]
+        public async Task Drain_PassThru_piped_to_Add_puts_the_old_weight_back(KongEra era)
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Era = era });
+            lab.Kong.SetWeight(lab.Upstream, lab[0].Target, 42);
+            using var sh = Shell.For(lab, out _);
+            var r = sh.Run($"$c = Remove-RingBalancerTarget {lab[0].Target} -Method Drain -PassThru -Confirm:$false -Verbose; $c");
+            Assert.True(r.Errors.Count == 0, Shell.Ids(r));
+            var c = Assert.Single(r.Output);
+            Assert.Equal(("Drained", "Drain", 42), (c.S("Action"), c.S("Method"), (int)c.P("Weight")));
+            Assert.Contains(r.Verbose, v => v.Contains("Found Kong " + (era == KongEra.V2 ? "2." : "3.")));
+            Assert.Equal(0, lab.Kong.Targets(lab.Upstream).Single(t => t.Target == lab[0].Target).Weight);
+            var again = sh.Run($"Remove-RingBalancerTarget {lab[0].Target} -Drain -Confirm:$false");
+            Assert.Empty(again.Errors);
+            Assert.Contains(again.Warnings, w => w.Contains("already drained"));
+            var back = sh.Run("$c | Add-RingBalancerTarget -PassThru -Confirm:$false");
+            Assert.True(back.Errors.Count == 0, Shell.Ids(back));
+            Assert.Equal("Restored", Assert.Single(back.Output).S("Action"));
+            Assert.Equal(42, lab.Kong.Targets(lab.Upstream).Single(t => t.Target == lab[0].Target).Weight);
+        }
+
+        [Fact]
+        public async Task MarkUnhealthy_on_a_DB_less_node_is_a_typed_error_that_changes_nothing()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            lab.Kong.Database = "off";
+            using var sh = Shell.For(lab, out _);
+            var r = sh.Run($"Remove-RingBalancerTarget {lab[0].Target} -Method MarkUnhealthy -Confirm:$false");
+            var e = Assert.Single(r.Errors);
+            Assert.StartsWith("KongDbLess,", e.FullyQualifiedErrorId);
+            Assert.Equal("InvalidOperation", e.CategoryInfo.Category.ToString());
+            Assert.Contains("declarative", e.ErrorDetails.RecommendedAction);
+            Assert.Empty(lab.Kong.Requests.Where(x => !x.StartsWith("GET")));
+            var conflict = sh.Run($"Remove-RingBalancerTarget {lab[0].Target} -Method Delete -Drain -Confirm:$false");
+            Assert.StartsWith("ConflictingRemovalMethod,", Assert.Single(conflict.Errors).FullyQualifiedErrorId);
+        }
+
+        [Fact]
+        public async Task The_context_s_RemovalMethod_is_what_Remove_uses_and_what_the_context_shows()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            using var sh = Shell.For(lab, out _);
+            Assert.Empty(sh.Run("Set-KeyServiceOpsContext -RemovalMethod Drain -DeclarativeTag managed-by-deck").Errors);
+            var ctx = Assert.Single(sh.Run("Get-KeyServiceOpsContext").Output);
+            Assert.Equal("Drain", ctx.S("RemovalMethod"));
+            Assert.Equal("managed-by-deck", ctx.S("DeclarativeTags"));
+            var r = sh.Run($"Remove-RingBalancerTarget {lab[1].Target} -PassThru -Confirm:$false");
+            Assert.Equal("Drained", Assert.Single(r.Output).S("Action"));
+            var bad = sh.Run("Set-KeyServiceOpsContext -RemovalMethod Sideways");
+            Assert.Single(bad.Errors);
+            Assert.Equal("Drain", sh.Run("(Get-KeyServiceOpsContext).RemovalMethod").Output.Single().ToString());
+        }
+    }
+}
