@@ -27,6 +27,7 @@
         'Invoke-KeyServiceRunbook'
         'Invoke-KeyServiceSelfHealing'
         'Start-KeyServiceSelfHealing'
+        'Get-KeyServiceSelfHealingStatus'
         'Get-PagerDutyIncident'
         'Add-PagerDutyIncidentNote'
         'Set-PagerDutyIncident'

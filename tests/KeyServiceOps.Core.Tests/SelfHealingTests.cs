@@ -129,12 +129,23 @@ namespace KeyServiceOps.Core.Tests
             using var rig = new OpsRig(lab);
             rig.Ctx.MaxRemoveShare = 1.0;
             var healer = rig.Healer(); var o = Opts();
-            foreach (var i in lab.Instances) await i.SetModeAsync(InstanceMode.Down);
-            var all = new List<SelfHealingAction>();
-            for (int p = 0; p < 6; p++) all.AddRange(await healer.PassAsync(o, Yes, null, None));
-            var left = lab.Kong.Targets(lab.Upstream).Count(t => t.Weight > 0);
-            Assert.True(left >= 1);
+            // The contract's own limits opened wide, so the ring-balancer guard is what holds.
+            o.FailuresToRemove = 1; o.PassesToAdd = 5; o.PanicThreshold = 0; o.MaxEjectionShare = 1.0;
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            await healer.PassAsync(o, Yes, null, None);
+            Assert.Equal(2, lab.Kong.Targets(lab.Upstream).Count(t => t.Weight > 0));
+            // The one out recovers (not yet added back); the two in rotation die: neither may go.
+            await lab[0].SetModeAsync(InstanceMode.Up);
+            await lab[1].SetModeAsync(InstanceMode.Down);
+            await lab[2].SetModeAsync(InstanceMode.Down);
+            var all = await healer.PassAsync(o, Yes, null, None);
+            Assert.Equal(2, lab.Kong.Targets(lab.Upstream).Count(t => t.Weight > 0));
             Assert.Contains(all, a => a.Reason == "CapacityGuard" && a.Detail.Contains("LastHealthyTarget"));
+            // Every instance dead at once: a hard stop, nothing taken out.
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            var e = await Assert.ThrowsAsync<OpsException>(() => healer.PassAsync(o, Yes, null, None));
+            Assert.Equal("AllTargetsFailing", e.ErrorId);
+            Assert.Equal(2, lab.Kong.Targets(lab.Upstream).Count(t => t.Weight > 0));
         }
 
         [Fact]
@@ -211,6 +222,7 @@ namespace KeyServiceOps.Core.Tests
             var now = DateTimeOffset.UtcNow;
             var o = Opts();
             o.Restart = true; o.MaxRestartsPerHour = 3; o.RestartBackoff = TimeSpan.FromMinutes(1); o.StartupGrace = TimeSpan.FromMinutes(2);
+            o.FailingRemediationMinimum = 1000; // this test is about the hourly budget alone (the stop has its own test)
             o.Clock = () => now;
             var restarts = new List<DateTimeOffset>();
             var reasons = new List<string>();
@@ -244,7 +256,7 @@ namespace KeyServiceOps.Core.Tests
             var healer = rig.Healer(); var o = Opts();
             var healthyStreak = lab.Instances.ToDictionary(i => i.Address, _ => 0);
             const int M = 2;
-            int removals = 0, additions = 0, guarded = 0, failedActions = 0, interrupted = 0;
+            int removals = 0, additions = 0, guarded = 0, failedActions = 0, interrupted = 0, allFailing = 0, limitsHeld = 0;
             var afterInterrupt = false;
             try
             {
@@ -273,6 +285,14 @@ namespace KeyServiceOps.Core.Tests
                     {
                         interrupted++;
                         await Task.Delay(1000); // a request cut off by Ctrl+C may still land at Kong: let it settle before the snapshot
+                    }
+                    catch (OpsException e) when (e.ErrorId == "AllTargetsFailing")
+                    {
+                        // The contract's hard stop: every instance down at once is never "remove them all".
+                        allFailing++;
+                        lab.Kong.FailAll = 0; lab.Kong.FailWrites = 0;
+                        Assert.Equal(before, lab.Kong.Targets(lab.Upstream).Where(t => t.Weight > 0).Select(t => t.Target).ToHashSet());
+                        continue;
                     }
                     lab.Kong.FailAll = 0; lab.Kong.FailWrites = 0;
                     var after = lab.Kong.Targets(lab.Upstream).Where(t => t.Weight > 0).Select(t => t.Target).ToHashSet();
@@ -304,7 +324,7 @@ namespace KeyServiceOps.Core.Tests
                     Assert.Equal(removed.OrderBy(x => x), done.Where(a => a.ActionValue == HealingAction.Remove).Select(a => a.Target).OrderBy(x => x));
                     Assert.Equal(added.OrderBy(x => x), done.Where(a => a.ActionValue == HealingAction.Add).Select(a => a.Target).OrderBy(x => x));
                     removals += removed.Count; additions += added.Count;
-                    guarded += actions.Count(a => a.Reason == "CapacityGuard"); failedActions += actions.Count(a => a.OutcomeValue == StepOutcome.Failed);
+                    guarded += actions.Count(a => a.Reason == "CapacityGuard"); limitsHeld += actions.Count(a => a.Reason == "MaxEjection" || a.Reason == "PanicFloor"); failedActions += actions.Count(a => a.OutcomeValue == StepOutcome.Failed);
                     var newAudit = rig.Audit.Read().Skip(auditBefore).ToList();
                     foreach (var t in removed) Assert.Contains(newAudit, e => e.Action == "RemoveTarget" && e.Target == t);
                     foreach (var t in added) Assert.Contains(newAudit, e => e.Action == "AddTarget" && e.Target == t);
@@ -316,7 +336,7 @@ namespace KeyServiceOps.Core.Tests
                         if (healthyStreak[i.Address] > M) Assert.True(after.Contains(i.Target), $"pass {pass}: {i.Target} healthy for {healthyStreak[i.Address]} passes but still out");
                     }
                 }
-                _out.WriteLine($"{removals} removals, {additions} additions, {guarded} guarded, {failedActions} failed actions (Kong 5xx), {interrupted} passes interrupted");
+                _out.WriteLine($"{removals} removals, {additions} additions, {guarded} guarded, {failedActions} failed actions (Kong 5xx), {interrupted} passes interrupted, {limitsHeld} held by max ejection or the panic floor, {allFailing} hard stops (all failing)");
                 // The schedule must actually have exercised the healer, or the invariants prove nothing.
                 Assert.True(removals >= 5 && additions >= 5, $"too quiet a schedule: {removals} removals, {additions} additions");
             }

@@ -64,3 +64,34 @@ namespace KeyServiceOps.Module.Tests
         }
     }
 }
+
+namespace KeyServiceOps.Module.Tests
+{
+    public class SelfHealingStatusCmdletTests
+    {
+        [Fact]
+        public async Task Status_after_a_pass_shows_the_target_out_and_the_limits_in_force()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await lab[2].SetModeAsync(InstanceMode.Down);
+            var state = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"kso-status-{System.Guid.NewGuid():N}.json");
+            using var sh = Shell.For(lab, out _);
+            var pass = sh.Run($"Invoke-KeyServiceSelfHealing -StatePath '{state}' -FailuresToRemove 1 -Confirm:$false");
+            Assert.True(pass.Errors.Count == 0, Shell.Ids(pass));
+            var r = sh.Run($"Get-KeyServiceSelfHealingStatus -StatePath '{state}' -MaxEjectionShare 0.25");
+            Assert.True(r.Errors.Count == 0, Shell.Ids(r));
+            var st = Assert.Single(r.Output);
+            Assert.Equal(lab[2].Target, st.S("TargetsOut"));
+            Assert.Contains("max ejection 25%", st.S("Limits"));
+            var outNow = sh.Run($"(Get-KeyServiceSelfHealingStatus -StatePath '{state}').Targets | Where-Object Out");
+            Assert.Equal(lab[2].Target, Assert.Single(outNow.Output).S("Target"));
+            // The help's example: the targets it has out, probed again.
+            var probe = sh.Run($"(Get-KeyServiceSelfHealingStatus -StatePath '{state}').Targets | Where-Object Out | Test-KeyServiceHealth");
+            Assert.True(probe.Errors.Count == 0, Shell.Ids(probe));
+            Assert.Equal((lab[2].Address, "Down"), (Assert.Single(probe.Output).S("Address"), probe.Output[0].S("Status")));
+            var missing = sh.Run($"Get-KeyServiceSelfHealingStatus -StatePath '{state}.none' -Verbose");
+            Assert.Empty(missing.Errors);
+            Assert.Contains(missing.Verbose, v => v.Contains("No self-healing pass"));
+        }
+    }
+}

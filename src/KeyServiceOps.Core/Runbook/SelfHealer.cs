@@ -22,8 +22,22 @@ namespace KeyServiceOps.Core.Runbook
         /// <summary>Also restart the container of a removed, still failing instance (with a budget).</summary>
         public bool Restart { get; set; }
         public int MaxRestartsPerHour { get; set; } = 3;
-        /// <summary>Wait after the n-th restart in the hour: base × 2^(n-1).</summary>
-        public TimeSpan RestartBackoff { get; set; } = TimeSpan.FromMinutes(2);
+        /// <summary>Back-off per target after its first restart, doubling with each further restart (Kubernetes: 10 s).</summary>
+        public TimeSpan RestartBackoff { get; set; } = TimeSpan.FromSeconds(10);
+        /// <summary>The longest back-off (Kubernetes: 5 minutes).</summary>
+        public TimeSpan RestartBackoffMax { get; set; } = TimeSpan.FromMinutes(5);
+        /// <summary>The back-off starts again from <see cref="RestartBackoff"/> after this long healthy (Kubernetes: 10 minutes).</summary>
+        public TimeSpan BackoffResetAfter { get; set; } = TimeSpan.FromMinutes(10);
+        /// <summary>Max ejection: never more than this share of the upstream out at once, counting targets already out; always one (Envoy: 10 %).</summary>
+        public double MaxEjectionShare { get; set; } = 0.10;
+        /// <summary>Panic floor: with fewer than this share of the targets in rotation healthy, take nothing out and escalate.</summary>
+        public double PanicThreshold { get; set; } = 0.5;
+        /// <summary>Stop restarting (and escalate once) when more than this share of the last hour's judged restarts did not recover…</summary>
+        public double FailingRemediationShare { get; set; } = 0.5;
+        /// <summary>…once at least this many were judged.</summary>
+        public int FailingRemediationMinimum { get; set; } = 2;
+        /// <summary>The incident escalation level for panic and failing remediation.</summary>
+        public int EscalationLevel { get; set; } = 2;
         /// <summary>After a restart, failed checks are not counted for this long.</summary>
         public TimeSpan StartupGrace { get; set; } = TimeSpan.FromSeconds(60);
         public string StatePath { get; set; }
@@ -37,7 +51,7 @@ namespace KeyServiceOps.Core.Runbook
             => Path.Combine(Path.GetDirectoryName(OpsContext.DefaultAuditLogPath()) ?? Path.GetTempPath(), "selfhealing-state.json");
     }
 
-    public enum HealingAction { None, Remove, Add, Restart }
+    public enum HealingAction { None, Remove, Add, Restart, Escalate }
 
     /// <summary>One decision of a self-healing pass: an action taken, or one not taken and why.</summary>
     public sealed class SelfHealingAction
@@ -53,7 +67,7 @@ namespace KeyServiceOps.Core.Runbook
         /// <summary>The typed value for code; PowerShell sees <see cref="Outcome"/> (its name), so JSON and CSV read the same as the views.</summary>
         internal StepOutcome OutcomeValue { get; set; }
         public string Outcome => OutcomeValue.ToString();
-        /// <summary>Why: Unhealthy, Recovered, CapacityGuard, Hysteresis, RestartBudget, Maintenance, StartupGrace, DependencyFault, LockHeld, Error.</summary>
+        /// <summary>Why: Unhealthy, Recovered, CapacityGuard, MaxEjection, PanicFloor, Hysteresis, RestartBudget, RestartBackoff, FailingRemediation, Maintenance, StartupGrace, DependencyFault, LockHeld, Error.</summary>
         public string Reason { get; set; }
         public string Detail { get; set; }
         public int Failures { get; set; }
@@ -98,12 +112,21 @@ namespace KeyServiceOps.Core.Runbook
         public string RemovedWith { get; set; }
         public List<DateTimeOffset> Restarts { get; set; } = new List<DateTimeOffset>();
         public DateTimeOffset? GraceUntil { get; set; }
+        /// <summary>Back-off level: restarts since the target was last healthy for <see cref="SelfHealingOptions.BackoffResetAfter"/>.</summary>
+        public int BackoffLevel { get; set; }
+        public DateTimeOffset? HealthySince { get; set; }
     }
 
     public sealed class HealingState
     {
         public int Pass { get; set; }
         public Dictionary<string, HealingTargetState> Targets { get; set; } = new Dictionary<string, HealingTargetState>(StringComparer.OrdinalIgnoreCase);
+        /// <summary>Restarts of the last hour and whether each recovered (for the failing-remediation stop).</summary>
+        public List<RestartRecord> RestartLog { get; set; } = new List<RestartRecord>();
+        /// <summary>Since when the panic floor holds (escalated once, when it began).</summary>
+        public DateTimeOffset? PanicSince { get; set; }
+        /// <summary>Since when restarts are stopped because they do not help (escalated once, when it began).</summary>
+        public DateTimeOffset? RemediationStoppedSince { get; set; }
     }
 
     /// <summary>
@@ -173,6 +196,10 @@ namespace KeyServiceOps.Core.Runbook
                     if (!o.WhatIf) Save(statePath, state);
                     return results;
                 }
+                if (targets.Count(t => t.Weight > 0) == 0)
+                    throw new OpsException("UpstreamEmpty", OpsErrorCategory.InvalidResult,
+                        $"Kong lists upstream '{upstream}' with no target in rotation. Self-healing stops: an empty upstream is never a state to heal from.", upstream,
+                        recommendedAction: "Check -Upstream and the Kong Admin address; put healthy targets back by hand (Add-RingBalancerTarget) before starting self-healing again.");
                 // A target this healer marked unhealthy stays listed with its weight: it counts as out until marked healthy.
                 bool Marked(string target) => state.Targets.TryGetValue(target, out var st) && st.RemovedBySelfHealing && st.RemovedWith == nameof(RemovalMethod.MarkUnhealthy);
                 var listed = targets.Where(t => t.Weight > 0).ToDictionary(t => t.Target, StringComparer.OrdinalIgnoreCase);
@@ -191,6 +218,30 @@ namespace KeyServiceOps.Core.Runbook
                 sum.Unhealthy = probes.Count(p => !p.Healthy);
                 var now = o.Clock();
                 var removedThisPass = 0;
+                // Every target failing at once is the probe's or a shared dependency's fault, not each instance's: hard stop.
+                if (probes.Count > 1 && probes.All(p => !p.Healthy))
+                    throw new OpsException("AllTargetsFailing", OpsErrorCategory.ResourceUnavailable,
+                        $"Every target of upstream '{upstream}' ({probes.Count}) failed its health check in the same pass ({string.Join(", ", probes.Select(p => p.Status).Distinct())}). " +
+                        "Self-healing stops and takes nothing out: this is rarely the instances' fault.", upstream,
+                        recommendedAction: "Check the probe from this machine (Test-KeyServiceHealth), the network path, and the shared dependencies (cipher, IAM); escalate the incident.");
+                var inRotation = watch.Select((w, k) => (w, k)).Where(x => present.ContainsKey(x.w)).ToList();
+                var healthyInRotation = inRotation.Count(x => probes[x.k].Healthy);
+                var panic = HealingLimits.InPanic(healthyInRotation, inRotation.Count, o.PanicThreshold);
+                var total = watch.Count;
+                if (!panic) state.PanicSince = null;
+                else if (state.PanicSince == null)
+                {
+                    state.PanicSince = now;
+                    var esc = new SelfHealingAction
+                    {
+                        Pass = pass, ActionValue = HealingAction.Escalate, OutcomeValue = o.WhatIf ? StepOutcome.WouldDo : StepOutcome.Done, Reason = "PanicFloor",
+                        Detail = $"{healthyInRotation} of {inRotation.Count} targets in rotation healthy, under the panic floor of {SelfHealingStatus.Pct(o.PanicThreshold)}: nothing is taken out until more are healthy; escalating",
+                    };
+                    _log.Warning($"Self-healing: upstream '{upstream}' is under its panic floor ({healthyInRotation} of {inRotation.Count} healthy): nothing is taken out; escalate.");
+                    if (!o.WhatIf) await EscalateAsync(esc, watch.Where((w, k) => !probes[k].Healthy).Take(5).Select(w => Endpoint.Parse(w, _ctx.HealthPort).Address), o, esc.Detail, ct).ConfigureAwait(false);
+                    Out(esc);
+                }
+                state.RestartLog = state.RestartLog.Where(r => now - r.At < TimeSpan.FromHours(1)).ToList();
                 for (int i = 0; i < watch.Count; i++)
                 {
                     ct.ThrowIfCancellationRequested();
@@ -201,6 +252,9 @@ namespace KeyServiceOps.Core.Runbook
                         state.Targets[key] = s = new HealingTargetState { Target = key, Address = endpoints[i].Address, Port = endpoints[i].Port };
                     if (t != null) { s.Weight = t.Weight; s.Tags = t.Tags?.ToArray() ?? new string[0]; s.RemovedBySelfHealing = false; s.RemovedAt = null; }
                     var inGrace = s.GraceUntil != null && now < s.GraceUntil;
+                    if (!inGrace)
+                        foreach (var rec in state.RestartLog.Where(r => string.Equals(r.Target, key, StringComparison.OrdinalIgnoreCase) && r.Recovered == null)) rec.Recovered = h.Healthy;
+                    (s.BackoffLevel, s.HealthySince) = HealingLimits.AfterObservation(s.BackoffLevel, s.HealthySince, h.Healthy, now, o.BackoffResetAfter);
                     if (h.Healthy) { s.Successes++; s.Failures = 0; }
                     else if (!inGrace) { s.Failures++; s.Successes = 0; }
                     else s.Successes = 0;
@@ -222,6 +276,13 @@ namespace KeyServiceOps.Core.Runbook
                             if (s.Failures < o.FailuresToRemove)
                             {
                                 Out(A(HealingAction.Remove, StepOutcome.Skipped, "Hysteresis", $"{h.Status}: failure {s.Failures} of {o.FailuresToRemove} before removal"));
+                                continue;
+                            }
+                            if (panic) { Out(A(HealingAction.Remove, StepOutcome.Skipped, "PanicFloor", $"{healthyInRotation} of {inRotation.Count} targets in rotation healthy (floor {SelfHealingStatus.Pct(o.PanicThreshold)}): taking nothing out")); continue; }
+                            var outNow = state.Targets.Values.Count(x => x.RemovedBySelfHealing);
+                            if (!HealingLimits.EjectionAllows(total, outNow, o.MaxEjectionShare))
+                            {
+                                Out(A(HealingAction.Remove, StepOutcome.Skipped, "MaxEjection", $"{outNow} of {total} targets already out; at most {HealingLimits.MaxOut(total, o.MaxEjectionShare)} at once ({SelfHealingStatus.Pct(o.MaxEjectionShare)}, always one)"));
                                 continue;
                             }
                             // The guard re-reads the upstream right now: never act on the state read at the start of the pass.
@@ -274,7 +335,7 @@ namespace KeyServiceOps.Core.Runbook
                             continue;
                         }
                         if (!o.Restart || _restarter == null) continue;
-                        await MaybeRestartAsync(o, s, now, confirm, A, Out, ct, () => Save(statePath, state)).ConfigureAwait(false);
+                        await MaybeRestartAsync(o, state, s, now, confirm, A, Out, ct, () => Save(statePath, state)).ConfigureAwait(false);
                     }
                     catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled"))
                     {
@@ -286,21 +347,57 @@ namespace KeyServiceOps.Core.Runbook
             return results;
         }
 
-        private async Task MaybeRestartAsync(SelfHealingOptions o, HealingTargetState s, DateTimeOffset now, Func<string, string, Task<bool>> confirm,
+        /// <summary>Escalates the open incidents of these addresses (a note, and the escalation level), best effort.</summary>
+        private async Task EscalateAsync(SelfHealingAction a, IEnumerable<string> addresses, SelfHealingOptions o, string why, CancellationToken ct)
+        {
+            if (_pd == null) { a.Detail += "; no PagerDuty configured: escalate by hand"; return; }
+            var done = new HashSet<string>();
+            foreach (var address in addresses)
+            {
+                var incident = await IncidentAsync(address, ct).ConfigureAwait(false);
+                if (incident == null || !done.Add(incident)) continue;
+                try
+                {
+                    var inc = await _pd.GetIncidentAsync(incident, ct).ConfigureAwait(false);
+                    if ((inc.EscalationLevel ?? 1) < o.EscalationLevel)
+                        await _pd.UpdateIncidentAsync(incident, new IncidentUpdate { EscalationLevel = o.EscalationLevel }, inc, ct).ConfigureAwait(false);
+                    await _pd.AddNoteAsync(incident, RunbookRunner.NotePrefix + "self-healing escalated: " + why, ct).ConfigureAwait(false);
+                    a.IncidentId ??= incident;
+                }
+                catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled")) { a.Detail += $"; escalating {incident} failed ({e.ErrorId})"; }
+            }
+            if (done.Count == 0) a.Detail += "; no open incident found to escalate";
+        }
+
+        private async Task MaybeRestartAsync(SelfHealingOptions o, HealingState state, HealingTargetState s, DateTimeOffset now, Func<string, string, Task<bool>> confirm,
             Func<HealingAction, StepOutcome, string, string, SelfHealingAction> A, Action<SelfHealingAction> Out, CancellationToken ct, Action save)
         {
             if (s.GraceUntil != null && now < s.GraceUntil) { Out(A(HealingAction.Restart, StepOutcome.Skipped, "StartupGrace", $"restarted recently; waiting until {s.GraceUntil:HH:mm:ss}")); return; }
+            var lastRestart = s.Restarts.Count > 0 ? s.Restarts.Max() : (DateTimeOffset?)null;
             s.Restarts = s.Restarts.Where(r => now - r < TimeSpan.FromHours(1)).ToList();
-            if (s.Restarts.Count >= o.MaxRestartsPerHour)
+            var (used, nextAt) = HealingLimits.Budget(s.Restarts, now, o.MaxRestartsPerHour);
+            if (nextAt != null)
             {
-                Out(A(HealingAction.Restart, StepOutcome.Skipped, "RestartBudget", $"{s.Restarts.Count} restarts in the last hour (limit {o.MaxRestartsPerHour}); next possible at {s.Restarts.Min().AddHours(1):HH:mm:ss}"));
+                Out(A(HealingAction.Restart, StepOutcome.Skipped, "RestartBudget", $"{used} restarts in the last hour (limit {o.MaxRestartsPerHour}); next possible at {nextAt:HH:mm:ss}"));
                 return;
             }
-            if (s.Restarts.Count > 0)
+            var until = HealingLimits.BackoffUntil(lastRestart, s.BackoffLevel, o.RestartBackoff, o.RestartBackoffMax);
+            if (until != null && now < until) { Out(A(HealingAction.Restart, StepOutcome.Skipped, "RestartBackoff", $"back-off level {s.BackoffLevel}: next restart not before {until:HH:mm:ss}")); return; }
+            if (HealingLimits.RemediationFailing(state.RestartLog, now, o.FailingRemediationShare, o.FailingRemediationMinimum, out var judged, out var failed))
             {
-                var next = s.Restarts.Max() + TimeSpan.FromTicks(o.RestartBackoff.Ticks * (1L << Math.Min(20, s.Restarts.Count - 1)));
-                if (now < next) { Out(A(HealingAction.Restart, StepOutcome.Skipped, "RestartBudget", $"back-off: next restart not before {next:HH:mm:ss}")); return; }
+                var detail = $"{failed} of the last hour's {judged} restarts did not recover (over {SelfHealingStatus.Pct(o.FailingRemediationShare)}): restarts stopped";
+                if (state.RemediationStoppedSince == null)
+                {
+                    state.RemediationStoppedSince = now;
+                    _log.Warning($"Self-healing: {detail}; escalating.");
+                    var esc = A(HealingAction.Escalate, o.WhatIf ? StepOutcome.WouldDo : StepOutcome.Done, "FailingRemediation", detail + "; escalating");
+                    if (!o.WhatIf) await EscalateAsync(esc, new[] { s.Address }, o, esc.Detail, ct).ConfigureAwait(false);
+                    Out(esc);
+                }
+                Out(A(HealingAction.Restart, StepOutcome.Skipped, "FailingRemediation", detail));
+                return;
             }
+            state.RemediationStoppedSince = null;
             SshTarget ssh;
             try { ssh = SshTarget.For(_ctx, s.Address); }
             catch (OpsException e) { Out(A(HealingAction.Restart, StepOutcome.Failed, "Error", e.Message)); return; }
@@ -314,6 +411,8 @@ namespace KeyServiceOps.Core.Runbook
                 var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
                 await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, Actor = o.Actor, HealthPort = s.Port, LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout }, null, ct).ConfigureAwait(false);
                 s.Restarts.Add(now);
+                s.BackoffLevel++;
+                state.RestartLog.Add(new RestartRecord { At = now, Target = s.Target });
                 s.GraceUntil = now + o.StartupGrace;
                 save();
                 var a = A(HealingAction.Restart, StepOutcome.Done, "Unhealthy", $"restart {s.Restarts.Count} of at most {o.MaxRestartsPerHour} this hour; start-up grace {o.StartupGrace.TotalSeconds:0} s");
@@ -367,6 +466,7 @@ namespace KeyServiceOps.Core.Runbook
                 foreach (var kv in s.Targets)
                     if (kv.Value == null || string.IsNullOrEmpty(kv.Value.Target ?? kv.Key)) throw StateInvalid(path, $"has an empty entry for '{kv.Key}'");
                 foreach (var kv in s.Targets) { kv.Value.Target = kv.Value.Target ?? kv.Key; kv.Value.Restarts = kv.Value.Restarts ?? new List<DateTimeOffset>(); kv.Value.Tags = kv.Value.Tags ?? new string[0]; }
+                s.RestartLog = s.RestartLog ?? new List<RestartRecord>();
                 return s;
             }
             catch (JsonException e) { throw StateInvalid(path, $"is not valid JSON ({e.Message})", e); }

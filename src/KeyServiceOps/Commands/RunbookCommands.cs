@@ -103,7 +103,13 @@ namespace KeyServiceOps.Commands
         /// <summary>Also restart the container of a removed instance that keeps failing (within -MaxRestartsPerHour).</summary>
         [Parameter] public SwitchParameter Restart { get; set; }
         [Parameter, ValidateRange(1, 60)] public int MaxRestartsPerHour { get; set; } = 3;
-        [Parameter, ValidateRange(1, 86400)] public double RestartBackoffSec { get; set; } = 120;
+        /// <summary>Back-off after a target's first restart, doubling per restart up to -RestartBackoffMaxSec; reset after 10 minutes healthy.</summary>
+        [Parameter, ValidateRange(1, 86400)] public double RestartBackoffSec { get; set; } = 10;
+        [Parameter, ValidateRange(1, 86400)] public double RestartBackoffMaxSec { get; set; } = 300;
+        /// <summary>Never more than this share of the upstream out at once (counting targets already out); always one.</summary>
+        [Parameter, ValidateRange(0.01, 1.0)] public double MaxEjectionShare { get; set; } = 0.10;
+        /// <summary>With fewer than this share of the targets in rotation healthy, take nothing out and escalate.</summary>
+        [Parameter, ValidateRange(0.0, 1.0)] public double PanicThreshold { get; set; } = 0.5;
         [Parameter, ValidateRange(0, 3600)] public double StartupGraceSec { get; set; } = 60;
         /// <summary>Counters between passes (default ~/.keyserviceops/selfhealing-state.json), locked while a pass runs.</summary>
         [Parameter] public string StatePath { get; set; }
@@ -126,6 +132,7 @@ namespace KeyServiceOps.Commands
         {
             Upstream = UpstreamOrDefault(Upstream), FailuresToRemove = FailuresToRemove, PassesToAdd = PassesToAdd, Restart = Restart,
             MaxRestartsPerHour = MaxRestartsPerHour, RestartBackoff = TimeSpan.FromSeconds(RestartBackoffSec), StartupGrace = TimeSpan.FromSeconds(StartupGraceSec),
+            RestartBackoffMax = TimeSpan.FromSeconds(Math.Max(RestartBackoffSec, RestartBackoffMaxSec)), MaxEjectionShare = MaxEjectionShare, PanicThreshold = PanicThreshold,
             StatePath = StatePath != null ? GetUnresolvedProviderPathFromPSPath(StatePath) : SelfHealingOptions.DefaultStatePath(),
             WhatIf = IsWhatIf,
         };
@@ -149,6 +156,25 @@ namespace KeyServiceOps.Commands
             base.EndProcessing();
             var n = RunPass();
             WriteVerbose($"Self-healing pass done: {n} action(s) or decision(s) reported.");
+        }
+    }
+
+    /// <summary>
+    /// What self-healing knows between passes (its state file): the targets it took out and since when, counters,
+    /// the restart budget left, back-off until, and the limits in force (given the same parameters as the loop).
+    /// Reads only; no connection is made.
+    /// </summary>
+    [Cmdlet(VerbsCommon.Get, "KeyServiceSelfHealingStatus")]
+    [OutputType(typeof(SelfHealingStatus))]
+    public sealed class GetKeyServiceSelfHealingStatusCommand : SelfHealingCmdlet
+    {
+        protected override void EndProcessing()
+        {
+            base.EndProcessing();
+            var o = Options();
+            var state = Setup(() => SelfHealer.Load(o.StatePath));
+            if (state.Pass == 0) WriteVerbose($"No self-healing pass has written {o.StatePath} yet.");
+            WriteObject(SelfHealingStatus.From(state, o, o.StatePath, DateTimeOffset.UtcNow));
         }
     }
 
