@@ -70,8 +70,14 @@ namespace KeyServiceOps.Core.Remote
                 // long --follow) never starve the thread pool that SSH.NET's own continuations need.
                 long lines = 0;
                 Action<string> Count(Action<string> a) => l => { Interlocked.Increment(ref lines); a?.Invoke(l); };
-                var outPump = Task.Factory.StartNew(() => Pump(cmd.OutputStream, Count(stdout)), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-                var errPump = Task.Factory.StartNew(() => Pump(cmd.ExtendedOutputStream, Count(stderr)), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+                // Each channel stream is drained as fast as it arrives into a spill buffer (memory, then a temporary
+                // file), and lines are read from there at the pace of the consumer: SSH.NET never holds a backlog.
+                using var outSpill = new SpillBuffer(SpillMemoryBytes);
+                using var errSpill = new SpillBuffer(SpillMemoryBytes / 4);
+                var outDrain = Drain(cmd.OutputStream, outSpill);
+                var errDrain = Drain(cmd.ExtendedOutputStream, errSpill);
+                var outPump = Task.Factory.StartNew(() => Pump(outSpill, Count(stdout)), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+                var errPump = Task.Factory.StartNew(() => Pump(errSpill, Count(stderr)), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 try
                 {
                     await exec.ConfigureAwait(false);
@@ -87,20 +93,48 @@ namespace KeyServiceOps.Core.Remote
                         $"`{command}` on {target.Display} did not finish within {timeout?.TotalSeconds:0.#} s ({Interlocked.Read(ref lines)} output lines had arrived); it was cancelled and its channel closed.",
                         target.Host, recommendedAction: "Raise -CommandTimeoutSec, or check why the command hangs on the VM (e.g. a stuck docker daemon).");
                 }
+                await Task.WhenAll(outDrain, errDrain).ConfigureAwait(false);
                 await Task.WhenAll(outPump, errPump).ConfigureAwait(false);
+                if (outSpill.PeakSpilledBytes > 0) _log.Debug($"SSH {target.Display}: the consumer fell behind; up to {outSpill.PeakSpilledBytes / 1024} KiB of output waited in a temporary file.");
                 var status = cmd.ExitStatus ?? -1;
                 _log.Debug($"SSH {target.Display}: exit status {status}");
                 return status;
             }
         }
 
-        /// <summary>Reads a channel stream to its end, one callback per line (UTF-8, \n or \r\n).</summary>
-        private static void Pump(Stream s, Action<string> onLine)
-        {
-            using (var r = new StreamReader(s, new UTF8Encoding(false), false, 64 * 1024))
+        /// <summary>Bytes of stdout kept in memory per command before the rest waits in a temporary file.</summary>
+        public static int SpillMemoryBytes = 4 * 1024 * 1024;
+
+        /// <summary>Copies a channel stream into <paramref name="spill"/> on a dedicated thread until the channel ends.</summary>
+        private static Task Drain(Stream channel, SpillBuffer spill)
+            => Task.Factory.StartNew(() =>
             {
-                string line;
-                while ((line = r.ReadLine()) != null) onLine?.Invoke(line);
+                try
+                {
+                    var buf = new byte[64 * 1024];
+                    int n;
+                    while ((n = channel.Read(buf, 0, buf.Length)) > 0) spill.Write(buf, 0, n);
+                }
+                catch (Exception e) when (e is IOException || e is ObjectDisposedException) { }
+                finally { spill.Complete(); }
+            }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+        /// <summary>Reads the buffered stream to its end, one callback per line (UTF-8, \n or \r\n).</summary>
+        private static void Pump(SpillBuffer s, Action<string> onLine)
+        {
+            try
+            {
+                using (var r = new StreamReader(s, new UTF8Encoding(false), false, 64 * 1024, leaveOpen: true))
+                {
+                    string line;
+                    while ((line = r.ReadLine()) != null) onLine?.Invoke(line);
+                }
+            }
+            catch (Exception)
+            {
+                // The consumer failed (Ctrl+C, an error downstream): drop what is buffered and what still arrives.
+                s.Abandon();
+                throw;
             }
         }
     }
