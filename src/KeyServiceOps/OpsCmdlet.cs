@@ -45,7 +45,7 @@ namespace KeyServiceOps.Commands
     public abstract class OpsCmdlet : PSCmdlet
     {
         private readonly CancellationTokenSource _cts = new CancellationTokenSource();
-        private readonly BlockingCollection<Action> _queue = new BlockingCollection<Action>(8192);
+        private readonly BlockingCollection<Action> _queue = new BlockingCollection<Action>(2048);
         private QueueLog _log;
 
         protected CancellationToken Cancellation => _cts.Token;

@@ -29,6 +29,9 @@ namespace KeyServiceOps.Benchmarks
                 ("selfhealing", () => FleetBenchmarks.SelfHealingReactionAsync()),
                 ("ringbalancer", () => FleetBenchmarks.RingBalancerScaleAsync()),
                 ("docker", () => DockerBenchmarks.RecoveryAsync()),
+                ("pwsh-import", () => PwshBenchmarks.ImportAsync()),
+                ("pwsh-health", () => PwshBenchmarks.HealthFanOutAsync()),
+                ("pwsh-logs", () => PwshBenchmarks.LogStreamingAsync(Math.Max(lines, 3_000_000))),
             };
             var rows = new List<Row>();
             foreach (var (name, run) in all)

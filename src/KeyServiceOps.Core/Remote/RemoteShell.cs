@@ -103,7 +103,7 @@ namespace KeyServiceOps.Core.Remote
         }
 
         /// <summary>Bytes of stdout kept in memory per command before the rest waits in a temporary file.</summary>
-        public static int SpillMemoryBytes = 4 * 1024 * 1024;
+        public static int SpillMemoryBytes = 1024 * 1024;
 
         /// <summary>Copies a channel stream into <paramref name="spill"/> on a dedicated thread until the channel ends.</summary>
         private static Task Drain(Stream channel, SpillBuffer spill)

@@ -70,7 +70,13 @@ namespace KeyServiceOps.Commands
                 if (Source == LogSource.Central && !_fellBack && SearchCentral(a)) return;
                 var t = SshTargetFor(a);
                 // Lines are written as they arrive; the bounded queue holds the reader back when the pipeline is slower.
-                var n = Await(Docker.LogsAsync(t, _query, e => Post(() => WriteObject(e)), Cancellation));
+                long n;
+                using (var batch = new OutputBatcher<LogEntry>(Post, WriteObject, Cancellation))
+                {
+                    n = Await(Docker.LogsAsync(t, _query, batch.Add, Cancellation));
+                    batch.Flush();
+                }
+                DrainQueue();
                 WriteVerbose($"{t.Host}: {n} log lines from {t.Container}.");
             });
         }

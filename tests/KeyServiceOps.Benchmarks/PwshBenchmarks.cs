@@ -1,0 +1,223 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Lab;
+
+namespace KeyServiceOps.Benchmarks
+{
+    /// <summary>
+    /// Fleet-scale figures measured in the process an operator runs: a real pwsh (the pinned tool) as its own process,
+    /// the lab in this one, so a memory figure is the module's own.
+    /// </summary>
+    public static class PwshBenchmarks
+    {
+        private static double Median(IEnumerable<double> xs) { var a = xs.OrderBy(x => x).ToArray(); return a[a.Length / 2]; }
+        private static string Module => Path.Combine(HostedShell.RepoRoot, "out", "KeyServiceOps", "KeyServiceOps.psd1");
+
+        /// <summary>What one measured pwsh run reported, and its memory: resident set of the whole process tree.</summary>
+        private sealed class Run
+        {
+            public double Seconds; public long Count; public double BaselineMb; public double PeakMb; public string Output;
+            public double GrowthMb => PeakMb - BaselineMb;
+        }
+
+        private static long TreeRss(int root)
+        {
+            long total = 0;
+            var children = new Dictionary<int, List<int>>();
+            foreach (var d in Directory.GetDirectories("/proc"))
+            {
+                if (!int.TryParse(Path.GetFileName(d), out var pid)) continue;
+                try
+                {
+                    var stat = File.ReadAllText(Path.Combine(d, "stat"));
+                    var ppid = int.Parse(stat.Substring(stat.LastIndexOf(')') + 2).Split(' ')[1], CultureInfo.InvariantCulture);
+                    if (!children.TryGetValue(ppid, out var l)) children[ppid] = l = new List<int>();
+                    l.Add(pid);
+                }
+                catch (Exception) { }
+            }
+            var todo = new Stack<int>(); todo.Push(root);
+            while (todo.Count > 0)
+            {
+                var p = todo.Pop();
+                try
+                {
+                    foreach (var line in File.ReadLines($"/proc/{p}/status"))
+                        if (line.StartsWith("VmRSS:")) { total += long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024; break; }
+                }
+                catch (Exception) { }
+                if (children.TryGetValue(p, out var c)) foreach (var x in c) todo.Push(x);
+            }
+            return total;
+        }
+
+        /// <summary>
+        /// Runs SETUP, prints READY, sleeps a second (the baseline is sampled then), prints GO, runs WORK (an expression
+        /// whose value is a count), prints "RESULT seconds count". Memory is sampled every 20 ms.
+        /// </summary>
+        private static async Task<Run> MeasureAsync(string setup, string work)
+        {
+            var script = $"$ErrorActionPreference = 'Stop'\n$ProgressPreference = 'SilentlyContinue'\n{setup}\n" +
+                         "[Console]::Out.WriteLine('READY'); [Console]::Out.Flush(); Start-Sleep -Milliseconds 1500\n" +
+                         "[Console]::Out.WriteLine('GO'); [Console]::Out.Flush()\n" +
+                         $"$sw = [Diagnostics.Stopwatch]::StartNew(); $count = {work}; $sw.Stop()\n" +
+                         "[Console]::Out.WriteLine(\"RESULT $($sw.Elapsed.TotalSeconds.ToString([Globalization.CultureInfo]::InvariantCulture)) $count\")\n";
+            using var p = Process.Start(RealPwsh.StartInfo(script));
+            var run = new Run();
+            var phase = 0; // 0 setup, 1 baseline, 2 work
+            var baseline = new List<long>(); long peak = 0;
+            var lines = new List<string>();
+            var reader = Task.Run(async () =>
+            {
+                string l;
+                while ((l = await p.StandardOutput.ReadLineAsync()) != null)
+                {
+                    lock (lines) lines.Add(l);
+                    if (l == "READY") Volatile.Write(ref phase, 1);
+                    else if (l == "GO") Volatile.Write(ref phase, 2);
+                }
+            });
+            var err = p.StandardError.ReadToEndAsync();
+            await p.StandardInput.WriteAsync(script);
+            p.StandardInput.Close();
+            while (!p.HasExited)
+            {
+                var ph = Volatile.Read(ref phase);
+                var rss = TreeRss(p.Id);
+                if (ph == 1) baseline.Add(rss);
+                else if (ph == 2) peak = Math.Max(peak, rss);
+                await Task.Delay(20);
+            }
+            await reader;
+            run.Output = string.Join("\n", lines) + "\n" + await err;
+            var result = lines.LastOrDefault(x => x.StartsWith("RESULT "));
+            if (result == null || p.ExitCode != 0) throw new InvalidOperationException("pwsh run failed: " + run.Output);
+            var parts = result.Split(' ');
+            run.Seconds = double.Parse(parts[1], CultureInfo.InvariantCulture);
+            run.Count = long.Parse(parts[2], CultureInfo.InvariantCulture);
+            // The settled baseline: the last half of the samples taken while it slept.
+            run.BaselineMb = baseline.Count == 0 ? 0 : baseline.Skip(baseline.Count / 2).Average() / 1048576.0;
+            run.PeakMb = peak / 1048576.0;
+            return run;
+        }
+
+        private static string SshContext(Lab.Lab lab, string known)
+            => $"Import-Module '{Module}'\nSet-KeyServiceOpsContext -KongAdminUri '{lab.KongUri}' -SshUser '{lab.Ssh.User}' -SshPort {lab.Ssh.Port} -SshKeyPath '{lab.Ssh.KeyPath}' -KnownHostsPath '{known}'";
+
+        private static (long lines, double seconds) RawSsh(Lab.Lab lab, string known, string address)
+        {
+            var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add($"ssh -q -p {lab.Ssh.Port} -i '{lab.Ssh.KeyPath}' -o UserKnownHostsFile='{known}' -o StrictHostKeyChecking=yes -o BatchMode=yes {lab.Ssh.User}@{address} docker logs api_key_service 2>&1 | wc -l");
+            var sw = Stopwatch.StartNew();
+            using var p = Process.Start(psi);
+            var o = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            return (long.Parse(o.Trim(), CultureInfo.InvariantCulture), sw.Elapsed.TotalSeconds);
+        }
+
+        /// <summary>3M lines through Get-KeyServiceLog | Measure-Object in real pwsh vs ssh | wc -l; and 1M lines into a 20 µs/line consumer.</summary>
+        public static async Task<List<Row>> LogStreamingAsync(int lines)
+        {
+            var rows = new List<Row>();
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
+            var known = lab.WriteKnownHosts();
+            var inst = lab[0];
+            inst.GeneratedLogLines = lines;
+            var (rawLines, rawSec) = RawSsh(lab, known, inst.Address);
+            if (rawLines != lines) throw new InvalidOperationException($"ssh|wc counted {rawLines}, expected {lines}");
+            // Warm-up inside the measured process (JIT, the SSH session) before the baseline.
+            var setup = SshContext(lab, known) + $"\nGet-KeyServiceLog {inst.Address} -Tail 1000 | Out-Null";
+            var ours = await MeasureAsync(setup, $"(Get-KeyServiceLog {inst.Address} | Measure-Object).Count");
+            if (ours.Count != lines) throw new InvalidOperationException($"Measure-Object counted {ours.Count}, expected {lines}");
+            var oursRate = lines / ours.Seconds; var rawRate = lines / rawSec;
+            rows.Add(new Row("Log streaming (real pwsh)", $"{lines:#,0} lines: Get-KeyServiceLog \\| Measure-Object vs ssh \\| wc -l", oursRate, rawRate, "lines/s", "≥ 0.6× raw", oursRate >= 0.6 * rawRate));
+            rows.Add(new Row("Log streaming (real pwsh)", $"{lines:#,0} lines: pwsh process resident memory, peak during the run vs settled before it", ours.PeakMb, ours.BaselineMb, "MB", "growth ≤ 40 MB", ours.GrowthMb <= 40, $"+{ours.GrowthMb:0} MB"));
+
+            // A slow consumer: ~20 µs of work per line (calibrated in the same process), 1M lines.
+            var slowLines = Math.Min(lines, 1_000_000);
+            inst.GeneratedLogLines = slowLines;
+            var spin = "$spin = [Diagnostics.Stopwatch]::Frequency / 50000"; // 20 µs in stopwatch ticks
+            var work = "$($n = 0; Get-KeyServiceLog " + inst.Address + " | ForEach-Object { $t = [Diagnostics.Stopwatch]::GetTimestamp(); while ([Diagnostics.Stopwatch]::GetTimestamp() - $t -lt $spin) { }; $n++ }; $n)";
+            var slow = await MeasureAsync(setup + "\n" + spin, work);
+            if (slow.Count != slowLines) throw new InvalidOperationException($"the slow consumer counted {slow.Count}, expected {slowLines}");
+            rows.Add(new Row("Log streaming (real pwsh)", $"{slowLines:#,0} lines into a consumer spending ≥ 20 µs per line ({slow.Seconds / slowLines * 1e6:0} µs/line all told): resident memory, peak vs before", slow.PeakMb, slow.BaselineMb, "MB", "growth ≤ 40 MB", slow.GrowthMb <= 40, $"+{slow.GrowthMb:0} MB"));
+            return rows;
+        }
+
+        /// <summary>Import-Module cold in a fresh pwsh vs a fresh pwsh that does nothing (whole process, median of 5).</summary>
+        public static async Task<List<Row>> ImportAsync()
+        {
+            async Task<double> Time(string script)
+            {
+                var sw = Stopwatch.StartNew();
+                var r = await RealPwsh.RunAsync(script);
+                if (r.ExitCode != 0) throw new InvalidOperationException(r.ToString());
+                return sw.Elapsed.TotalSeconds;
+            }
+            await Time("exit"); // warm the disk cache for both
+            var bare = new List<double>(); var import = new List<double>(); var other = new List<double>(); var inside = new List<double>();
+            for (int i = 0; i < 5; i++)
+            {
+                bare.Add(await Time("exit"));
+                import.Add(await Time($"Import-Module '{Module}'; exit"));
+                other.Add(await Time("Get-Date | Out-Null; exit"));
+                var r = await RealPwsh.RunAsync($"$sw = [Diagnostics.Stopwatch]::StartNew(); Import-Module '{Module}'; [Console]::Out.WriteLine('IMPORT ' + $sw.Elapsed.TotalMilliseconds.ToString([Globalization.CultureInfo]::InvariantCulture))");
+                inside.Add(double.Parse(r.StdOut.Split('\n').First(l => l.StartsWith("IMPORT ")).Substring(7).Trim(), CultureInfo.InvariantCulture));
+            }
+            var (b, o, g) = (Median(bare), Median(import), Median(other));
+            return new List<Row>
+            {
+                new Row("Import (real pwsh)", "fresh pwsh: Import-Module KeyServiceOps then exit vs exit alone (whole process, median of 5)", o, b, "s", "≤ 1.15×", o <= 1.15 * b, $"+{(o - b) * 1000:0} ms"),
+                new Row("Import (real pwsh)", "same vs a fresh pwsh that runs any first command (Get-Date \\| Out-Null): pwsh's own first-command cost", o, g, "s", "–", null, $"{(o - g) * 1000:+0;-0} ms"),
+                new Row("Import (real pwsh)", "Import-Module alone, timed inside the fresh process (median of 5)", Median(inside), double.NaN, "ms", "–", null),
+            };
+        }
+
+        /// <summary>1,000 instances (100 hung), timeout 2 s: Test-KeyServiceHealth in real pwsh vs xargs -P 64 curl -m 2, and vs one timeout.</summary>
+        public static async Task<List<Row>> HealthFanOutAsync()
+        {
+            using var fleet = new LightFleet(up: 900, hung: 100, down: 0);
+            await using var kong = await KongEmulator.StartAsync();
+            kong.AddUpstream("api_key_service");
+            foreach (var t in fleet.Targets) kong.AddTarget("api_key_service", t);
+            var list = Path.GetTempFileName();
+            File.WriteAllLines(list, fleet.Targets.Select(t => $"http://{t}/api/auth/healthz"));
+            var rows = new List<Row>();
+            var curl = new List<double>();
+            for (int rep = 0; rep < 3; rep++)
+            {
+                var sw = Stopwatch.StartNew();
+                var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+                psi.ArgumentList.Add("-c");
+                psi.ArgumentList.Add($"xargs -P 64 -n 1 curl -s -o /dev/null -m 2 < '{list}'");
+                using (var p = Process.Start(psi)) { p.StandardOutput.ReadToEnd(); p.WaitForExit(); }
+                curl.Add(sw.Elapsed.TotalSeconds);
+            }
+            var c = Median(curl);
+            foreach (var throttle in new[] { 64, 256 })
+            {
+                var setup = $"Import-Module '{Module}'\nSet-KeyServiceOpsContext -KongAdminUri '{kong.BaseUri}' -Upstream api_key_service -HealthTimeoutSec 2 -ThrottleLimit {throttle}\n" +
+                            $"Test-KeyServiceHealth {fleet.Up[0]} | Out-Null";
+                var runs = new List<Run>();
+                for (int rep = 0; rep < 3; rep++)
+                {
+                    var r = await MeasureAsync(setup, "$($r = Get-RingBalancerTarget -NoHealth | Test-KeyServiceHealth; if (@($r | Where-Object Status -eq 'Timeout').Count -ne 100) { throw \"expected 100 timeouts: $(($r | Group-Object Status | ForEach-Object { '{0}={1}' -f $_.Name, $_.Count }) -join ', ')\" }; $r.Count)");
+                    if (r.Count != 1000) throw new InvalidOperationException($"{r.Count} results");
+                    runs.Add(r);
+                }
+                var o = Median(runs.Select(r => r.Seconds));
+                rows.Add(new Row("Health fan-out (real pwsh)", $"1,000 instances, 100 hung, timeout 2 s, -ThrottleLimit {throttle}: Get-RingBalancerTarget \\| Test-KeyServiceHealth vs xargs -P 64 curl -m 2 (median of 3)", o, c, "s", "≤ 1.0× curl", o <= c));
+                rows.Add(new Row("Health fan-out (real pwsh)", $"same, -ThrottleLimit {throttle}, vs one timeout", o, 2.0, "s", "≤ 1.15× one timeout", o <= 2.3,
+                    throttle < 100 ? "100 hung instances hold 64 slots for 2 s each: at least two rounds" : ""));
+            }
+            return rows;
+        }
+    }
+}
