@@ -31,6 +31,8 @@ namespace KeyServiceOps.Benchmarks
                 ("docker", () => DockerBenchmarks.RecoveryAsync()),
                 ("pwsh-import", () => PwshBenchmarks.ImportAsync()),
                 ("pwsh-health", () => PwshBenchmarks.HealthFanOutAsync()),
+                ("pwsh-selfhealing", () => PwshBenchmarks.SelfHealingPassAsync()),
+                ("pwsh-runbook", () => PwshBenchmarks.RunbookAsync()),
                 ("pwsh-logs", () => PwshBenchmarks.LogStreamingAsync(Math.Max(lines, 3_000_000))),
             };
             var rows = new List<Row>();

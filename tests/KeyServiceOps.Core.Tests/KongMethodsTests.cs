@@ -279,5 +279,19 @@ namespace KeyServiceOps.Core.Tests
             Assert.False(lab.Kong.Marks.ContainsKey(lab[0].Target));
             Assert.Equal(1, lab[0].Restarts);
         }
-    }
+    
+        [Fact]
+        public async Task The_guard_keeps_probing_past_sixteen_dead_targets_to_find_a_healthy_one()
+        {
+            // Found at fleet scale: Kong lists the newest targets first, and here the 17 newest are dead; the guard used
+            // to probe only the first 16 and refused every removal as LastHealthyTarget.
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 20 });
+            foreach (var i in lab.Instances.Skip(3)) await i.SetModeAsync(InstanceMode.Down);
+            var (svc, _, _) = Service(lab);
+            var t = await svc.ResolveAsync(lab.Upstream, lab[19].Target, None);
+            var d = await svc.EvaluateRemovalAsync(lab.Upstream, t, 0, None);
+            Assert.True(d.Allowed, d.Reason);
+            Assert.Equal(3, d.HealthyRemaining);
+        }
+}
 }

@@ -65,10 +65,17 @@ namespace KeyServiceOps.Core.RingBalancer
                 return Refuse(decision, "LastTarget", $"{target.Target} is the last target of upstream '{upstream}'; removing it makes Kong answer 503 for every request.");
 
             string H(RingBalancerTarget t) => kongHealth.TryGetValue(t.Target, out var h) ? h : "HEALTHCHECKS_OFF";
-            // Probe the others ourselves, Kong-healthy ones first, a bounded number; stop needing more once one is healthy.
-            var candidates = others.OrderBy(t => H(t) == "HEALTHY" ? 0 : H(t) == "HEALTHCHECKS_OFF" ? 1 : 2).Take(16).ToList();
-            var probes = await _health.CheckManyAsync(candidates.Select(c => new Endpoint(c.Address, c.Port)).ToList(), 16, ct).ConfigureAwait(false);
-            var probed = candidates.Zip(probes, (t, p) => (t, p)).ToDictionary(x => x.t.Target, x => x.p.Healthy, StringComparer.OrdinalIgnoreCase);
+            // Probe the others ourselves, Kong-healthy ones first, 16 at a time, until one answers healthy (or none is
+            // left): Kong's view can be stale or absent (HEALTHCHECKS_OFF), and the first 16 in its order may all be
+            // down (found at fleet scale: the newest targets listed first were the dead ones).
+            var ordered = others.OrderBy(t => H(t) == "HEALTHY" ? 0 : H(t) == "HEALTHCHECKS_OFF" ? 1 : 2).ToList();
+            var probed = new Dictionary<string, bool>(StringComparer.OrdinalIgnoreCase);
+            for (int from = 0; from < ordered.Count && !probed.Values.Any(ok => ok); from += 16)
+            {
+                var batch = ordered.Skip(from).Take(16).ToList();
+                var probes = await _health.CheckManyAsync(batch.Select(c => new Endpoint(c.Address, c.Port)).ToList(), 16, ct).ConfigureAwait(false);
+                foreach (var (t, p) in batch.Zip(probes, (t, p) => (t, p))) probed[t.Target] = p.Healthy;
+            }
             bool Available(RingBalancerTarget t) => probed.TryGetValue(t.Target, out var ok) ? ok : H(t) != "UNHEALTHY" && H(t) != "DNS_ERROR";
 
             decision.HealthyRemaining = others.Count(t => probed.TryGetValue(t.Target, out var ok) && ok);
