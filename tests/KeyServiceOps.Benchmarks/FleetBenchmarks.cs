@@ -84,7 +84,7 @@ namespace KeyServiceOps.Benchmarks
             var ctx = new OpsContext { KongAdminUri = lab.KongUri, Upstream = lab.Upstream, HealthTimeout = TimeSpan.FromSeconds(1), AuditLogPath = Path.GetTempFileName() };
             var health = HealthChecker.FromContext(ctx, null);
             var rb = new RingBalancerService(ctx, new KongClient(ctx, null), health, new AuditLog(ctx.AuditLogPath), null);
-            var healer = new SelfHealer(ctx, rb, health, null, null, null, null);
+            var healer = new SelfHealer(ctx, rb, health, null, null, null);
             var o = new SelfHealingOptions { StatePath = Path.GetTempFileName() + ".json" };
             File.Delete(o.StatePath);
             using var cts = new CancellationTokenSource();

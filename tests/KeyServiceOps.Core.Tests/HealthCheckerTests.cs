@@ -13,7 +13,7 @@ namespace KeyServiceOps.Core.Tests
     public class HealthCheckerTests
     {
         private static HealthChecker Checker(double timeoutSec = 1.5)
-            => new HealthChecker(HttpHandlers.Get(false, null, false), null, null, TimeSpan.FromSeconds(timeoutSec));
+            => new HealthChecker(HttpHandlers.Get(false, null), null, null, TimeSpan.FromSeconds(timeoutSec));
 
         [Theory]
         [InlineData(InstanceMode.Up, HealthStatus.Up, true, 200)]

@@ -49,7 +49,7 @@ namespace KeyServiceOps.Core.Tests
         }
 
         public RunbookRunner Runner() => new RunbookRunner(Ctx, Rb, Docker, Restarter, Health, Pd, Audit, null, Log);
-        public SelfHealer Healer() => new SelfHealer(Ctx, Rb, Health, Docker, Restarter, Pd, Log);
+        public SelfHealer Healer() => new SelfHealer(Ctx, Rb, Health, Restarter, Pd, Log);
         public void Dispose() => Pool.Dispose();
     }
 

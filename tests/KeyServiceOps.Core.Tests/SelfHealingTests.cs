@@ -64,7 +64,7 @@ namespace KeyServiceOps.Core.Tests
             lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab);
             rig.Ctx.PagerDutyMaxRetries = 50; rig.Ctx.PagerDutyMaxBackoff = TimeSpan.FromSeconds(2);
-            var healer = new SelfHealer(rig.Ctx, rig.Rb, rig.Health, rig.Docker, rig.Restarter,
+            var healer = new SelfHealer(rig.Ctx, rig.Rb, rig.Health, rig.Restarter,
                 new KeyServiceOps.Core.PagerDuty.PagerDutyClient(rig.Ctx, rig.Log, rig.Audit, TimeSpan.FromMilliseconds(200)), rig.Log);
             var o = Opts(); o.FailuresToRemove = 1;
             await lab[0].SetModeAsync(InstanceMode.Down);
@@ -136,6 +136,8 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal(2, lab.Kong.Targets(lab.Upstream).Count(t => t.Weight > 0));
             // The one out recovers (not yet added back); the two in rotation die: neither may go.
             await lab[0].SetModeAsync(InstanceMode.Up);
+            // A freshly started server can miss its first 1 s probe on a loaded machine: wait until it answers.
+            for (int k = 0; k < 50 && !(await rig.Health.CheckAsync(Endpoint.Parse(lab[0].Address, 8888), None)).Healthy; k++) await Task.Delay(100);
             await lab[1].SetModeAsync(InstanceMode.Down);
             await lab[2].SetModeAsync(InstanceMode.Down);
             var all = await healer.PassAsync(o, Yes, null, None);
@@ -281,7 +283,7 @@ namespace KeyServiceOps.Core.Tests
                     if (interrupt) cts.CancelAfter(rnd.Next(0, 150));
                     List<SelfHealingAction> actions = null;
                     try { actions = await healer.PassAsync(o, Yes, null, cts.Token); }
-                    catch (Exception e) when (interrupt && (e is OperationCanceledException || (e is OpsException oe && oe.ErrorId.EndsWith("Cancelled"))))
+                    catch (Exception e) when (interrupt && OpsException.IsCancel(e))
                     {
                         interrupted++;
                         await Task.Delay(1000); // a request cut off by Ctrl+C may still land at Kong: let it settle before the snapshot

@@ -74,7 +74,7 @@ namespace KeyServiceOps.Core.CentralLogs
             var auth = Authorization(ctx);
             var secrets = new[] { ctx.CentralLogApiKey?.Reveal(), ctx.CentralLogPassword?.Reveal(), auth?.Split(' ').Last() }.Where(x => !string.IsNullOrEmpty(x)).ToArray();
             _rest = new RestClient("CentralLog", ctx.CentralLogUri,
-                HttpHandlers.Get(ctx.CentralLogSkipCertificateCheck, ctx.CentralLogCaCertificatePath, ctx.UseSystemProxy), ctx.HttpTimeout, _log,
+                HttpHandlers.Get(ctx.CentralLogSkipCertificateCheck, ctx.CentralLogCaCertificatePath), ctx.HttpTimeout, _log,
                 req => { if (auth != null) req.Headers.TryAddWithoutValidation("Authorization", Authorization(ctx)); },
                 s => secrets.Aggregate(s, (acc, x) => acc.Replace(x, "***")));
             _rest.MaxResponseBytes = ctx.MaxResponseBytes;

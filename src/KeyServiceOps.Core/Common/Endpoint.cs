@@ -16,7 +16,11 @@ namespace KeyServiceOps.Core
         public int Port { get; }
 
         /// <summary>Kong's stored form: IPv4 without leading zeros, IPv6 expanded in brackets, hostnames as written.</summary>
-        public string Target => Address.Contains(":") ? $"[{Address}]:{Port}" : $"{Address}:{Port}";
+        public string Target => Join(Address, Port);
+
+        /// <summary>The one place an address becomes host[:port] text: IPv6 in brackets (URLs, Kong targets, known_hosts).</summary>
+        public static string Host(string address) => address != null && address.Contains(":") ? "[" + address + "]" : address;
+        public static string Join(string address, int port) => $"{Host(address)}:{port}";
         public override string ToString() => Target;
 
         public static Endpoint Parse(string input, int defaultPort)

@@ -49,7 +49,6 @@ namespace KeyServiceOps.Core
         public Secret KongToken { get; set; }
         public bool SkipCertificateCheck { get; set; }
         public string CaCertificatePath { get; set; }
-        public bool UseSystemProxy { get; set; }
         public TimeSpan HttpTimeout { get; set; } = TimeSpan.FromSeconds(30);
         public int KongPageSize { get; set; } = 1000;
         /// <summary>The most of any HTTP answer (Kong, PagerDuty, central logs) that is read.</summary>

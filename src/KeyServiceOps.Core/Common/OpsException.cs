@@ -33,5 +33,11 @@ namespace KeyServiceOps.Core
         /// <summary>Remote stderr or an HTTP error body (already redacted).</summary>
         public string Details { get; }
         public string RecommendedAction { get; }
+
+        /// <summary>The operation was stopped (Ctrl+C, a cancelled token): recognised by its category, never by the shape of its id.</summary>
+        public bool IsCancellation => Category == OpsErrorCategory.OperationStopped;
+
+        /// <summary>True for .NET's own cancellation and for ours.</summary>
+        public static bool IsCancel(Exception e) => e is OperationCanceledException || (e is OpsException o && o.IsCancellation);
     }
 }

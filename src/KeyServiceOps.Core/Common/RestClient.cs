@@ -51,14 +51,15 @@ namespace KeyServiceOps.Core
     {
         private static readonly ConcurrentDictionary<string, HttpMessageHandler> Cache = new ConcurrentDictionary<string, HttpMessageHandler>();
 
-        public static HttpMessageHandler Get(bool skipCertificateCheck, string caCertificatePath, bool useSystemProxy)
+        /// <summary>One handler per TLS setting. No proxy: the Admin API, PagerDuty and the instances are reached directly (a proxy setting was never wired to anything and is gone).</summary>
+        public static HttpMessageHandler Get(bool skipCertificateCheck, string caCertificatePath)
         {
-            var key = $"{skipCertificateCheck}|{caCertificatePath}|{useSystemProxy}";
+            var key = $"{skipCertificateCheck}|{caCertificatePath}";
             return Cache.GetOrAdd(key, _ =>
             {
                 var h = new HttpClientHandler
                 {
-                    UseProxy = useSystemProxy,
+                    UseProxy = false,
                     AllowAutoRedirect = false,
                     AutomaticDecompression = DecompressionMethods.GZip | DecompressionMethods.Deflate,
                     MaxConnectionsPerServer = 256,

@@ -61,7 +61,6 @@ namespace KeyServiceOps.Core
             return s;
         }
 
-        public SecureString ToSecureString() => _value.Copy();
         public override string ToString() => "***";
     }
 }

@@ -32,7 +32,7 @@ namespace KeyServiceOps.Core.Health
         }
 
         public static HealthChecker FromContext(OpsContext ctx, IOpsLog log, TimeSpan? timeout = null)
-            => new HealthChecker(HttpHandlers.Get(false, null, false), ctx.HealthPath, ctx.ExpectedText,
+            => new HealthChecker(HttpHandlers.Get(false, null), ctx.HealthPath, ctx.ExpectedText,
                 timeout ?? ctx.HealthTimeout, log);
 
         public string Path { get; }
@@ -42,7 +42,7 @@ namespace KeyServiceOps.Core.Health
 
         public string UrlFor(Endpoint ep)
         {
-            var host = ep.Address.Contains(":") ? "[" + ep.Address + "]" : ep.Address;
+            var host = Endpoint.Host(ep.Address);
             return $"http://{host}:{ep.Port}{Path}";
         }
 

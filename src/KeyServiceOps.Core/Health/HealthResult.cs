@@ -9,7 +9,7 @@ namespace KeyServiceOps.Core.Health
     {
         public string Address { get; set; }
         public int Port { get; set; }
-        public string Target => Address != null && Address.Contains(":") ? $"[{Address}]:{Port}" : $"{Address}:{Port}";
+        public string Target => Endpoint.Join(Address, Port);
         public bool Healthy { get; set; }
         /// <summary>The typed value for code; PowerShell sees <see cref="Status"/> (its name), so JSON and CSV read the same as the views.</summary>
         internal HealthStatus StatusValue { get; set; }

@@ -36,7 +36,7 @@ namespace KeyServiceOps.Core.PagerDuty
                 recommendedAction: "Set-KeyServiceOpsContext -PagerDutyToken (Read-Host -AsSecureString), or -PagerDutyTokenVariable NAME (or KEYSERVICEOPS_PAGERDUTY_TOKEN).");
             var secret = token.RevealForHeader("PagerDuty API token");
             // PagerDuty's own TLS settings: -SkipCertificateCheck meant for a lab Kong never reaches PagerDuty.
-            _rest = new RestClient("PagerDuty", ctx.PagerDutyUri, HttpHandlers.Get(ctx.PagerDutySkipCertificateCheck, ctx.PagerDutyCaCertificatePath, ctx.UseSystemProxy), ctx.HttpTimeout, _log,
+            _rest = new RestClient("PagerDuty", ctx.PagerDutyUri, HttpHandlers.Get(ctx.PagerDutySkipCertificateCheck, ctx.PagerDutyCaCertificatePath), ctx.HttpTimeout, _log,
                 req =>
                 {
                     req.Headers.TryAddWithoutValidation("Authorization", "Token token=" + token.RevealForHeader("PagerDuty API token"));
@@ -156,7 +156,7 @@ namespace KeyServiceOps.Core.PagerDuty
                 if (inc != null) log.Verbose($"{address}: open incident {inc.IncidentId} ({inc.Title}).");
                 return inc?.IncidentId;
             }
-            catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled"))
+            catch (OpsException e) when (!e.IsCancellation)
             {
                 log.Warning($"Could not look up the incident for {address} ({e.ErrorId}): no note is written for it.");
                 return null;

@@ -41,7 +41,7 @@ namespace KeyServiceOps.Core.Remote
         }
 
         /// <summary>How OpenSSH names a host in known_hosts: "host" on port 22, "[host]:port" otherwise.</summary>
-        public static string HostToken(string host, int port) => port == 22 ? host : $"[{host}]:{port}";
+        public static string HostToken(string host, int port) => port == 22 ? host : $"[{host}]:{port}"; // OpenSSH's own form: brackets for any host on a non-default port
 
         public static string Fingerprint(byte[] blob)
         {

@@ -24,8 +24,6 @@ namespace KeyServiceOps.Core.Remote
             _log = log ?? NullOpsLog.Instance;
         }
 
-        public SshSessionPool Pool => _pool;
-
         /// <summary>Runs <paramref name="command"/>; returns its exit status. <paramref name="timeout"/> null means none (Ctrl+C still cancels).</summary>
         public async Task<int> RunAsync(SshTarget target, string command, Action<string> stdout, Action<string> stderr, TimeSpan? timeout, CancellationToken ct)
         {

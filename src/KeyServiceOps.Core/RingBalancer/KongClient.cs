@@ -33,7 +33,7 @@ namespace KeyServiceOps.Core.RingBalancer
             var token = ctx.KongToken;
             var header = string.IsNullOrEmpty(ctx.KongTokenHeader) ? "Kong-Admin-Token" : ctx.KongTokenHeader;
             string secret = token?.RevealForHeader("Kong Admin token");
-            _rest = new RestClient("Kong", ctx.KongAdminUri, HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath, ctx.UseSystemProxy),
+            _rest = new RestClient("Kong", ctx.KongAdminUri, HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath),
                 ctx.HttpTimeout, log,
                 req => { if (token != null) req.Headers.TryAddWithoutValidation(header, token.RevealForHeader("Kong Admin token")); },
                 s => string.IsNullOrEmpty(secret) ? s : s.Replace(secret, "***"));
@@ -120,16 +120,7 @@ namespace KeyServiceOps.Core.RingBalancer
         public async Task<List<string>> ListUpstreamsAsync(CancellationToken ct)
         {
             var names = new List<string>();
-            string offset = null;
-            for (int page = 0; page < 1000; page++)
-            {
-                var q = $"?size={_pageSize}" + (offset != null ? "&offset=" + Uri.EscapeDataString(offset) : "");
-                var r = await _rest.SendAsync(HttpMethod.Get, _prefix + "upstreams" + q, null, ct).ConfigureAwait(false);
-                var j = Expect(r, "GET upstreams", null, null);
-                foreach (var u in (JArray)j["data"] ?? new JArray()) names.Add((string)u["name"]);
-                offset = NextOffset(j);
-                if (offset == null) break;
-            }
+            await PagesAsync(_prefix + "upstreams", "GET upstreams", null, u => names.Add((string)u["name"]), ct).ConfigureAwait(false);
             return names;
         }
 
@@ -137,36 +128,37 @@ namespace KeyServiceOps.Core.RingBalancer
         public async Task<List<RingBalancerTarget>> GetTargetsAsync(string upstream, CancellationToken ct, IProgress<int> progress = null)
         {
             var all = new List<RingBalancerTarget>();
-            string offset = null;
-            for (int page = 0; page < 100000; page++)
-            {
-                var q = $"?size={_pageSize}" + (offset != null ? "&offset=" + Uri.EscapeDataString(offset) : "");
-                var r = await _rest.SendAsync(HttpMethod.Get, U(upstream) + "/targets" + q, null, ct).ConfigureAwait(false);
-                var j = Expect(r, "GET targets", upstream, upstream);
-                foreach (var t in (JArray)j["data"] ?? new JArray()) all.Add(ToTarget(t, upstream));
-                progress?.Report(all.Count);
-                offset = NextOffset(j);
-                if (offset == null) return all;
-            }
-            throw new OpsException("KongPaginationRunaway", OpsErrorCategory.InvalidResult, "Kong kept returning pages past any sane bound.", upstream);
+            await PagesAsync(U(upstream) + "/targets", "GET targets", upstream, t => all.Add(ToTarget(t, upstream)), ct, () => progress?.Report(all.Count)).ConfigureAwait(false);
+            return all;
         }
 
         /// <summary>Kong's per-target health (one node's view). Key: stored target string.</summary>
         public async Task<Dictionary<string, string>> GetHealthAsync(string upstream, CancellationToken ct)
         {
             var map = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            await PagesAsync(U(upstream) + "/health", "GET health", upstream, t => { if (t["target"] != null) map[(string)t["target"]] = (string)t["health"]; }, ct).ConfigureAwait(false);
+            return map;
+        }
+
+        /// <summary>
+        /// The one paging loop: `size` per page, our own next-page URL from `offset`, every item to <paramref name="onItem"/>,
+        /// until `next` is null. Pages that never end are KongPaginationRunaway, wherever they come from.
+        /// </summary>
+        private async Task PagesAsync(string path, string what, string upstream, Action<JToken> onItem, CancellationToken ct, Action afterPage = null)
+        {
             string offset = null;
             for (int page = 0; page < 100000; page++)
             {
                 var q = $"?size={_pageSize}" + (offset != null ? "&offset=" + Uri.EscapeDataString(offset) : "");
-                var r = await _rest.SendAsync(HttpMethod.Get, U(upstream) + "/health" + q, null, ct).ConfigureAwait(false);
-                var j = Expect(r, "GET health", upstream, upstream);
-                foreach (var t in (JArray)j["data"] ?? new JArray())
-                    if (t["target"] != null) map[(string)t["target"]] = (string)t["health"];
+                var r = await _rest.SendAsync(HttpMethod.Get, path + q, null, ct).ConfigureAwait(false);
+                var j = Expect(r, what, upstream, upstream);
+                foreach (var item in (JArray)j["data"] ?? new JArray()) onItem(item);
+                afterPage?.Invoke();
                 offset = NextOffset(j);
-                if (offset == null) return map;
+                if (offset == null) return;
             }
-            return map;
+            throw new OpsException("KongPaginationRunaway", OpsErrorCategory.InvalidResult, $"Kong kept returning pages for {what} past any sane bound (100,000 pages).", upstream,
+                recommendedAction: "Check the Admin API (or a proxy in front of it) for a `next` link that never ends.");
         }
 
         /// <summary>

@@ -193,6 +193,21 @@ namespace KeyServiceOps.Core.RingBalancer
         }
 
         /// <summary>
+        /// The weight a target had when it was last taken out (the audit log's latest removal of it), or null when the
+        /// log does not say: what an "already absent" -PassThru object carries, so piping it on restores that weight.
+        /// </summary>
+        public int? LastKnownWeight(string target)
+        {
+            try
+            {
+                var last = _audit?.Read().LastOrDefault(e => string.Equals(e.Target, target, StringComparison.OrdinalIgnoreCase)
+                                                              && (e.Action == "RemoveTarget" || e.Action == "DrainTarget") && e.BeforeData?["weight"] != null);
+                return last == null ? (int?)null : (int)last.BeforeData["weight"];
+            }
+            catch (Exception e) when (e is OpsException || e is FormatException || e is InvalidCastException) { return null; }
+        }
+
+        /// <summary>
         /// A drained (weight-0) target: from a single-target GET in 3.x, from the listing in 2.x (where that GET
         /// answers 404 for weight 0). Null when the upstream has no such target.
         /// </summary>

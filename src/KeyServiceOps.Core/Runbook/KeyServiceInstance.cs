@@ -10,7 +10,7 @@ namespace KeyServiceOps.Core.Runbook
     {
         public string Address { get; set; }
         public int Port { get; set; } = OpsContext.DefaultServicePort;
-        public string Target => Address != null && Address.Contains(":") ? $"[{Address}]:{Port}" : $"{Address}:{Port}";
+        public string Target => Endpoint.Join(Address, Port);
         public string Environment { get; set; }
         public string Upstream { get; set; }
         public bool InRingBalancer { get; set; }

@@ -397,7 +397,7 @@ namespace KeyServiceOps.Core.Runbook
                 Emit(r, step, name, outcome, detail, started, sw.Elapsed);
                 return value;
             }
-            catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled"))
+            catch (OpsException e) when (!e.IsCancellation)
             {
                 Emit(r, step, name, StepOutcome.Failed, $"{e.ErrorId}: {e.Message}", started, sw.Elapsed);
                 throw;

@@ -140,14 +140,13 @@ namespace KeyServiceOps.Core.Runbook
         private readonly OpsContext _ctx;
         private readonly RingBalancerService _rb;
         private readonly HealthChecker _health;
-        private readonly DockerClient _docker;
         private readonly KeyServiceRestarter _restarter;
         private readonly PagerDutyClient _pd;
         private readonly IOpsLog _log;
 
-        public SelfHealer(OpsContext ctx, RingBalancerService rb, HealthChecker health, DockerClient docker, KeyServiceRestarter restarter, PagerDutyClient pagerDuty, IOpsLog log)
+        public SelfHealer(OpsContext ctx, RingBalancerService rb, HealthChecker health, KeyServiceRestarter restarter, PagerDutyClient pagerDuty, IOpsLog log)
         {
-            _ctx = ctx; _rb = rb; _health = health; _docker = docker; _restarter = restarter; _pd = pagerDuty; _log = log ?? NullOpsLog.Instance;
+            _ctx = ctx; _rb = rb; _health = health; _restarter = restarter; _pd = pagerDuty; _log = log ?? NullOpsLog.Instance;
         }
 
         public async Task<List<SelfHealingAction>> PassAsync(SelfHealingOptions o, Func<string, string, Task<bool>> confirm, Action<SelfHealingAction> emit, CancellationToken ct,
@@ -190,7 +189,7 @@ namespace KeyServiceOps.Core.Runbook
                 sum.Pass = pass;
                 List<RingBalancerTarget> targets;
                 try { targets = await _rb.Kong.GetTargetsAsync(upstream, ct).ConfigureAwait(false); }
-                catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled"))
+                catch (OpsException e) when (!e.IsCancellation)
                 {
                     Out(new SelfHealingAction { Pass = pass, ActionValue = HealingAction.None, OutcomeValue = StepOutcome.Failed, Reason = "Error", Detail = $"cannot read the upstream's targets ({e.ErrorId}): nothing changed this pass" });
                     if (!o.WhatIf) Save(statePath, state);
@@ -337,7 +336,7 @@ namespace KeyServiceOps.Core.Runbook
                         if (!o.Restart || _restarter == null) continue;
                         await MaybeRestartAsync(o, state, s, now, confirm, A, Out, ct, () => Save(statePath, state)).ConfigureAwait(false);
                     }
-                    catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled"))
+                    catch (OpsException e) when (!e.IsCancellation)
                     {
                         Out(A(t != null ? HealingAction.Remove : HealingAction.Add, StepOutcome.Failed, "Error", $"{e.ErrorId}: {e.Message}"));
                     }
@@ -364,7 +363,7 @@ namespace KeyServiceOps.Core.Runbook
                     await _pd.AddNoteAsync(incident, RunbookRunner.NotePrefix + "self-healing escalated: " + why, ct).ConfigureAwait(false);
                     a.IncidentId ??= incident;
                 }
-                catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled")) { a.Detail += $"; escalating {incident} failed ({e.ErrorId})"; }
+                catch (OpsException e) when (!e.IsCancellation) { a.Detail += $"; escalating {incident} failed ({e.ErrorId})"; }
             }
             if (done.Count == 0) a.Detail += "; no open incident found to escalate";
         }
@@ -433,7 +432,7 @@ namespace KeyServiceOps.Core.Runbook
         {
             if (incident == null || _pd == null) return;
             try { await _pd.AddNoteAsync(incident, RunbookRunner.NotePrefix + text, ct).ConfigureAwait(false); }
-            catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled")) { a.Detail += $"; the incident note failed ({e.ErrorId})"; }
+            catch (OpsException e) when (!e.IsCancellation) { a.Detail += $"; the incident note failed ({e.ErrorId})"; }
         }
 
         // ---- state file ----

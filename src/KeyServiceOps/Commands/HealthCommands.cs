@@ -10,7 +10,7 @@ using KeyServiceOps.Core.Health;
 
 namespace KeyServiceOps.Commands
 {
-    [Cmdlet(VerbsDiagnostic.Test, "KeyServiceHealth", DefaultParameterSetName = "Address")]
+    [Cmdlet(VerbsDiagnostic.Test, "KeyServiceHealth")]
     [OutputType(typeof(HealthResult), typeof(bool))]
     public sealed class TestKeyServiceHealthCommand : SshCmdlet
     {

@@ -10,14 +10,6 @@ using KeyServiceOps.Core.PagerDuty;
 
 namespace KeyServiceOps.Commands
 {
-    /// <summary>Parameters shared by the PagerDuty cmdlets.</summary>
-    public abstract class PagerDutyCmdlet : ContextCmdlet
-    {
-        [Parameter] public Uri PagerDutyUri { get; set; }
-        [Parameter] public SecureString PagerDutyToken { get; set; }
-
-        protected override void ApplyOverrides(OpsContext c) => EndpointOverrides.PagerDuty(c, PagerDutyUri, PagerDutyToken);
-    }
 
     public enum IncidentStatusFilter { Triggered, Acknowledged, Resolved, Open }
 

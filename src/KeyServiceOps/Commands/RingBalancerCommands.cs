@@ -41,7 +41,7 @@ namespace KeyServiceOps.Commands
         });
     }
 
-    [Cmdlet(VerbsCommon.Remove, "RingBalancerTarget", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = "Target")]
+    [Cmdlet(VerbsCommon.Remove, "RingBalancerTarget", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
     [OutputType(typeof(TargetChange))]
     public sealed class RemoveRingBalancerTargetCommand : KongCmdlet
     {
@@ -90,7 +90,7 @@ namespace KeyServiceOps.Commands
         protected override void ProcessRecord() => PerItem(() =>
         {
             var upstream = UpstreamOrDefault(Upstream);
-            var wanted = TargetInput.Resolve(this, Target, Address, Port, Context.HealthPort);
+            var wanted = TargetInput.Resolve(Target, Address, Port, Context.HealthPort);
             var method = Drain ? RemovalMethod.Drain : MyInvocation.BoundParameters.ContainsKey(nameof(Method)) ? Method : Context.RemovalMethod;
             if (Drain && MyInvocation.BoundParameters.ContainsKey(nameof(Method)) && Method != RemovalMethod.Drain)
                 ThrowArgument("ConflictingRemovalMethod", $"-Drain and -Method {Method} ask for two different ways out.", Method, "Give one: -Method Drain (same as -Drain), -Method Delete or -Method MarkUnhealthy.");
@@ -109,7 +109,17 @@ namespace KeyServiceOps.Commands
             if (current == null)
             {
                 WriteWarning($"Target {wanted} is already absent from upstream '{upstream}' (self-healing or someone else removed it); nothing to do.");
-                if (PassThru) WriteObject(new TargetChange { ActionValue = TargetChangeAction.AlreadyAbsent, Upstream = upstream, Target = wanted, Address = Address, Port = Port, Weight = 100, IncidentId = IncidentId, Detail = "already absent" });
+                if (PassThru)
+                {
+                    // The weight it had when it was taken out, from the audit log; 100 (Kong's default) when the log does not say.
+                    var known = RingBalancer.LastKnownWeight(wanted);
+                    WriteObject(new TargetChange
+                    {
+                        ActionValue = TargetChangeAction.AlreadyAbsent, Upstream = upstream, Target = wanted, Address = Address, Port = Port, Weight = known ?? 100,
+                        IncidentId = IncidentId, MethodValue = method,
+                        Detail = known != null ? $"already absent; it had weight {known} when last taken out (audit log)" : "already absent; its old weight is not in the audit log: 100 (Kong's default)",
+                    });
+                }
                 return;
             }
             if (method == RemovalMethod.Drain && current.Weight == 0)
@@ -139,7 +149,7 @@ namespace KeyServiceOps.Commands
         });
     }
 
-    [Cmdlet(VerbsCommon.Add, "RingBalancerTarget", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = "Target")]
+    [Cmdlet(VerbsCommon.Add, "RingBalancerTarget", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
     [OutputType(typeof(TargetChange))]
     public sealed class AddRingBalancerTargetCommand : KongCmdlet
     {
@@ -194,7 +204,7 @@ namespace KeyServiceOps.Commands
         {
             var upstream = UpstreamOrDefault(Upstream);
             var method = MyInvocation.BoundParameters.ContainsKey(nameof(Method)) ? Method : Context.RemovalMethod;
-            var wanted = TargetInput.Resolve(this, Target, Address, Port, Context.HealthPort);
+            var wanted = TargetInput.Resolve(Target, Address, Port, Context.HealthPort);
             if (Guid.TryParse(wanted, out _))
                 ThrowArgument("TargetIdNotAddable", $"'{wanted}' is a target id; adding needs an address such as 10.0.0.5:8888.", wanted,
                     "Pass the address: Add-RingBalancerTarget 10.0.0.5:8888 (or pipe the object Remove-RingBalancerTarget -PassThru returned).");
@@ -211,7 +221,7 @@ namespace KeyServiceOps.Commands
     internal static class TargetInput
     {
         /// <summary>-Target wins; else -Address (+ -Port). Validated and normalised to Kong's stored form.</summary>
-        public static string Resolve(OpsCmdlet cmd, string target, string address, int port, int defaultPort)
+        public static string Resolve(string target, string address, int port, int defaultPort)
         {
             var input = !string.IsNullOrWhiteSpace(target) ? target
                 : !string.IsNullOrWhiteSpace(address) ? (port > 0 && !address.Contains(":") ? $"{address}:{port}" : address)

@@ -8,23 +8,6 @@ using KeyServiceOps.Core.Runbook;
 
 namespace KeyServiceOps.Commands
 {
-    /// <summary>Cmdlets that touch everything (Kong, the VMs, PagerDuty): the SSH parameters plus per-call Kong and PagerDuty endpoints.</summary>
-    public abstract class RunbookCmdlet : SshCmdlet
-    {
-        [Parameter] public Uri KongAdminUri { get; set; }
-        [Parameter] public string Workspace { get; set; }
-        [Parameter] public System.Security.SecureString KongToken { get; set; }
-        [Parameter] public SwitchParameter SkipCertificateCheck { get; set; }
-        [Parameter] public Uri PagerDutyUri { get; set; }
-        [Parameter] public System.Security.SecureString PagerDutyToken { get; set; }
-
-        protected override void ApplyOverrides(OpsContext c)
-        {
-            base.ApplyOverrides(c);
-            EndpointOverrides.Kong(c, KongAdminUri, Workspace, KongToken, SkipCertificateCheck);
-            EndpointOverrides.PagerDuty(c, PagerDutyUri, PagerDutyToken);
-        }
-    }
 
     [Cmdlet(VerbsLifecycle.Invoke, "KeyServiceRunbook", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
     [OutputType(typeof(RunbookStepResult), typeof(RunbookSummary))]
@@ -91,58 +74,6 @@ namespace KeyServiceOps.Commands
                 ProgressDone(ActivityId, activity);
                 WriteObject(summary);
             });
-        }
-    }
-
-    /// <summary>Parameters of a self-healing pass (one pass, or the loop).</summary>
-    public abstract class SelfHealingCmdlet : RunbookCmdlet
-    {
-        [Parameter] [ArgumentCompleter(typeof(UpstreamCompleter))] public string Upstream { get; set; }
-        [Parameter, ValidateRange(1, 100)] public int FailuresToRemove { get; set; } = 3;
-        [Parameter, ValidateRange(1, 100)] public int PassesToAdd { get; set; } = 2;
-        /// <summary>Also restart the container of a removed instance that keeps failing (within -MaxRestartsPerHour).</summary>
-        [Parameter] public SwitchParameter Restart { get; set; }
-        [Parameter, ValidateRange(1, 60)] public int MaxRestartsPerHour { get; set; } = 3;
-        /// <summary>Back-off after a target's first restart, doubling per restart up to -RestartBackoffMaxSec; reset after 10 minutes healthy.</summary>
-        [Parameter, ValidateRange(1, 86400)] public double RestartBackoffSec { get; set; } = 10;
-        [Parameter, ValidateRange(1, 86400)] public double RestartBackoffMaxSec { get; set; } = 300;
-        /// <summary>Never more than this share of the upstream out at once (counting targets already out); always one.</summary>
-        [Parameter, ValidateRange(0.01, 1.0)] public double MaxEjectionShare { get; set; } = 0.10;
-        /// <summary>With fewer than this share of the targets in rotation healthy, take nothing out and escalate.</summary>
-        [Parameter, ValidateRange(0.0, 1.0)] public double PanicThreshold { get; set; } = 0.5;
-        [Parameter, ValidateRange(0, 3600)] public double StartupGraceSec { get; set; } = 60;
-        /// <summary>Counters between passes (default ~/.keyserviceops/selfhealing-state.json), locked while a pass runs.</summary>
-        [Parameter] public string StatePath { get; set; }
-
-        private SelfHealer _healer;
-
-        protected SelfHealer Healer
-        {
-            get
-            {
-                if (_healer != null) return _healer;
-                var rules = Setup(() => FaultRuleSet.Load(Context.FaultRulesPath));
-                var health = NewHealthChecker();
-                var restarter = Restart ? new KeyServiceRestarter(Docker, health, Audit, rules, Context.FaultOwners, Log) : null;
-                return _healer = new SelfHealer(Context, RingBalancer, health, Docker, restarter, PagerDutyIfConfigured, Log);
-            }
-        }
-
-        protected SelfHealingOptions Options() => new SelfHealingOptions
-        {
-            Upstream = UpstreamOrDefault(Upstream), FailuresToRemove = FailuresToRemove, PassesToAdd = PassesToAdd, Restart = Restart,
-            MaxRestartsPerHour = MaxRestartsPerHour, RestartBackoff = TimeSpan.FromSeconds(RestartBackoffSec), StartupGrace = TimeSpan.FromSeconds(StartupGraceSec),
-            RestartBackoffMax = TimeSpan.FromSeconds(Math.Max(RestartBackoffSec, RestartBackoffMaxSec)), MaxEjectionShare = MaxEjectionShare, PanicThreshold = PanicThreshold,
-            StatePath = StatePath != null ? GetUnresolvedProviderPathFromPSPath(StatePath) : SelfHealingOptions.DefaultStatePath(),
-            WhatIf = IsWhatIf,
-        };
-
-        protected int RunPass()
-        {
-            var n = 0;
-            Await(Healer.PassAsync(Options(), ConfirmAsync, a => Post(() => { n++; WriteObject(a); }), Cancellation,
-                summary => Post(() => WriteObject(summary))));
-            return n;
         }
     }
 

@@ -8,35 +8,6 @@ using KeyServiceOps.Core;
 
 namespace KeyServiceOps.Commands
 {
-    /// <summary>
-    /// The session's context, one per runspace (so parallel runspaces in one process do not share changes). A new
-    /// runspace (ForEach-Object -Parallel, Start-ThreadJob, a runspace pool) starts from a copy of the context last
-    /// set in this process — held in memory, secrets included, never written — or, in a new process, from the
-    /// environment and the session defaults saved with Set-KeyServiceOpsContext -Save. A closed runspace's context
-    /// is dropped.
-    /// </summary>
-    internal static class ContextStore
-    {
-        private static readonly ConcurrentDictionary<Guid, OpsContext> Map = new ConcurrentDictionary<Guid, OpsContext>();
-        private static volatile OpsContext _processDefault;
-        private static Guid Key => Runspace.DefaultRunspace?.InstanceId ?? Guid.Empty;
-        public static OpsContext Current
-        {
-            get => Map.GetOrAdd(Key, _ => { Track(); return _processDefault?.Clone() ?? OpsContext.FromEnvironmentAndSession(); });
-            set { Track(); Map[Key] = value; _processDefault = value; }
-        }
-
-        private static void Track()
-        {
-            var rs = Runspace.DefaultRunspace;
-            if (rs == null) return;
-            var id = rs.InstanceId;
-            rs.StateChanged += (s, e) =>
-            {
-                if (e.RunspaceStateInfo.State == RunspaceState.Closed || e.RunspaceStateInfo.State == RunspaceState.Broken) Map.TryRemove(id, out _);
-            };
-        }
-    }
 
     /// <summary>
     /// Base of every cmdlet: runs core work off the pipeline thread and pumps its verbose/debug/warning/progress
@@ -86,7 +57,7 @@ namespace KeyServiceOps.Commands
             Pump(task);
             try { return task.GetAwaiter().GetResult(); }
             catch (OperationCanceledException) when (_cts.IsCancellationRequested) { throw new PipelineStoppedException(); }
-            catch (OpsException e) when (_perItem == 0 && !e.ErrorId.EndsWith("Cancelled")) { ThrowOps(e); throw; }
+            catch (OpsException e) when (_perItem == 0 && !e.IsCancellation) { ThrowOps(e); throw; }
         }
 
         protected void Await(Task task)
@@ -94,7 +65,7 @@ namespace KeyServiceOps.Commands
             Pump(task);
             try { task.GetAwaiter().GetResult(); }
             catch (OperationCanceledException) when (_cts.IsCancellationRequested) { throw new PipelineStoppedException(); }
-            catch (OpsException e) when (_perItem == 0 && !e.ErrorId.EndsWith("Cancelled")) { ThrowOps(e); }
+            catch (OpsException e) when (_perItem == 0 && !e.IsCancellation) { ThrowOps(e); }
         }
 
         /// <summary>Inside <see cref="PerItem"/> an OpsException is that item's (non-terminating) error; outside, a terminating ErrorRecord.</summary>
@@ -154,7 +125,7 @@ namespace KeyServiceOps.Commands
         {
             _perItem++;
             try { work(); }
-            catch (OpsException e) when (e.ErrorId.EndsWith("Cancelled")) { throw new PipelineStoppedException(); }
+            catch (OpsException e) when (e.IsCancellation) { throw new PipelineStoppedException(); }
             catch (OpsException e) { WriteOpsError(e); }
             finally { _perItem--; }
         }

@@ -1,0 +1,43 @@
+using System;
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core;
+
+namespace KeyServiceOps.Commands
+{
+    /// <summary>
+    /// The session's context, one per runspace (so parallel runspaces in one process do not share changes). A new
+    /// runspace (ForEach-Object -Parallel, Start-ThreadJob, a runspace pool) starts from a copy of the context last
+    /// set in this process — held in memory, secrets included, never written — or, in a new process, from the
+    /// environment and the session defaults saved with Set-KeyServiceOpsContext -Save. A closed runspace's context
+    /// is dropped.
+    /// </summary>
+    internal static class ContextStore
+    {
+        private static readonly ConcurrentDictionary<Guid, OpsContext> Map = new ConcurrentDictionary<Guid, OpsContext>();
+        private static readonly ConcurrentDictionary<Guid, bool> Tracked = new ConcurrentDictionary<Guid, bool>();
+        private static volatile OpsContext _processDefault;
+        private static Guid Key => Runspace.DefaultRunspace?.InstanceId ?? Guid.Empty;
+        public static OpsContext Current
+        {
+            get => Map.GetOrAdd(Key, _ => { Track(); return _processDefault?.Clone() ?? OpsContext.FromEnvironmentAndSession(); });
+            set { Track(); Map[Key] = value; _processDefault = value; }
+        }
+
+        private static void Track()
+        {
+            var rs = Runspace.DefaultRunspace;
+            if (rs == null) return;
+            var id = rs.InstanceId;
+            // Once per runspace: its context goes when it closes (a Set- in a loop does not pile up handlers).
+            if (!Tracked.TryAdd(id, true)) return;
+            rs.StateChanged += (s, e) =>
+            {
+                if (e.RunspaceStateInfo.State == RunspaceState.Closed || e.RunspaceStateInfo.State == RunspaceState.Broken) { Map.TryRemove(id, out _); Tracked.TryRemove(id, out _); }
+            };
+        }
+    }
+}
