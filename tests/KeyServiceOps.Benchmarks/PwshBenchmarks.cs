@@ -26,36 +26,7 @@ namespace KeyServiceOps.Benchmarks
             public double GrowthMb => PeakMb - BaselineMb;
         }
 
-        private static long TreeRss(int root)
-        {
-            long total = 0;
-            var children = new Dictionary<int, List<int>>();
-            foreach (var d in Directory.GetDirectories("/proc"))
-            {
-                if (!int.TryParse(Path.GetFileName(d), out var pid)) continue;
-                try
-                {
-                    var stat = File.ReadAllText(Path.Combine(d, "stat"));
-                    var ppid = int.Parse(stat.Substring(stat.LastIndexOf(')') + 2).Split(' ')[1], CultureInfo.InvariantCulture);
-                    if (!children.TryGetValue(ppid, out var l)) children[ppid] = l = new List<int>();
-                    l.Add(pid);
-                }
-                catch (Exception) { }
-            }
-            var todo = new Stack<int>(); todo.Push(root);
-            while (todo.Count > 0)
-            {
-                var p = todo.Pop();
-                try
-                {
-                    foreach (var line in File.ReadLines($"/proc/{p}/status"))
-                        if (line.StartsWith("VmRSS:")) { total += long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024; break; }
-                }
-                catch (Exception) { }
-                if (children.TryGetValue(p, out var c)) foreach (var x in c) todo.Push(x);
-            }
-            return total;
-        }
+        private static long TreeRss(int root) => RealVm.ProcessTree(root).Sum(RealVm.Rss);
 
         /// <summary>
         /// Runs SETUP, prints READY, sleeps a second (the baseline is sampled then), prints GO, runs WORK (an expression

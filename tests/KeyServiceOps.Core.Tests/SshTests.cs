@@ -99,31 +99,6 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
-        public async Task Follow_delivers_new_lines_as_they_are_written_and_cancel_closes_the_channel()
-        {
-            var inst = _f.Fresh();
-            inst.AppendLog("level=info msg=\"before\"");
-            var (d, pool, _) = Docker();
-            using (pool)
-            {
-                var got = new BlockingCollection<LogEntry>();
-                using var cts = new CancellationTokenSource();
-                var run = d.LogsAsync(Target(inst), new LogQuery { Follow = true }, got.Add, cts.Token);
-                Assert.True(got.TryTake(out var first, 10000));
-                Assert.Contains("before", first.Message);
-                inst.AppendLog("level=error msg=\"after\"", stderr: true);
-                Assert.True(got.TryTake(out var second, 10000));
-                Assert.Contains("after", second.Message);
-                Assert.Equal(LogStream.Stderr, second.StreamValue);
-                cts.Cancel();
-                await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
-                // The session survives a cancelled command and serves the next one.
-                var state = await d.InspectAsync(Target(inst), None);
-                Assert.Equal("running", state.Status);
-            }
-        }
-
-        [Fact]
         public async Task Inspect_reports_the_container_state()
         {
             var inst = _f.Fresh();

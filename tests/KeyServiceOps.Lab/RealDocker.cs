@@ -311,7 +311,8 @@ namespace KeyServiceOps.Lab
         /// <summary>This daemon and every process below it (containerd, shims, the container).</summary>
         internal IEnumerable<int> ProcessTree() => _daemonPid == 0 ? Enumerable.Empty<int>() : ProcessTree(_daemonPid);
 
-        private static IEnumerable<int> ProcessTree(int root)
+        /// <summary>A process and every process below it (from /proc).</summary>
+        public static IEnumerable<int> ProcessTree(int root)
         {
             var children = new Dictionary<int, List<int>>();
             foreach (var d in Directory.GetDirectories("/proc"))
@@ -336,7 +337,8 @@ namespace KeyServiceOps.Lab
             return all;
         }
 
-        internal static long Rss(int pid)
+        /// <summary>Resident memory of one process in bytes (0 when it is gone).</summary>
+        public static long Rss(int pid)
         {
             try
             {
