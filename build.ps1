@@ -49,8 +49,8 @@ foreach ($t in $Task) {
             if ($LASTEXITCODE -ne 0) { throw "$LASTEXITCODE Pester test(s) failed" }
         }
         'Package' {
-            Invoke-Dotnet build KeyServiceOps.sln -c Release
-            Invoke-Dotnet run --project tests/KeyServiceOps.Lab -c Release --no-build -- package
+            # A build step of the module project (target PackageModule), not a test project.
+            Invoke-Dotnet build src/KeyServiceOps/KeyServiceOps.csproj -c Release -t:PackageModule
         }
         'Demo' {
             Invoke-Dotnet build KeyServiceOps.sln -c $Configuration

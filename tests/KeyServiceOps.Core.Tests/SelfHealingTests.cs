@@ -161,7 +161,7 @@ namespace KeyServiceOps.Core.Tests
             var all = new List<SelfHealingAction>();
             for (int p = 0; p < 3; p++) all.AddRange(await healer.PassAsync(o, Yes, null, None));
             Assert.Contains(all, a => a.Target.EndsWith(".90:8888") && a.Reason == "Maintenance");
-            Assert.True(lab.Kong.Targets(lab.Upstream).Any(t => t.Target.EndsWith(".90:8888")));
+            Assert.Contains(lab.Kong.Targets(lab.Upstream), t => t.Target.EndsWith(".90:8888"));
             Assert.False(In(lab, lab[0]));
         }
 

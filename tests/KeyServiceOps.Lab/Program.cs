@@ -61,11 +61,10 @@ namespace KeyServiceOps.Lab
             switch (cmd)
             {
                 case "demo": return await Demo.RunAsync(args.Skip(1).ToArray());
-                case "package": return Package.Run();
                 case "serve": return await ServeAsync(args.Skip(1).ToArray());
                 case "isolation-check": return await IsolationCheck.RunAsync();
                 default:
-                    Console.Error.WriteLine("usage: dotnet run --project tests/KeyServiceOps.Lab -- demo|package|serve [SECONDS] [--info FILE] [--stop-on-stdin-close]|isolation-check");
+                    Console.Error.WriteLine("usage: dotnet run --project tests/KeyServiceOps.Lab -- demo [--docker]|serve [SECONDS] [--info FILE] [--stop-on-stdin-close]|isolation-check");
                     return 2;
             }
         }

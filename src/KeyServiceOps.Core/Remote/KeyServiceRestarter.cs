@@ -10,7 +10,6 @@ using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.Remote
 {
-    public enum HealthVia { Http, Ssh }
 
     public sealed class RestartOptions
     {
@@ -128,9 +127,7 @@ namespace KeyServiceOps.Core.Remote
                 while (true)
                 {
                     ct.ThrowIfCancellationRequested();
-                    var h = o.Via == HealthVia.Ssh
-                        ? await _docker.CurlHealthAsync(t, o.HealthPort, _health.Path, _health.ExpectedText, _health.Timeout, ct).ConfigureAwait(false)
-                        : await _health.CheckAsync(ep, ct).ConfigureAwait(false);
+                    var h = await new HealthProbe(_health, _docker).CheckAsync(ep, t, o.Via, ct).ConfigureAwait(false);
                     result.HealthChecks++;
                     result.Health = h;
                     if (h.Healthy) { result.Recovered = true; break; }

@@ -289,10 +289,7 @@ namespace KeyServiceOps.Core.Runbook
             return Finish(summary, r, "Escalated", faults, total);
         }
 
-        private async Task<HealthResult> CheckAsync(Run r, CancellationToken ct)
-            => r.O.Via == HealthVia.Ssh && r.Ssh != null
-                ? await _docker.CurlHealthAsync(r.Ssh, r.Ep.Port, _health.Path, _health.ExpectedText, _health.Timeout, ct).ConfigureAwait(false)
-                : await _health.CheckAsync(r.Ep, ct).ConfigureAwait(false);
+        private Task<HealthResult> CheckAsync(Run r, CancellationToken ct) => new HealthProbe(_health, _docker).CheckAsync(r.Ep, r.Ssh, r.O.Via, ct);
 
         /// <summary>
         /// A restart already done for this run's incident: an audit line for it (any outcome but Failed) and a container

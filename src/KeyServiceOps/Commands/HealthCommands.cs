@@ -85,9 +85,7 @@ namespace KeyServiceOps.Commands
                 _count++;
                 _pending.Enqueue(HealthChecker.Gated(_gate, async () =>
                 {
-                    var r = ssh != null
-                        ? await Docker.CurlHealthAsync(ssh, ep.Port, _checker.Path, _checker.ExpectedText, _checker.Timeout, Cancellation).ConfigureAwait(false)
-                        : await _checker.CheckAsync(ep, Cancellation).ConfigureAwait(false);
+                    var r = await new KeyServiceOps.Core.Remote.HealthProbe(_checker, ssh != null ? Docker : null).CheckAsync(ep, ssh, Via, Cancellation).ConfigureAwait(false);
                     r.Upstream = string.IsNullOrEmpty(upstream) ? null : upstream;
                     r.IncidentId = string.IsNullOrEmpty(incident) ? null : incident;
                     return r;
