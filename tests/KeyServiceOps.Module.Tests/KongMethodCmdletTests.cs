@@ -42,7 +42,7 @@ namespace KeyServiceOps.Module.Tests
             Assert.StartsWith("KongDbLess,", e.FullyQualifiedErrorId);
             Assert.Equal("InvalidOperation", e.CategoryInfo.Category.ToString());
             Assert.Contains("declarative", e.ErrorDetails.RecommendedAction);
-            Assert.Empty(lab.Kong.Requests.Where(x => !x.StartsWith("GET")));
+            Assert.DoesNotContain(lab.Kong.Requests, x => !x.StartsWith("GET"));
             var conflict = sh.Run($"Remove-RingBalancerTarget {lab[0].Target} -Method Delete -Drain -Confirm:$false");
             Assert.StartsWith("ConflictingRemovalMethod,", Assert.Single(conflict.Errors).FullyQualifiedErrorId);
         }

@@ -27,6 +27,37 @@ namespace KeyServiceOps.Core
 
         public static IReadOnlyList<string> Keys => All.Select(s => s.Key).ToList();
 
+        /// <summary>
+        /// Where each setting shows up besides the config and session files: its Set-KeyServiceOpsContext parameter and
+        /// its property on Get-KeyServiceOpsContext's view. By rule the key in PascalCase ("...Seconds" as "...Sec");
+        /// the exceptions are listed here. A test walks every setting through all three, so they cannot drift.
+        /// </summary>
+        public sealed class Surface
+        {
+            public string Key { get; internal set; }
+            public string Parameter { get; internal set; }
+            public string View { get; internal set; }
+            public string Expected { get; internal set; }
+        }
+
+        private static readonly Dictionary<string, (string parameter, string view)> Exceptions = new Dictionary<string, (string, string)>
+        {
+            ["declarativeTags"] = ("DeclarativeTag", "DeclarativeTags"),
+        };
+
+        private static string Pascal(string key)
+        {
+            var p = char.ToUpperInvariant(key[0]) + key.Substring(1);
+            return p.EndsWith("Seconds", StringComparison.Ordinal) ? p.Substring(0, p.Length - "onds".Length) : p;
+        }
+
+        public static IReadOnlyList<Surface> Surfaces => All.Select(s => new Surface
+        {
+            Key = s.Key, Expected = s.Expected,
+            Parameter = Exceptions.TryGetValue(s.Key, out var e) ? e.parameter : Pascal(s.Key),
+            View = Exceptions.TryGetValue(s.Key, out var v) ? v.view : Pascal(s.Key),
+        }).ToList();
+
         private static void Str(string key, Func<OpsContext, string> get, Action<OpsContext, string> set)
             => All.Add(new Setting { Key = key, Expected = "a string", Get = c => get(c), Set = (c, t) => set(c, t.Type == JTokenType.String ? (string)t : throw Bad()) });
 

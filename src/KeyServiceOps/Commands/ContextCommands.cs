@@ -44,6 +44,28 @@ namespace KeyServiceOps.Commands
         public string AuditLogPath { get; set; }
         public string ConfigPath { get; set; }
         public int InventoryCount { get; set; }
+        // Every other setting of the config file (ContextSettings.Surfaces): shown, so nothing set is invisible.
+        public string CaCertificatePath { get; set; }
+        public double HttpTimeoutSec { get; set; }
+        public int KongPageSize { get; set; }
+        public int MaxResponseMegabytes { get; set; }
+        public string MaintenanceTag { get; set; }
+        public string KongTokenVariable { get; set; }
+        public double SshConnectTimeoutSec { get; set; }
+        public double SshCommandTimeoutSec { get; set; }
+        public double RestartPollSec { get; set; }
+        public string PagerDutyTokenVariable { get; set; }
+        public bool PagerDutySkipCertificateCheck { get; set; }
+        public string PagerDutyCaCertificatePath { get; set; }
+        public int PagerDutyMaxRetries { get; set; }
+        public string CentralLogApiKeyVariable { get; set; }
+        public string CentralLogUser { get; set; }
+        public string CentralLogPasswordVariable { get; set; }
+        public bool CentralLogSkipCertificateCheck { get; set; }
+        public string CentralLogCaCertificatePath { get; set; }
+        public int CentralLogPageSize { get; set; }
+        public string LockDirectory { get; set; }
+        public double LockTimeoutSec { get; set; }
 
         internal static KeyServiceOpsContextView From(OpsContext c) => new KeyServiceOpsContextView
         {
@@ -57,6 +79,13 @@ namespace KeyServiceOps.Commands
             CentralLogCredentialSet = c.CentralLogApiKey != null || c.CentralLogPassword != null,
             PagerDutyUri = c.PagerDutyUri, PagerDutyTokenSet = c.PagerDutyToken != null, PagerDutyFrom = c.PagerDutyFrom,
             AuditLogPath = c.AuditLogPath, ConfigPath = c.ConfigPath, InventoryCount = c.Inventory.Count,
+            CaCertificatePath = c.CaCertificatePath, HttpTimeoutSec = c.HttpTimeout.TotalSeconds, KongPageSize = c.KongPageSize,
+            MaxResponseMegabytes = (int)(c.MaxResponseBytes / (1024 * 1024)), MaintenanceTag = c.MaintenanceTag, KongTokenVariable = c.KongToken?.Variable,
+            SshConnectTimeoutSec = c.SshConnectTimeout.TotalSeconds, SshCommandTimeoutSec = c.SshCommandTimeout.TotalSeconds, RestartPollSec = c.RestartPollInterval.TotalSeconds,
+            PagerDutyTokenVariable = c.PagerDutyToken?.Variable, PagerDutySkipCertificateCheck = c.PagerDutySkipCertificateCheck, PagerDutyCaCertificatePath = c.PagerDutyCaCertificatePath,
+            PagerDutyMaxRetries = c.PagerDutyMaxRetries, CentralLogApiKeyVariable = c.CentralLogApiKey?.Variable, CentralLogUser = c.CentralLogUser,
+            CentralLogPasswordVariable = c.CentralLogPassword?.Variable, CentralLogSkipCertificateCheck = c.CentralLogSkipCertificateCheck,
+            CentralLogCaCertificatePath = c.CentralLogCaCertificatePath, CentralLogPageSize = c.CentralLogPageSize, LockDirectory = c.LockDirectory, LockTimeoutSec = c.LockTimeout.TotalSeconds,
         };
     }
 
@@ -78,6 +107,14 @@ namespace KeyServiceOps.Commands
         [Parameter] public string HealthPath { get; set; }
         [Parameter] public string ExpectedText { get; set; }
         [Parameter, ValidateRange(0.05, 600)] public double HealthTimeoutSec { get; set; }
+        [Parameter, ValidateRange(1, 3600)] public double HttpTimeoutSec { get; set; }
+        [Parameter, ValidateRange(1, 1000)] public int KongPageSize { get; set; }
+        [Parameter, ValidateRange(1, 1024)] public int MaxResponseMegabytes { get; set; }
+        [Parameter] public string MaintenanceTag { get; set; }
+        [Parameter, ValidateRange(0, 20)] public int PagerDutyMaxRetries { get; set; }
+        [Parameter] public string CentralLogUser { get; set; }
+        [Parameter] public string CentralLogPasswordVariable { get; set; }
+        [Parameter] public string LockDirectory { get; set; }
         [Parameter, ValidateRange(1, 1024)] public int ThrottleLimit { get; set; }
         [Parameter, ValidateRange(0.01, 1.0)] public double MaxRemoveShare { get; set; }
         [Parameter] public string[] MaintenanceTarget { get; set; }
@@ -153,6 +190,12 @@ namespace KeyServiceOps.Commands
             if (HealthPath != null) c.HealthPath = HealthPath;
             if (ExpectedText != null) c.ExpectedText = ExpectedText;
             if (b.ContainsKey(nameof(HealthTimeoutSec))) c.HealthTimeout = TimeSpan.FromSeconds(HealthTimeoutSec);
+            if (b.ContainsKey(nameof(HttpTimeoutSec))) c.HttpTimeout = TimeSpan.FromSeconds(HttpTimeoutSec);
+            if (b.ContainsKey(nameof(KongPageSize))) c.KongPageSize = KongPageSize;
+            if (b.ContainsKey(nameof(MaxResponseMegabytes))) c.MaxResponseBytes = MaxResponseMegabytes * 1024L * 1024;
+            if (MaintenanceTag != null) c.MaintenanceTag = MaintenanceTag;
+            if (b.ContainsKey(nameof(PagerDutyMaxRetries))) c.PagerDutyMaxRetries = PagerDutyMaxRetries;
+            if (LockDirectory != null) c.LockDirectory = LockDirectory.Length == 0 ? null : GetUnresolvedProviderPathFromPSPath(LockDirectory);
             if (b.ContainsKey(nameof(ThrottleLimit))) c.ThrottleLimit = ThrottleLimit;
             if (b.ContainsKey(nameof(MaxRemoveShare))) c.MaxRemoveShare = MaxRemoveShare;
             if (MaintenanceTarget != null) c.MaintenanceTargets = MaintenanceTarget.ToList();
@@ -175,6 +218,8 @@ namespace KeyServiceOps.Commands
             if (CentralLogQuery != null) c.CentralLogQuery = CentralLogQuery;
             if (CentralLogApiKey != null) c.CentralLogApiKey = Secret.FromSecureString(CentralLogApiKey);
             if (CentralLogApiKeyVariable != null) c.CentralLogApiKey = RequireEnv(CentralLogApiKeyVariable);
+            if (CentralLogUser != null) c.CentralLogUser = CentralLogUser;
+            if (CentralLogPasswordVariable != null) { c.CentralLogPassword = RequireEnv(CentralLogPasswordVariable); c.CentralLogApiKey = null; }
             if (CentralLogCredential != null) { c.CentralLogUser = CentralLogCredential.UserName; c.CentralLogPassword = Secret.FromSecureString(CentralLogCredential.Password); c.CentralLogApiKey = null; }
             if (b.ContainsKey(nameof(CentralLogSkipCertificateCheck))) c.CentralLogSkipCertificateCheck = CentralLogSkipCertificateCheck;
             if (CentralLogCaCertificatePath != null) c.CentralLogCaCertificatePath = GetUnresolvedProviderPathFromPSPath(CentralLogCaCertificatePath);
