@@ -84,7 +84,7 @@ namespace KeyServiceOps.Core.Audit
             try { result = await change().ConfigureAwait(false); }
             catch (Exception e)
             {
-                var cancelled = e is OperationCanceledException || (e is OpsException o && o.ErrorId.EndsWith("Cancelled", StringComparison.Ordinal));
+                var cancelled = OpsException.IsCancel(e);
                 var context = failureContext?.Invoke();
                 TryAppend(Follow(intent, cancelled ? Interrupted : Failed, ((e as OpsException)?.ErrorId ?? e.GetType().Name) + ": " + e.Message + (context != null ? " (" + context + ")" : "")));
                 throw;

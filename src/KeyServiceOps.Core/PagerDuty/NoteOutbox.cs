@@ -78,7 +78,7 @@ namespace KeyServiceOps.Core.PagerDuty
                     var notes = await pd.GetNotesAsync(n.IncidentId, ct).ConfigureAwait(false);
                     if (!notes.Any(x => x.Content == n.Content)) { await pd.AddNoteAsync(n.IncidentId, n.Content, ct).ConfigureAwait(false); written++; }
                 }
-                catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled", StringComparison.Ordinal))
+                catch (OpsException e) when (!e.IsCancellation)
                 {
                     n.LastError = e.ErrorId;
                     left.Add(n);

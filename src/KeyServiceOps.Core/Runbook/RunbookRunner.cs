@@ -107,6 +107,11 @@ namespace KeyServiceOps.Core.Runbook
             public bool HandedOver;
             /// <summary>Step 2 marked the target unhealthy (it stays listed): step 4 marks it healthy.</summary>
             public bool MarkedUnhealthy;
+            // What the steps learned, for the steps after them and the summary.
+            public HealthResult Health;
+            public IReadOnlyList<Fault> Faults = new List<Fault>();
+            public bool StopAfterDiagnosis;
+            public bool Recovered;
             public SshTarget Ssh;
             public readonly List<string> PendingNotes = new List<string>();
         }
@@ -132,19 +137,14 @@ namespace KeyServiceOps.Core.Runbook
 
         private async Task<RunbookSummary> RunLockedAsync(Run r, RunbookSummary summary, Stopwatch total, CancellationToken ct)
         {
-            var ep = r.Ep; var o = r.O;
+            var ep = r.Ep;
             try { r.Ssh = SshTarget.For(_ctx, ep.Address); }
             catch (OpsException e) { _log.Warning($"{ep.Address}: {e.Message}"); }
 
-            // 1. Verify
-            var health = await StepAsync(r, 1, "Verify health", async () =>
-            {
-                var h = await CheckAsync(r, ct).ConfigureAwait(false);
-                return (StepOutcome.Done, $"{h.Status}: {h.Detail}", h);
-            }).ConfigureAwait(false);
+            await StepAsync(r, 1, "Verify health", () => VerifyAsync(r, ct)).ConfigureAwait(false);
             var target = await _rb.ResolveAsync(r.Upstream, ep.Target, ct).ConfigureAwait(false);
             var inUpstream = target != null && target.Weight > 0;
-            if (health.Healthy && inUpstream)
+            if (r.Health.Healthy && inUpstream)
             {
                 for (int s = 2; s <= 5; s++) Skip(r, s, "the instance is healthy and in the ring-balancer: nothing to fix");
                 return Finish(summary, r, "Healthy", null, total);
@@ -155,86 +155,21 @@ namespace KeyServiceOps.Core.Runbook
                 return Finish(summary, r, "Maintenance", null, total);
             }
 
-            IReadOnlyList<Fault> faults = new List<Fault>();
-            RestartResult restart = null;
-            if (!health.Healthy)
+            if (!r.Health.Healthy)
             {
-                // 2. Remove from the ring-balancer
-                await StepAsync(r, 2, "Remove from ring-balancer", async () =>
-                {
-                    if (!inUpstream)
-                    {
-                        var who = WhoRemoved(ep.Target);
-                        await NoteAsync(r, $"target {ep.Target} is not in upstream {r.Upstream}: {who}", ct).ConfigureAwait(false);
-                        return (StepOutcome.AlreadyDone, $"not in upstream '{r.Upstream}': {who}", 0);
-                    }
-                    var guard = await _rb.EvaluateRemovalAsync(r.Upstream, target, 0, ct).ConfigureAwait(false);
-                    if (!guard.Allowed) return (StepOutcome.Failed, $"kept in the upstream by the capacity guard ({guard.ErrorId}): {guard.Reason}", 0);
-                    if (!await r.Confirm(ep.Target, $"Remove from upstream '{r.Upstream}' (runbook step 2)").ConfigureAwait(false))
-                        return (StepOutcome.WouldDo, $"would remove {ep.Target} from '{r.Upstream}' ({guard.Reason}) and note 'manually removed target'", 0);
-                    var change = await _rb.RemoveResolvedAsync(r.Upstream, target, _ctx.RemovalMethod, false, r.O.Actor, r.Incident, ct).ConfigureAwait(false);
-                    r.MarkedUnhealthy = change.ActionValue == TargetChangeAction.MarkedUnhealthy;
-                    r.Actions.Add($"{change.Action} {ep.Target}");
-                    await NoteAsync(r, $"manually removed target {ep.Target} from upstream {r.Upstream} (runbook step 2: the instance failed its health check)", ct).ConfigureAwait(false);
-                    return (StepOutcome.Done, $"{change.Action}: {change.Detail}", 0);
-                }).ConfigureAwait(false);
-
-                // 3. Diagnose, then restart unless a dependency is at fault
-                var stop = await StepAsync(r, 3, "Diagnose and restart", async () =>
-                {
-                    if (r.Ssh == null) return (StepOutcome.Failed, "no SSH route to the VM (see the warning)", true);
-                    faults = await _docker.DiagnoseAsync(r.Ssh, r.O.DiagnoseTail, _rules, _ctx.FaultOwners, ct).ConfigureAwait(false);
-                    var blocking = FaultAnalyzer.BlockingFault(faults);
-                    var found = faults.Count == 0 ? "no special error in the logs" : string.Join(", ", faults.Select(f => $"{f.Category} ({f.Count} lines)"));
-                    if (blocking != null)
-                    {
-                        var evidence = string.Join("\n", blocking.Evidence);
-                        var owner = blocking.Owner;
-                        var what = owner != null ? $"assign the incident to {owner}" : $"escalate the incident to level {r.O.EscalationLevel} (no owner configured for {blocking.Category})";
-                        if (!await r.Confirm($"incident {r.Incident ?? "(none)"}", $"{what} (runbook step 3: {blocking.Category} fault, no restart)").ConfigureAwait(false))
-                            return (StepOutcome.WouldDo, $"{found}; dependency fault: would {what} with the evidence and not restart", true);
-                        if (r.Incident == null || _pd == null)
-                        {
-                            r.HandedOver = false;
-                            return (StepOutcome.Failed, $"{found}; dependency fault, not restarted — but there is no open incident to hand over: {(owner != null ? $"tell {owner}" : "page the dependency's owner")} by hand", true);
-                        }
-                        await HandOverAsync(r, owner, ct).ConfigureAwait(false);
-                        await NoteAsync(r, $"dependency fault {blocking.Category} on {ep.Address}: not restarted; {what}. {blocking.Advice}\nEvidence:\n{evidence}", ct).ConfigureAwait(false);
-                        r.Actions.Add(owner != null ? $"assigned to {owner}" : $"escalated to level {r.O.EscalationLevel}");
-                        r.HandedOver = true;
-                        return (StepOutcome.Done, $"{found}; dependency fault: {what}; not restarted", true);
-                    }
-                    var prior = await PriorRestartAsync(r, ct).ConfigureAwait(false);
-                    if (prior != null)
-                    {
-                        // Never twice for one incident: an earlier run sent the restart and was interrupted or killed
-                        // (its audit line says so). Wait for health instead of restarting again.
-                        var healthy = await WaitForHealthAsync(r, ct).ConfigureAwait(false);
-                        return (StepOutcome.AlreadyDone, $"{found}; {r.Ssh.Container} was already restarted for incident {r.Incident} at {prior.Time:u} ({prior.Outcome}): not restarted again; {(healthy ? "operational now" : $"still not operational after {r.O.RestartTimeout.TotalSeconds:0} s")}", false);
-                    }
-                    if (!await r.Confirm($"{r.Ssh.Container} on {ep.Address}", "docker restart and wait for health (runbook step 3)").ConfigureAwait(false))
-                        return (StepOutcome.WouldDo, $"{found}; would restart {r.Ssh.Container} and wait up to {r.O.RestartTimeout.TotalSeconds:0} s for health", false);
-                    restart = await _restarter.RestartAsync(r.Ssh, new RestartOptions
-                    {
-                        LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout,
-                        Wait = true, Timeout = r.O.RestartTimeout, PollInterval = r.O.PollInterval, KnownFaults = faults, Via = r.O.Via,
-                        HealthPort = ep.Port, IncidentId = r.Incident, Actor = r.O.Actor,
-                    }, null, ct).ConfigureAwait(false);
-                    r.Actions.Add($"restarted {r.Ssh.Container} ({restart.Status})");
-                    await NoteAsync(r, $"restarted {r.Ssh.Container} on {ep.Address} ({found}): {(restart.Recovered == true ? $"operational again after {restart.Elapsed.TotalSeconds:0} s" : $"not operational after {r.O.RestartTimeout.TotalSeconds:0} s")}", ct).ConfigureAwait(false);
-                    return (StepOutcome.Done, $"{found}; restart: {restart.Status} in {restart.Elapsed.TotalSeconds:0.#} s", false);
-                }).ConfigureAwait(false);
-                if (stop)
+                await StepAsync(r, 2, "Remove from ring-balancer", () => RemoveAsync(r, target, inUpstream, ct)).ConfigureAwait(false);
+                await StepAsync(r, 3, "Diagnose and restart", () => DiagnoseAndRestartAsync(r, ct)).ConfigureAwait(false);
+                if (r.StopAfterDiagnosis)
                 {
                     Skip(r, 4, "not restarted: the dependency's owner has the incident");
                     Skip(r, 5, "handed over in step 3");
-                    return Finish(summary, r, r.WhatIf ? Undecided(r) : r.HandedOver ? "AssignedToOwner" : FaultAnalyzer.BlockingFault(faults) != null ? "DependencyFault" : "Failed", faults, total);
+                    return Finish(summary, r, r.WhatIf ? Undecided(r) : r.HandedOver ? "AssignedToOwner" : FaultAnalyzer.BlockingFault(r.Faults) != null ? "DependencyFault" : "Failed", r.Faults, total);
                 }
                 if (r.WhatIf)
                 {
                     Emit(r, 4, "Add back to ring-balancer", StepOutcome.WouldDo, $"if the restart recovers it: check health again and add {ep.Target} back", DateTimeOffset.UtcNow, TimeSpan.Zero);
                     Emit(r, 5, "Escalate", StepOutcome.WouldDo, $"if it does not: collect the last {r.O.EscalationLogLines} log lines and escalate to level {r.O.EscalationLevel}", DateTimeOffset.UtcNow, TimeSpan.Zero);
-                    return Finish(summary, r, Undecided(r), faults, total);
+                    return Finish(summary, r, Undecided(r), r.Faults, total);
                 }
             }
             else
@@ -243,50 +178,133 @@ namespace KeyServiceOps.Core.Runbook
                 Skip(r, 3, "healthy: nothing to diagnose or restart");
             }
 
-            // 4. Check again and add back
-            var recovered = false;
-            await StepAsync(r, 4, "Add back to ring-balancer", async () =>
-            {
-                var h = await CheckAsync(r, ct).ConfigureAwait(false);
-                if (!h.Healthy) return (StepOutcome.Skipped, $"still {h.Status} ({h.Detail}): not added back", 0);
-                recovered = true;
-                var existing = await _rb.ResolveAsync(r.Upstream, ep.Target, ct).ConfigureAwait(false);
-                // A target marked unhealthy stays listed with its weight: it is back only once marked healthy.
-                if (existing != null && existing.Weight > 0 && !r.MarkedUnhealthy) return (StepOutcome.AlreadyDone, $"{ep.Target} is already in '{r.Upstream}'", 0);
-                if (!await r.Confirm(ep.Target, $"Add back to upstream '{r.Upstream}' (runbook step 4)").ConfigureAwait(false))
-                    return (StepOutcome.WouldDo, $"would add {ep.Target} back to '{r.Upstream}'", 0);
-                var change = await _rb.AddAsync(r.Upstream, ep.Target, 100, null, false, r.O.Actor, r.Incident, ct, r.MarkedUnhealthy ? RemovalMethod.MarkUnhealthy : _ctx.RemovalMethod).ConfigureAwait(false);
-                r.Actions.Add($"{change.Action} {ep.Target}");
-                await NoteAsync(r, $"added target {ep.Target} back to upstream {r.Upstream} (runbook step 4: the API is available and operational)", ct).ConfigureAwait(false);
-                return (StepOutcome.Done, $"{change.Action}: {change.Detail}", 0);
-            }).ConfigureAwait(false);
-            if (recovered)
+            await StepAsync(r, 4, "Add back to ring-balancer", () => AddBackAsync(r, ct)).ConfigureAwait(false);
+            if (r.Recovered)
             {
                 Skip(r, 5, "recovered: nothing to escalate");
-                return Finish(summary, r, "Recovered", faults, total);
+                return Finish(summary, r, "Recovered", r.Faults, total);
             }
+            await StepAsync(r, 5, "Escalate", () => EscalateAsync(r, ct)).ConfigureAwait(false);
+            return Finish(summary, r, "Escalated", r.Faults, total);
+        }
 
-            // 5. Still failing: escalate with the last log lines
-            await StepAsync(r, 5, "Escalate", async () =>
+        /// <summary>Step 1: the runbook's health check.</summary>
+        private async Task<(StepOutcome, string)> VerifyAsync(Run r, CancellationToken ct)
+        {
+            var h = await CheckAsync(r, ct).ConfigureAwait(false);
+            r.Health = h;
+            return (StepOutcome.Done, $"{h.Status}: {h.Detail}");
+        }
+
+        /// <summary>Step 2: take it out of the ring-balancer (the capacity guard first), and note "manually removed target".</summary>
+        private async Task<(StepOutcome, string)> RemoveAsync(Run r, RingBalancerTarget target, bool inUpstream, CancellationToken ct)
+        {
+            var ep = r.Ep;
+            if (!inUpstream)
             {
-                if (r.Incident == null) return (StepOutcome.Failed, "still failing, and there is no open incident to escalate: page level 2 by hand", 0);
-                var lines = new List<string>();
-                if (r.Ssh != null)
+                var who = WhoRemoved(ep.Target);
+                await NoteAsync(r, $"target {ep.Target} is not in upstream {r.Upstream}: {who}", ct).ConfigureAwait(false);
+                return (StepOutcome.AlreadyDone, $"not in upstream '{r.Upstream}': {who}");
+            }
+            var guard = await _rb.EvaluateRemovalAsync(r.Upstream, target, 0, ct).ConfigureAwait(false);
+            if (!guard.Allowed) return (StepOutcome.Failed, $"kept in the upstream by the capacity guard ({guard.ErrorId}): {guard.Reason}");
+            if (!await r.Confirm(ep.Target, $"Remove from upstream '{r.Upstream}' (runbook step 2)").ConfigureAwait(false))
+                return (StepOutcome.WouldDo, $"would remove {ep.Target} from '{r.Upstream}' ({guard.Reason}) and note 'manually removed target'");
+            var change = await _rb.RemoveResolvedAsync(r.Upstream, target, _ctx.RemovalMethod, false, r.O.Actor, r.Incident, ct).ConfigureAwait(false);
+            r.MarkedUnhealthy = change.ActionValue == TargetChangeAction.MarkedUnhealthy;
+            r.Actions.Add($"{change.Action} {ep.Target}");
+            await NoteAsync(r, $"manually removed target {ep.Target} from upstream {r.Upstream} (runbook step 2: the instance failed its health check)", ct).ConfigureAwait(false);
+            return (StepOutcome.Done, $"{change.Action}: {change.Detail}");
+        }
+
+        /// <summary>Step 3: read the logs; hand a dependency fault to its owner, else restart once per incident and wait for health.</summary>
+        private async Task<(StepOutcome, string)> DiagnoseAndRestartAsync(Run r, CancellationToken ct)
+        {
+            var ep = r.Ep;
+            // Outcomes after which the runbook stops at step 3 (a dependency fault handed over, or no way to the VM).
+            (StepOutcome, string) Stop(StepOutcome outcome, string detail) { r.StopAfterDiagnosis = true; return (outcome, detail); }
+            if (r.Ssh == null) return Stop(StepOutcome.Failed, "no SSH route to the VM (see the warning)");
+            var faults = await _docker.DiagnoseAsync(r.Ssh, r.O.DiagnoseTail, _rules, _ctx.FaultOwners, ct).ConfigureAwait(false);
+            r.Faults = faults;
+            var blocking = FaultAnalyzer.BlockingFault(faults);
+            var found = faults.Count == 0 ? "no special error in the logs" : string.Join(", ", faults.Select(f => $"{f.Category} ({f.Count} lines)"));
+            if (blocking != null)
+            {
+                var evidence = string.Join("\n", blocking.Evidence);
+                var owner = blocking.Owner;
+                var what = owner != null ? $"assign the incident to {owner}" : $"escalate the incident to level {r.O.EscalationLevel} (no owner configured for {blocking.Category})";
+                if (!await r.Confirm($"incident {r.Incident ?? "(none)"}", $"{what} (runbook step 3: {blocking.Category} fault, no restart)").ConfigureAwait(false))
+                    return Stop(StepOutcome.WouldDo, $"{found}; dependency fault: would {what} with the evidence and not restart");
+                if (r.Incident == null || _pd == null)
                 {
-                    try { await _docker.LogsAsync(r.Ssh, new LogQuery { Tail = r.O.EscalationLogLines }, e => lines.Add(e.ToString()), ct).ConfigureAwait(false); }
-                    catch (OpsException e) { lines.Add($"(could not read the logs: {e.ErrorId}: {e.Message})"); }
+                    r.HandedOver = false;
+                    return Stop(StepOutcome.Failed, $"{found}; dependency fault, not restarted — but there is no open incident to hand over: {(owner != null ? $"tell {owner}" : "page the dependency's owner")} by hand");
                 }
-                if (!await r.Confirm($"incident {r.Incident}", $"Escalate to level {r.O.EscalationLevel} with the last {lines.Count} log lines (runbook step 5)").ConfigureAwait(false))
-                    return (StepOutcome.WouldDo, $"would escalate to level {r.O.EscalationLevel}", 0);
-                await NoteAsync(r, $"{ep.Address} still does not work after the runbook; escalating to level {r.O.EscalationLevel}. Last {lines.Count} lines of docker logs {r.Ssh?.Container}:\n{string.Join("\n", lines)}", ct).ConfigureAwait(false);
-                var inc = await _pd.GetIncidentAsync(r.Incident, ct).ConfigureAwait(false);
-                if ((inc.EscalationLevel ?? 1) >= r.O.EscalationLevel)
-                    return (StepOutcome.AlreadyDone, $"incident already at level {inc.EscalationLevel}; logs attached", 0);
-                await _pd.UpdateIncidentAsync(r.Incident, new IncidentUpdate { EscalationLevel = r.O.EscalationLevel }, inc, ct).ConfigureAwait(false);
-                r.Actions.Add($"escalated to level {r.O.EscalationLevel}");
-                return (StepOutcome.Done, $"escalated to level {r.O.EscalationLevel} with {lines.Count} log lines", 0);
-            }).ConfigureAwait(false);
-            return Finish(summary, r, "Escalated", faults, total);
+                await HandOverAsync(r, owner, ct).ConfigureAwait(false);
+                await NoteAsync(r, $"dependency fault {blocking.Category} on {ep.Address}: not restarted; {what}. {blocking.Advice}\nEvidence:\n{evidence}", ct).ConfigureAwait(false);
+                r.Actions.Add(owner != null ? $"assigned to {owner}" : $"escalated to level {r.O.EscalationLevel}");
+                r.HandedOver = true;
+                return Stop(StepOutcome.Done, $"{found}; dependency fault: {what}; not restarted");
+            }
+            var prior = await PriorRestartAsync(r, ct).ConfigureAwait(false);
+            if (prior != null)
+            {
+                // Never twice for one incident: an earlier run sent the restart and was interrupted or killed
+                // (its audit line says so). Wait for health instead of restarting again.
+                var healthy = await WaitForHealthAsync(r, ct).ConfigureAwait(false);
+                return (StepOutcome.AlreadyDone, $"{found}; {r.Ssh.Container} was already restarted for incident {r.Incident} at {prior.Time:u} ({prior.Outcome}): not restarted again; {(healthy ? "operational now" : $"still not operational after {r.O.RestartTimeout.TotalSeconds:0} s")}");
+            }
+            if (!await r.Confirm($"{r.Ssh.Container} on {ep.Address}", "docker restart and wait for health (runbook step 3)").ConfigureAwait(false))
+                return (StepOutcome.WouldDo, $"{found}; would restart {r.Ssh.Container} and wait up to {r.O.RestartTimeout.TotalSeconds:0} s for health");
+            var restart = await _restarter.RestartAsync(r.Ssh, new RestartOptions
+            {
+                LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout,
+                Wait = true, Timeout = r.O.RestartTimeout, PollInterval = r.O.PollInterval, KnownFaults = faults, Via = r.O.Via,
+                HealthPort = ep.Port, IncidentId = r.Incident, Actor = r.O.Actor,
+            }, null, ct).ConfigureAwait(false);
+            r.Actions.Add($"restarted {r.Ssh.Container} ({restart.Status})");
+            await NoteAsync(r, $"restarted {r.Ssh.Container} on {ep.Address} ({found}): {(restart.Recovered == true ? $"operational again after {restart.Elapsed.TotalSeconds:0} s" : $"not operational after {r.O.RestartTimeout.TotalSeconds:0} s")}", ct).ConfigureAwait(false);
+            return (StepOutcome.Done, $"{found}; restart: {restart.Status} in {restart.Elapsed.TotalSeconds:0.#} s");
+        }
+
+        /// <summary>Step 4: check again, and add it back the way it was taken out.</summary>
+        private async Task<(StepOutcome, string)> AddBackAsync(Run r, CancellationToken ct)
+        {
+            var ep = r.Ep;
+            var h = await CheckAsync(r, ct).ConfigureAwait(false);
+            if (!h.Healthy) return (StepOutcome.Skipped, $"still {h.Status} ({h.Detail}): not added back");
+            r.Recovered = true;
+            var existing = await _rb.ResolveAsync(r.Upstream, ep.Target, ct).ConfigureAwait(false);
+            // A target marked unhealthy stays listed with its weight: it is back only once marked healthy.
+            if (existing != null && existing.Weight > 0 && !r.MarkedUnhealthy) return (StepOutcome.AlreadyDone, $"{ep.Target} is already in '{r.Upstream}'");
+            if (!await r.Confirm(ep.Target, $"Add back to upstream '{r.Upstream}' (runbook step 4)").ConfigureAwait(false))
+                return (StepOutcome.WouldDo, $"would add {ep.Target} back to '{r.Upstream}'");
+            var change = await _rb.AddAsync(r.Upstream, ep.Target, 100, null, false, r.O.Actor, r.Incident, ct, r.MarkedUnhealthy ? RemovalMethod.MarkUnhealthy : _ctx.RemovalMethod).ConfigureAwait(false);
+            r.Actions.Add($"{change.Action} {ep.Target}");
+            await NoteAsync(r, $"added target {ep.Target} back to upstream {r.Upstream} (runbook step 4: the API is available and operational)", ct).ConfigureAwait(false);
+            return (StepOutcome.Done, $"{change.Action}: {change.Detail}");
+        }
+
+        /// <summary>Step 5: still failing: the last log lines on the incident, and the escalation level.</summary>
+        private async Task<(StepOutcome, string)> EscalateAsync(Run r, CancellationToken ct)
+        {
+            var ep = r.Ep;
+            if (r.Incident == null) return (StepOutcome.Failed, "still failing, and there is no open incident to escalate: page level 2 by hand");
+            var lines = new List<string>();
+            if (r.Ssh != null)
+            {
+                try { await _docker.LogsAsync(r.Ssh, new LogQuery { Tail = r.O.EscalationLogLines }, e => lines.Add(e.ToString()), ct).ConfigureAwait(false); }
+                catch (OpsException e) { lines.Add($"(could not read the logs: {e.ErrorId}: {e.Message})"); }
+            }
+            if (!await r.Confirm($"incident {r.Incident}", $"Escalate to level {r.O.EscalationLevel} with the last {lines.Count} log lines (runbook step 5)").ConfigureAwait(false))
+                return (StepOutcome.WouldDo, $"would escalate to level {r.O.EscalationLevel}");
+            await NoteAsync(r, $"{ep.Address} still does not work after the runbook; escalating to level {r.O.EscalationLevel}. Last {lines.Count} lines of docker logs {r.Ssh?.Container}:\n{string.Join("\n", lines)}", ct).ConfigureAwait(false);
+            var inc = await _pd.GetIncidentAsync(r.Incident, ct).ConfigureAwait(false);
+            if ((inc.EscalationLevel ?? 1) >= r.O.EscalationLevel)
+                return (StepOutcome.AlreadyDone, $"incident already at level {inc.EscalationLevel}; logs attached");
+            await _pd.UpdateIncidentAsync(r.Incident, new IncidentUpdate { EscalationLevel = r.O.EscalationLevel }, inc, ct).ConfigureAwait(false);
+            r.Actions.Add($"escalated to level {r.O.EscalationLevel}");
+            return (StepOutcome.Done, $"escalated to level {r.O.EscalationLevel} with {lines.Count} log lines");
         }
 
         private Task<HealthResult> CheckAsync(Run r, CancellationToken ct) => new HealthProbe(_health, _docker).CheckAsync(r.Ep, r.Ssh, r.O.Via, ct);
@@ -367,7 +385,7 @@ namespace KeyServiceOps.Core.Runbook
                 if (notes.Any(n => n.Content == content)) { _log.Verbose($"Incident {r.Incident}: the note is already there."); return; }
                 await _pd.AddNoteAsync(r.Incident, content, ct).ConfigureAwait(false);
             }
-            catch (OpsException e) when (!e.ErrorId.EndsWith("Cancelled", StringComparison.Ordinal))
+            catch (OpsException e) when (!e.IsCancellation)
             {
                 // A note never stops the runbook half-way (an instance left out of rotation is worse than a missing
                 // note): warn, keep it in the summary (PendingNotes) for the operator to add, and go on.
@@ -383,16 +401,15 @@ namespace KeyServiceOps.Core.Runbook
         /// <summary>-WhatIf asked for a preview; an operator who answered No at -Confirm declined. Two outcomes, not one.</summary>
         private static string Undecided(Run r) => r.O.WhatIf ? "WhatIf" : "Declined";
 
-        private async Task<T> StepAsync<T>(Run r, int step, string name, Func<Task<(StepOutcome, string, T)>> body)
+        private async Task StepAsync(Run r, int step, string name, Func<Task<(StepOutcome, string)>> body)
         {
             var started = DateTimeOffset.UtcNow;
             var sw = Stopwatch.StartNew();
             try
             {
-                var (outcome, detail, value) = await body().ConfigureAwait(false);
+                var (outcome, detail) = await body().ConfigureAwait(false);
                 if (outcome == StepOutcome.WouldDo) r.WhatIf = true;
                 Emit(r, step, name, outcome, detail, started, sw.Elapsed);
-                return value;
             }
             catch (OpsException e) when (!e.IsCancellation)
             {
