@@ -190,6 +190,18 @@ namespace KeyServiceOps.Core.PagerDuty
         public Task<PagerDutyIncident> UpdateIncidentAsync(string incidentId, IncidentUpdate update, PagerDutyIncident before, CancellationToken ct)
             => UpdateIncidentAsync(incidentId, update.ToFields(), before, ct);
 
+        /// <summary>
+        /// Raises the incident to <paramref name="level"/> unless it is there already (never lowers it). Returns the
+        /// incident as it was, and whether it changed. The runbook's step 5, its hand-over and self-healing share it.
+        /// </summary>
+        public async Task<(PagerDutyIncident before, bool changed)> EscalateToAsync(string incidentId, int level, CancellationToken ct)
+        {
+            var inc = await GetIncidentAsync(incidentId, ct).ConfigureAwait(false);
+            if ((inc.EscalationLevel ?? 1) >= level) return (inc, false);
+            await UpdateIncidentAsync(incidentId, new IncidentUpdate { EscalationLevel = level }, inc, ct).ConfigureAwait(false);
+            return (inc, true);
+        }
+
         /// <summary>PUT /incidents/{id} with the given fields (escalation_level, assignments, escalation_policy, status).</summary>
         public async Task<PagerDutyIncident> UpdateIncidentAsync(string incidentId, JObject fields, PagerDutyIncident before, CancellationToken ct)
         {

@@ -124,10 +124,11 @@ namespace KeyServiceOps.Core.Remote
                 result.Waited = true;
                 var ep = Endpoint.Parse(t.Host, o.HealthPort);
                 var deadline = sw.Elapsed + o.Timeout;
+                var probe = new HealthProbe(_health, _docker);
                 while (true)
                 {
                     ct.ThrowIfCancellationRequested();
-                    var h = await new HealthProbe(_health, _docker).CheckAsync(ep, t, o.Via, ct).ConfigureAwait(false);
+                    var h = await probe.CheckAsync(ep, t, o.Via, ct).ConfigureAwait(false);
                     result.HealthChecks++;
                     result.Health = h;
                     if (h.Healthy) { result.Recovered = true; break; }

@@ -109,14 +109,14 @@ namespace KeyServiceOps.Core.RingBalancer
         public async Task<KongNodeInfo> CheckMethodAsync(RemovalMethod method, string target, CancellationToken ct)
         {
             var node = await _kong.GetNodeInfoAsync(ct).ConfigureAwait(false);
-            if (node.DbLess && method != RemovalMethod.MarkUnhealthy)
+            if (node.DbLess)
                 throw new OpsException("KongDbLess", OpsErrorCategory.InvalidOperation,
-                    $"{node} runs DB-less: the Admin API cannot {(method == RemovalMethod.Drain ? "change a target's weight" : "delete or add targets")} (Kong answers 405).", target,
-                    recommendedAction: "Change the declarative configuration (kong.yml / decK state file) and apply it; the Admin API of a DB-less node is read-only for targets.");
-            if (method == RemovalMethod.MarkUnhealthy && node.DbLess)
-                throw new OpsException("KongDbLess", OpsErrorCategory.InvalidOperation,
-                    $"{node} runs DB-less, where marking a target healthy or unhealthy fails (Kong/kong#15001).", target,
-                    recommendedAction: "Change the declarative configuration (set the target's weight to 0) and apply it, or rely on Kong's own active health checks.");
+                    method == RemovalMethod.MarkUnhealthy
+                        ? $"{node} runs DB-less, where marking a target healthy or unhealthy fails (Kong/kong#15001)."
+                        : $"{node} runs DB-less: the Admin API cannot {(method == RemovalMethod.Drain ? "change a target's weight" : "delete or add targets")} (Kong answers 405).", target,
+                    recommendedAction: method == RemovalMethod.MarkUnhealthy
+                        ? "Change the declarative configuration (set the target's weight to 0) and apply it, or rely on Kong's own active health checks."
+                        : "Change the declarative configuration (kong.yml / decK state file) and apply it; the Admin API of a DB-less node is read-only for targets.");
             if (method == RemovalMethod.MarkUnhealthy && node.ControlPlane)
                 throw new OpsException("KongControlPlaneNoHealthMarks", OpsErrorCategory.InvalidOperation,
                     $"{node}: a hybrid-mode control plane does not serve the healthy/unhealthy endpoints (health lives on each data plane).", target,

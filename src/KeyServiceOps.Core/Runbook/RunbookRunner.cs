@@ -80,6 +80,7 @@ namespace KeyServiceOps.Core.Runbook
         private readonly OpsContext _ctx;
         private readonly RingBalancerService _rb;
         private readonly DockerClient _docker;
+        private readonly HealthProbe _probe;
         private readonly KeyServiceRestarter _restarter;
         private readonly HealthChecker _health;
         private readonly PagerDutyClient _pd;
@@ -91,6 +92,7 @@ namespace KeyServiceOps.Core.Runbook
             PagerDutyClient pagerDuty, AuditLog audit, FaultRuleSet rules, IOpsLog log)
         {
             _ctx = ctx; _rb = rb; _docker = docker; _restarter = restarter; _health = health; _pd = pagerDuty; _audit = audit;
+            _probe = new HealthProbe(health, docker);
             _rules = rules ?? FaultRuleSet.Default; _log = log ?? NullOpsLog.Instance;
         }
 
@@ -299,15 +301,14 @@ namespace KeyServiceOps.Core.Runbook
             if (!await r.Confirm($"incident {r.Incident}", $"Escalate to level {r.O.EscalationLevel} with the last {lines.Count} log lines (runbook step 5)").ConfigureAwait(false))
                 return (StepOutcome.WouldDo, $"would escalate to level {r.O.EscalationLevel}");
             await NoteAsync(r, $"{ep.Address} still does not work after the runbook; escalating to level {r.O.EscalationLevel}. Last {lines.Count} lines of docker logs {r.Ssh?.Container}:\n{string.Join("\n", lines)}", ct).ConfigureAwait(false);
-            var inc = await _pd.GetIncidentAsync(r.Incident, ct).ConfigureAwait(false);
-            if ((inc.EscalationLevel ?? 1) >= r.O.EscalationLevel)
+            var (inc, escalated) = await _pd.EscalateToAsync(r.Incident, r.O.EscalationLevel, ct).ConfigureAwait(false);
+            if (!escalated)
                 return (StepOutcome.AlreadyDone, $"incident already at level {inc.EscalationLevel}; logs attached");
-            await _pd.UpdateIncidentAsync(r.Incident, new IncidentUpdate { EscalationLevel = r.O.EscalationLevel }, inc, ct).ConfigureAwait(false);
             r.Actions.Add($"escalated to level {r.O.EscalationLevel}");
             return (StepOutcome.Done, $"escalated to level {r.O.EscalationLevel} with {lines.Count} log lines");
         }
 
-        private Task<HealthResult> CheckAsync(Run r, CancellationToken ct) => new HealthProbe(_health, _docker).CheckAsync(r.Ep, r.Ssh, r.O.Via, ct);
+        private Task<HealthResult> CheckAsync(Run r, CancellationToken ct) => _probe.CheckAsync(r.Ep, r.Ssh, r.O.Via, ct);
 
         /// <summary>
         /// A restart already done for this run's incident: an audit line for it (any outcome but Failed) and a container
@@ -358,20 +359,11 @@ namespace KeyServiceOps.Core.Runbook
         private async Task HandOverAsync(Run r, string owner, CancellationToken ct)
         {
             if (r.Incident == null || _pd == null) return;
+            if (owner == null) { await _pd.EscalateToAsync(r.Incident, r.O.EscalationLevel, ct).ConfigureAwait(false); return; }
             var inc = await _pd.GetIncidentAsync(r.Incident, ct).ConfigureAwait(false);
-            IncidentUpdate fields;
-            if (owner != null)
-            {
-                var id = await _pd.ResolveUserIdAsync(owner, ct).ConfigureAwait(false);
-                if (inc.AssigneeIds.Count == 1 && inc.AssigneeIds[0] == id) return;
-                fields = new IncidentUpdate { AssigneeIds = new[] { id } };
-            }
-            else
-            {
-                if ((inc.EscalationLevel ?? 1) >= r.O.EscalationLevel) return;
-                fields = new IncidentUpdate { EscalationLevel = r.O.EscalationLevel };
-            }
-            await _pd.UpdateIncidentAsync(r.Incident, fields, inc, ct).ConfigureAwait(false);
+            var id = await _pd.ResolveUserIdAsync(owner, ct).ConfigureAwait(false);
+            if (inc.AssigneeIds.Count == 1 && inc.AssigneeIds[0] == id) return;
+            await _pd.UpdateIncidentAsync(r.Incident, new IncidentUpdate { AssigneeIds = new[] { id } }, inc, ct).ConfigureAwait(false);
         }
 
         /// <summary>Writes a note unless the same note is already on the incident (re-runs do not repeat themselves).</summary>

@@ -357,9 +357,7 @@ namespace KeyServiceOps.Core.Runbook
                 if (incident == null || !done.Add(incident)) continue;
                 try
                 {
-                    var inc = await _pd.GetIncidentAsync(incident, ct).ConfigureAwait(false);
-                    if ((inc.EscalationLevel ?? 1) < o.EscalationLevel)
-                        await _pd.UpdateIncidentAsync(incident, new IncidentUpdate { EscalationLevel = o.EscalationLevel }, inc, ct).ConfigureAwait(false);
+                    await _pd.EscalateToAsync(incident, o.EscalationLevel, ct).ConfigureAwait(false);
                     await _pd.AddNoteAsync(incident, RunbookRunner.NotePrefix + "self-healing escalated: " + why, ct).ConfigureAwait(false);
                     a.IncidentId ??= incident;
                 }
