@@ -63,12 +63,12 @@ namespace KeyServiceOps.Core.Runbook
         /// <summary>The typed value for code; PowerShell sees <see cref="Action"/> (its name), so JSON and CSV read the same as the views.</summary>
         internal HealingAction ActionValue { get; set; }
         public string Action => ActionValue.ToString();
-        /// <summary>Done, Skipped, WouldDo (-WhatIf) or Failed.</summary>
-        /// <summary>The typed value for code; PowerShell sees <see cref="Outcome"/> (its name), so JSON and CSV read the same as the views.</summary>
+        /// <summary>Done, Skipped, WouldDo (-WhatIf) or Failed. The typed value for code; PowerShell sees <see cref="Outcome"/> (its name), so JSON and CSV read the same as the views.</summary>
         internal StepOutcome OutcomeValue { get; set; }
         public string Outcome => OutcomeValue.ToString();
-        /// <summary>Why: Unhealthy, Recovered, CapacityGuard, MaxEjection, PanicFloor, Hysteresis, RestartBudget, RestartBackoff, FailingRemediation, Maintenance, StartupGrace, DependencyFault, LockHeld, Error.</summary>
-        public string Reason { get; set; }
+        /// <summary>The typed value for code; PowerShell sees <see cref="Reason"/> (its name): Unhealthy, Recovered, CapacityGuard, MaxEjection, PanicFloor, Hysteresis, RestartBudget, RestartBackoff, FailingRemediation, Maintenance, StartupGrace, DependencyFault, LockHeld, Error.</summary>
+        internal HealingReason ReasonValue { get; set; }
+        public string Reason => ReasonValue.ToString();
         public string Detail { get; set; }
         public int Failures { get; set; }
         public int Successes { get; set; }
@@ -158,7 +158,7 @@ namespace KeyServiceOps.Core.Runbook
             var sum = new SelfHealingPassSummary { Upstream = upstream, Time = o.Clock(), WhatIf = o.WhatIf };
             var clock = System.Diagnostics.Stopwatch.StartNew();
             void Out(SelfHealingAction a) { a.Upstream = upstream; a.Time = o.Clock(); results.Add(a); emit?.Invoke(a); }
-            try { return await PassCoreAsync(o, upstream, statePath, confirm, Out, sum, ct).ConfigureAwait(false) ?? results; }
+            try { await PassCoreAsync(o, upstream, statePath, confirm, Out, sum, ct).ConfigureAwait(false); return results; }
             finally
             {
                 sum.Seconds = Math.Round(clock.Elapsed.TotalSeconds, 3);
@@ -171,179 +171,139 @@ namespace KeyServiceOps.Core.Runbook
             }
         }
 
-        private async Task<List<SelfHealingAction>> PassCoreAsync(SelfHealingOptions o, string upstream, string statePath, Func<string, string, Task<bool>> confirm,
+        /// <summary>The I/O around the policy: the lock and the state file, Kong's listing, the probes; then the policy's steps carried out in order.</summary>
+        private async Task PassCoreAsync(SelfHealingOptions o, string upstream, string statePath, Func<string, string, Task<bool>> confirm,
             Action<SelfHealingAction> Out, SelfHealingPassSummary sum, CancellationToken ct)
         {
-            List<SelfHealingAction> results = null;
-
             using (var lockFile = await LockAsync(statePath, o.LockTimeout, ct).ConfigureAwait(false))
             {
                 if (lockFile == null)
                 {
-                    Out(new SelfHealingAction { ActionValue = HealingAction.None, OutcomeValue = StepOutcome.Skipped, Reason = "LockHeld", Detail = $"another self-healing pass holds {statePath}.lock; nothing done" });
-                    return results;
+                    Out(new SelfHealingAction { ActionValue = HealingAction.None, OutcomeValue = StepOutcome.Skipped, ReasonValue = HealingReason.LockHeld, Detail = $"another self-healing pass holds {statePath}.lock; nothing done" });
+                    return;
                 }
                 var state = Load(statePath);
-                state.Pass++;
-                var pass = state.Pass;
+                var pass = ++state.Pass;
                 sum.Pass = pass;
                 List<RingBalancerTarget> targets;
                 try { targets = await _rb.Kong.GetTargetsAsync(upstream, ct).ConfigureAwait(false); }
                 catch (OpsException e) when (!e.IsCancellation)
                 {
-                    Out(new SelfHealingAction { Pass = pass, ActionValue = HealingAction.None, OutcomeValue = StepOutcome.Failed, Reason = "Error", Detail = $"cannot read the upstream's targets ({e.ErrorId}): nothing changed this pass" });
+                    Out(new SelfHealingAction { Pass = pass, ActionValue = HealingAction.None, OutcomeValue = StepOutcome.Failed, ReasonValue = HealingReason.Error, Detail = $"cannot read the upstream's targets ({e.ErrorId}): nothing changed this pass" });
                     if (!o.WhatIf) Save(statePath, state);
-                    return results;
+                    return;
                 }
-                if (targets.Count(t => t.Weight > 0) == 0)
-                    throw new OpsException("UpstreamEmpty", OpsErrorCategory.InvalidResult,
-                        $"Kong lists upstream '{upstream}' with no target in rotation. Self-healing stops: an empty upstream is never a state to heal from.", upstream,
-                        recommendedAction: "Check -Upstream and the Kong Admin address; put healthy targets back by hand (Add-RingBalancerTarget) before starting self-healing again.");
-                // A target this healer marked unhealthy stays listed with its weight: it counts as out until marked healthy.
-                bool Marked(string target) => state.Targets.TryGetValue(target, out var st) && st.RemovedBySelfHealing && st.RemovedWith == nameof(RemovalMethod.MarkUnhealthy);
-                var listed = targets.Where(t => t.Weight > 0).ToDictionary(t => t.Target, StringComparer.OrdinalIgnoreCase);
-                var present = listed.Values.Where(t => !Marked(t.Target)).ToDictionary(t => t.Target, StringComparer.OrdinalIgnoreCase);
-                // Targets to look at: those in the upstream, and those this healer took out.
-                var watch = present.Values.Select(t => t.Target)
-                    .Concat(state.Targets.Values.Where(s => s.RemovedBySelfHealing && !present.ContainsKey(s.Target)).Select(s => s.Target))
-                    .Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-                foreach (var gone in state.Targets.Keys.Where(k => !watch.Contains(k, StringComparer.OrdinalIgnoreCase)).ToList()) state.Targets.Remove(gone);
-
+                var watch = HealingPolicy.Watch(state, upstream, targets, out var present);
                 var endpoints = watch.Select(w => Endpoint.Parse(w, _ctx.HealthPort)).ToList();
                 var probes = await _health.CheckManyAsync(endpoints, Math.Max(1, _ctx.ThrottleLimit), ct).ConfigureAwait(false);
                 // A probe cut short by Ctrl+C says nothing about the instance: never act on a cancelled pass's checks.
                 ct.ThrowIfCancellationRequested();
-                sum.TargetsChecked = probes.Count;
-                sum.Unhealthy = probes.Count(p => !p.Healthy);
-                var now = o.Clock();
-                var removedThisPass = 0;
-                // Every target failing at once is the probe's or a shared dependency's fault, not each instance's: hard stop.
-                if (probes.Count > 1 && probes.All(p => !p.Healthy))
-                    throw new OpsException("AllTargetsFailing", OpsErrorCategory.ResourceUnavailable,
-                        $"Every target of upstream '{upstream}' ({probes.Count}) failed its health check in the same pass ({string.Join(", ", probes.Select(p => p.Status).Distinct())}). " +
-                        "Self-healing stops and takes nothing out: this is rarely the instances' fault.", upstream,
-                        recommendedAction: "Check the probe from this machine (Test-KeyServiceHealth), the network path, and the shared dependencies (cipher, IAM); escalate the incident.");
-                var inRotation = watch.Select((w, k) => (w, k)).Where(x => present.ContainsKey(x.w)).ToList();
-                var healthyInRotation = inRotation.Count(x => probes[x.k].Healthy);
-                var panic = HealingLimits.InPanic(healthyInRotation, inRotation.Count, o.PanicThreshold);
-                var total = watch.Count;
-                if (!panic) state.PanicSince = null;
-                else if (state.PanicSince == null)
+                var seen = watch.Select((w, i) =>
                 {
-                    state.PanicSince = now;
-                    var esc = new SelfHealingAction
+                    present.TryGetValue(w, out var t);
+                    state.Targets.TryGetValue(w, out var known);
+                    return new HealingObservation
                     {
-                        Pass = pass, ActionValue = HealingAction.Escalate, OutcomeValue = o.WhatIf ? StepOutcome.WouldDo : StepOutcome.Done, Reason = "PanicFloor",
-                        Detail = $"{healthyInRotation} of {inRotation.Count} targets in rotation healthy, under the panic floor of {SelfHealingStatus.Pct(o.PanicThreshold)}: nothing is taken out until more are healthy; escalating",
+                        Target = w, Address = endpoints[i].Address, Port = endpoints[i].Port, Listed = t,
+                        Healthy = probes[i].Healthy, Status = probes[i].Status.ToString(), Detail = probes[i].Detail,
+                        Maintenance = _rb.IsMaintenance(t ?? new RingBalancerTarget { Target = w, Address = known?.Address ?? endpoints[i].Address, Port = known?.Port ?? endpoints[i].Port, Tags = known?.Tags }),
                     };
-                    _log.Warning($"Self-healing: upstream '{upstream}' is under its panic floor ({healthyInRotation} of {inRotation.Count} healthy): nothing is taken out; escalate.");
-                    if (!o.WhatIf) await EscalateAsync(esc, watch.Where((w, k) => !probes[k].Healthy).Take(5).Select(w => Endpoint.Parse(w, _ctx.HealthPort).Address), o, esc.Detail, ct).ConfigureAwait(false);
-                    Out(esc);
-                }
-                state.RestartLog = state.RestartLog.Where(r => now - r.At < TimeSpan.FromHours(1)).ToList();
-                for (int i = 0; i < watch.Count; i++)
+                }).ToList();
+                var now = o.Clock();
+                var plan = HealingPolicy.Decide(state, upstream, seen, o, now, o.Restart && _restarter != null);
+                sum.TargetsChecked = plan.Checked;
+                sum.Unhealthy = plan.Unhealthy;
+                if (plan.Panic && plan.Steps.Any(x => x.Reason == HealingReason.PanicFloor && x.Act))
+                    _log.Warning($"Self-healing: upstream '{upstream}' is under its panic floor ({plan.HealthyInRotation} of {plan.InRotation} healthy): nothing is taken out; escalate.");
+                var removedThisPass = 0;
+                var byTarget = seen.Where(x => x.Target != null).ToDictionary(x => x.Target, StringComparer.OrdinalIgnoreCase);
+                foreach (var step in plan.Steps)
                 {
                     ct.ThrowIfCancellationRequested();
-                    var key = watch[i];
-                    var h = probes[i];
-                    present.TryGetValue(key, out var t);
-                    if (!state.Targets.TryGetValue(key, out var s))
-                        state.Targets[key] = s = new HealingTargetState { Target = key, Address = endpoints[i].Address, Port = endpoints[i].Port };
-                    if (t != null) { s.Weight = t.Weight; s.Tags = t.Tags?.ToArray() ?? new string[0]; s.RemovedBySelfHealing = false; s.RemovedAt = null; }
-                    var inGrace = s.GraceUntil != null && now < s.GraceUntil;
-                    if (!inGrace)
-                        foreach (var rec in state.RestartLog.Where(r => string.Equals(r.Target, key, StringComparison.OrdinalIgnoreCase) && r.Recovered == null)) rec.Recovered = h.Healthy;
-                    (s.BackoffLevel, s.HealthySince) = HealingLimits.AfterObservation(s.BackoffLevel, s.HealthySince, h.Healthy, now, o.BackoffResetAfter);
-                    if (h.Healthy) { s.Successes++; s.Failures = 0; }
-                    else if (!inGrace) { s.Failures++; s.Successes = 0; }
-                    else s.Successes = 0;
-                    SelfHealingAction A(HealingAction act, StepOutcome oc, string reason, string detail)
-                        => new SelfHealingAction { Pass = pass, Target = key, ActionValue = act, OutcomeValue = oc, Reason = reason, Detail = detail, Failures = s.Failures, Successes = s.Successes };
-
-                    var maintenance = t != null ? _rb.IsMaintenance(t) : _rb.IsMaintenance(new RingBalancerTarget { Target = key, Address = s.Address, Port = s.Port, Tags = s.Tags });
-                    if (maintenance)
-                    {
-                        if (!h.Healthy || s.RemovedBySelfHealing) Out(A(HealingAction.None, StepOutcome.Skipped, "Maintenance", "marked for maintenance: self-healing leaves it alone"));
-                        continue;
-                    }
+                    SelfHealingAction A(StepOutcome oc, HealingReason reason, string detail, HealingAction? action = null)
+                        => new SelfHealingAction { Pass = pass, Target = step.Target, ActionValue = action ?? step.Action, OutcomeValue = oc, ReasonValue = reason, Detail = detail, Failures = step.Failures, Successes = step.Successes };
+                    if (!step.Act) { Out(A(StepOutcome.Skipped, step.Reason, step.Detail)); continue; }
                     try
                     {
-                        if (t != null)
+                        switch (step.Action)
                         {
-                            if (h.Healthy) continue;
-                            if (inGrace) { Out(A(HealingAction.Remove, StepOutcome.Skipped, "StartupGrace", $"restarted recently; judged again after {s.GraceUntil:HH:mm:ss}")); continue; }
-                            if (s.Failures < o.FailuresToRemove)
-                            {
-                                Out(A(HealingAction.Remove, StepOutcome.Skipped, "Hysteresis", $"{h.Status}: failure {s.Failures} of {o.FailuresToRemove} before removal"));
-                                continue;
-                            }
-                            if (panic) { Out(A(HealingAction.Remove, StepOutcome.Skipped, "PanicFloor", $"{healthyInRotation} of {inRotation.Count} targets in rotation healthy (floor {SelfHealingStatus.Pct(o.PanicThreshold)}): taking nothing out")); continue; }
-                            var outNow = state.Targets.Values.Count(x => x.RemovedBySelfHealing);
-                            if (!HealingLimits.EjectionAllows(total, outNow, o.MaxEjectionShare))
-                            {
-                                Out(A(HealingAction.Remove, StepOutcome.Skipped, "MaxEjection", $"{outNow} of {total} targets already out; at most {HealingLimits.MaxOut(total, o.MaxEjectionShare)} at once ({SelfHealingStatus.Pct(o.MaxEjectionShare)}, always one)"));
-                                continue;
-                            }
-                            // The guard re-reads the upstream right now: never act on the state read at the start of the pass.
-                            var guard = await _rb.EvaluateRemovalAsync(upstream, t, removedThisPass, ct).ConfigureAwait(false);
-                            if (!guard.Allowed) { Out(A(HealingAction.Remove, StepOutcome.Skipped, "CapacityGuard", $"{guard.ErrorId}: {guard.Reason}")); continue; }
-                            // Asked even under -WhatIf, so PowerShell prints its "What if:" line.
-                            if (!await confirm(key, $"Remove from upstream '{upstream}' (self-healing: {s.Failures} failed checks)").ConfigureAwait(false) || o.WhatIf)
-                            {
-                                Out(A(HealingAction.Remove, StepOutcome.WouldDo, "Unhealthy", $"{h.Status} {s.Failures} times: would remove"));
-                                continue;
-                            }
-                            var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
-                            // Remembered before Kong is asked (a kill right after the DELETE must not make the healer
-                            // forget what it took out); undone if the removal fails. A target still present next pass
-                            // clears the mark, so a kill before the DELETE leaves nothing behind.
-                            s.RemovedBySelfHealing = true; s.RemovedAt = now; s.Successes = 0; s.RemovedWith = _ctx.RemovalMethod.ToString();
-                            Save(statePath, state);
-                            TargetChange change;
-                            try { change = await _rb.RemoveResolvedAsync(upstream, t, _ctx.RemovalMethod, false, o.Actor, incident, ct).ConfigureAwait(false); }
-                            catch (OpsException) { s.RemovedBySelfHealing = false; s.RemovedAt = null; s.RemovedWith = null; Save(statePath, state); throw; }
-                            removedThisPass++;
-                            var a = A(HealingAction.Remove, StepOutcome.Done, "Unhealthy", $"{change.Action} after {s.Failures} failed checks ({h.Status}: {h.Detail})");
-                            a.IncidentId = incident;
-                            await NoteAsync(a, incident, $"removed by self-healing: target {key} of upstream {upstream} failed {s.Failures} consecutive health checks ({h.Status}).", ct).ConfigureAwait(false);
-                            Out(a);
-                            continue;
+                            case HealingAction.Escalate:
+                                var esc = A(o.WhatIf ? StepOutcome.WouldDo : StepOutcome.Done, step.Reason, step.Detail);
+                                if (step.Reason == HealingReason.FailingRemediation) _log.Warning($"Self-healing: {step.Detail}.");
+                                var addresses = step.Target != null ? new[] { state.Targets[step.Target].Address } : step.EscalateAddresses;
+                                if (!o.WhatIf) await EscalateAsync(esc, addresses, o, esc.Detail, ct).ConfigureAwait(false);
+                                Out(esc);
+                                break;
+                            case HealingAction.Remove:
+                                if (await RemoveAsync(o, upstream, statePath, state, step, present[step.Target], byTarget[step.Target], removedThisPass, now, confirm, A, Out, ct).ConfigureAwait(false))
+                                    removedThisPass++;
+                                break;
+                            case HealingAction.Add:
+                                await AddBackAsync(o, upstream, statePath, state, step, confirm, A, Out, ct).ConfigureAwait(false);
+                                break;
+                            case HealingAction.Restart:
+                                await RestartAsync(o, statePath, state, state.Targets[step.Target], now, confirm, A, Out, ct).ConfigureAwait(false);
+                                break;
                         }
-                        // Not in the upstream, removed by us.
-                        if (h.Healthy)
-                        {
-                            if (s.Successes < o.PassesToAdd)
-                            {
-                                Out(A(HealingAction.Add, StepOutcome.Skipped, "Hysteresis", $"healthy {s.Successes} of {o.PassesToAdd} passes before it is added back"));
-                                continue;
-                            }
-                            if (!await confirm(key, $"Add back to upstream '{upstream}' (self-healing: healthy {s.Successes} passes)").ConfigureAwait(false) || o.WhatIf)
-                            {
-                                Out(A(HealingAction.Add, StepOutcome.WouldDo, "Recovered", "would add back"));
-                                continue;
-                            }
-                            var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
-                            var with = Enum.TryParse<RemovalMethod>(s.RemovedWith, out var m) ? m : RemovalMethod.Delete;
-                            var change = await _rb.AddAsync(upstream, key, s.Weight > 0 ? s.Weight : 100, s.Tags, false, o.Actor, incident, ct, with).ConfigureAwait(false);
-                            s.RemovedBySelfHealing = false; s.RemovedAt = null; s.RemovedWith = null;
-                            Save(statePath, state);
-                            var a = A(HealingAction.Add, StepOutcome.Done, "Recovered", $"{change.Action} after {s.Successes} healthy passes");
-                            a.IncidentId = incident;
-                            await NoteAsync(a, incident, $"added back by self-healing: target {key} of upstream {upstream} passed {s.Successes} consecutive health checks.", ct).ConfigureAwait(false);
-                            Out(a);
-                            continue;
-                        }
-                        if (!o.Restart || _restarter == null) continue;
-                        await MaybeRestartAsync(o, state, s, now, confirm, A, Out, ct, () => Save(statePath, state)).ConfigureAwait(false);
                     }
                     catch (OpsException e) when (!e.IsCancellation)
                     {
-                        Out(A(t != null ? HealingAction.Remove : HealingAction.Add, StepOutcome.Failed, "Error", $"{e.ErrorId}: {e.Message}"));
+                        Out(A(StepOutcome.Failed, HealingReason.Error, $"{e.ErrorId}: {e.Message}"));
                     }
                 }
                 if (!o.WhatIf) Save(statePath, state);
             }
-            return results;
+        }
+
+        /// <summary>Carries out a planned removal; true when Kong confirmed it.</summary>
+        private async Task<bool> RemoveAsync(SelfHealingOptions o, string upstream, string statePath, HealingState state, HealingStep step, RingBalancerTarget t, HealingObservation seen,
+            int removedThisPass, DateTimeOffset now, Func<string, string, Task<bool>> confirm, Func<StepOutcome, HealingReason, string, HealingAction?, SelfHealingAction> A,
+            Action<SelfHealingAction> Out, CancellationToken ct)
+        {
+            var key = step.Target;
+            var s = state.Targets[key];
+            // The guard re-reads the upstream right now: never act on the state read at the start of the pass.
+            var guard = await _rb.EvaluateRemovalAsync(upstream, t, removedThisPass, ct).ConfigureAwait(false);
+            if (!guard.Allowed) { Out(A(StepOutcome.Skipped, HealingReason.CapacityGuard, $"{guard.ErrorId}: {guard.Reason}", null)); return false; }
+            // Asked even under -WhatIf, so PowerShell prints its "What if:" line.
+            if (!await confirm(key, $"Remove from upstream '{upstream}' (self-healing: {s.Failures} failed checks)").ConfigureAwait(false) || o.WhatIf)
+            {
+                Out(A(StepOutcome.WouldDo, HealingReason.Unhealthy, $"{seen.Status} {s.Failures} times: would remove", null));
+                return false;
+            }
+            var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
+            // Remembered before Kong is asked; undone if the removal fails. A target still present next pass clears the
+            // mark, so a kill before the removal leaves nothing behind.
+            HealingPolicy.MarkRemoved(s, now, _ctx.RemovalMethod);
+            Save(statePath, state);
+            TargetChange change;
+            try { change = await _rb.RemoveResolvedAsync(upstream, t, _ctx.RemovalMethod, false, o.Actor, incident, ct).ConfigureAwait(false); }
+            catch (OpsException) { HealingPolicy.ClearRemoved(s); Save(statePath, state); throw; }
+            var a = A(StepOutcome.Done, HealingReason.Unhealthy, $"{change.Action} after {s.Failures} failed checks ({seen.Status}: {seen.Detail})", null);
+            a.IncidentId = incident;
+            await NoteAsync(a, incident, $"removed by self-healing: target {key} of upstream {upstream} failed {s.Failures} consecutive health checks ({seen.Status}).", ct).ConfigureAwait(false);
+            Out(a);
+            return true;
+        }
+
+        private async Task AddBackAsync(SelfHealingOptions o, string upstream, string statePath, HealingState state, HealingStep step, Func<string, string, Task<bool>> confirm,
+            Func<StepOutcome, HealingReason, string, HealingAction?, SelfHealingAction> A, Action<SelfHealingAction> Out, CancellationToken ct)
+        {
+            var key = step.Target;
+            var s = state.Targets[key];
+            if (!await confirm(key, $"Add back to upstream '{upstream}' (self-healing: healthy {s.Successes} passes)").ConfigureAwait(false) || o.WhatIf)
+            {
+                Out(A(StepOutcome.WouldDo, HealingReason.Recovered, "would add back", null));
+                return;
+            }
+            var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
+            var change = await _rb.AddAsync(upstream, key, s.Weight > 0 ? s.Weight : 100, s.Tags, false, o.Actor, incident, ct, HealingPolicy.RemovedWith(s)).ConfigureAwait(false);
+            HealingPolicy.ClearRemoved(s);
+            Save(statePath, state);
+            var a = A(StepOutcome.Done, HealingReason.Recovered, $"{change.Action} after {s.Successes} healthy passes", null);
+            a.IncidentId = incident;
+            await NoteAsync(a, incident, $"added back by self-healing: target {key} of upstream {upstream} passed {s.Successes} consecutive health checks.", ct).ConfigureAwait(false);
+            Out(a);
         }
 
         /// <summary>Escalates the open incidents of these addresses (a note, and the escalation level), best effort.</summary>
@@ -366,60 +326,31 @@ namespace KeyServiceOps.Core.Runbook
             if (done.Count == 0) a.Detail += "; no open incident found to escalate";
         }
 
-        private async Task MaybeRestartAsync(SelfHealingOptions o, HealingState state, HealingTargetState s, DateTimeOffset now, Func<string, string, Task<bool>> confirm,
-            Func<HealingAction, StepOutcome, string, string, SelfHealingAction> A, Action<SelfHealingAction> Out, CancellationToken ct, Action save)
+        private async Task RestartAsync(SelfHealingOptions o, string statePath, HealingState state, HealingTargetState s, DateTimeOffset now, Func<string, string, Task<bool>> confirm,
+            Func<StepOutcome, HealingReason, string, HealingAction?, SelfHealingAction> A, Action<SelfHealingAction> Out, CancellationToken ct)
         {
-            if (s.GraceUntil != null && now < s.GraceUntil) { Out(A(HealingAction.Restart, StepOutcome.Skipped, "StartupGrace", $"restarted recently; waiting until {s.GraceUntil:HH:mm:ss}")); return; }
-            var lastRestart = s.Restarts.Count > 0 ? s.Restarts.Max() : (DateTimeOffset?)null;
-            s.Restarts = s.Restarts.Where(r => now - r < TimeSpan.FromHours(1)).ToList();
-            var (used, nextAt) = HealingLimits.Budget(s.Restarts, now, o.MaxRestartsPerHour);
-            if (nextAt != null)
-            {
-                Out(A(HealingAction.Restart, StepOutcome.Skipped, "RestartBudget", $"{used} restarts in the last hour (limit {o.MaxRestartsPerHour}); next possible at {nextAt:HH:mm:ss}"));
-                return;
-            }
-            var until = HealingLimits.BackoffUntil(lastRestart, s.BackoffLevel, o.RestartBackoff, o.RestartBackoffMax);
-            if (until != null && now < until) { Out(A(HealingAction.Restart, StepOutcome.Skipped, "RestartBackoff", $"back-off level {s.BackoffLevel}: next restart not before {until:HH:mm:ss}")); return; }
-            if (HealingLimits.RemediationFailing(state.RestartLog, now, o.FailingRemediationShare, o.FailingRemediationMinimum, out var judged, out var failed))
-            {
-                var detail = $"{failed} of the last hour's {judged} restarts did not recover (over {SelfHealingStatus.Pct(o.FailingRemediationShare)}): restarts stopped";
-                if (state.RemediationStoppedSince == null)
-                {
-                    state.RemediationStoppedSince = now;
-                    _log.Warning($"Self-healing: {detail}; escalating.");
-                    var esc = A(HealingAction.Escalate, o.WhatIf ? StepOutcome.WouldDo : StepOutcome.Done, "FailingRemediation", detail + "; escalating");
-                    if (!o.WhatIf) await EscalateAsync(esc, new[] { s.Address }, o, esc.Detail, ct).ConfigureAwait(false);
-                    Out(esc);
-                }
-                Out(A(HealingAction.Restart, StepOutcome.Skipped, "FailingRemediation", detail));
-                return;
-            }
-            state.RemediationStoppedSince = null;
             SshTarget ssh;
             try { ssh = SshTarget.For(_ctx, s.Address); }
-            catch (OpsException e) { Out(A(HealingAction.Restart, StepOutcome.Failed, "Error", e.Message)); return; }
+            catch (OpsException e) { Out(A(StepOutcome.Failed, HealingReason.Error, e.Message, null)); return; }
             if (!await confirm($"{ssh.Container} on {s.Address}", "docker restart (self-healing)").ConfigureAwait(false) || o.WhatIf)
             {
-                Out(A(HealingAction.Restart, StepOutcome.WouldDo, "Unhealthy", "would restart the container"));
+                Out(A(StepOutcome.WouldDo, HealingReason.Unhealthy, "would restart the container", null));
                 return;
             }
             try
             {
                 var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
                 await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, Actor = o.Actor, HealthPort = s.Port, LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout }, null, ct).ConfigureAwait(false);
-                s.Restarts.Add(now);
-                s.BackoffLevel++;
-                state.RestartLog.Add(new RestartRecord { At = now, Target = s.Target });
-                s.GraceUntil = now + o.StartupGrace;
-                save();
-                var a = A(HealingAction.Restart, StepOutcome.Done, "Unhealthy", $"restart {s.Restarts.Count} of at most {o.MaxRestartsPerHour} this hour; start-up grace {o.StartupGrace.TotalSeconds:0} s");
+                HealingPolicy.Restarted(state, s, now, o);
+                Save(statePath, state);
+                var a = A(StepOutcome.Done, HealingReason.Unhealthy, $"restart {s.Restarts.Count} of at most {o.MaxRestartsPerHour} this hour; start-up grace {o.StartupGrace.TotalSeconds:0} s", null);
                 a.IncidentId = incident;
                 await NoteAsync(a, incident, $"self-healing restarted {ssh.Container} on {s.Address} (restart {s.Restarts.Count} this hour).", ct).ConfigureAwait(false);
                 Out(a);
             }
             catch (OpsException e) when (e.ErrorId == "DependencyFaultNoRestart")
             {
-                Out(A(HealingAction.Restart, StepOutcome.Skipped, "DependencyFault", e.Message));
+                Out(A(StepOutcome.Skipped, HealingReason.DependencyFault, e.Message, null));
             }
         }
 
