@@ -85,7 +85,7 @@ namespace KeyServiceOps.Core.Tests
             var state = new HealingState { Pass = 7 };
             state.Targets["10.0.0.5:8888"] = new HealingTargetState
             {
-                Target = "10.0.0.5:8888", RemovedBySelfHealing = true, RemovedAt = T0.AddMinutes(-3), RemovedWith = "Drain", Failures = 4,
+                Target = "10.0.0.5:8888", RemovedBySelfHealing = true, RemovedAt = T0.AddMinutes(-3), RemovedWith = RemovalMethod.Drain, Failures = 4,
                 Restarts = new List<DateTimeOffset> { T0.AddMinutes(-70), T0.AddMinutes(-2) }, BackoffLevel = 2,
             };
             state.Targets["10.0.0.6:8888"] = new HealingTargetState { Target = "10.0.0.6:8888", Successes = 9 };

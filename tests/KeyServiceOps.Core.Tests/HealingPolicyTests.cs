@@ -244,5 +244,19 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal(a, Run());
             Assert.Contains("MaxEjection", a);
         }
+        [Fact]
+        public void The_removal_method_is_typed_and_the_state_file_keeps_its_name()
+        {
+            var path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"kso-heal-{Guid.NewGuid():N}.json");
+            try
+            {
+                System.IO.File.WriteAllText(path, "{\"Pass\":4,\"Targets\":{\"10.0.0.5:8888\":{\"Target\":\"10.0.0.5:8888\",\"RemovedBySelfHealing\":true,\"RemovedWith\":\"Drain\"}}}");
+                var state = SelfHealer.Load(path);
+                Assert.Equal(RemovalMethod.Drain, HealingPolicy.RemovedWith(state.Targets["10.0.0.5:8888"]));
+                HealingPolicy.MarkRemoved(state.Targets["10.0.0.5:8888"], T0, RemovalMethod.MarkUnhealthy);
+                Assert.Contains("\"RemovedWith\": \"MarkUnhealthy\"", Newtonsoft.Json.JsonConvert.SerializeObject(state, Newtonsoft.Json.Formatting.Indented));
+            }
+            finally { System.IO.File.Delete(path); }
+        }
     }
 }

@@ -75,7 +75,7 @@ namespace KeyServiceOps.Core.Runbook
                     $"Kong lists upstream '{upstream}' with no target in rotation. Self-healing stops: an empty upstream is never a state to heal from.", upstream,
                     recommendedAction: "Check -Upstream and the Kong Admin address; put healthy targets back by hand (Add-RingBalancerTarget) before starting self-healing again.");
             // A target this healer marked unhealthy stays listed with its weight: it counts as out until marked healthy.
-            bool Marked(string target) => state.Targets.TryGetValue(target, out var st) && st.RemovedBySelfHealing && st.RemovedWith == nameof(RemovalMethod.MarkUnhealthy);
+            bool Marked(string target) => state.Targets.TryGetValue(target, out var st) && st.RemovedBySelfHealing && st.RemovedWith == RemovalMethod.MarkUnhealthy;
             present = new Dictionary<string, RingBalancerTarget>(StringComparer.OrdinalIgnoreCase);
             foreach (var t in list) if (!Marked(t.Target)) present[t.Target] = t;
             var inRotation = present;
@@ -213,13 +213,13 @@ namespace KeyServiceOps.Core.Runbook
 
         /// <summary>Remembered before Kong is asked: a kill right after the removal must not make the healer forget what it took out.</summary>
         public static void MarkRemoved(HealingTargetState s, DateTimeOffset now, RemovalMethod method)
-        { s.RemovedBySelfHealing = true; s.RemovedAt = now; s.Successes = 0; s.RemovedWith = method.ToString(); }
+        { s.RemovedBySelfHealing = true; s.RemovedAt = now; s.Successes = 0; s.RemovedWith = method; }
 
         /// <summary>The removal failed, or the target was put back: it is no longer out by this healer.</summary>
         public static void ClearRemoved(HealingTargetState s) { s.RemovedBySelfHealing = false; s.RemovedAt = null; s.RemovedWith = null; }
 
         /// <summary>How a target this healer took out goes back: the same way it went out.</summary>
-        public static RemovalMethod RemovedWith(HealingTargetState s) => Enum.TryParse<RemovalMethod>(s.RemovedWith, out var m) ? m : RemovalMethod.Delete;
+        public static RemovalMethod RemovedWith(HealingTargetState s) => s.RemovedWith ?? RemovalMethod.Delete;
 
         /// <summary>A restart happened: the budget, the back-off, the hour's log (judged when the grace ends) and the grace.</summary>
         public static void Restarted(HealingState state, HealingTargetState s, DateTimeOffset now, SelfHealingOptions limits)

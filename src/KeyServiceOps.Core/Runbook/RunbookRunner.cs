@@ -16,6 +16,24 @@ namespace KeyServiceOps.Core.Runbook
 {
     public enum StepOutcome { Done, Skipped, AlreadyDone, Failed, WouldDo }
 
+    /// <summary>How the runbook ended for one instance. PowerShell sees the name (<see cref="RunbookSummary.FinalState"/>).</summary>
+    public enum RunbookEnd
+    {
+        /// <summary>Nothing to fix.</summary>
+        Healthy,
+        Recovered,
+        AssignedToOwner,
+        /// <summary>A dependency fault and no incident to hand it over on.</summary>
+        DependencyFault,
+        Escalated,
+        Maintenance,
+        Failed,
+        /// <summary>-WhatIf: decided, nothing changed.</summary>
+        WhatIf,
+        /// <summary>The operator answered No at -Confirm.</summary>
+        Declined,
+    }
+
     /// <summary>One runbook step as it ran.</summary>
     public sealed class RunbookStepResult
     {
@@ -40,8 +58,9 @@ namespace KeyServiceOps.Core.Runbook
         public string Target { get; set; }
         public string Upstream { get; set; }
         public string IncidentId { get; set; }
-        /// <summary>Healthy (nothing to fix), Recovered, AssignedToOwner, DependencyFault (no incident to hand over), Escalated, Maintenance, Failed, WhatIf (-WhatIf), Declined (No at -Confirm).</summary>
-        public string FinalState { get; set; }
+        /// <summary>The typed value for code; PowerShell sees <see cref="FinalState"/> (its name): Healthy, Recovered, AssignedToOwner, DependencyFault, Escalated, Maintenance, Failed, WhatIf, Declined.</summary>
+        internal RunbookEnd End { get; set; }
+        public string FinalState => End.ToString();
         public TextList Faults { get; set; } = new TextList();
         public TextList Actions { get; set; } = new TextList();
         internal TimeSpan Duration { get; set; }
@@ -149,12 +168,12 @@ namespace KeyServiceOps.Core.Runbook
             if (r.Health.Healthy && inUpstream)
             {
                 for (int s = 2; s <= 5; s++) Skip(r, s, "the instance is healthy and in the ring-balancer: nothing to fix");
-                return Finish(summary, r, "Healthy", null, total);
+                return Finish(summary, r, RunbookEnd.Healthy, null, total);
             }
             if (target != null && _rb.IsMaintenance(target))
             {
                 for (int s = 2; s <= 5; s++) Skip(r, s, "the target is marked for maintenance: the runbook does not touch it");
-                return Finish(summary, r, "Maintenance", null, total);
+                return Finish(summary, r, RunbookEnd.Maintenance, null, total);
             }
 
             if (!r.Health.Healthy)
@@ -165,7 +184,7 @@ namespace KeyServiceOps.Core.Runbook
                 {
                     Skip(r, 4, "not restarted: the dependency's owner has the incident");
                     Skip(r, 5, "handed over in step 3");
-                    return Finish(summary, r, r.WhatIf ? Undecided(r) : r.HandedOver ? "AssignedToOwner" : FaultAnalyzer.BlockingFault(r.Faults) != null ? "DependencyFault" : "Failed", r.Faults, total);
+                    return Finish(summary, r, r.WhatIf ? Undecided(r) : r.HandedOver ? RunbookEnd.AssignedToOwner : FaultAnalyzer.BlockingFault(r.Faults) != null ? RunbookEnd.DependencyFault : RunbookEnd.Failed, r.Faults, total);
                 }
                 if (r.WhatIf)
                 {
@@ -184,10 +203,10 @@ namespace KeyServiceOps.Core.Runbook
             if (r.Recovered)
             {
                 Skip(r, 5, "recovered: nothing to escalate");
-                return Finish(summary, r, "Recovered", r.Faults, total);
+                return Finish(summary, r, RunbookEnd.Recovered, r.Faults, total);
             }
             await StepAsync(r, 5, "Escalate", () => EscalateAsync(r, ct)).ConfigureAwait(false);
-            return Finish(summary, r, "Escalated", r.Faults, total);
+            return Finish(summary, r, RunbookEnd.Escalated, r.Faults, total);
         }
 
         /// <summary>Step 1: the runbook's health check.</summary>
@@ -391,7 +410,7 @@ namespace KeyServiceOps.Core.Runbook
         }
 
         /// <summary>-WhatIf asked for a preview; an operator who answered No at -Confirm declined. Two outcomes, not one.</summary>
-        private static string Undecided(Run r) => r.O.WhatIf ? "WhatIf" : "Declined";
+        private static RunbookEnd Undecided(Run r) => r.O.WhatIf ? RunbookEnd.WhatIf : RunbookEnd.Declined;
 
         private async Task StepAsync(Run r, int step, string name, Func<Task<(StepOutcome, string)>> body)
         {
@@ -417,9 +436,9 @@ namespace KeyServiceOps.Core.Runbook
         private static void Emit(Run r, int step, string name, StepOutcome outcome, string detail, DateTimeOffset started, TimeSpan duration)
             => r.Emit?.Invoke(new RunbookStepResult { Address = r.Ep.Address, Step = step, Name = name, OutcomeValue = outcome, Detail = detail, Started = started, Duration = duration, IncidentId = r.Incident });
 
-        private static RunbookSummary Finish(RunbookSummary s, Run r, string state, IReadOnlyList<Fault> faults, Stopwatch total)
+        private static RunbookSummary Finish(RunbookSummary s, Run r, RunbookEnd state, IReadOnlyList<Fault> faults, Stopwatch total)
         {
-            s.FinalState = state;
+            s.End = state;
             s.Faults = (faults ?? new List<Fault>()).Select(f => f.Category).ToArray();
             s.Actions = r.Actions.ToArray();
             s.PendingNotes = r.PendingNotes.ToArray();

@@ -109,7 +109,8 @@ namespace KeyServiceOps.Core.Runbook
         public bool RemovedBySelfHealing { get; set; }
         public DateTimeOffset? RemovedAt { get; set; }
         /// <summary>How it was taken out (Delete, Drain, MarkUnhealthy): it is put back the same way.</summary>
-        public string RemovedWith { get; set; }
+        [JsonConverter(typeof(Newtonsoft.Json.Converters.StringEnumConverter))]
+        public RemovalMethod? RemovedWith { get; set; }
         public List<DateTimeOffset> Restarts { get; set; } = new List<DateTimeOffset>();
         public DateTimeOffset? GraceUntil { get; set; }
         /// <summary>Back-off level: restarts since the target was last healthy for <see cref="SelfHealingOptions.BackoffResetAfter"/>.</summary>

@@ -62,7 +62,7 @@ namespace KeyServiceOps.Core.Runbook
                 var until = HealingLimits.BackoffUntil(t.Restarts.Count > 0 ? t.Restarts.Max() : (DateTimeOffset?)null, t.BackoffLevel, o.RestartBackoff, o.RestartBackoffMax);
                 st.Targets.Add(new SelfHealingTargetStatus
                 {
-                    Target = t.Target, Out = t.RemovedBySelfHealing, OutSince = t.RemovedAt, RemovedWith = t.RemovedBySelfHealing ? t.RemovedWith ?? "Delete" : null,
+                    Target = t.Target, Out = t.RemovedBySelfHealing, OutSince = t.RemovedAt, RemovedWith = t.RemovedBySelfHealing ? (t.RemovedWith ?? RemovalMethod.Delete).ToString() : null,
                     Failures = t.Failures, Successes = t.Successes, RestartsLastHour = used, RestartBudgetLeft = Math.Max(0, o.MaxRestartsPerHour - used),
                     BackoffLevel = t.BackoffLevel, BackoffUntil = until != null && until > now ? until : null, GraceUntil = t.GraceUntil != null && t.GraceUntil > now ? t.GraceUntil : null,
                 });
