@@ -134,6 +134,10 @@ namespace KeyServiceOps.Core.Audit
             }
         }
 
+        private OpsException Unreadable(string why, Exception inner)
+            => new OpsException("AuditLogUnreadable", OpsErrorCategory.ReadError, $"Could not read the audit log '{Path}': {why}.", Path,
+                recommendedAction: "Pass the audit log file itself (-Path, e.g. ~/.keyserviceops/audit.jsonl) and check its permissions.", inner: inner);
+
         /// <summary>
         /// The entries, oldest first, from a snapshot of whole lines. An intent line whose outcome follows is folded
         /// into that outcome; one with none reads back as Unfinished (the process stopped between the two).
@@ -141,8 +145,7 @@ namespace KeyServiceOps.Core.Audit
         public IEnumerable<AuditEntry> Read(DateTimeOffset? since = null, string target = null, string action = null)
         {
             if (!string.IsNullOrEmpty(Path) && Directory.Exists(Path))
-                throw new OpsException("AuditLogUnreadable", OpsErrorCategory.ReadError, $"The audit log path '{Path}' is a folder, not a file.", Path,
-                    recommendedAction: "Pass the audit log file itself (-Path), e.g. ~/.keyserviceops/audit.jsonl.");
+                throw Unreadable("it is a folder, not a file", null);
             if (string.IsNullOrEmpty(Path) || !File.Exists(Path)) return Enumerable.Empty<AuditEntry>();
             string text;
             try
@@ -152,8 +155,7 @@ namespace KeyServiceOps.Core.Audit
             }
             catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
             {
-                throw new OpsException("AuditLogUnreadable", OpsErrorCategory.ReadError, $"Could not read the audit log '{Path}': {e.Message}.", Path,
-                    recommendedAction: "Check the path (a file, not a folder) and its permissions, or pass -Path.", inner: e);
+                throw Unreadable(e.Message, e);
             }
             var whole = text.LastIndexOf('\n');
             text = whole < 0 ? "" : text.Substring(0, whole); // a line still being written is not read

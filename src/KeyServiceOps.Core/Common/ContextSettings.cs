@@ -236,10 +236,13 @@ namespace KeyServiceOps.Core
         {
             var shown = value?.ToString(Formatting.None) ?? "null";
             if (shown.Length > 200) shown = shown.Substring(0, 200) + "…";
-            return new OpsException("ConfigFileInvalid", OpsErrorCategory.InvalidData,
-                $"In the config file '{path}', '{key}' must be {expected}; it is {shown}. Nothing was changed.", path,
-                recommendedAction: $"Fix '{key}' in {path} (see about_KeyServiceOps for every key), then run Set-KeyServiceOpsContext -ConfigPath again.");
+            return ConfigFileInvalid(path, $"'{key}' must be {expected}; it is {shown}", null);
         }
+
+        /// <summary>The one ConfigFileInvalid: the file cannot be read, is empty, or holds a bad value.</summary>
+        public static OpsException ConfigFileInvalid(string path, string why, Exception inner)
+            => new OpsException("ConfigFileInvalid", OpsErrorCategory.InvalidData, $"The KeyServiceOps config file '{path}' is not usable: {why}. Nothing was changed.", path,
+                recommendedAction: "Fix the JSON in the file (one object of settings; about_KeyServiceOps lists every key), then run Set-KeyServiceOpsContext -ConfigPath again.", inner: inner);
 
         /// <summary>The settings as a config-file object: no secret values, only the variables that hold them.</summary>
         public static JObject ToJson(OpsContext c)

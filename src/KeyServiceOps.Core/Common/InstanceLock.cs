@@ -56,8 +56,7 @@ namespace KeyServiceOps.Core
             try { Directory.CreateDirectory(directory); }
             catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
             {
-                throw new OpsException("LockDirectoryUnwritable", OpsErrorCategory.PermissionDenied, $"Cannot create the lock folder '{directory}': {e.Message}. Nothing was changed.", directory,
-                    recommendedAction: "Set KEYSERVICEOPS_LOCK_DIR to a writable folder (shared by every operator of this machine).", inner: e);
+                throw Unwritable("create the lock folder", directory, e);
             }
             var path = Path.Combine(directory, FileName(key) + ".lock");
             var holderPath = Path.Combine(directory, FileName(key) + ".holder");
@@ -87,8 +86,7 @@ namespace KeyServiceOps.Core
                 }
                 catch (UnauthorizedAccessException e)
                 {
-                    throw new OpsException("LockDirectoryUnwritable", OpsErrorCategory.PermissionDenied, $"Cannot open the lock file '{path}': {e.Message}. Nothing was changed.", path,
-                        recommendedAction: "Set KEYSERVICEOPS_LOCK_DIR to a writable folder (shared by every operator of this machine).", inner: e);
+                    throw Unwritable("open the lock file", path, e);
                 }
             }
         }
@@ -101,5 +99,9 @@ namespace KeyServiceOps.Core
         }
 
         private sealed class Nothing : IDisposable { public void Dispose() { } }
+
+        private static OpsException Unwritable(string what, string path, Exception e)
+            => new OpsException("LockDirectoryUnwritable", OpsErrorCategory.PermissionDenied, $"Cannot {what} '{path}': {e.Message}. Nothing was changed.", path,
+                recommendedAction: "Set KEYSERVICEOPS_LOCK_DIR (or -LockDirectory) to a writable folder shared by every operator of this machine.", inner: e);
     }
 }

@@ -210,12 +210,9 @@ namespace KeyServiceOps.Core
             catch (Exception e) when (e is IOException || e is JsonException || e is UnauthorizedAccessException || e is ArgumentException || e is NotSupportedException)
             {
                 var what = Directory.Exists(path) ? "it is a folder, not a file" : e is JsonException ? "it is not valid JSON (" + e.Message + ")" : e.Message;
-                throw new OpsException("ConfigFileInvalid", OpsErrorCategory.InvalidData,
-                    $"Cannot read the KeyServiceOps config file '{path}': {what}", path,
-                    recommendedAction: "Fix the JSON in the file (a single object of settings, see about_KeyServiceOps), or pass a different -ConfigPath.", inner: e);
+                throw ContextSettings.ConfigFileInvalid(path, what, e);
             }
-            if (o == null) throw new OpsException("ConfigFileInvalid", OpsErrorCategory.InvalidData, $"The KeyServiceOps config file '{path}' is empty.", path,
-                recommendedAction: "Write a JSON object with the settings (see about_KeyServiceOps), or pass a different -ConfigPath.");
+            if (o == null) throw ContextSettings.ConfigFileInvalid(path, "it is empty", null);
             // Apply to a copy first: a bad value anywhere changes nothing.
             var trial = Clone();
             ContextSettings.Apply(trial, o, path);

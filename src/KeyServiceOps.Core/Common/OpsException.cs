@@ -7,7 +7,7 @@ namespace KeyServiceOps.Core
     {
         NotSpecified, InvalidArgument, InvalidData, InvalidOperation, InvalidResult, ConnectionError,
         AuthenticationError, PermissionDenied, ObjectNotFound, ResourceExists, ResourceUnavailable,
-        OperationTimeout, LimitsExceeded, SecurityError, ResourceBusy, NotInstalled, OperationStopped, ProtocolError, ReadError,
+        OperationTimeout, LimitsExceeded, SecurityError, ResourceBusy, NotInstalled, OperationStopped, ProtocolError, ReadError, InvalidType,
     }
 
     /// <summary>

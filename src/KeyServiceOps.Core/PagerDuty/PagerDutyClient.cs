@@ -53,9 +53,7 @@ namespace KeyServiceOps.Core.PagerDuty
         {
             var write = method != HttpMethod.Get;
             if (write && string.IsNullOrWhiteSpace(_ctx.PagerDutyFrom))
-                throw new OpsException("PagerDutyFromMissing", OpsErrorCategory.InvalidArgument,
-                    "PagerDuty needs the email of a PagerDuty user in the From header to change an incident, and none is set.", target,
-                    recommendedAction: "Set-KeyServiceOpsContext -PagerDutyFrom you@example.com (or KEYSERVICEOPS_PAGERDUTY_FROM).");
+                throw FromMissing(target, null);
             var r = await _retry.ExecuteAsync(async token =>
                 await _rest.SendAsync(method, path, body, token, req => { if (write) req.Headers.TryAddWithoutValidation("From", _ctx.PagerDutyFrom); }).ConfigureAwait(false), ct).ConfigureAwait(false);
             return Expect(r, method + " " + path, target);
@@ -67,36 +65,32 @@ namespace KeyServiceOps.Core.PagerDuty
             if (r.IsSuccess) return json ?? new JObject();
             var msg = (string)json?["error"]?["message"] ?? "";
             var code = (int?)json?["error"]?["code"];
-            OpsException E(string id, OpsErrorCategory cat, string text, string action = null)
+            OpsException E(string id, OpsErrorCategory cat, string text, string action)
                 => new OpsException(id, cat, text, target, r.Excerpt(), action);
             if (r.Status == 429) throw E("PagerDutyRateLimited", OpsErrorCategory.LimitsExceeded,
                 $"PagerDuty kept answering 429 (rate limited) to {what} after {_ctx.PagerDutyMaxRetries} retries.", "Wait a minute and run it again; PagerDuty advises serial requests per token.");
             if (r.Status >= 500 || r.Status == 408) throw E("PagerDutyServerError", OpsErrorCategory.ResourceUnavailable,
                 $"PagerDuty failed {what} with HTTP {r.Status} after {_ctx.PagerDutyMaxRetries} retries.", "Retry later; check status.pagerduty.com.");
-            if (json == null) throw E("PagerDutyInvalidResponse", OpsErrorCategory.InvalidResult,
-                $"PagerDuty answered {what} with HTTP {r.Status} and a body that is not JSON.", "Check -PagerDutyUri points at the REST API.");
+            if (json == null) throw InvalidResponse(target, $"answered {what} with HTTP {r.Status} and a body that is not JSON", r.Excerpt());
             if (r.Status == 401) throw E("PagerDutyUnauthorized", OpsErrorCategory.AuthenticationError,
                 "PagerDuty rejected the API token (401).", "Set a valid REST API key: Set-KeyServiceOpsContext -PagerDutyToken (Read-Host -AsSecureString).");
             if (r.Status == 403) throw E("PagerDutyForbidden", OpsErrorCategory.PermissionDenied,
                 $"PagerDuty refused {what} (403): the key may be read-only.", "Use a full-access REST API key for changes.");
-            if (r.Status == 400 && msg.IndexOf("\"From\" header", StringComparison.OrdinalIgnoreCase) >= 0) throw E("PagerDutyFromMissing", OpsErrorCategory.InvalidArgument,
-                "PagerDuty needs the email of a PagerDuty user in the From header.", "Set-KeyServiceOpsContext -PagerDutyFrom you@example.com.");
+            if (r.Status == 400 && msg.IndexOf("\"From\" header", StringComparison.OrdinalIgnoreCase) >= 0) throw FromMissing(target, r.Excerpt());
             switch (code)
             {
                 case 1028: throw E("PagerDutyFromInvalid", OpsErrorCategory.InvalidArgument, $"The From header '{_ctx.PagerDutyFrom}' is not a valid email address.", "Set-KeyServiceOpsContext -PagerDutyFrom you@example.com.");
                 case 1008: throw E("PagerDutyRequesterNotFound", OpsErrorCategory.InvalidArgument, $"No PagerDuty user has the From email '{_ctx.PagerDutyFrom}'.", "Use the email of your PagerDuty login in -PagerDutyFrom.");
-                case 1001: throw E("PagerDutyAlreadyResolved", OpsErrorCategory.InvalidOperation, "The incident is already resolved.");
-                case 1002: throw E("PagerDutyAlreadyAcknowledged", OpsErrorCategory.InvalidOperation, "The incident is already acknowledged.");
+                case 1001: throw E("PagerDutyAlreadyResolved", OpsErrorCategory.InvalidOperation, "The incident is already resolved.", "Nothing to do: see its state with Get-PagerDutyIncident; open a new incident if the instance fails again.");
+                case 1002: throw E("PagerDutyAlreadyAcknowledged", OpsErrorCategory.InvalidOperation, "The incident is already acknowledged.", "Nothing to do: see who holds it with Get-PagerDutyIncident.");
                 case 1006: throw E("PagerDutyCannotEscalate", OpsErrorCategory.InvalidOperation, $"PagerDuty cannot escalate the incident: {msg}. The level may not exist in its escalation policy.", "Check the policy's levels, or assign a user with -AssignTo.");
-                case 1007: throw E("PagerDutyAssigneeNotFound", OpsErrorCategory.ObjectNotFound, "The user to assign does not exist in PagerDuty.", "Give a user id (P...) or the email of an existing user.");
-                case 1014: throw E("PagerDutyPolicyNotFound", OpsErrorCategory.ObjectNotFound, "The escalation policy does not exist.");
+                case 1007: throw AssigneeNotFound(target, "the user to assign", r.Excerpt());
+                case 1014: throw E("PagerDutyPolicyNotFound", OpsErrorCategory.ObjectNotFound, "The escalation policy does not exist.", "Check the incident's escalation policy in PagerDuty, or assign a person with -AssignTo.");
                 case 1015: throw E("PagerDutyNoOneOnCall", OpsErrorCategory.ResourceUnavailable, "The escalation policy has no user on call.", "Assign a person directly with -AssignTo.");
-                case 2100: throw E("PagerDutyNotFound", OpsErrorCategory.ObjectNotFound, $"PagerDuty has no such incident ({target}). Nothing was changed.",
-                    "Check the id (Get-PagerDutyIncident -Status Triggered lists the open ones), or start from the alert: Get-PagerDutyIncident -Address <IP>.");
+                case 2100: throw NotFound(target, "incident", r.Excerpt());
             }
-            if (r.Status == 404) throw E("PagerDutyNotFound", OpsErrorCategory.ObjectNotFound, $"PagerDuty has no such object ({target}). Nothing was changed.",
-                "Check the id (Get-PagerDutyIncident -Status Triggered lists the open incidents).");
-            throw E("PagerDutyInvalidRequest", OpsErrorCategory.InvalidArgument, $"PagerDuty rejected {what}: {msg} (code {code}).");
+            if (r.Status == 404) throw NotFound(target, "object", r.Excerpt());
+            throw E("PagerDutyInvalidRequest", OpsErrorCategory.InvalidArgument, $"PagerDuty rejected {what}: {msg} (code {code}).", "Read PagerDuty's answer above; check the incident id and the values given.");
         }
 
         /// <summary>An incident id (or number) as PagerDuty makes them: letters and digits. Checked before anything is sent.</summary>
@@ -173,7 +167,7 @@ namespace KeyServiceOps.Core.PagerDuty
         {
             ValidIncidentId(incidentId);
             if (string.IsNullOrWhiteSpace(content))
-                throw new OpsException("NoteEmpty", OpsErrorCategory.InvalidArgument, "The note is empty.", incidentId);
+                throw new OpsException("NoteEmpty", OpsErrorCategory.InvalidArgument, "The note is empty. Nothing was sent.", incidentId, recommendedAction: "Give the note text with -Note.");
             var body = new JObject { ["note"] = new JObject { ["content"] = content } };
             // Write-ahead, and "Added" only for a note PagerDuty answered with (an id), never for what was asked.
             return await AuditLog.Record(_audit, new AuditEntry { Action = "AddIncidentNote", Target = incidentId, Incident = incidentId },
@@ -222,9 +216,25 @@ namespace KeyServiceOps.Core.PagerDuty
         }
 
         private static OpsException Unconfirmed(string what, string incidentId)
-            => new OpsException("PagerDutyInvalidResponse", OpsErrorCategory.InvalidResult,
-                $"PagerDuty answered the {what} for incident {incidentId} without confirming it (no {what.Split(' ')[0]} id in the answer); it may not have been recorded.",
-                incidentId, recommendedAction: "Check the incident in PagerDuty (Get-PagerDutyIncident) and the PagerDuty URI; a proxy or captive page may be answering instead.");
+            => InvalidResponse(incidentId, $"answered the {what} for incident {incidentId} without confirming it (no {what.Split(' ')[0]} id in the answer); it may not have been recorded", null);
+
+        // One factory per id raised from more than one place: one message and one advice per id.
+        private static OpsException InvalidResponse(object target, string why, string details)
+            => new OpsException("PagerDutyInvalidResponse", OpsErrorCategory.InvalidResult, $"PagerDuty {why}.", target, details,
+                "Check the incident in PagerDuty (Get-PagerDutyIncident) and that -PagerDutyUri points at the REST API; a proxy or captive page may be answering instead.");
+
+        private static OpsException FromMissing(object target, string details)
+            => new OpsException("PagerDutyFromMissing", OpsErrorCategory.InvalidArgument,
+                "PagerDuty needs the email of a PagerDuty user in the From header to change an incident, and none is set.", target, details,
+                "Set-KeyServiceOpsContext -PagerDutyFrom you@example.com (or KEYSERVICEOPS_PAGERDUTY_FROM).");
+
+        private static OpsException AssigneeNotFound(object target, string who, string details)
+            => new OpsException("PagerDutyAssigneeNotFound", OpsErrorCategory.ObjectNotFound, $"PagerDuty has no {who}. Nothing was changed.", target, details,
+                "Give a user id (P...) or the email of an existing PagerDuty user.");
+
+        private static OpsException NotFound(object target, string what, string details)
+            => new OpsException("PagerDutyNotFound", OpsErrorCategory.ObjectNotFound, $"PagerDuty has no such {what} ({target}). Nothing was changed.", target, details,
+                "Check the id (Get-PagerDutyIncident -Status Triggered lists the open incidents), or start from the alert: Get-PagerDutyIncident -Address <IP>.");
 
         /// <summary>A user id (P…) as is, or an email resolved to the user's id.</summary>
         public async Task<string> ResolveUserIdAsync(string idOrEmail, CancellationToken ct)
@@ -232,7 +242,7 @@ namespace KeyServiceOps.Core.PagerDuty
             if (!idOrEmail.Contains("@")) return idOrEmail;
             var j = await SendAsync(HttpMethod.Get, "users?query=" + Uri.EscapeDataString(idOrEmail), null, idOrEmail, ct).ConfigureAwait(false);
             var u = ((JArray)j["users"] ?? new JArray()).FirstOrDefault(x => string.Equals((string)x["email"], idOrEmail, StringComparison.OrdinalIgnoreCase));
-            if (u == null) throw new OpsException("PagerDutyAssigneeNotFound", OpsErrorCategory.ObjectNotFound, $"No PagerDuty user has the email '{idOrEmail}'.", idOrEmail);
+            if (u == null) throw AssigneeNotFound(idOrEmail, $"a user with the email '{idOrEmail}'", null);
             return (string)u["id"];
         }
 

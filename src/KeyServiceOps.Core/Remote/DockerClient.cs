@@ -44,7 +44,7 @@ namespace KeyServiceOps.Core.Remote
             var sb = new StringBuilder(Docker(t)).Append(" logs --timestamps");
             if (q.Tail != null)
             {
-                if (q.Tail < 0) throw new OpsException("InvalidTail", OpsErrorCategory.InvalidArgument, $"-Tail {q.Tail} is negative.", q.Tail);
+                if (q.Tail < 0) throw new OpsException("InvalidTail", OpsErrorCategory.InvalidArgument, $"-Tail {q.Tail} is negative.", q.Tail, recommendedAction: "Give -Tail 0 or more (the last N lines), or leave it out for the whole log.");
                 sb.Append(" --tail ").Append(ShellText.Quote(q.Tail.Value.ToString(CultureInfo.InvariantCulture)));
             }
             if (q.Since != null) sb.Append(" --since ").Append(ShellText.Quote(ShellText.ValidTime(q.Since, "Since")));
@@ -135,9 +135,10 @@ namespace KeyServiceOps.Core.Remote
         /// <summary>The runbook's own check, run on the VM: curl to localhost (for instances not reachable from here).</summary>
         public async Task<HealthResult> CurlHealthAsync(SshTarget t, int port, string path, string expected, TimeSpan timeout, CancellationToken ct)
         {
-            if (port <= 0 || port > 65535) throw new OpsException("InvalidPort", OpsErrorCategory.InvalidArgument, $"Port {port} is out of range.", port);
+            if (port <= 0 || port > 65535) throw new OpsException("InvalidPort", OpsErrorCategory.InvalidArgument, $"Port {port} is out of range.", port, recommendedAction: "Give a port from 1 to 65535 (the key service listens on 8888).");
             if (string.IsNullOrEmpty(path) || path[0] != '/' || path.Any(c => c <= ' ' || c == '\'' || c > '~'))
-                throw new OpsException("InvalidHealthPath", OpsErrorCategory.InvalidArgument, $"Health path '{path}' must start with / and hold only printable ASCII without quotes or spaces.", path);
+                throw new OpsException("InvalidHealthPath", OpsErrorCategory.InvalidArgument, $"Health path '{path}' must start with / and hold only printable ASCII without quotes or spaces.", path,
+                    recommendedAction: "Give a path such as /api/auth/healthz.");
             var url = $"http://localhost:{port}{path}";
             var secs = Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
             var command = $"curl -sS -m {ShellText.Quote(secs)} --max-filesize 65536 -w {ShellText.Quote("\\n%{http_code}")} {ShellText.Quote(url)}";

@@ -99,15 +99,12 @@ namespace KeyServiceOps.Core.Remote
         public SshTarget JumpTarget()
         {
             var m = JumpForm.Match(JumpHost ?? "");
-            if (!m.Success)
-                throw new OpsException("InvalidJumpHost", OpsErrorCategory.InvalidArgument,
-                    $"Jump host '{JumpHost}' is not in the form [user@]host[:port].", JumpHost,
-                    recommendedAction: "Give the bastion as e.g. ops@bastion.example.com:22.");
+            OpsException Invalid(string why) => new OpsException("InvalidJumpHost", OpsErrorCategory.InvalidArgument,
+                $"Jump host '{JumpHost}' is not usable: {why}.", JumpHost,
+                recommendedAction: "Give the bastion as [user@]host[:port], e.g. ops@bastion.example.com:22.");
+            if (!m.Success) throw Invalid("it is not in the form [user@]host[:port]");
             var port = m.Groups["port"].Success ? int.Parse(m.Groups["port"].Value, CultureInfo.InvariantCulture) : 22;
-            if (port < 1 || port > 65535)
-                throw new OpsException("InvalidJumpHost", OpsErrorCategory.InvalidArgument,
-                    $"Jump host '{JumpHost}': port {port} is not from 1 to 65535.", JumpHost,
-                    recommendedAction: "Give the bastion as e.g. ops@bastion.example.com:22.");
+            if (port < 1 || port > 65535) throw Invalid($"port {port} is not from 1 to 65535");
             return new SshTarget
             {
                 Host = m.Groups["host"].Value.Trim('[', ']'), Port = port,

@@ -16,6 +16,12 @@ namespace KeyServiceOps.Core.RingBalancer
     /// </summary>
     public sealed class KongClient
     {
+        /// <summary>The one TargetNotFound: Kong has no such target in the upstream (its 404, or not in its listing).</summary>
+        public static OpsException TargetNotFound(string upstream, string target, string what, string details = null)
+            => new OpsException("TargetNotFound", OpsErrorCategory.ObjectNotFound,
+                $"Kong has no target {target} in upstream '{upstream}' to {what}.", target, details,
+                "List the targets (Get-RingBalancerTarget): a target marked unhealthy stays in the upstream; one that was deleted must be added back instead (-Method Delete, the default).");
+
         private static readonly HttpMethod Patch = new HttpMethod("PATCH");
         private readonly RestClient _rest;
         private readonly string _prefix;
@@ -88,9 +94,7 @@ namespace KeyServiceOps.Core.RingBalancer
             if (r.Status == 404 && r.TryJson() != null)
             {
                 await GetUpstreamAsync(upstream, ct).ConfigureAwait(false); // KongUpstreamNotFound when it is the upstream
-                throw new OpsException("TargetNotFound", OpsErrorCategory.ObjectNotFound,
-                    $"Kong has no target {idOrTarget} in upstream '{upstream}' to {what}.", idOrTarget, r.Excerpt(),
-                    "List the targets (Get-RingBalancerTarget): a target marked unhealthy stays in the upstream; one that was deleted must be added back instead.");
+                throw TargetNotFound(upstream, idOrTarget, what, r.Excerpt());
             }
             Expect(r, what, idOrTarget, upstream);
         }
@@ -268,10 +272,11 @@ namespace KeyServiceOps.Core.RingBalancer
                     throw new OpsException("KongOperationUnsupported", OpsErrorCategory.InvalidOperation,
                         $"Kong cannot do {what}: {message}", target, r.Excerpt(), "Kong runs DB-less or the method is wrong for this release: change the declarative config instead.");
                 case 409:
-                    throw new OpsException("KongConflict", OpsErrorCategory.ResourceExists, $"Kong reports a conflict for {what}: {message}", target, r.Excerpt());
+                    throw new OpsException("KongConflict", OpsErrorCategory.ResourceExists, $"Kong reports a conflict for {what}: {message}", target, r.Excerpt(),
+                        "List the upstream's targets (Get-RingBalancerTarget): another change may have landed first; run it again against what is there now.");
                 case 400:
                     throw new OpsException("KongInvalidRequest", OpsErrorCategory.InvalidArgument,
-                        $"Kong rejected {what}: {message}", target, r.Excerpt());
+                        $"Kong rejected {what}: {message}", target, r.Excerpt(), "Read Kong's answer above: check the target (host:port), the weight and the tags given.");
                 default:
                     throw new OpsException("KongServerError", OpsErrorCategory.ResourceUnavailable,
                         $"Kong failed {what} with HTTP {r.Status}: {message}", target, r.Excerpt(), "Retry; if it persists check the Kong node's error log.");

@@ -246,8 +246,7 @@ namespace KeyServiceOps.Core.RingBalancer
             await CheckMethodAsync(RemovalMethod.MarkUnhealthy, target, ct).ConfigureAwait(false);
             Endpoint.TryParse(target, _ctx.HealthPort, out var ep, out _);
             var existing = await FindIncludingDrainedAsync(upstream, target, ct).ConfigureAwait(false)
-                ?? throw new OpsException("TargetNotFound", OpsErrorCategory.ObjectNotFound, $"Upstream '{upstream}' has no target {target} to mark healthy.", target,
-                    recommendedAction: "It was deleted, not marked: add it back with -Method Delete (the default).");
+                ?? throw KongClient.TargetNotFound(upstream, target, "mark healthy");
             if (!skipHealthCheck) await RequireHealthyAsync(upstream, target, ep, ct).ConfigureAwait(false);
             var change = new TargetChange
             {

@@ -103,15 +103,7 @@ namespace KeyServiceOps.Commands
         /// <summary>Scrubs the secrets this cmdlet holds from everything it writes (errors, verbose, debug, warnings).</summary>
         protected virtual Redactor Redactor => Redactor.None;
 
-        protected ErrorRecord ToErrorRecord(OpsException e)
-        {
-            e = Redactor.Scrub(e);
-            if (!Enum.TryParse(e.Category.ToString(), out ErrorCategory cat)) cat = ErrorCategory.NotSpecified;
-            var rec = new ErrorRecord(e, e.ErrorId, cat, e.TargetObject);
-            var msg = e.Message + (string.IsNullOrEmpty(e.Details) ? "" : $" Remote answer: {e.Details}");
-            rec.ErrorDetails = new ErrorDetails(msg) { RecommendedAction = e.RecommendedAction };
-            return rec;
-        }
+        protected ErrorRecord ToErrorRecord(OpsException e) => OpsErrorRecord.From(e, Redactor);
 
         protected void WriteOpsError(OpsException e) => WriteError(ToErrorRecord(e));
 

@@ -169,7 +169,7 @@ namespace KeyServiceOps.Commands
             {
                 if (ConfigPath != null) c.LoadConfigFile(GetUnresolvedProviderPathFromPSPath(ConfigPath));
             }
-            catch (OpsException e) { Fail(e); }
+            catch (OpsException e) { ThrowOps(e); }
             var b = MyInvocation.BoundParameters;
             try
             {
@@ -177,7 +177,7 @@ namespace KeyServiceOps.Commands
                 if (PagerDutyUri != null) EndpointOverrides.RequireHttp(PagerDutyUri, "PagerDutyUri");
                 if (CentralLogUri != null) EndpointOverrides.RequireHttp(CentralLogUri, "CentralLogUri");
             }
-            catch (OpsException e) { Fail(e); }
+            catch (OpsException e) { ThrowOps(e); }
             if (KongAdminUri != null) c.KongAdminUri = KongAdminUri;
             if (Upstream != null) c.Upstream = Upstream;
             if (Workspace != null) c.Workspace = Workspace.Length == 0 ? null : Workspace;
@@ -232,7 +232,7 @@ namespace KeyServiceOps.Commands
                     switch (kv.Key.ToString().ToLowerInvariant())
                     {
                         case var _ when names.Count == 0:
-                            Fail(new OpsException("InvalidCentralLogField", OpsErrorCategory.InvalidArgument, $"The central-log field '{kv.Key}' is given no name. Nothing was changed.", kv.Key,
+                            ThrowOps(new OpsException("InvalidCentralLogField", OpsErrorCategory.InvalidArgument, $"The central-log field '{kv.Key}' is given no name. Nothing was changed.", kv.Key,
                                 recommendedAction: "Name the document field that holds it, e.g. -CentralLogFieldMap @{ Timestamp = '@timestamp' }."));
                             break;
                         case "timestamp": c.CentralLogFields.Timestamp = names.First(); break;
@@ -241,8 +241,7 @@ namespace KeyServiceOps.Commands
                         case "host": c.CentralLogFields.Host = names; break;
                         case "instance": c.CentralLogFields.Instance = names.First(); break;
                         default:
-                            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"Unknown field '{kv.Key}'."), "UnknownCentralLogField", ErrorCategory.InvalidArgument, kv.Key)
-                            { ErrorDetails = new ErrorDetails($"Unknown central-log field '{kv.Key}'.") { RecommendedAction = "Use Timestamp, Message, Level, Host or Instance." } });
+                            ThrowArgument("UnknownCentralLogField", $"Unknown central-log field '{kv.Key}'.", kv.Key, "Use Timestamp, Message, Level, Host or Instance.");
                             break;
                     }
                 }
@@ -265,7 +264,7 @@ namespace KeyServiceOps.Commands
                 if (ShouldProcess(path, "Save the session defaults (no secret values; tokens only as the names of their environment variables)"))
                 {
                     try { path = ContextSettings.SaveSession(c, path); }
-                    catch (OpsException e) { ThrowTerminatingError(new ErrorRecord(e, e.ErrorId, ErrorCategory.PermissionDenied, path) { ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = e.RecommendedAction } }); }
+                    catch (OpsException e) { ThrowOps(e); }
                     WriteInformation(new HostInformationMessage { Message = $"Saved the KeyServiceOps session defaults to {path} (no secret values)." }, new[] { "PSHOST" });
                     foreach (var (name, secret) in new[] { ("Kong token", c.KongToken), ("PagerDuty token", c.PagerDutyToken), ("central-log API key", c.CentralLogApiKey), ("central-log password", c.CentralLogPassword) })
                         if (secret != null && secret.Variable == null)
@@ -275,19 +274,17 @@ namespace KeyServiceOps.Commands
             if (PassThru) WriteObject(KeyServiceOpsContextView.From(c));
         }
 
-        private void Fail(OpsException e)
-        {
-            if (!Enum.TryParse(e.Category.ToString(), out ErrorCategory cat)) cat = ErrorCategory.InvalidArgument;
-            ThrowTerminatingError(new ErrorRecord(e, e.ErrorId, cat, e.TargetObject) { ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = e.RecommendedAction } });
-        }
+
+        private void ThrowOps(OpsException e) => ThrowTerminatingError(OpsErrorRecord.From(e, Redactor.None));
+
+        private void ThrowArgument(string errorId, string message, object target, string action)
+            => ThrowOps(new OpsException(errorId, OpsErrorCategory.InvalidArgument, message, target, recommendedAction: action));
 
         private Secret RequireEnv(string name)
         {
             var s = Secret.FromEnvironment(name);
             if (s == null)
-                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"The environment variable '{name}' is not set or empty."),
-                    "TokenVariableEmpty", ErrorCategory.InvalidArgument, name)
-                { ErrorDetails = new ErrorDetails($"The environment variable '{name}' is not set or empty.") { RecommendedAction = $"Set it first: $env:{name} = '...'" } });
+                ThrowArgument("TokenVariableEmpty", $"The environment variable '{name}' is not set or empty.", name, $"Set it first: $env:{name} = '...'");
             return s;
         }
     }

@@ -99,7 +99,8 @@ namespace KeyServiceOps.Commands
             }
             var text = ParameterSetName == "Note" ? Note : NoteText.Describe(InputObject?.BaseObject);
             if (string.IsNullOrWhiteSpace(IncidentId))
-                throw new OpsException("IncidentIdMissing", OpsErrorCategory.InvalidArgument, "No incident id: pass -IncidentId or pipe an object that carries one.", InputObject);
+                throw new OpsException("IncidentIdMissing", OpsErrorCategory.InvalidArgument, "No incident id: nothing was sent.", InputObject,
+                    recommendedAction: "Pass -IncidentId, or pipe an object that carries one (Get-PagerDutyIncident, the runbook's steps).");
             if (!ShouldProcess($"incident {IncidentId}", $"Add note \"{text}\"")) return;
             // The incident is looked up first (once per id): a mistyped id is PagerDutyNotFound with nothing written, not
             // even an audit line for a note that could never be added.
@@ -147,7 +148,7 @@ namespace KeyServiceOps.Commands
                 fields.Resolution = Resolution;
                 what.Add("set status " + Status);
             }
-            if (what.Count == 0) ThrowArgument("NothingToChange", "Say what to change: -EscalationLevel, -AssignTo, -EscalationPolicy or -Status.", IncidentId);
+            if (what.Count == 0) ThrowArgument("NothingToChange", $"Nothing to change on incident {IncidentId}: no change was given.", IncidentId, "Say what to change: -EscalationLevel, -AssignTo, -EscalationPolicy or -Status.");
             if (!ShouldProcess($"incident {IncidentId}", string.Join("; ", what))) return;
             var before = Await(PagerDuty.GetIncidentAsync(IncidentId, Cancellation));
             var after = Await(PagerDuty.UpdateIncidentAsync(before.IncidentId, fields, before, Cancellation));

@@ -168,9 +168,8 @@ namespace KeyServiceOps.Commands
                     case ContainerState s: _analyzer.Add(s); break;
                     case string line: _analyzer.Add(LogEntry.Parse(line, LogStream.Stdout)); break;
                     default:
-                        WriteError(new ErrorRecord(new ArgumentException($"Get-KeyServiceFault reads log entries, container states or text lines, not {item.GetType().Name}."),
-                            "UnsupportedInput", ErrorCategory.InvalidType, item)
-                        { ErrorDetails = new ErrorDetails($"Get-KeyServiceFault reads log entries, container states or text lines, not {item.GetType().Name}.") { RecommendedAction = "Pipe Get-KeyServiceLog or Get-KeyServiceContainer into it." } });
+                        WriteOpsError(new OpsException("UnsupportedInput", OpsErrorCategory.InvalidType, $"Get-KeyServiceFault reads log entries, container states or text lines, not {item.GetType().Name}.", item,
+                            recommendedAction: "Pipe Get-KeyServiceLog or Get-KeyServiceContainer into it."));
                         break;
                 }
             }

@@ -1,0 +1,23 @@
+using System;
+using System.Management.Automation;
+using KeyServiceOps.Core;
+
+namespace KeyServiceOps.Commands
+{
+    /// <summary>
+    /// The one way an OpsException becomes a PowerShell ErrorRecord: scrubbed of the cmdlet's secrets, the id as the
+    /// FullyQualifiedErrorId, the category by name, the remote answer appended, the advice as RecommendedAction.
+    /// </summary>
+    internal static class OpsErrorRecord
+    {
+        public static ErrorRecord From(OpsException e, Redactor redactor)
+        {
+            e = (redactor ?? Redactor.None).Scrub(e);
+            if (!Enum.TryParse(e.Category.ToString(), out ErrorCategory cat)) cat = ErrorCategory.NotSpecified;
+            var rec = new ErrorRecord(e, e.ErrorId, cat, e.TargetObject);
+            var msg = e.Message + (string.IsNullOrEmpty(e.Details) ? "" : $" Remote answer: {e.Details}");
+            rec.ErrorDetails = new ErrorDetails(msg) { RecommendedAction = e.RecommendedAction };
+            return rec;
+        }
+    }
+}
