@@ -48,7 +48,7 @@ namespace KeyServiceOps.Commands
         {
             var c = CompletionHelp.Context(fakeBoundParameters);
             var names = c.KongAdminUri == null ? new List<string>() :
-                CompletionHelp.Quietly(ct => new KongClient(c, null).ListUpstreamsAsync(ct), new List<string>());
+                CompletionHelp.Quietly(ct => new KongClient(c.ForKong(), null).ListUpstreamsAsync(ct), new List<string>());
             names.Add(c.Upstream);
             return CompletionHelp.Filter(names, wordToComplete);
         }
@@ -61,7 +61,7 @@ namespace KeyServiceOps.Commands
             var c = CompletionHelp.Context(fakeBoundParameters);
             if (c.KongAdminUri == null) return Enumerable.Empty<CompletionResult>();
             var upstream = fakeBoundParameters?["Upstream"] as string ?? c.Upstream;
-            var targets = CompletionHelp.Quietly(ct => new KongClient(c, null).GetTargetsAsync(upstream, ct), new List<RingBalancerTarget>());
+            var targets = CompletionHelp.Quietly(ct => new KongClient(c.ForKong(), null).GetTargetsAsync(upstream, ct), new List<RingBalancerTarget>());
             return CompletionHelp.Filter(targets.Select(t => t.Target), wordToComplete);
         }
     }
@@ -82,7 +82,7 @@ namespace KeyServiceOps.Commands
             if (c.KongAdminUri != null)
             {
                 var upstream = fakeBoundParameters?["Upstream"] as string ?? c.Upstream;
-                values.AddRange(CompletionHelp.Quietly(ct => new KongClient(c, null).GetTargetsAsync(upstream, ct), new List<RingBalancerTarget>()).Select(t => t.Address));
+                values.AddRange(CompletionHelp.Quietly(ct => new KongClient(c.ForKong(), null).GetTargetsAsync(upstream, ct), new List<RingBalancerTarget>()).Select(t => t.Address));
             }
             return CompletionHelp.Filter(values, wordToComplete);
         }
@@ -99,7 +99,7 @@ namespace KeyServiceOps.Commands
             try { candidates.AddRange(new KeyServiceOps.Core.Audit.AuditLog(c.AuditLogPath).Read(null, null, "RemoveTarget").Where(e => e.Upstream == null || e.Upstream == upstream).Select(e => e.Target)); }
             catch (Exception) { /* completion is silent on failure */ }
             var present = c.KongAdminUri == null ? new List<RingBalancerTarget>()
-                : CompletionHelp.Quietly(ct => new KongClient(c, null).GetTargetsAsync(upstream, ct), new List<RingBalancerTarget>());
+                : CompletionHelp.Quietly(ct => new KongClient(c.ForKong(), null).GetTargetsAsync(upstream, ct), new List<RingBalancerTarget>());
             var there = new HashSet<string>(present.Where(t => t.Weight > 0).Select(t => t.Target), StringComparer.OrdinalIgnoreCase);
             return CompletionHelp.Filter(candidates.Where(t => t != null && !there.Contains(t)), wordToComplete);
         }

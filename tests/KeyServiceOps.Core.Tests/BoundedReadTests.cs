@@ -92,7 +92,7 @@ namespace KeyServiceOps.Core.Tests
             using var server = new EndlessServer();
             var ctx = new OpsContext { KongAdminUri = server.Uri, HttpTimeout = TimeSpan.FromSeconds(60) };
             OpsException e = null;
-            var growth = await GrowthDuring(async () => e = await Assert.ThrowsAsync<OpsException>(() => new KongClient(ctx, null).GetTargetsAsync("u", CancellationToken.None)));
+            var growth = await GrowthDuring(async () => e = await Assert.ThrowsAsync<OpsException>(() => new KongClient(ctx.ForKong(), null).GetTargetsAsync("u", CancellationToken.None)));
             _out.WriteLine($"endless Kong answer: the server sent {server.BytesSent / (1024 * 1024)} MB, the process grew by {growth / (1024 * 1024)} MB at most");
             Assert.Equal("KongResponseTooLarge", e.ErrorId);
             Assert.Equal(OpsErrorCategory.InvalidResult, e.Category);
@@ -106,7 +106,7 @@ namespace KeyServiceOps.Core.Tests
         {
             using var server = new EndlessServer();
             var ctx = new OpsContext { PagerDutyUri = server.Uri, PagerDutyToken = Secret.FromPlainText("tok"), MaxResponseBytes = 1024 * 1024, PagerDutyMaxRetries = 0 };
-            var e = await Assert.ThrowsAsync<OpsException>(() => new PagerDutyClient(ctx, null).GetIncidentAsync("P1", CancellationToken.None));
+            var e = await Assert.ThrowsAsync<OpsException>(() => new PagerDutyClient(ctx.ForPagerDuty(), null).GetIncidentAsync("P1", CancellationToken.None));
             Assert.Equal("PagerDutyResponseTooLarge", e.ErrorId);
         }
     }
@@ -140,7 +140,7 @@ namespace KeyServiceOps.Core.Tests
             var audit = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"kso-pd-html-{Guid.NewGuid():N}.jsonl");
             var ctx = new OpsContext { PagerDutyUri = uri, PagerDutyToken = Secret.FromPlainText("tok"), PagerDutyFrom = "a@example.com", PagerDutyMaxRetries = 0 };
             var log = new KeyServiceOps.Core.Audit.AuditLog(audit);
-            var e = await Assert.ThrowsAsync<OpsException>(() => new PagerDutyClient(ctx, null, log).AddNoteAsync("P1ABC", "manually removed target", CancellationToken.None));
+            var e = await Assert.ThrowsAsync<OpsException>(() => new PagerDutyClient(ctx.ForPagerDuty(), null, log).AddNoteAsync("P1ABC", "manually removed target", CancellationToken.None));
             Assert.Equal("PagerDutyInvalidResponse", e.ErrorId);
             Assert.Equal(1, posts);
             var entry = Assert.Single(log.Read(action: "AddIncidentNote"));

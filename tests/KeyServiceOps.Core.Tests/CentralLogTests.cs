@@ -25,7 +25,7 @@ namespace KeyServiceOps.Core.Tests
             return c;
         }
 
-        private static CentralLogClient Client(OpsContext c, ListLog log = null) => new CentralLogClient(c, log, TimeSpan.FromMilliseconds(10));
+        private static CentralLogClient Client(OpsContext c, ListLog log = null) => new CentralLogClient(c.ForCentralLogs(), log, TimeSpan.FromMilliseconds(10));
 
         private static async Task<List<LogEntry>> Search(CentralLogClient c, CentralLogSearch s)
         {

@@ -23,7 +23,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Era = era, Workspace = workspace, ExtraTargets = 248 });
             var ctx = TestCtx.For(lab);
             ctx.KongPageSize = 100;
-            var kong = new KongClient(ctx, null);
+            var kong = new KongClient(ctx.ForKong(), null);
             var targets = await kong.GetTargetsAsync(lab.Upstream, None);
             Assert.Equal(250, targets.Count);
             Assert.Equal(250, targets.Select(t => t.Id).Distinct().Count());
@@ -37,7 +37,7 @@ namespace KeyServiceOps.Core.Tests
             foreach (var era in new[] { KongEra.V3, KongEra.V2 })
             {
                 await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Era = era });
-                var kong = new KongClient(TestCtx.For(lab), null);
+                var kong = new KongClient(TestCtx.For(lab).ForKong(), null);
                 var (t, created, note) = await kong.AddTargetAsync(lab.Upstream, lab[0].Target, 100, null, None);
                 Assert.False(created);
                 Assert.Equal(lab[0].Target, t.Target);
@@ -50,7 +50,7 @@ namespace KeyServiceOps.Core.Tests
         public async Task Delete_of_an_absent_target_is_false_not_an_error()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
-            var kong = new KongClient(TestCtx.For(lab), null);
+            var kong = new KongClient(TestCtx.For(lab).ForKong(), null);
             Assert.True(await kong.DeleteTargetAsync(lab.Upstream, lab[0].Target, None));
             Assert.False(await kong.DeleteTargetAsync(lab.Upstream, lab[0].Target, None));
         }
@@ -60,7 +60,7 @@ namespace KeyServiceOps.Core.Tests
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
             lab.Kong.FailNext(1, 502, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>");
-            var e = await Assert.ThrowsAsync<OpsException>(() => new KongClient(TestCtx.For(lab), null).GetTargetsAsync(lab.Upstream, None));
+            var e = await Assert.ThrowsAsync<OpsException>(() => new KongClient(TestCtx.For(lab).ForKong(), null).GetTargetsAsync(lab.Upstream, None));
             Assert.Equal("KongInvalidResponse", e.ErrorId);
             Assert.Contains("502", e.Message);
             Assert.Contains("Bad Gateway", e.Details);
@@ -72,10 +72,10 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, RbacToken = "s3cret-token" });
             var ctx = TestCtx.For(lab);
             var log = new ListLog();
-            Assert.Single(await new KongClient(ctx, log).GetTargetsAsync(lab.Upstream, None));
+            Assert.Single(await new KongClient(ctx.ForKong(), log).GetTargetsAsync(lab.Upstream, None));
             Assert.DoesNotContain("s3cret-token", log.All);
             ctx.KongToken = Secret.FromPlainText("wrong");
-            var e = await Assert.ThrowsAsync<OpsException>(() => new KongClient(ctx, null).GetTargetsAsync(lab.Upstream, None));
+            var e = await Assert.ThrowsAsync<OpsException>(() => new KongClient(ctx.ForKong(), null).GetTargetsAsync(lab.Upstream, None));
             Assert.Equal("KongUnauthorized", e.ErrorId);
             Assert.Equal(OpsErrorCategory.AuthenticationError, e.Category);
         }
@@ -84,7 +84,7 @@ namespace KeyServiceOps.Core.Tests
         public async Task Unknown_upstream_is_KongUpstreamNotFound()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
-            var kong = new KongClient(TestCtx.For(lab), null);
+            var kong = new KongClient(TestCtx.For(lab).ForKong(), null);
             var e = await Assert.ThrowsAsync<OpsException>(() => kong.GetTargetsAsync("no_such_upstream", None));
             Assert.Equal("KongUpstreamNotFound", e.ErrorId);
             var e2 = await Assert.ThrowsAsync<OpsException>(() => kong.FindTargetAsync("no_such_upstream", lab[0].Target, None));
@@ -95,7 +95,7 @@ namespace KeyServiceOps.Core.Tests
         public async Task Unreachable_kong_is_KongUnreachable()
         {
             var ctx = new OpsContext { KongAdminUri = new Uri("http://127.0.0.1:1/") };
-            var e = await Assert.ThrowsAsync<OpsException>(() => new KongClient(ctx, null).GetTargetsAsync("api_key_service", None));
+            var e = await Assert.ThrowsAsync<OpsException>(() => new KongClient(ctx.ForKong(), null).GetTargetsAsync("api_key_service", None));
             Assert.Equal("KongUnreachable", e.ErrorId);
             Assert.Equal(OpsErrorCategory.ConnectionError, e.Category);
         }
@@ -104,7 +104,7 @@ namespace KeyServiceOps.Core.Tests
         public async Task Emulator_rejects_invalid_targets_with_the_contract_bodies()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
-            var kong = new KongClient(TestCtx.For(lab), null);
+            var kong = new KongClient(TestCtx.For(lab).ForKong(), null);
             var e = await Assert.ThrowsAsync<OpsException>(() => kong.AddTargetAsync(lab.Upstream, "not a host", 100, null, None));
             Assert.Equal("KongInvalidRequest", e.ErrorId);
             Assert.Contains("Invalid target", e.Details);

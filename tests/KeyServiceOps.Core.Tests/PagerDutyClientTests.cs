@@ -27,7 +27,7 @@ namespace KeyServiceOps.Core.Tests
             return c;
         }
 
-        private static PagerDutyClient Client(OpsContext c, IOpsLog log = null) => new PagerDutyClient(c, log, null, TimeSpan.FromMilliseconds(20));
+        private static PagerDutyClient Client(OpsContext c, IOpsLog log = null) => new PagerDutyClient(c.ForPagerDuty(), log, null, TimeSpan.FromMilliseconds(20));
 
         [Fact]
         public async Task Finds_the_open_incident_for_an_address_across_pages()
@@ -70,7 +70,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             var ctx = Ctx(lab);
-            var pd = new PagerDutyClient(ctx, null, new Audit.AuditLog(ctx.AuditLogPath), TimeSpan.FromMilliseconds(20));
+            var pd = new PagerDutyClient(ctx.ForPagerDuty(), null, new Audit.AuditLog(ctx.AuditLogPath), TimeSpan.FromMilliseconds(20));
             await pd.AddNoteAsync(inc.Id, "manually removed target", None);
             Assert.Equal("manually removed target", Assert.Single(lab.PagerDuty.Incident(inc.Id).Notes).Content);
             var esc = await pd.UpdateIncidentAsync(inc.Id, new JObject { ["escalation_level"] = 2 }, null, None);
@@ -184,7 +184,7 @@ namespace KeyServiceOps.Core.Tests
             using var cts = new CancellationTokenSource(1500);
             var sw = Stopwatch.StartNew();
             // Cancelled, not rate-limited out: 50 retries with 1 s+ back-offs end as PagerDutyRateLimited otherwise.
-            var e = await Assert.ThrowsAnyAsync<Exception>(() => new PagerDutyClient(ctx, null, null, TimeSpan.FromSeconds(1)).AddNoteAsync(inc.Id, "x", cts.Token));
+            var e = await Assert.ThrowsAnyAsync<Exception>(() => new PagerDutyClient(ctx.ForPagerDuty(), null, null, TimeSpan.FromSeconds(1)).AddNoteAsync(inc.Id, "x", cts.Token));
             Assert.True(e is OperationCanceledException || (e is OpsException o && o.ErrorId == "PagerDutyCancelled"), e.ToString());
         }
 

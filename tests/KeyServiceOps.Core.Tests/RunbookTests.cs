@@ -37,14 +37,14 @@ namespace KeyServiceOps.Core.Tests
             Ctx.FaultOwners["CipherDependency"] = "cipher-owner@example.com";
             Audit = new AuditLog(Ctx.AuditLogPath);
             Health = HealthChecker.FromContext(Ctx, Log);
-            Rb = new RingBalancerService(Ctx, new KongClient(Ctx, Log), Health, Audit, Log);
+            Rb = new RingBalancerService(Ctx, new KongClient(Ctx.ForKong(), Log), Health, Audit, Log);
             Docker = new DockerClient(new RemoteShell(Pool, Log), Log);
             Restarter = new KeyServiceRestarter(Docker, Health, Audit, null, Ctx.FaultOwners, Log);
             if (lab.PagerDuty != null)
             {
                 Ctx.PagerDutyUri = lab.PagerDuty.BaseUri; Ctx.PagerDutyToken = Secret.FromPlainText(lab.PagerDuty.Token);
                 Ctx.PagerDutyFrom = "oncall@example.com"; Ctx.PagerDutyMaxRetries = 6; Ctx.PagerDutyMaxBackoff = TimeSpan.FromMilliseconds(200);
-                Pd = new PagerDutyClient(Ctx, Log, Audit, TimeSpan.FromMilliseconds(5));
+                Pd = new PagerDutyClient(Ctx.ForPagerDuty(), Log, Audit, TimeSpan.FromMilliseconds(5));
             }
         }
 

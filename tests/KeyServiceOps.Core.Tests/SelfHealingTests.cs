@@ -65,7 +65,7 @@ namespace KeyServiceOps.Core.Tests
             using var rig = new OpsRig(lab);
             rig.Ctx.PagerDutyMaxRetries = 50; rig.Ctx.PagerDutyMaxBackoff = TimeSpan.FromSeconds(2);
             var healer = new SelfHealer(rig.Ctx, rig.Rb, rig.Health, rig.Restarter,
-                new KeyServiceOps.Core.PagerDuty.PagerDutyClient(rig.Ctx, rig.Log, rig.Audit, TimeSpan.FromMilliseconds(200)), rig.Log);
+                new KeyServiceOps.Core.PagerDuty.PagerDutyClient(rig.Ctx.ForPagerDuty(), rig.Log, rig.Audit, TimeSpan.FromMilliseconds(200)), rig.Log);
             var o = Opts(); o.FailuresToRemove = 1;
             await lab[0].SetModeAsync(InstanceMode.Down);
             using var cts = new CancellationTokenSource();

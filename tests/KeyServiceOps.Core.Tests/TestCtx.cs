@@ -40,6 +40,6 @@ namespace KeyServiceOps.Core.Tests
         }
 
         public static RingBalancerService Service(OpsContext ctx, IOpsLog log = null)
-            => new RingBalancerService(ctx, new KongClient(ctx, log), HealthChecker.FromContext(ctx, log), new AuditLog(ctx.AuditLogPath), log);
+            => new RingBalancerService(ctx, new KongClient(ctx.ForKong(), log), HealthChecker.FromContext(ctx, log), new AuditLog(ctx.AuditLogPath), log);
     }
 }

@@ -59,11 +59,11 @@ namespace KeyServiceOps.Core.Tests
                 KongAdminUri = server.Uri, SkipCertificateCheck = true,          // a lab Kong with a self-signed certificate
                 PagerDutyUri = server.Uri, PagerDutyToken = Secret.FromPlainText("tok"), PagerDutyMaxRetries = 0,
             };
-            Assert.Empty(await new KongClient(ctx, null).GetTargetsAsync("u", CancellationToken.None)); // Kong: accepted
-            var e = await Assert.ThrowsAsync<OpsException>(() => new PagerDutyClient(ctx, null).GetIncidentAsync("P1ABC", CancellationToken.None));
+            Assert.Empty(await new KongClient(ctx.ForKong(), null).GetTargetsAsync("u", CancellationToken.None)); // Kong: accepted
+            var e = await Assert.ThrowsAsync<OpsException>(() => new PagerDutyClient(ctx.ForPagerDuty(), null).GetIncidentAsync("P1ABC", CancellationToken.None));
             Assert.Equal("PagerDutyUnreachable", e.ErrorId);                   // PagerDuty: the same certificate is refused
             ctx.PagerDutySkipCertificateCheck = true;                           // only its own setting lets it through
-            Assert.Equal("P1ABC", (await new PagerDutyClient(ctx, null).GetIncidentAsync("P1ABC", CancellationToken.None)).Id);
+            Assert.Equal("P1ABC", (await new PagerDutyClient(ctx.ForPagerDuty(), null).GetIncidentAsync("P1ABC", CancellationToken.None)).Id);
         }
     }
 }

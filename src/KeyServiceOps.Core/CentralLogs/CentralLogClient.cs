@@ -56,7 +56,7 @@ namespace KeyServiceOps.Core.CentralLogs
     /// </summary>
     public sealed class CentralLogClient
     {
-        private readonly OpsContext _ctx;
+        private readonly CentralLogSettings _ctx;
         private readonly RestClient _rest;
         private readonly ResiliencePipeline<RestResponse> _retry;
         private readonly IOpsLog _log;
@@ -64,50 +64,50 @@ namespace KeyServiceOps.Core.CentralLogs
         /// <summary>Errors after which the runbook falls back to docker logs over SSH ("if you have no access to logmet").</summary>
         public static readonly string[] FallbackErrorIds = { "CentralLogUnauthorized", "CentralLogForbidden", "CentralLogUnreachable", "CentralLogTimeout", "CentralLogNotConfigured" };
 
-        public CentralLogClient(OpsContext ctx, IOpsLog log, TimeSpan? retryBaseDelay = null)
+        public CentralLogClient(CentralLogSettings ctx, IOpsLog log, TimeSpan? retryBaseDelay = null)
         {
             _ctx = ctx;
             _log = log ?? NullOpsLog.Instance;
-            if (ctx.CentralLogUri == null)
+            if (ctx.Uri == null)
                 throw new OpsException("CentralLogNotConfigured", OpsErrorCategory.InvalidArgument, "No central log service is configured.", null,
                     recommendedAction: "Set-KeyServiceOpsContext -CentralLogUri https://logs.example.com:9200 -CentralLogApiKey (Read-Host -AsSecureString), or read the VM's logs with -Source Docker.");
             var auth = Authorization(ctx);
-            var secrets = new[] { ctx.CentralLogApiKey?.Reveal(), ctx.CentralLogPassword?.Reveal(), auth?.Split(' ').Last() }.Where(x => !string.IsNullOrEmpty(x)).ToArray();
-            _rest = new RestClient("CentralLog", ctx.CentralLogUri,
-                HttpHandlers.Get(ctx.CentralLogSkipCertificateCheck, ctx.CentralLogCaCertificatePath), ctx.HttpTimeout, _log,
+            var secrets = new[] { ctx.ApiKey?.Reveal(), ctx.Password?.Reveal(), auth?.Split(' ').Last() }.Where(x => !string.IsNullOrEmpty(x)).ToArray();
+            _rest = new RestClient("CentralLog", ctx.Uri,
+                HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath), ctx.HttpTimeout, _log,
                 req => { if (auth != null) req.Headers.TryAddWithoutValidation("Authorization", Authorization(ctx)); },
                 s => secrets.Aggregate(s, (acc, x) => acc.Replace(x, "***")));
             _rest.MaxResponseBytes = ctx.MaxResponseBytes;
-            _retry = HttpRetry.Build("The central log service", ctx.CentralLogMaxRetries, retryBaseDelay ?? TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(20), _log);
+            _retry = HttpRetry.Build("The central log service", ctx.MaxRetries, retryBaseDelay ?? TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(20), _log);
         }
 
         public int RequestCount => _rest.RequestCount;
 
-        private static string Authorization(OpsContext c)
+        private static string Authorization(CentralLogSettings c)
         {
-            if (c.CentralLogApiKey != null)
+            if (c.ApiKey != null)
             {
-                var k = c.CentralLogApiKey.RevealForHeader("central-log API key");
+                var k = c.ApiKey.RevealForHeader("central-log API key");
                 return "ApiKey " + (k.Contains(":") ? Convert.ToBase64String(Encoding.UTF8.GetBytes(k)) : k);
             }
-            if (!string.IsNullOrEmpty(c.CentralLogUser) && c.CentralLogPassword != null)
-                return "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes(c.CentralLogUser + ":" + c.CentralLogPassword.Reveal()));
+            if (!string.IsNullOrEmpty(c.User) && c.Password != null)
+                return "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes(c.User + ":" + c.Password.Reveal()));
             return null;
         }
 
         /// <summary>The query_string the search sends: the base query, the host and the message text, ANDed.</summary>
         public string QueryText(CentralLogSearch s)
         {
-            var parts = new List<string> { string.IsNullOrWhiteSpace(s.Query) ? _ctx.CentralLogQuery : s.Query };
-            if (!string.IsNullOrEmpty(s.Host)) parts.Add(Lucene.Term(_ctx.CentralLogFields.Host.First(), s.Host));
-            if (!string.IsNullOrEmpty(s.Match)) parts.Add(Lucene.Term(_ctx.CentralLogFields.Message, s.Match));
+            var parts = new List<string> { string.IsNullOrWhiteSpace(s.Query) ? _ctx.Query : s.Query };
+            if (!string.IsNullOrEmpty(s.Host)) parts.Add(Lucene.Term(_ctx.Fields.Host.First(), s.Host));
+            if (!string.IsNullOrEmpty(s.Match)) parts.Add(Lucene.Term(_ctx.Fields.Message, s.Match));
             return string.Join(" AND ", parts.Where(p => !string.IsNullOrWhiteSpace(p)));
         }
 
         /// <summary>Streams matching entries to <paramref name="onEntry"/>; returns how many.</summary>
         public async Task<long> SearchAsync(CentralLogSearch s, Action<LogEntry> onEntry, CancellationToken ct)
         {
-            var f = _ctx.CentralLogFields;
+            var f = _ctx.Fields;
             var query = QueryText(s);
             // A tail is the newest N: read newest first, then hand them out in the order asked for.
             var desc = s.NewestFirst || s.Tail != null;
@@ -123,10 +123,10 @@ namespace KeyServiceOps.Core.CentralLogs
             JArray after = null;
             long n = 0, seq = 0;
             var warnedShards = false;
-            _log.Verbose($"Central log search on {_ctx.CentralLogIndex}: {query}");
+            _log.Verbose($"Central log search on {_ctx.Index}: {query}");
             while (true)
             {
-                var size = _ctx.CentralLogPageSize;
+                var size = _ctx.PageSize;
                 if (s.Tail != null) size = (int)Math.Min(size, s.Tail.Value - n);
                 if (size <= 0) break;
                 var body = new JObject
@@ -136,7 +136,7 @@ namespace KeyServiceOps.Core.CentralLogs
                     ["query"] = new JObject { ["bool"] = new JObject { ["filter"] = filters } },
                 };
                 if (after != null) body["search_after"] = after;
-                var path = Uri.EscapeDataString(_ctx.CentralLogIndex).Replace("%2A", "*").Replace("%2C", ",") + "/_search";
+                var path = Uri.EscapeDataString(_ctx.Index).Replace("%2A", "*").Replace("%2C", ",") + "/_search";
                 var r = await _retry.ExecuteAsync(async t => await _rest.SendAsync(HttpMethod.Post, path, body, t).ConfigureAwait(false), ct).ConfigureAwait(false);
                 var json = Expect(r, s.Host);
                 if (!warnedShards && ((int?)json["_shards"]?["failed"] ?? 0) > 0)
@@ -207,10 +207,10 @@ namespace KeyServiceOps.Core.CentralLogs
             var type = (string)json?["error"]?["type"];
             var reason = (string)json?["error"]?["root_cause"]?.FirstOrDefault()?["reason"] ?? (string)json?["error"]?["reason"] ?? "";
             if (r.Status == 429)
-                throw E("CentralLogRateLimited", OpsErrorCategory.LimitsExceeded, $"The central log service kept rejecting the search (429) after {_ctx.CentralLogMaxRetries} retries.",
+                throw E("CentralLogRateLimited", OpsErrorCategory.LimitsExceeded, $"The central log service kept rejecting the search (429) after {_ctx.MaxRetries} retries.",
                     "The cluster is overloaded: wait and run it again, narrow -Since, or read the VM's logs with -Source Docker.");
             if (r.Status >= 500)
-                throw E("CentralLogServerError", OpsErrorCategory.ResourceUnavailable, $"The central log service failed with HTTP {r.Status} after {_ctx.CentralLogMaxRetries} retries.",
+                throw E("CentralLogServerError", OpsErrorCategory.ResourceUnavailable, $"The central log service failed with HTTP {r.Status} after {_ctx.MaxRetries} retries.",
                     "Retry later, or read the VM's logs with -Source Docker.");
             if (json == null) throw Invalid(r, target, "the body is not JSON");
             switch (r.Status)
@@ -228,7 +228,7 @@ namespace KeyServiceOps.Core.CentralLogs
                     throw E("CentralLogForbidden", OpsErrorCategory.PermissionDenied, $"The central log service denied the search (403): {reason}",
                         "Ask for read access to the index, or read the VM's logs with -Source Docker / -Fallback.");
                 case 404:
-                    throw E("CentralLogIndexNotFound", OpsErrorCategory.ObjectNotFound, $"The central log service has no index '{_ctx.CentralLogIndex}': {reason}",
+                    throw E("CentralLogIndexNotFound", OpsErrorCategory.ObjectNotFound, $"The central log service has no index '{_ctx.Index}': {reason}",
                         "Check -CentralLogIndex (e.g. logstash-*).");
                 default:
                     throw E("CentralLogRequestFailed", OpsErrorCategory.InvalidResult, $"The central log service answered HTTP {r.Status}: {reason}", "Read the remote answer for details.");

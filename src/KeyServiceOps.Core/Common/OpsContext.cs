@@ -185,6 +185,28 @@ namespace KeyServiceOps.Core
             return c;
         }
 
+        /// <summary>The Kong client's own settings, taken now.</summary>
+        public KongSettings ForKong() => new KongSettings
+        {
+            AdminUri = KongAdminUri, Token = KongToken, TokenHeader = KongTokenHeader, Workspace = Workspace, SkipCertificateCheck = SkipCertificateCheck,
+            CaCertificatePath = CaCertificatePath, HttpTimeout = HttpTimeout, MaxResponseBytes = MaxResponseBytes, PageSize = KongPageSize, SessionCache = SessionCache,
+        };
+
+        /// <summary>The PagerDuty client's own settings, taken now (its own TLS settings, never Kong's).</summary>
+        public PagerDutySettings ForPagerDuty() => new PagerDutySettings
+        {
+            Uri = PagerDutyUri, Token = PagerDutyToken, From = PagerDutyFrom, SkipCertificateCheck = PagerDutySkipCertificateCheck, CaCertificatePath = PagerDutyCaCertificatePath,
+            HttpTimeout = HttpTimeout, MaxResponseBytes = MaxResponseBytes, MaxRetries = PagerDutyMaxRetries, MaxBackoff = PagerDutyMaxBackoff, InstancePort = HealthPort,
+        };
+
+        /// <summary>The central log client's own settings, taken now.</summary>
+        public CentralLogSettings ForCentralLogs() => new CentralLogSettings
+        {
+            Uri = CentralLogUri, ApiKey = CentralLogApiKey, User = CentralLogUser, Password = CentralLogPassword, Index = CentralLogIndex, Query = CentralLogQuery,
+            Fields = CentralLogFields, PageSize = CentralLogPageSize, MaxRetries = CentralLogMaxRetries, SkipCertificateCheck = CentralLogSkipCertificateCheck,
+            CaCertificatePath = CentralLogCaCertificatePath, HttpTimeout = HttpTimeout, MaxResponseBytes = MaxResponseBytes,
+        };
+
         public OpsContext Clone()
         {
             var c = (OpsContext)MemberwiseClone();

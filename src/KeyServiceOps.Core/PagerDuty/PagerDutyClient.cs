@@ -21,22 +21,22 @@ namespace KeyServiceOps.Core.PagerDuty
     {
         public const int MaxPages = 100;
         private readonly RestClient _rest;
-        private readonly OpsContext _ctx;
+        private readonly PagerDutySettings _ctx;
         private readonly IOpsLog _log;
         private readonly ResiliencePipeline<RestResponse> _retry;
         private readonly AuditLog _audit;
 
-        public PagerDutyClient(OpsContext ctx, IOpsLog log, AuditLog audit = null, TimeSpan? baseDelay = null)
+        public PagerDutyClient(PagerDutySettings ctx, IOpsLog log, AuditLog audit = null, TimeSpan? baseDelay = null)
         {
             _ctx = ctx;
             _log = log ?? NullOpsLog.Instance;
             _audit = audit;
-            var token = ctx.PagerDutyToken ?? throw new OpsException("PagerDutyTokenMissing", OpsErrorCategory.InvalidArgument,
+            var token = ctx.Token ?? throw new OpsException("PagerDutyTokenMissing", OpsErrorCategory.InvalidArgument,
                 "No PagerDuty API token is set.", null,
                 recommendedAction: "Set-KeyServiceOpsContext -PagerDutyToken (Read-Host -AsSecureString), or -PagerDutyTokenVariable NAME (or KEYSERVICEOPS_PAGERDUTY_TOKEN).");
             var secret = token.RevealForHeader("PagerDuty API token");
             // PagerDuty's own TLS settings: -SkipCertificateCheck meant for a lab Kong never reaches PagerDuty.
-            _rest = new RestClient("PagerDuty", ctx.PagerDutyUri, HttpHandlers.Get(ctx.PagerDutySkipCertificateCheck, ctx.PagerDutyCaCertificatePath), ctx.HttpTimeout, _log,
+            _rest = new RestClient("PagerDuty", ctx.Uri, HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath), ctx.HttpTimeout, _log,
                 req =>
                 {
                     req.Headers.TryAddWithoutValidation("Authorization", "Token token=" + token.RevealForHeader("PagerDuty API token"));
@@ -44,7 +44,7 @@ namespace KeyServiceOps.Core.PagerDuty
                 },
                 s => s.Replace(secret, "***"));
             _rest.MaxResponseBytes = ctx.MaxResponseBytes;
-            _retry = HttpRetry.Build("PagerDuty", ctx.PagerDutyMaxRetries, baseDelay ?? TimeSpan.FromMilliseconds(500), ctx.PagerDutyMaxBackoff, _log);
+            _retry = HttpRetry.Build("PagerDuty", ctx.MaxRetries, baseDelay ?? TimeSpan.FromMilliseconds(500), ctx.MaxBackoff, _log);
         }
 
         public int RequestCount => _rest.RequestCount;
@@ -52,10 +52,10 @@ namespace KeyServiceOps.Core.PagerDuty
         private async Task<JToken> SendAsync(HttpMethod method, string path, JObject body, object target, CancellationToken ct)
         {
             var write = method != HttpMethod.Get;
-            if (write && string.IsNullOrWhiteSpace(_ctx.PagerDutyFrom))
+            if (write && string.IsNullOrWhiteSpace(_ctx.From))
                 throw FromMissing(target, null);
             var r = await _retry.ExecuteAsync(async token =>
-                await _rest.SendAsync(method, path, body, token, req => { if (write) req.Headers.TryAddWithoutValidation("From", _ctx.PagerDutyFrom); }).ConfigureAwait(false), ct).ConfigureAwait(false);
+                await _rest.SendAsync(method, path, body, token, req => { if (write) req.Headers.TryAddWithoutValidation("From", _ctx.From); }).ConfigureAwait(false), ct).ConfigureAwait(false);
             return Expect(r, method + " " + path, target);
         }
 
@@ -68,9 +68,9 @@ namespace KeyServiceOps.Core.PagerDuty
             OpsException E(string id, OpsErrorCategory cat, string text, string action)
                 => new OpsException(id, cat, text, target, r.Excerpt(), action);
             if (r.Status == 429) throw E("PagerDutyRateLimited", OpsErrorCategory.LimitsExceeded,
-                $"PagerDuty kept answering 429 (rate limited) to {what} after {_ctx.PagerDutyMaxRetries} retries.", "Wait a minute and run it again; PagerDuty advises serial requests per token.");
+                $"PagerDuty kept answering 429 (rate limited) to {what} after {_ctx.MaxRetries} retries.", "Wait a minute and run it again; PagerDuty advises serial requests per token.");
             if (r.Status >= 500 || r.Status == 408) throw E("PagerDutyServerError", OpsErrorCategory.ResourceUnavailable,
-                $"PagerDuty failed {what} with HTTP {r.Status} after {_ctx.PagerDutyMaxRetries} retries.", "Retry later; check status.pagerduty.com.");
+                $"PagerDuty failed {what} with HTTP {r.Status} after {_ctx.MaxRetries} retries.", "Retry later; check status.pagerduty.com.");
             if (json == null) throw InvalidResponse(target, $"answered {what} with HTTP {r.Status} and a body that is not JSON", r.Excerpt());
             if (r.Status == 401) throw E("PagerDutyUnauthorized", OpsErrorCategory.AuthenticationError,
                 "PagerDuty rejected the API token (401).", "Set a valid REST API key: Set-KeyServiceOpsContext -PagerDutyToken (Read-Host -AsSecureString).");
@@ -79,8 +79,8 @@ namespace KeyServiceOps.Core.PagerDuty
             if (r.Status == 400 && msg.IndexOf("\"From\" header", StringComparison.OrdinalIgnoreCase) >= 0) throw FromMissing(target, r.Excerpt());
             switch (code)
             {
-                case 1028: throw E("PagerDutyFromInvalid", OpsErrorCategory.InvalidArgument, $"The From header '{_ctx.PagerDutyFrom}' is not a valid email address.", "Set-KeyServiceOpsContext -PagerDutyFrom you@example.com.");
-                case 1008: throw E("PagerDutyRequesterNotFound", OpsErrorCategory.InvalidArgument, $"No PagerDuty user has the From email '{_ctx.PagerDutyFrom}'.", "Use the email of your PagerDuty login in -PagerDutyFrom.");
+                case 1028: throw E("PagerDutyFromInvalid", OpsErrorCategory.InvalidArgument, $"The From header '{_ctx.From}' is not a valid email address.", "Set-KeyServiceOpsContext -PagerDutyFrom you@example.com.");
+                case 1008: throw E("PagerDutyRequesterNotFound", OpsErrorCategory.InvalidArgument, $"No PagerDuty user has the From email '{_ctx.From}'.", "Use the email of your PagerDuty login in -PagerDutyFrom.");
                 case 1001: throw E("PagerDutyAlreadyResolved", OpsErrorCategory.InvalidOperation, "The incident is already resolved.", "Nothing to do: see its state with Get-PagerDutyIncident; open a new incident if the instance fails again.");
                 case 1002: throw E("PagerDutyAlreadyAcknowledged", OpsErrorCategory.InvalidOperation, "The incident is already acknowledged.", "Nothing to do: see who holds it with Get-PagerDutyIncident.");
                 case 1006: throw E("PagerDutyCannotEscalate", OpsErrorCategory.InvalidOperation, $"PagerDuty cannot escalate the incident: {msg}. The level may not exist in its escalation policy.", "Check the policy's levels, or assign a user with -AssignTo.");
@@ -132,7 +132,7 @@ namespace KeyServiceOps.Core.PagerDuty
         /// <summary>Open incidents whose alert text names this address (the runbook's "remember the IP").</summary>
         public async Task<List<PagerDutyIncident>> FindForAddressAsync(string address, CancellationToken ct)
         {
-            var ep = Endpoint.Parse(address, _ctx.HealthPort);
+            var ep = Endpoint.Parse(address, _ctx.InstancePort);
             var open = await ListIncidentsAsync(new[] { "triggered", "acknowledged" }, null, ct).ConfigureAwait(false);
             return open.Where(i => string.Equals(i.Address, ep.Address, StringComparison.OrdinalIgnoreCase)).ToList();
         }

@@ -30,22 +30,22 @@ namespace KeyServiceOps.Core.RingBalancer
         /// <summary>What each Admin API said at `GET /`, once per session (the context's cache: the version and mode do not change under a session).</summary>
         private readonly System.Collections.Concurrent.ConcurrentDictionary<string, object> _session;
 
-        public KongClient(OpsContext ctx, IOpsLog log)
+        public KongClient(KongSettings ctx, IOpsLog log)
         {
-            if (ctx.KongAdminUri == null)
+            if (ctx.AdminUri == null)
                 throw new OpsException("KongNotConfigured", OpsErrorCategory.InvalidArgument,
                     "No Kong Admin API address is set.", null,
                     recommendedAction: "Run Set-KeyServiceOpsContext -KongAdminUri http://kong-admin:8001 (or pass -KongAdminUri).");
-            var token = ctx.KongToken;
-            var header = string.IsNullOrEmpty(ctx.KongTokenHeader) ? "Kong-Admin-Token" : ctx.KongTokenHeader;
+            var token = ctx.Token;
+            var header = string.IsNullOrEmpty(ctx.TokenHeader) ? "Kong-Admin-Token" : ctx.TokenHeader;
             string secret = token?.RevealForHeader("Kong Admin token");
-            _rest = new RestClient("Kong", ctx.KongAdminUri, HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath),
+            _rest = new RestClient("Kong", ctx.AdminUri, HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath),
                 ctx.HttpTimeout, log,
                 req => { if (token != null) req.Headers.TryAddWithoutValidation(header, token.RevealForHeader("Kong Admin token")); },
                 s => string.IsNullOrEmpty(secret) ? s : s.Replace(secret, "***"));
             _rest.MaxResponseBytes = ctx.MaxResponseBytes;
             _prefix = string.IsNullOrEmpty(ctx.Workspace) ? "" : Uri.EscapeDataString(ctx.Workspace) + "/";
-            _pageSize = Math.Max(1, Math.Min(1000, ctx.KongPageSize));
+            _pageSize = Math.Max(1, Math.Min(1000, ctx.PageSize));
             _log = log ?? NullOpsLog.Instance;
             _session = ctx.SessionCache;
         }

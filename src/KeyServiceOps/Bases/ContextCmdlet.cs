@@ -35,13 +35,13 @@ namespace KeyServiceOps.Commands
 
         private RingBalancerService _rb;
         protected RingBalancerService RingBalancer
-            => _rb ?? (_rb = Setup(() => new RingBalancerService(Context, new KongClient(Context, Log), NewHealthChecker(), Audit, Log)));
+            => _rb ?? (_rb = Setup(() => new RingBalancerService(Context, new KongClient(Context.ForKong(), Log), NewHealthChecker(), Audit, Log)));
 
         protected string UpstreamOrDefault(string upstream) => string.IsNullOrEmpty(upstream) ? Context.Upstream : upstream;
 
         private PagerDutyClient _pd;
         /// <summary>The PagerDuty client; a terminating error when no token is set.</summary>
-        protected PagerDutyClient PagerDuty => _pd ?? (_pd = Setup(() => new PagerDutyClient(Context, Log, Audit, RetryBaseDelay("KEYSERVICEOPS_PD_RETRY_BASE_MS"))));
+        protected PagerDutyClient PagerDuty => _pd ?? (_pd = Setup(() => new PagerDutyClient(Context.ForPagerDuty(), Log, Audit, RetryBaseDelay("KEYSERVICEOPS_PD_RETRY_BASE_MS"))));
         /// <summary>The PagerDuty client, or null when PagerDuty is not configured (notes are then skipped).</summary>
         protected PagerDutyClient PagerDutyIfConfigured => Context.PagerDutyToken == null ? null : PagerDuty;
 

@@ -165,7 +165,7 @@ namespace KeyServiceOps.Commands
             c.HttpTimeout = TimeSpan.FromSeconds(3);
             c.PagerDutyMaxRetries = 0;
             if (c.PagerDutyToken == null) return Enumerable.Empty<CompletionResult>();
-            var open = CompletionHelp.Quietly(ct => new PagerDutyClient(c, null).ListIncidentsAsync(new[] { "triggered", "acknowledged" }, null, ct), new List<PagerDutyIncident>());
+            var open = CompletionHelp.Quietly(ct => new PagerDutyClient(c.ForPagerDuty(), null).ListIncidentsAsync(new[] { "triggered", "acknowledged" }, null, ct), new List<PagerDutyIncident>());
             var p = new WildcardPattern((wordToComplete ?? "").Trim('\'', '"') + "*", WildcardOptions.IgnoreCase);
             return open.Where(i => p.IsMatch(i.IncidentId)).Select(i => new CompletionResult(i.IncidentId, i.IncidentId, CompletionResultType.ParameterValue, i.Title ?? i.IncidentId));
         }

@@ -90,7 +90,7 @@ namespace KeyServiceOps.Commands
             {
                 if (_central == null)
                 {
-                    _central = new KeyServiceOps.Core.CentralLogs.CentralLogClient(Context, Log, RetryBaseDelay("KEYSERVICEOPS_RETRY_BASE_MS"));
+                    _central = new KeyServiceOps.Core.CentralLogs.CentralLogClient(Context.ForCentralLogs(), Log, RetryBaseDelay("KEYSERVICEOPS_RETRY_BASE_MS"));
                 }
                 var now = DateTimeOffset.UtcNow;
                 var search = new KeyServiceOps.Core.CentralLogs.CentralLogSearch

@@ -1,0 +1,61 @@
+using System;
+using System.Collections.Concurrent;
+
+namespace KeyServiceOps.Core
+{
+    // Each remote client is given only its own settings, taken from the context when the client is made
+    // (OpsContext.ForKong/ForPagerDuty/ForCentralLogs): a client cannot read another service's token or TLS choice,
+    // and a test or a script can make one without a whole context.
+
+    /// <summary>What the Kong Admin API client needs.</summary>
+    public sealed class KongSettings
+    {
+        public Uri AdminUri { get; set; }
+        public Secret Token { get; set; }
+        /// <summary>Kong-Admin-Token unless set (Kong Enterprise RBAC; a gateway in front may want another header).</summary>
+        public string TokenHeader { get; set; }
+        public string Workspace { get; set; }
+        public bool SkipCertificateCheck { get; set; }
+        public string CaCertificatePath { get; set; }
+        public TimeSpan HttpTimeout { get; set; } = TimeSpan.FromSeconds(30);
+        public long MaxResponseBytes { get; set; } = OpsContext.DefaultMaxResponseBytes;
+        public int PageSize { get; set; } = 1000;
+        /// <summary>What the session learned once (Kong's version and mode, from GET /); shared by every client of the session.</summary>
+        public ConcurrentDictionary<string, object> SessionCache { get; set; } = new ConcurrentDictionary<string, object>();
+    }
+
+    /// <summary>What the PagerDuty REST API client needs.</summary>
+    public sealed class PagerDutySettings
+    {
+        public Uri Uri { get; set; }
+        public Secret Token { get; set; }
+        /// <summary>The From header: the email of a PagerDuty user, needed for every change.</summary>
+        public string From { get; set; }
+        public bool SkipCertificateCheck { get; set; }
+        public string CaCertificatePath { get; set; }
+        public TimeSpan HttpTimeout { get; set; } = TimeSpan.FromSeconds(30);
+        public long MaxResponseBytes { get; set; } = OpsContext.DefaultMaxResponseBytes;
+        public int MaxRetries { get; set; } = 5;
+        public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(30);
+        /// <summary>The instances' port, for matching an alert's address to an instance (address:port).</summary>
+        public int InstancePort { get; set; } = 8888;
+    }
+
+    /// <summary>What the central log search client needs.</summary>
+    public sealed class CentralLogSettings
+    {
+        public Uri Uri { get; set; }
+        public Secret ApiKey { get; set; }
+        public string User { get; set; }
+        public Secret Password { get; set; }
+        public string Index { get; set; }
+        public string Query { get; set; }
+        public CentralLogFields Fields { get; set; } = new CentralLogFields();
+        public int PageSize { get; set; } = 500;
+        public int MaxRetries { get; set; } = 4;
+        public bool SkipCertificateCheck { get; set; }
+        public string CaCertificatePath { get; set; }
+        public TimeSpan HttpTimeout { get; set; } = TimeSpan.FromSeconds(30);
+        public long MaxResponseBytes { get; set; } = OpsContext.DefaultMaxResponseBytes;
+    }
+}
