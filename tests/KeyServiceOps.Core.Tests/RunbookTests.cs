@@ -30,11 +30,13 @@ namespace KeyServiceOps.Core.Tests
         public PagerDutyClient Pd;
         public AuditLog Audit;
 
-        public OpsRig(Lab.Lab lab)
+        /// <param name="configure">Settings to change before the clients are made (each client takes its settings when made).</param>
+        public OpsRig(Lab.Lab lab, Action<OpsContext> configure = null)
         {
             Ctx = lab.Ssh != null ? TestCtx.ForSsh(lab, TestCtx.KnownHostsFor(lab)) : TestCtx.For(lab);
             Ctx.HealthTimeout = TimeSpan.FromSeconds(1);
             Ctx.FaultOwners["CipherDependency"] = "cipher-owner@example.com";
+            configure?.Invoke(Ctx);
             Audit = new AuditLog(Ctx.AuditLogPath);
             Health = HealthChecker.FromContext(Ctx, Log);
             Rb = new RingBalancerService(Ctx, new KongClient(Ctx.ForKong(), Log), Health, Audit, Log);

@@ -27,6 +27,42 @@ namespace KeyServiceOps.Core.Tests
         private static bool In(Lab.Lab lab, SimInstance i) => lab.Kong.Targets(lab.Upstream).Any(t => t.Target == i.Target && t.Weight > 0);
 
         [Fact]
+        public async Task A_removal_whose_answer_never_comes_is_remembered_and_the_target_comes_back_when_healthy()
+        {
+            // Kong commits the DELETE and the answer is lost (timeout, or Ctrl+C while waiting): the healer cannot know it
+            // landed, so it must keep its mark; the next pass sees the target gone, and adds it back once healthy.
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            using var rig = new OpsRig(lab, c => c.HttpTimeout = TimeSpan.FromSeconds(1));
+            var healer = rig.Healer();
+            var o = Opts(); o.FailuresToRemove = 1; o.PassesToAdd = 1;
+            await lab[1].SetModeAsync(InstanceMode.Down);
+            lab.Kong.DeleteLandsThenHangs = 1;
+            var p1 = await healer.PassAsync(o, Yes, null, None);
+            Assert.Equal((HealingAction.Remove, StepOutcome.Failed), (Assert.Single(p1).ActionValue, p1[0].OutcomeValue));
+            Assert.False(In(lab, lab[1]));                                   // it landed
+            Assert.True(SelfHealer.Load(o.StatePath).Targets[lab[1].Target].RemovedBySelfHealing);
+            await lab[1].SetModeAsync(InstanceMode.Up);
+            var p2 = await healer.PassAsync(o, Yes, null, None);
+            Assert.Equal((HealingAction.Add, StepOutcome.Done), (Assert.Single(p2).ActionValue, p2[0].OutcomeValue));
+            Assert.True(In(lab, lab[1]));
+        }
+
+        [Fact]
+        public async Task A_refused_removal_is_forgotten_the_target_never_left()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            using var rig = new OpsRig(lab);
+            var healer = rig.Healer();
+            var o = Opts(); o.FailuresToRemove = 1;
+            await lab[1].SetModeAsync(InstanceMode.Down);
+            lab.Kong.FailWrites = 1;                                         // Kong answers 500: nothing changed
+            var p1 = await healer.PassAsync(o, Yes, null, None);
+            Assert.Equal(StepOutcome.Failed, Assert.Single(p1).OutcomeValue);
+            Assert.True(In(lab, lab[1]));
+            Assert.False(SelfHealer.Load(o.StatePath).Targets[lab[1].Target].RemovedBySelfHealing);
+        }
+
+        [Fact]
         public async Task A_dead_instance_is_removed_after_exactly_N_passes_and_added_back_M_passes_after_it_recovers()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, PagerDuty = true });

@@ -273,13 +273,14 @@ namespace KeyServiceOps.Core.Runbook
                 return false;
             }
             var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
-            // Remembered before Kong is asked; undone if the removal fails. A target still present next pass clears the
-            // mark, so a kill before the removal leaves nothing behind.
+            // Remembered before Kong is asked. Undone only when Kong answered that nothing changed: after a timeout, a lost
+            // connection or Ctrl+C the removal may have landed, and a healer that forgot it would never add the target back.
+            // The next pass settles it either way: a target still present clears the mark, an absent one is ours to add back.
             HealingPolicy.MarkRemoved(s, now, _ctx.RemovalMethod);
             Save(statePath, state);
             TargetChange change;
             try { change = await _rb.RemoveResolvedAsync(upstream, t, _ctx.RemovalMethod, false, o.Actor, incident, ct).ConfigureAwait(false); }
-            catch (OpsException) { HealingPolicy.ClearRemoved(s); Save(statePath, state); throw; }
+            catch (OpsException e) when (!OutcomeUnknown(e)) { HealingPolicy.ClearRemoved(s); Save(statePath, state); throw; }
             var a = A(StepOutcome.Done, HealingReason.Unhealthy, $"{change.Action} after {s.Failures} failed checks ({seen.Status}: {seen.Detail})", null);
             a.IncidentId = incident;
             await NoteAsync(a, incident, $"removed by self-healing: target {key} of upstream {upstream} failed {s.Failures} consecutive health checks ({seen.Status}).", ct).ConfigureAwait(false);
@@ -306,6 +307,10 @@ namespace KeyServiceOps.Core.Runbook
             await NoteAsync(a, incident, $"added back by self-healing: target {key} of upstream {upstream} passed {s.Successes} consecutive health checks.", ct).ConfigureAwait(false);
             Out(a);
         }
+
+        /// <summary>The request may have reached Kong and changed it: only its answer is missing.</summary>
+        private static bool OutcomeUnknown(OpsException e)
+            => e.IsCancellation || e.Category == OpsErrorCategory.OperationTimeout || e.Category == OpsErrorCategory.ConnectionError;
 
         /// <summary>Escalates the open incidents of these addresses (a note, and the escalation level), best effort.</summary>
         private async Task EscalateAsync(SelfHealingAction a, IEnumerable<string> addresses, SelfHealingOptions o, string why, CancellationToken ct)

@@ -20,7 +20,7 @@ namespace KeyServiceOps.Commands
             var log = Path != null ? new AuditLog(GetUnresolvedProviderPathFromPSPath(Path)) : Audit;
             DateTimeOffset? since = MyInvocation.BoundParameters.ContainsKey(nameof(Since)) ? new DateTimeOffset(Since.ToUniversalTime()) : (DateTimeOffset?)null;
             var entries = log.Read(since, Target, Action);
-            if (Last > 0)
+            if (MyInvocation.BoundParameters.ContainsKey(nameof(Last)))
             {
                 var q = new System.Collections.Generic.Queue<AuditEntry>();
                 foreach (var e in entries) { q.Enqueue(e); if (q.Count > Last) q.Dequeue(); }

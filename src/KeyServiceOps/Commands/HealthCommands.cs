@@ -54,8 +54,9 @@ namespace KeyServiceOps.Commands
             base.ApplyOverrides(c);
             if (Path != null) c.HealthPath = Path;
             if (ExpectedText != null) c.ExpectedText = ExpectedText;
-            if (TimeoutSec > 0) c.HealthTimeout = TimeSpan.FromSeconds(TimeoutSec);
-            if (ThrottleLimit > 0) c.ThrottleLimit = ThrottleLimit;
+            var b = MyInvocation.BoundParameters;
+            if (b.ContainsKey(nameof(TimeoutSec))) c.HealthTimeout = TimeSpan.FromSeconds(TimeoutSec);
+            if (b.ContainsKey(nameof(ThrottleLimit))) c.ThrottleLimit = ThrottleLimit;
         }
 
         protected override void BeginProcessing()

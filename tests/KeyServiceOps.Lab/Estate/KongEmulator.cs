@@ -70,6 +70,8 @@ namespace KeyServiceOps.Lab
         public Func<string, string> HealthOf { get; set; } = _ => "HEALTHY";
         /// <summary>Fails write requests (POST/PATCH/DELETE) with 500 while &gt; 0 (chaos).</summary>
         public int FailWrites;
+        /// <summary>The next N DELETEs of a target take effect, then the answer never comes (a proxy or Kong stalling after the commit).</summary>
+        public int DeleteLandsThenHangs;
         public int FailAll;
 
         public IReadOnlyList<string> Requests => _requests.ToArray();
@@ -204,6 +206,11 @@ namespace KeyServiceOps.Lab
                     case "GET": await Json(ctx, 200, TargetJson(u, t)); return;
                     case "DELETE":
                         lock (_gate) u.Targets.Remove(t);
+                        if (DeleteLandsThenHangs > 0 && Interlocked.Decrement(ref DeleteLandsThenHangs) >= 0)
+                        {
+                            try { await Task.Delay(Timeout.Infinite, ctx.RequestAborted); } catch (OperationCanceledException) { }
+                            return;
+                        }
                         ctx.Response.StatusCode = 204;
                         return;
                     case "PATCH":
