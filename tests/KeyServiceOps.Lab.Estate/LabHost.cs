@@ -11,7 +11,7 @@ using Microsoft.Extensions.Logging;
 namespace KeyServiceOps.Lab
 {
     /// <summary>What every emulator shares: a quiet Kestrel server on 127.0.0.1 with a free port, and JSON answers.</summary>
-    internal static class LabHost
+    public static class LabHost
     {
         // Hundreds of lab servers in one process: no config-file watchers (each costs an inotify instance, limit 128).
         static LabHost() => Environment.SetEnvironmentVariable("DOTNET_hostBuilder__reloadConfigOnChange", "false");
