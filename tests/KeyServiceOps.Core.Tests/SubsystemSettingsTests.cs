@@ -54,5 +54,17 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal("PagerDutyUnreachable", down.ErrorId);
             Assert.DoesNotContain("t0k3n-value", down.ToString());
         }
+
+        [Fact]
+        public void The_ring_balancer_service_reads_a_narrow_live_view_of_the_context()
+        {
+            Assert.All(typeof(RingBalancerService).GetConstructors(), c => Assert.DoesNotContain(c.GetParameters(), p => p.ParameterType == typeof(OpsContext)));
+            var ctx = new OpsContext { KongAdminUri = new Uri("http://127.0.0.1:9"), MaintenanceTag = "maintenance" };
+            var rb = new RingBalancerService(ctx, new KongClient(ctx.ForKong(), null), HealthChecker.FromContext(ctx, null), null, null);
+            var t = new RingBalancerTarget { Target = "10.0.0.1:8888", Address = "10.0.0.1", Port = 8888, Tags = new TextList(new[] { "drain-me" }) };
+            Assert.False(rb.IsMaintenance(t));
+            ctx.MaintenanceTag = "drain-me";          // Set-KeyServiceOpsContext later in the session: the service follows it
+            Assert.True(rb.IsMaintenance(t));
+        }
     }
 }

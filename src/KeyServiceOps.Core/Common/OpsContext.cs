@@ -34,7 +34,7 @@ namespace KeyServiceOps.Core
     }
 
     /// <summary>The session's defaults. Every cmdlet may override any of them per call.</summary>
-    public sealed class OpsContext
+    public sealed class OpsContext : IRingBalancerSettings
     {
         public const string DefaultUpstream = "api_key_service";
         public const string DefaultHealthPath = "/api/auth/healthz";

@@ -59,3 +59,23 @@ namespace KeyServiceOps.Core
         public long MaxResponseBytes { get; set; } = OpsContext.DefaultMaxResponseBytes;
     }
 }
+
+namespace KeyServiceOps.Core
+{
+    /// <summary>
+    /// What the ring-balancer service (the capacity guard, maintenance, the write-ahead removal and restore) reads. A view of
+    /// the context, not a copy: the service is long-lived in a session and follows Set-KeyServiceOpsContext, while it
+    /// cannot reach the tokens, the SSH or PagerDuty settings.
+    /// </summary>
+    public interface IRingBalancerSettings
+    {
+        int HealthPort { get; }
+        double MaxRemoveShare { get; }
+        string MaintenanceTag { get; }
+        System.Collections.Generic.List<string> MaintenanceTargets { get; }
+        System.Collections.Generic.List<string> DeclarativeTags { get; }
+        string LockDirectory { get; }
+        TimeSpan LockTimeout { get; }
+        InventoryEntry FindInventory(string address);
+    }
+}

@@ -20,9 +20,9 @@ namespace KeyServiceOps.Core.RingBalancer
         private readonly HealthChecker _health;
         private readonly AuditLog _audit;
         private readonly IOpsLog _log;
-        private readonly OpsContext _ctx;
+        private readonly IRingBalancerSettings _ctx;
 
-        public RingBalancerService(OpsContext ctx, KongClient kong, HealthChecker health, AuditLog audit, IOpsLog log)
+        public RingBalancerService(IRingBalancerSettings ctx, KongClient kong, HealthChecker health, AuditLog audit, IOpsLog log)
         {
             _ctx = ctx; _kong = kong; _health = health; _audit = audit; _log = log ?? NullOpsLog.Instance;
         }
