@@ -104,6 +104,19 @@ namespace KeyServiceOps.HelpGen
 
         private static List<Param> Params(Type t)
         {
+            // Declared-first order: the cmdlet's own parameters, then the shared ones from its base classes, then the
+            // parameter groups it offers ([ParameterGroups], read by name: the same attribute drives the binding).
+            var own = Properties(t, null).OrderBy(x => Depth(t, x.Prop.DeclaringType)).ThenBy(x => x.Prop.MetadataToken).ToList();
+            var groups = t.GetCustomAttributes(true).FirstOrDefault(a => a.GetType().Name == "ParameterGroupsAttribute");
+            if (groups == null) return own;
+            var set = (string)groups.GetType().GetProperty("ParameterSetName").GetValue(groups);
+            foreach (var g in (Type[])groups.GetType().GetProperty("Groups").GetValue(groups))
+                own.AddRange(Properties(g, set).OrderBy(x => x.Prop.MetadataToken));
+            return own;
+        }
+
+        private static IEnumerable<Param> Properties(Type t, string setOverride)
+        {
             object instance = null;
             try { instance = Activator.CreateInstance(t); } catch (Exception) { }
             var list = new List<Param>();
@@ -111,6 +124,7 @@ namespace KeyServiceOps.HelpGen
             {
                 var attrs = p.GetCustomAttributes<ParameterAttribute>().ToList();
                 if (attrs.Count == 0) continue;
+                if (setOverride != null) foreach (var a in attrs) a.ParameterSetName = setOverride;
                 string def = null;
                 if (instance != null)
                 {
@@ -119,8 +133,7 @@ namespace KeyServiceOps.HelpGen
                 }
                 list.Add(new Param { Prop = p, Name = p.Name, Type = p.PropertyType, Attrs = attrs, Aliases = p.GetCustomAttribute<AliasAttribute>()?.AliasNames.ToArray() ?? new string[0], Default = def });
             }
-            // Declared-first order: the cmdlet's own parameters, then the shared ones from its base classes.
-            return list.OrderBy(x => Depth(t, x.Prop.DeclaringType)).ThenBy(x => x.Prop.MetadataToken).ToList();
+            return list;
         }
 
         private static bool IsZero(object v) => v is int i && i == 0 || v is double d && d == 0 || v is int ii && ii == -1;

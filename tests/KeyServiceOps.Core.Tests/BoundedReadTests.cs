@@ -58,6 +58,11 @@ namespace KeyServiceOps.Core.Tests
         public void Dispose() { _stop.Cancel(); try { _l.Stop(); _l.Close(); } catch (Exception) { } }
     }
 
+    /// <summary>Tests that measure the whole process's memory run alone: other tests' allocations would count as theirs.</summary>
+    [CollectionDefinition("Process memory", DisableParallelization = true)]
+    public sealed class ProcessMemoryCollection { }
+
+    [Collection("Process memory")]
     public class BoundedReadTests
     {
         private readonly Xunit.Abstractions.ITestOutputHelper _out;

@@ -39,6 +39,8 @@ BeforeDiscovery {
         @{ Name = 'empty central-log field'; Id = 'InvalidCentralLogField'; Run = { Set-KeyServiceOpsContext -CentralLogFieldMap @{ Timestamp = '' } } }
         @{ Name = 'unknown central-log field'; Id = 'UnknownCentralLogField'; Run = { Set-KeyServiceOpsContext -CentralLogFieldMap @{ Colour = 'x' } } }
         @{ Name = 'an ftp Kong address'; Id = 'InvalidUri'; Run = { Set-KeyServiceOpsContext -KongAdminUri 'ftp://kong.internal/' } }
+        @{ Name = 'an ftp Kong address for one call'; Id = 'InvalidUri'; Run = { Get-RingBalancerTarget -KongAdminUri 'ftp://kong.internal/' } }
+        @{ Name = 'an ftp PagerDuty address for one call'; Id = 'InvalidUri'; Run = { Invoke-KeyServiceRunbook $a[0] -PagerDutyUri 'ftp://pd.internal/' -WhatIf } }
         @{ Name = 'a token variable that is not set'; Id = 'TokenVariableEmpty'; Run = { Set-KeyServiceOpsContext -KongTokenVariable KSO_NOT_SET_ANYWHERE } }
         @{ Name = 'config with a bad URI'; Id = 'ConfigFileInvalid'; Run = { $p = Join-Path $TestDrive 'bad.json'; '{"kongAdminUri": "not a uri"}' | Set-Content $p; Set-KeyServiceOpsContext -ConfigPath $p } }
         @{ Name = 'config path is a folder'; Id = 'ConfigFileInvalid'; Run = { Set-KeyServiceOpsContext -ConfigPath $TestDrive } }

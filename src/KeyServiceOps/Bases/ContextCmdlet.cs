@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using System.Management.Automation;
 using System.Security;
 using KeyServiceOps.Core;
@@ -11,8 +12,24 @@ using KeyServiceOps.Core.Audit;
 namespace KeyServiceOps.Commands
 {
     /// <summary>Context plumbing: the session's defaults, overridden per call by the derived cmdlet's parameters.</summary>
-    public abstract class ContextCmdlet : OpsCmdlet
+    public abstract class ContextCmdlet : OpsCmdlet, IDynamicParameters
     {
+        private RuntimeDefinedParameterDictionary _groups;
+
+        /// <summary>The parameter groups this cmdlet offers (its [ParameterGroups]), those that apply to this call.</summary>
+        public object GetDynamicParameters()
+        {
+            var a = System.Reflection.CustomAttributeExtensions.GetCustomAttribute<ParameterGroupsAttribute>(GetType(), true);
+            if (a == null) return null;
+            return _groups = ParameterGroups.Offer(a.Groups.Where(Offers), a.ParameterSetName);
+        }
+
+        /// <summary>Whether a group applies to this call (given what is bound so far); every declared group by default.</summary>
+        protected virtual bool Offers(Type group) => true;
+
+        /// <summary>The values given for a group's parameters (defaults when not given or not offered).</summary>
+        protected T Group<T>() where T : new() => ParameterGroups.Get<T>(_groups);
+
         private OpsContext _ctx;
         private AuditLog _audit;
         protected OpsContext Context => _ctx ?? (_ctx = Build());
@@ -22,7 +39,8 @@ namespace KeyServiceOps.Commands
         {
             var c = ContextStore.Current.Clone();
             try { ApplyOverrides(c); }
-            catch (OpsException e) { ThrowOps(e); }
+            // Scrubbed with what is known so far: the cmdlet's own Redactor would need this very context (and recurse).
+            catch (OpsException e) { ThrowTerminatingError(OpsErrorRecord.From(e, Redactor.For(c))); }
             return c;
         }
 

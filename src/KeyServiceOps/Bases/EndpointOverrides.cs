@@ -24,18 +24,18 @@ namespace KeyServiceOps.Commands
             return uri;
         }
 
-        public static void Kong(OpsContext c, Uri uri, string workspace, SecureString token, bool skipCertificateCheck)
+        public static void Kong(OpsContext c, KongParameters k)
         {
-            if (uri != null) c.KongAdminUri = RequireHttp(uri, "KongAdminUri");
-            if (workspace != null) c.Workspace = workspace;
-            if (token != null) c.KongToken = Secret.FromSecureString(token);
-            if (skipCertificateCheck) c.SkipCertificateCheck = true;
+            if (k.KongAdminUri != null) c.KongAdminUri = RequireHttp(k.KongAdminUri, "KongAdminUri");
+            if (k.Workspace != null) c.Workspace = k.Workspace;
+            if (k.KongToken != null) c.KongToken = Secret.FromSecureString(k.KongToken);
+            if (k.SkipCertificateCheck) c.SkipCertificateCheck = true;
         }
 
-        public static void PagerDuty(OpsContext c, Uri uri, SecureString token)
+        public static void PagerDuty(OpsContext c, PagerDutyParameters p)
         {
-            if (uri != null) c.PagerDutyUri = RequireHttp(uri, "PagerDutyUri");
-            if (token != null) c.PagerDutyToken = Secret.FromSecureString(token);
+            if (p.PagerDutyUri != null) c.PagerDutyUri = RequireHttp(p.PagerDutyUri, "PagerDutyUri");
+            if (p.PagerDutyToken != null) c.PagerDutyToken = Secret.FromSecureString(p.PagerDutyToken);
         }
     }
 }

@@ -8,37 +8,23 @@ using KeyServiceOps.Core.Remote;
 
 namespace KeyServiceOps.Commands
 {
-    /// <summary>Parameters shared by everything that runs commands on an instance's VM over SSH.</summary>
+    /// <summary>Everything that runs commands on an instance's VM over SSH: the SSH parameter group.</summary>
+    [ParameterGroups(typeof(SshParameters))]
     public abstract class SshCmdlet : ContextCmdlet
     {
-        [Parameter] public string SshUser { get; set; }
-        [Parameter, ValidateRange(1, 65535)] public int SshPort { get; set; }
-        [Parameter] public string SshKeyPath { get; set; }
-        [Parameter] public SecureString SshKeyPassphrase { get; set; }
-        /// <summary>User and password (password and keyboard-interactive authentication).</summary>
-        [Parameter, Credential] public PSCredential Credential { get; set; }
-        [Parameter] public string KnownHostsPath { get; set; }
-        /// <summary>Record the host key of a VM not yet in known_hosts (a changed key is still refused).</summary>
-        [Parameter] public SwitchParameter AcceptNewHostKey { get; set; }
-        [Parameter] public string JumpHost { get; set; }
-        /// <summary>Run docker as `sudo -n docker`.</summary>
-        [Parameter] public SwitchParameter UseSudo { get; set; }
-        [Parameter, ValidatePattern("^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")] public string Container { get; set; }
-        [Parameter, ValidateRange(1, 600)] public double ConnectTimeoutSec { get; set; }
-        [Parameter, ValidateRange(1, 3600)] public double CommandTimeoutSec { get; set; }
-
         private DockerClient _docker;
 
         protected override void ApplyOverrides(OpsContext c)
         {
             var b = MyInvocation.BoundParameters;
+            var s = Group<SshParameters>();
             new SshOverrides
             {
-                User = SshUser, Port = b.ContainsKey(nameof(SshPort)) ? SshPort : (int?)null, KeyPath = SshKeyPath, KeyPassphrase = SshKeyPassphrase,
-                Credential = Credential, KnownHostsPath = KnownHostsPath, AcceptNewHostKey = b.ContainsKey(nameof(AcceptNewHostKey)) ? AcceptNewHostKey.IsPresent : (bool?)null,
-                JumpHost = JumpHost, UseSudo = b.ContainsKey(nameof(UseSudo)) ? UseSudo.IsPresent : (bool?)null, Container = Container,
-                ConnectTimeoutSec = b.ContainsKey(nameof(ConnectTimeoutSec)) ? ConnectTimeoutSec : (double?)null,
-                CommandTimeoutSec = b.ContainsKey(nameof(CommandTimeoutSec)) ? CommandTimeoutSec : (double?)null,
+                User = s.SshUser, Port = b.ContainsKey(nameof(s.SshPort)) ? s.SshPort : (int?)null, KeyPath = s.SshKeyPath, KeyPassphrase = s.SshKeyPassphrase,
+                Credential = s.Credential, KnownHostsPath = s.KnownHostsPath, AcceptNewHostKey = b.ContainsKey(nameof(s.AcceptNewHostKey)) ? s.AcceptNewHostKey.IsPresent : (bool?)null,
+                JumpHost = s.JumpHost, UseSudo = b.ContainsKey(nameof(s.UseSudo)) ? s.UseSudo.IsPresent : (bool?)null, Container = s.Container,
+                ConnectTimeoutSec = b.ContainsKey(nameof(s.ConnectTimeoutSec)) ? s.ConnectTimeoutSec : (double?)null,
+                CommandTimeoutSec = b.ContainsKey(nameof(s.CommandTimeoutSec)) ? s.CommandTimeoutSec : (double?)null,
             }.ApplyTo(c, GetUnresolvedProviderPathFromPSPath);
         }
 

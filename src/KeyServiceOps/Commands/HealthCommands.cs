@@ -49,6 +49,9 @@ namespace KeyServiceOps.Commands
         /// <summary>Return one bool: true when every instance checked is healthy.</summary>
         [Parameter] public SwitchParameter Quiet { get; set; }
 
+        /// <summary>The SSH parameters apply to -Via Ssh only (the probe then runs curl on the VM).</summary>
+        protected override bool Offers(Type group) => group != typeof(SshParameters) || Via == KeyServiceOps.Core.Remote.HealthVia.Ssh;
+
         protected override void ApplyOverrides(OpsContext c)
         {
             base.ApplyOverrides(c);

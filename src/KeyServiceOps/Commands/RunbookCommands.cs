@@ -97,6 +97,7 @@ namespace KeyServiceOps.Commands
     /// </summary>
     [Cmdlet(VerbsCommon.Get, "KeyServiceSelfHealingStatus")]
     [OutputType(typeof(SelfHealingStatus))]
+    [ParameterGroups] // reads the state file only: none of the SSH, Kong or PagerDuty parameters
     public sealed class GetKeyServiceSelfHealingStatusCommand : SelfHealingCmdlet
     {
         protected override void EndProcessing()

@@ -114,8 +114,12 @@ namespace KeyServiceOps.Commands
 
     [Cmdlet(VerbsCommon.Get, "KeyServiceFault", DefaultParameterSetName = InputSet)]
     [OutputType(typeof(Fault))]
+    [ParameterGroups(typeof(SshParameters), ParameterSetName = AddressSet)]
     public sealed class GetKeyServiceFaultCommand : SshCmdlet
     {
+        /// <summary>The SSH parameters apply when it reads the instances itself (-Address), not to piped input.</summary>
+        protected override bool Offers(Type group) => Address != null;
+
         private const string InputSet = "InputObject", AddressSet = "Address";
 
         /// <summary>Log entries (Get-KeyServiceLog), container states (Get-KeyServiceContainer) or plain log lines.</summary>
