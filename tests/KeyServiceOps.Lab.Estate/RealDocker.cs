@@ -437,6 +437,17 @@ namespace KeyServiceOps.Lab
             var (c, _, err) = await DockerAsync("kill", "--signal", "USR1", RealDockerEstate.Container);
             if (c != 0) throw new InvalidOperationException("docker kill --signal USR1 failed: " + err);
             await WaitExitedAsync();
+            if (scenario == FaultScenario.OutOfMemory)
+            {
+                // The engine handles the exit and the kernel's OOM event separately: "exited" can be visible a moment before
+                // OOMKilled is. Wait for both, so what a test then reads is settled (seen once under load).
+                var deadline = DateTime.UtcNow.AddSeconds(10);
+                while ((bool?)(await StateAsync())["OOMKilled"] != true)
+                {
+                    if (DateTime.UtcNow > deadline) throw new InvalidOperationException($"the container on {Address} exited but the engine never reported OOMKilled");
+                    await Task.Delay(100);
+                }
+            }
         }
 
         /// <summary>The dependency came back (or the port was freed): the next start succeeds.</summary>
