@@ -214,10 +214,8 @@ namespace KeyServiceOps.Core.Runbook
                 var plan = HealingPolicy.Decide(state, upstream, seen, o, now, o.Restart && _restarter != null);
                 sum.TargetsChecked = plan.Checked;
                 sum.Unhealthy = plan.Unhealthy;
-                if (plan.Panic && plan.Steps.Any(x => x.Reason == HealingReason.PanicFloor && x.Act))
-                    _log.Warning($"Self-healing: upstream '{upstream}' is under its panic floor ({plan.HealthyInRotation} of {plan.InRotation} healthy): nothing is taken out; escalate.");
                 var removedThisPass = 0;
-                var byTarget = seen.Where(x => x.Target != null).ToDictionary(x => x.Target, StringComparer.OrdinalIgnoreCase);
+                var byTarget = seen.ToDictionary(x => x.Target, StringComparer.OrdinalIgnoreCase);
                 foreach (var step in plan.Steps)
                 {
                     ct.ThrowIfCancellationRequested();
@@ -230,7 +228,9 @@ namespace KeyServiceOps.Core.Runbook
                         {
                             case HealingAction.Escalate:
                                 var esc = A(o.WhatIf ? StepOutcome.WouldDo : StepOutcome.Done, step.Reason, step.Detail);
-                                if (step.Reason == HealingReason.FailingRemediation) _log.Warning($"Self-healing: {step.Detail}.");
+                                _log.Warning(step.Reason == HealingReason.PanicFloor
+                                    ? $"Self-healing: upstream '{upstream}' is under its panic floor ({plan.HealthyInRotation} of {plan.InRotation} healthy): nothing is taken out; escalate."
+                                    : $"Self-healing: {step.Detail}.");
                                 var addresses = step.Target != null ? new[] { state.Targets[step.Target].Address } : step.EscalateAddresses;
                                 if (!o.WhatIf) await EscalateAsync(esc, addresses, o, esc.Detail, ct).ConfigureAwait(false);
                                 Out(esc);
