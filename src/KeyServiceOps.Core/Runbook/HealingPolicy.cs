@@ -78,11 +78,12 @@ namespace KeyServiceOps.Core.Runbook
             bool Marked(string target) => state.Targets.TryGetValue(target, out var st) && st.RemovedBySelfHealing && st.RemovedWith == RemovalMethod.MarkUnhealthy;
             present = new Dictionary<string, RingBalancerTarget>(StringComparer.OrdinalIgnoreCase);
             foreach (var t in list) if (!Marked(t.Target)) present[t.Target] = t;
-            var inRotation = present;
+            var inRotation = present; // an out parameter cannot be used inside a lambda
             var watch = present.Values.Select(t => t.Target)
                 .Concat(state.Targets.Values.Where(s => s.RemovedBySelfHealing && !inRotation.ContainsKey(s.Target)).Select(s => s.Target))
                 .Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-            foreach (var gone in state.Targets.Keys.Where(k => !watch.Contains(k, StringComparer.OrdinalIgnoreCase)).ToList()) state.Targets.Remove(gone);
+            var watched = new HashSet<string>(watch, StringComparer.OrdinalIgnoreCase);
+            foreach (var gone in state.Targets.Keys.Where(k => !watched.Contains(k)).ToList()) state.Targets.Remove(gone);
             return watch;
         }
 
