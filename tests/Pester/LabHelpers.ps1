@@ -15,6 +15,7 @@ function Start-KsoLab {
         Start-Sleep -Milliseconds 200
     }
     $lab = Get-Content $info -Raw | ConvertFrom-Json
+    Remove-Item $info -ErrorAction SilentlyContinue     # read once; it holds the lab's tokens
     $lab | Add-Member -NotePropertyName Process -NotePropertyValue $process
     Import-Module (Join-Path $repo 'out/KeyServiceOps/KeyServiceOps.psd1') -Force
     $audit = Join-Path ([System.IO.Path]::GetTempPath()) ("kso-pester-audit-{0}.jsonl" -f [guid]::NewGuid().ToString('N'))
@@ -39,6 +40,7 @@ function Stop-KsoLab($Lab) {
         if (-not $Lab.Process.WaitForExit(15000)) { $Lab.Process.Kill($true) }
     }
     Remove-Module KeyServiceOps -ErrorAction SilentlyContinue
+    if ($Lab -and $Lab.AuditLog) { Remove-Item $Lab.AuditLog, "$($Lab.AuditLog).lock", ($Lab.AuditLog -replace '\.jsonl$', '.pending-notes.jsonl') -ErrorAction SilentlyContinue }
 }
 
 function Set-KsoLabScenario($Lab, [string] $Address, [string] $Scenario, [switch] $Persists) {
