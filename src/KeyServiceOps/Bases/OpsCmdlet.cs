@@ -110,7 +110,7 @@ namespace KeyServiceOps.Commands
         protected void ThrowOps(OpsException e) => ThrowTerminatingError(ToErrorRecord(e));
 
         protected void ThrowArgument(string errorId, string message, object target, string action = null)
-            => ThrowOps(new OpsException(errorId, OpsErrorCategory.InvalidArgument, message, target, recommendedAction: action));
+            => ThrowOps(OpsErrorRecord.InvalidArgument(errorId, message, target, action));
 
         /// <summary>Runs per-item work: an OpsException becomes a non-terminating error and the pipeline goes on.</summary>
         protected void PerItem(Action work)

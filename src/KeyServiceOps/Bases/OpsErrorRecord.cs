@@ -19,5 +19,9 @@ namespace KeyServiceOps.Commands
             rec.ErrorDetails = new ErrorDetails(msg) { RecommendedAction = e.RecommendedAction };
             return rec;
         }
+
+        /// <summary>Bad input to a cmdlet parameter: the one shape every cmdlet's ThrowArgument raises.</summary>
+        public static OpsException InvalidArgument(string errorId, string message, object target, string action)
+            => new OpsException(errorId, OpsErrorCategory.InvalidArgument, message, target, recommendedAction: action);
     }
 }

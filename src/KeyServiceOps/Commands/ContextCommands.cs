@@ -278,7 +278,7 @@ namespace KeyServiceOps.Commands
         private void ThrowOps(OpsException e) => ThrowTerminatingError(OpsErrorRecord.From(e, Redactor.None));
 
         private void ThrowArgument(string errorId, string message, object target, string action)
-            => ThrowOps(new OpsException(errorId, OpsErrorCategory.InvalidArgument, message, target, recommendedAction: action));
+            => ThrowOps(OpsErrorRecord.InvalidArgument(errorId, message, target, action));
 
         private Secret RequireEnv(string name)
         {
