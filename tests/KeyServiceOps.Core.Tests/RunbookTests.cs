@@ -41,6 +41,7 @@ namespace KeyServiceOps.Core.Tests
             Health = HealthChecker.FromContext(Ctx, Log);
             Rb = new RingBalancerService(Ctx, new KongClient(Ctx.ForKong(), Log), Health, Audit, Log);
             Docker = new DockerClient(new RemoteShell(Pool, Log), Log);
+            if (lab.Ssh != null) Ctx.Leases = new VmLeases(Ctx, new RemoteShell(Pool, Log), Log);
             Restarter = new KeyServiceRestarter(Docker, Health, Audit, null, Ctx.FaultOwners, Log);
             if (lab.PagerDuty != null)
             {

@@ -15,6 +15,9 @@ namespace KeyServiceOps.Lab
     /// <summary>How the Docker CLI on an instance VM behaves (shared/contracts/docker-cli.md, "Errors").</summary>
     public enum DockerMode { Ok, DaemonDown, NotInstalled, RequiresRoot }
 
+    /// <summary>What happens after `docker restart` has restarted the container (issue #25's lost answers).</summary>
+    public enum AfterRestartFault { None, Stall, DropConnection }
+
     public sealed record DockerCall(string Address, string[] Args, bool Sudo, DateTimeOffset At);
 
     /// <summary>
@@ -169,6 +172,18 @@ namespace KeyServiceOps.Lab
             }
             if (name == null || !NameMatches(inst, name)) { await w.ErrAsync($"Error response from daemon: No such container: {name}"); return 1; }
             inst.SimulateRestart();
+            // Faults after the restart has happened (issue #25): the answer never comes, or the SSH connection drops.
+            switch (inst.AfterRestart)
+            {
+                case AfterRestartFault.Stall:
+                    inst.AfterRestart = AfterRestartFault.None;
+                    await Task.Delay(Timeout.Infinite, w.Aborted);
+                    return 0;
+                case AfterRestartFault.DropConnection:
+                    inst.AfterRestart = AfterRestartFault.None;
+                    await w.DropAsync();
+                    return 0;
+            }
             await w.OutAsync(name);
             return 0;
         }
@@ -231,6 +246,9 @@ namespace KeyServiceOps.Lab
             private readonly HttpResponse _r;
             private readonly StringBuilder _buf = new StringBuilder(64 * 1024);
             public Answer(HttpResponse r) { _r = r; }
+            public CancellationToken Aborted => _r.HttpContext.RequestAborted;
+            /// <summary>Tells the shim to kill its sshd session process: the client sees the connection drop mid-command.</summary>
+            public async Task DropAsync() { await AddAsync("D ", "drop"); await FlushAsync(); }
             public Task OutAsync(string line) => AddAsync("1 ", line);
             public Task ErrAsync(string line) => AddAsync("2 ", line);
             public async Task ExitAsync(int code) { await AddAsync("X ", code.ToString(CultureInfo.InvariantCulture)); await FlushAsync(); }

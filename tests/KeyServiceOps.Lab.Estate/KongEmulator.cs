@@ -73,6 +73,8 @@ namespace KeyServiceOps.Lab
         /// <summary>The next N DELETEs of a target take effect, then the answer never comes (a proxy or Kong stalling after the commit).</summary>
         public int DeleteLandsThenHangs;
         public int FailAll;
+        /// <summary>The next N writes (POST/PUT/PATCH/DELETE) take effect in Kong, then a gateway in front answers 504 with its HTML page.</summary>
+        public int WritesLandThenGateway504;
 
         public IReadOnlyList<string> Requests => _requests.ToArray();
         public int RequestCount => _requests.Count;
@@ -115,6 +117,14 @@ namespace KeyServiceOps.Lab
             lock (_gate) return _upstreams[upstream].Targets.Select(t => new KongTarget { Id = t.Id, Target = t.Target, Weight = t.Weight, Tags = t.Tags?.ToList(), CreatedAt = t.CreatedAt }).ToList();
         }
 
+        /// <summary>The next <paramref name="count"/> writes (not GETs) get this canned answer before Kong sees them (a gateway refusing).</summary>
+        public void FailNextWrites(int count, int status, string body, string contentType = "text/html")
+        {
+            for (int i = 0; i < count; i++) _cannedWrites.Enqueue((status, body, contentType));
+        }
+
+        private readonly ConcurrentQueue<(int status, string body, string contentType)> _cannedWrites = new ConcurrentQueue<(int status, string body, string contentType)>();
+
         /// <summary>The next <paramref name="count"/> requests get this canned answer (e.g. an HTML 502 from a proxy).</summary>
         public void FailNext(int count, int status, string body, string contentType = "text/html")
         {
@@ -127,9 +137,27 @@ namespace KeyServiceOps.Lab
 
         private async Task HandleAsync(HttpContext ctx)
         {
+            if (ctx.Request.Method != "GET" && WritesLandThenGateway504 > 0 && Interlocked.Decrement(ref WritesLandThenGateway504) >= 0)
+            {
+                // Kong applies the write; the gateway's upstream timeout fires before the answer reaches the client.
+                var real = ctx.Response.Body;
+                ctx.Response.Body = new System.IO.MemoryStream();
+                await HandleKongAsync(ctx);
+                ctx.Response.Body = real;
+                ctx.Response.StatusCode = 504;
+                ctx.Response.ContentType = "text/html";
+                ctx.Response.Headers.ContentLength = null;
+                await ctx.Response.WriteAsync("<html><head><title>504 Gateway Time-out</title></head><body><center><h1>504 Gateway Time-out</h1></center><hr><center>nginx</center></body></html>");
+                return;
+            }
+            await HandleKongAsync(ctx);
+        }
+
+        private async Task HandleKongAsync(HttpContext ctx)
+        {
             var path = ctx.Request.Path.Value ?? "/";
             _requests.Enqueue(ctx.Request.Method + " " + path + ctx.Request.QueryString);
-            if (_canned.TryDequeue(out var canned))
+            if ((ctx.Request.Method != "GET" && _cannedWrites.TryDequeue(out var canned)) || _canned.TryDequeue(out canned))
             {
                 ctx.Response.StatusCode = canned.status;
                 ctx.Response.ContentType = canned.contentType;

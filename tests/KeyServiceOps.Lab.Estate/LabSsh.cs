@@ -52,6 +52,8 @@ namespace KeyServiceOps.Lab
         /// <summary>Real-Docker mode's shims: only curl (localhost is the VM's own address).</summary>
         private string VmShimDir => Path.Combine(Dir, "vmshim");
         public Uri ControlUri { get; private set; }
+        /// <summary>Where the module keeps its per-VM state on the "VMs" (leases, the restart journal): KEYSERVICEOPS_VM_DIR in every login.</summary>
+        public string VmStateDir => Path.Combine(Dir, "vmstate");
         public DockerSim Docker { get; private set; }
 
         /// <summary>The host key as a known_hosts key field ("ssh-ed25519 AAAA...").</summary>
@@ -165,7 +167,18 @@ fi
   substr($0,1,2)==""1 "" { print substr($0,3); next }
   substr($0,1,2)==""2 "" { print substr($0,3) > ""/dev/stderr""; next }
   substr($0,1,2)==""X "" { code=substr($0,3)+0; seen=1; next }
-  END { if (!seen) { print ""lab: no answer from the docker simulation"" > ""/dev/stderr""; exit 125 } exit code }'
+  substr($0,1,2)==""D "" { drop=1; next }
+  END { if (drop) exit 99; if (!seen) { print ""lab: no answer from the docker simulation"" > ""/dev/stderr""; exit 125 } exit code }'
+code=$?
+if [ $code = 99 ]; then
+  # The lab asked for a dropped connection: kill this login's sshd process (the client's connection dies mid-command).
+  p=$PPID
+  while [ -n ""$p"" ] && [ ""$p"" -gt 1 ]; do
+    case ""$(ps -o comm= -p ""$p"")"" in sshd*) kill -9 ""$p""; exit 255;; esac
+    p=$(ps -o ppid= -p ""$p"" | tr -d ' ')
+  done
+fi
+exit $code
 ");
             // sudo: the lab only supports the module's non-interactive form, `sudo -n CMD...`.
             WriteShim("sudo", @"#!/bin/bash
@@ -215,12 +228,12 @@ exec /usr/bin/curl ""${args[@]}""
             cfg.AppendLine("MaxStartups 100:30:200");
             cfg.AppendLine("LogLevel VERBOSE");
             if (_dockerHosts == null)
-                cfg.AppendLine($"SetEnv PATH={ShimDir}:/usr/local/bin:/usr/bin:/bin KSO_LAB_CONTROL={ControlUri.ToString().TrimEnd('/')}");
+                cfg.AppendLine($"SetEnv PATH={ShimDir}:/usr/local/bin:/usr/bin:/bin KSO_LAB_CONTROL={ControlUri.ToString().TrimEnd('/')} KEYSERVICEOPS_VM_DIR={VmStateDir}");
             else
                 foreach (var a in addresses)
                 {
                     cfg.AppendLine($"Match LocalAddress {a}");
-                    cfg.AppendLine($"    SetEnv PATH={VmShimDir}:/usr/local/bin:/usr/bin:/bin DOCKER_HOST={_dockerHosts[a]}");
+                    cfg.AppendLine($"    SetEnv PATH={VmShimDir}:/usr/local/bin:/usr/bin:/bin DOCKER_HOST={_dockerHosts[a]} KEYSERVICEOPS_VM_DIR={VmStateDir}");
                 }
             var path = Path.Combine(Dir, $"sshd_config-{group}");
             File.WriteAllText(path, cfg.ToString());

@@ -47,6 +47,8 @@ namespace KeyServiceOps.Lab
         public int RateLimitNext;
         public bool RateLimitWithHeaders = true;
         public int ServerErrorNext;
+        /// <summary>An outage: every request answers 500 until cleared (issue #25: the note-taker is never on the critical path).</summary>
+        public volatile bool Outage;
         /// <summary>From now on every request about notes (GET or POST …/notes) answers 429: a storm that starts at the first note.</summary>
         public volatile bool RateLimitNotes;
         public IReadOnlyList<string> Requests => _requests.ToArray();
@@ -102,6 +104,11 @@ namespace KeyServiceOps.Lab
                     ctx.Response.Headers["ratelimit-reset"] = "1";
                     await Json(ctx, 429, Err("Rate Limit Exceeded", 2020));
                 }
+                return;
+            }
+            if (Outage)
+            {
+                await Json(ctx, 500, Err("Internal Server Error", 2000));
                 return;
             }
             if (ServerErrorNext > 0 && Interlocked.Decrement(ref ServerErrorNext) >= 0)

@@ -74,6 +74,8 @@ namespace KeyServiceOps.Lab
         public FaultScenario? Scenario { get; private set; }
         public DockerMode Docker { get; set; } = DockerMode.Ok;
         public bool SudoNeedsPassword { get; set; }
+        /// <summary>The next `docker restart` restarts, then its answer stalls or its SSH connection drops (once).</summary>
+        public AfterRestartFault AfterRestart { get; set; }
         private int _exitCodeOfScenario;
 
         /// <summary>docker inspect --format '{{json .State}}'.</summary>

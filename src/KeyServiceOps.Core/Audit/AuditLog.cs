@@ -8,6 +8,19 @@ using Newtonsoft.Json.Linq;
 
 namespace KeyServiceOps.Core.Audit
 {
+    /// <summary>What the remote says of a change whose answer was lost: applied (with the result it implies), not applied, or cannot tell.</summary>
+    public sealed class Reconciliation<T>
+    {
+        public bool Known { get; private set; }
+        public bool Applied { get; private set; }
+        public T Result { get; private set; }
+        /// <summary>What was read, for the audit line and the error ("Kong's listing no longer has it").</summary>
+        public string Evidence { get; private set; }
+        public static Reconciliation<T> WasApplied(T result, string evidence) => new Reconciliation<T> { Known = true, Applied = true, Result = result, Evidence = evidence };
+        public static Reconciliation<T> NotApplied(string evidence) => new Reconciliation<T> { Known = true, Evidence = evidence };
+        public static Reconciliation<T> CannotTell(string evidence) => new Reconciliation<T> { Evidence = evidence };
+    }
+
     /// <summary>One line of the audit log.</summary>
     public sealed class AuditEntry
     {
@@ -51,7 +64,9 @@ namespace KeyServiceOps.Core.Audit
         };
 
         /// <summary>Outcome of an intent line; a Started line with no later outcome reads back as <see cref="Unfinished"/>.</summary>
-        public const string Started = "Started", Unfinished = "Unfinished", Interrupted = "Interrupted", Failed = "Failed";
+        public const string Started = "Started", Unfinished = "Unfinished", Interrupted = "Interrupted", Failed = "Failed",
+            /// <summary>The change was sent, its answer was lost, and the remote could not be read to tell: it may have happened.</summary>
+            Unknown = "Unknown";
 
         public AuditLog(string path) { Path = path; }
         public string Path { get; }
@@ -59,8 +74,9 @@ namespace KeyServiceOps.Core.Audit
         public TimeSpan LockTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
         /// <summary>Write-ahead through <paramref name="log"/> when there is one; otherwise just the change.</summary>
-        public static System.Threading.Tasks.Task<T> Record<T>(AuditLog log, AuditEntry intent, Func<System.Threading.Tasks.Task<T>> change, Func<T, AuditEntry> outcome, Func<string> failureContext = null)
-            => log == null ? change() : log.RecordAsync(intent, change, outcome, failureContext);
+        public static System.Threading.Tasks.Task<T> Record<T>(AuditLog log, AuditEntry intent, Func<System.Threading.Tasks.Task<T>> change, Func<T, AuditEntry> outcome, Func<string> failureContext = null,
+            Func<OpsException, System.Threading.Tasks.Task<Reconciliation<T>>> reconcile = null)
+            => (log ?? new AuditLog(null)).RecordAsync(intent, change, outcome, failureContext, reconcile);
 
         public static string DefaultActor() => Environment.UserName + "@" + Environment.MachineName;
 
@@ -68,9 +84,10 @@ namespace KeyServiceOps.Core.Audit
         /// Write-ahead: records the intent (refusing the change with AuditLogUnwritable when it cannot), makes the
         /// change, then records what the remote confirmed (<paramref name="outcome"/>), or Failed / Interrupted.
         /// </summary>
-        public async System.Threading.Tasks.Task<T> RecordAsync<T>(AuditEntry intent, Func<System.Threading.Tasks.Task<T>> change, Func<T, AuditEntry> outcome, Func<string> failureContext = null)
+        public async System.Threading.Tasks.Task<T> RecordAsync<T>(AuditEntry intent, Func<System.Threading.Tasks.Task<T>> change, Func<T, AuditEntry> outcome, Func<string> failureContext = null,
+            Func<OpsException, System.Threading.Tasks.Task<Reconciliation<T>>> reconcile = null)
         {
-            if (string.IsNullOrEmpty(Path)) return await change().ConfigureAwait(false);
+            if (string.IsNullOrEmpty(Path)) return await Reconciling(change, reconcile, null).ConfigureAwait(false);
             intent.Operation = intent.Operation ?? Guid.NewGuid().ToString("N");
             intent.Outcome = Started;
             try { Append(intent); }
@@ -81,15 +98,19 @@ namespace KeyServiceOps.Core.Audit
                     Path, recommendedAction: "Make the audit log's folder writable, or point it elsewhere with Set-KeyServiceOpsContext -AuditLogPath <path>, then run the command again.", inner: e);
             }
             T result;
-            try { result = await change().ConfigureAwait(false); }
+            string reconciled = null;
+            try { result = await Reconciling(change, reconcile, d => reconciled = d).ConfigureAwait(false); }
             catch (Exception e)
             {
                 var cancelled = OpsException.IsCancel(e);
+                var unknown = e is OpsException oe && oe.OutcomeUnknown;
                 var context = failureContext?.Invoke();
-                TryAppend(Follow(intent, cancelled ? Interrupted : Failed, ((e as OpsException)?.ErrorId ?? e.GetType().Name) + ": " + e.Message + (context != null ? " (" + context + ")" : "")));
+                TryAppend(Follow(intent, cancelled ? Interrupted : unknown ? Unknown : Failed,
+                    ((e as OpsException)?.ErrorId ?? e.GetType().Name) + ": " + e.Message + (context != null ? " (" + context + ")" : "")));
                 throw;
             }
             var done = outcome(result);
+            if (reconciled != null) done.Detail = (done.Detail == null ? "" : done.Detail + "; ") + reconciled;
             done.Operation = intent.Operation;
             done.Action = done.Action ?? intent.Action;
             done.Target = done.Target ?? intent.Target;
@@ -98,6 +119,26 @@ namespace KeyServiceOps.Core.Audit
             done.Actor = done.Actor ?? intent.Actor;
             Append(done);
             return result;
+        }
+
+        /// <summary>
+        /// Runs the change; when its answer is lost (<see cref="OpsException.OutcomeUnknown"/>, not Ctrl+C) asks the remote what
+        /// happened: applied → the result, as if answered (<paramref name="note"/> says it was read back); not applied → the
+        /// error, no longer "unknown" (nothing changed); cannot tell → the error, still unknown.
+        /// </summary>
+        private static async System.Threading.Tasks.Task<T> Reconciling<T>(Func<System.Threading.Tasks.Task<T>> change, Func<OpsException, System.Threading.Tasks.Task<Reconciliation<T>>> reconcile, Action<string> note)
+        {
+            try { return await change().ConfigureAwait(false); }
+            catch (OpsException e) when (e.OutcomeUnknown && !e.IsCancellation && reconcile != null)
+            {
+                Reconciliation<T> r;
+                try { r = await reconcile(e).ConfigureAwait(false); }
+                catch (OpsException again) when (!again.IsCancellation) { r = Reconciliation<T>.CannotTell($"reading it back failed too ({again.ErrorId})"); }
+                if (r.Known && r.Applied) { note?.Invoke($"the answer was lost ({e.ErrorId}); {r.Evidence}"); return r.Result; }
+                if (r.Known) { e.OutcomeUnknown = false; throw new OpsException(e.ErrorId, e.Category, e.Message + $" Not applied: {r.Evidence}.", e.TargetObject, e.Details, e.RecommendedAction, e); }
+                throw new OpsException(e.ErrorId, e.Category, e.Message + $" It may have been applied: {r.Evidence}.", e.TargetObject, e.Details,
+                    (e.RecommendedAction ?? "") + " Check the remote's state before running the change again (Get-RingBalancerTarget, Get-KeyServiceContainer).", e).MaybeApplied();
+            }
         }
 
         private static AuditEntry Follow(AuditEntry intent, string outcome, string detail) => new AuditEntry

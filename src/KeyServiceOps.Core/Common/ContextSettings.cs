@@ -275,12 +275,8 @@ namespace KeyServiceOps.Core
             path = path ?? SessionFilePath();
             try
             {
-                var dir = Path.GetDirectoryName(path);
-                if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-                var tmp = path + ".tmp-" + Guid.NewGuid().ToString("N");
-                File.WriteAllText(tmp, ToJson(c).ToString(Formatting.Indented));
-                if (File.Exists(path)) File.Delete(path);
-                File.Move(tmp, path);
+                // Owner-only, never through a symlink, and never absent or torn for a reader (SafeFile).
+                SafeFile.WriteAllText(path, ToJson(c).ToString(Formatting.Indented));
                 return path;
             }
             catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)

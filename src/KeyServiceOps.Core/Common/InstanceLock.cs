@@ -10,6 +10,17 @@ using System.Threading.Tasks;
 namespace KeyServiceOps.Core
 {
     /// <summary>
+    /// A lease on an instance that every actor must pass, wherever it runs: taken after this machine's own lock, released
+    /// with it. <see cref="InstanceLock"/> calls it; <see cref="VmLeases"/> keeps it on the instance's VM.
+    /// </summary>
+    public interface IInstanceLeases
+    {
+        /// <summary>Takes the lease on <paramref name="address"/>, waiting up to <paramref name="timeout"/> for another holder (then InstanceBusy).</summary>
+        Task<IDisposable> AcquireAsync(string address, string purpose, TimeSpan timeout, CancellationToken ct);
+    }
+
+
+    /// <summary>
     /// One actor per instance, across processes on this machine: the runbook, a restart, a ring-balancer change and
     /// the self-healer each hold the instance's lock (an exclusively opened file in the lock folder) while they act.
     /// A second actor waits up to its timeout, then gets InstanceBusy naming the holder (process, host, since, what).
@@ -41,13 +52,42 @@ namespace KeyServiceOps.Core
         }
 
         /// <summary>Takes the lock on <paramref name="key"/> (an instance address), waiting up to <paramref name="timeout"/>.</summary>
-        public static Task<IDisposable> AcquireAsync(string directory, string key, string purpose, TimeSpan timeout, CancellationToken ct)
+        /// <param name="leases">The lease every actor on every machine passes (on the VM); taken after this machine's lock, within the same timeout.</param>
+        public static Task<IDisposable> AcquireAsync(string directory, string key, string purpose, TimeSpan timeout, CancellationToken ct, IInstanceLeases leases = null)
         {
             // Made here, synchronously, so the set lives in the caller's flow: what the async part adds to it is
             // seen by everything the caller runs next (an AsyncLocal set inside an async method would not be).
             if (Held.Value == null) Held.Value = new HashSet<string>();
-            return AcquireCoreAsync(Held.Value, directory, (key ?? "").ToLowerInvariant(), purpose, timeout, ct);
+            return AcquireWithLeaseAsync(Held.Value, directory, (key ?? "").ToLowerInvariant(), purpose, timeout, ct, leases);
         }
+
+        private static async Task<IDisposable> AcquireWithLeaseAsync(HashSet<string> held, string directory, string key, string purpose, TimeSpan timeout, CancellationToken ct, IInstanceLeases leases)
+        {
+            var sw = Stopwatch.StartNew();
+            var local = await AcquireCoreAsync(held, directory, key, purpose, timeout, ct).ConfigureAwait(false);
+            if (leases == null || local is Nothing) return local;
+            try
+            {
+                var left = timeout - sw.Elapsed;
+                var lease = await leases.AcquireAsync(key, purpose, left < TimeSpan.Zero ? TimeSpan.Zero : left, ct).ConfigureAwait(false);
+                return new Both(lease, local);
+            }
+            catch { local.Dispose(); throw; }
+        }
+
+        /// <summary>The VM's lease and this machine's lock: released in that order.</summary>
+        private sealed class Both : IDisposable
+        {
+            private readonly IDisposable _first, _second;
+            public Both(IDisposable first, IDisposable second) { _first = first; _second = second; }
+            public void Dispose() { try { _first.Dispose(); } finally { _second.Dispose(); } }
+        }
+
+        /// <summary>InstanceBusy: another actor holds the instance (here, or on its VM); nothing was changed.</summary>
+        internal static OpsException Busy(string key, string holder, TimeSpan waited)
+            => new OpsException("InstanceBusy", OpsErrorCategory.ResourceBusy,
+                $"{key} is being worked on by {holder}. Waited {waited.TotalSeconds:0.#} s; nothing was changed.", key,
+                recommendedAction: "Let the other operator's command finish (see Get-KeyServiceAuditLog and the incident's notes), then run yours again, or wait longer with -LockTimeoutSec.");
 
         private static async Task<IDisposable> AcquireCoreAsync(HashSet<string> held, string directory, string key, string purpose, TimeSpan timeout, CancellationToken ct)
         {
@@ -66,9 +106,14 @@ namespace KeyServiceOps.Core
             {
                 try
                 {
+                    // Never through a symlink another user of a shared folder planted (issue #26): refused, typed.
+                    if (SafeFile.IsLink(path)) throw Unwritable("use the lock file", path, new IOException("it is a symbolic link"));
                     var fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                    if (SafeFile.IsLink(path)) { fs.Dispose(); throw Unwritable("use the lock file", path, new IOException("it is a symbolic link")); }
+                    SafeFile.OwnerOnly(path);
                     var me = $"process {Process.GetCurrentProcess().Id} on {Environment.MachineName} ({Environment.UserName}) since {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}Z: {purpose}";
-                    try { File.WriteAllText(holderPath, me); } catch (Exception e) when (e is IOException || e is UnauthorizedAccessException) { }
+                    // Replaced by rename, never written through: a planted <ip>.holder symlink is replaced, its target untouched.
+                    try { SafeFile.WriteAllText(holderPath, me); } catch (Exception e) when (e is IOException || e is UnauthorizedAccessException) { }
                     lock (held) held.Add(key);
                     return new InstanceLock(fs, key, holderPath, held);
                 }
@@ -79,10 +124,8 @@ namespace KeyServiceOps.Core
                 catch (IOException)
                 {
                     string holder;
-                    try { holder = File.ReadAllText(holderPath); } catch (Exception e) when (e is IOException || e is UnauthorizedAccessException) { holder = "another process"; }
-                    throw new OpsException("InstanceBusy", OpsErrorCategory.ResourceBusy,
-                        $"{key} is being worked on by {holder}. Waited {timeout.TotalSeconds:0.#} s; nothing was changed.", key,
-                        recommendedAction: "Let the other operator's command finish (see Get-KeyServiceAuditLog), then run yours again, or wait longer with -LockTimeoutSec.");
+                    try { holder = SafeFile.IsLink(holderPath) ? "another process" : SafeFile.ReadSmall(holderPath, 1024); } catch (Exception e) when (e is IOException || e is UnauthorizedAccessException) { holder = "another process"; }
+                    throw Busy(key, holder, timeout);
                 }
                 catch (UnauthorizedAccessException e)
                 {

@@ -22,8 +22,17 @@ namespace KeyServiceOps.Core
             var random = new Random();
             while (true)
             {
-                try { return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
-                catch (IOException e) when (!(e is DirectoryNotFoundException) && !(e is PathTooLongException) && DateTime.UtcNow < deadline)
+                try
+                {
+                    // Never through a symlink (a shared folder's planted link would redirect our write): refused.
+                    if (SafeFile.IsLink(path)) throw new IOException("it is a symbolic link; the module never writes through one");
+                    var created = !File.Exists(path);
+                    var fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                    if (SafeFile.IsLink(path)) { fs.Dispose(); throw new IOException("it is a symbolic link; the module never writes through one"); }
+                    if (created) SafeFile.OwnerOnly(path);
+                    return fs;
+                }
+                catch (IOException e) when (!(e is DirectoryNotFoundException) && !(e is PathTooLongException) && !e.Message.Contains("symbolic link") && DateTime.UtcNow < deadline)
                 {
                     Thread.Sleep(2 + random.Next(15)); // another writer holds the lock
                 }

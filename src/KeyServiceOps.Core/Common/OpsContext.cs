@@ -218,6 +218,21 @@ namespace KeyServiceOps.Core
             return c;
         }
 
+        /// <summary>
+        /// The lease every actor on every machine passes (<see cref="Remote.VmLeases"/>), set by whoever owns an SSH pool
+        /// (the cmdlet layer, the tests' rig); null: only this machine's lock. Not a setting: never saved or shown.
+        /// </summary>
+        internal IInstanceLeases Leases { get; set; }
+        IInstanceLeases IRingBalancerSettings.Leases => Leases;
+
+        /// <summary>Whether SSH to this address was configured at all (a user, a key, a jump host or an inventory entry): only then is a lease on the VM tried.</summary>
+        public bool SshConfiguredFor(string address)
+        {
+            var inv = FindInventory(address);
+            return !string.IsNullOrEmpty(SshUser) || !string.IsNullOrEmpty(SshKeyPath) || !string.IsNullOrEmpty(JumpHost) || SshPasswordSecret != null
+                   || (inv != null && (!string.IsNullOrEmpty(inv.SshUser) || !string.IsNullOrEmpty(inv.JumpHost) || !string.IsNullOrEmpty(inv.SshKeyPath)));
+        }
+
         public InventoryEntry FindInventory(string address)
             => Inventory.FirstOrDefault(e => string.Equals(e.Address, address, StringComparison.OrdinalIgnoreCase));
 

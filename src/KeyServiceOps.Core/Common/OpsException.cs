@@ -37,6 +37,16 @@ namespace KeyServiceOps.Core
         /// <summary>The operation was stopped (Ctrl+C, a cancelled token): recognised by its category, never by the shape of its id.</summary>
         public bool IsCancellation => Category == OpsErrorCategory.OperationStopped;
 
+        /// <summary>
+        /// The request was sent (or may have been) and may have changed the remote: only its answer is missing or
+        /// unreadable (a timeout, a dropped connection, a gateway 5xx or an HTML page). Never read as "nothing changed":
+        /// the caller reconciles from the remote (Kong's listing, docker inspect) before the next step.
+        /// </summary>
+        public bool OutcomeUnknown { get; internal set; }
+
+        internal OpsException MaybeApplied() { OutcomeUnknown = true; return this; }
+        internal OpsException MaybeAppliedIf(bool condition) { if (condition) OutcomeUnknown = true; return this; }
+
         /// <summary>True for .NET's own cancellation and for ours.</summary>
         public static bool IsCancel(Exception e) => e is OperationCanceledException || (e is OpsException o && o.IsCancellation);
     }

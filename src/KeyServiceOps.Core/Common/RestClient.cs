@@ -19,6 +19,9 @@ namespace KeyServiceOps.Core
     public sealed class RestResponse
     {
         public int Status { get; internal set; }
+        /// <summary>The request's method: a write whose answer is unreadable may have been applied; a read changed nothing.</summary>
+        public HttpMethod Method { get; internal set; }
+        public bool IsWrite => Method != null && Method != HttpMethod.Get && Method != HttpMethod.Head;
         public string Body { get; internal set; }
         public HttpResponseHeaders Headers { get; internal set; }
         public string ContentType { get; internal set; }
@@ -147,7 +150,7 @@ namespace KeyServiceOps.Core
                             sw.Stop();
                             var r = new RestResponse
                             {
-                                Status = (int)resp.StatusCode, Body = text, Headers = resp.Headers,
+                                Status = (int)resp.StatusCode, Method = method, Body = text, Headers = resp.Headers,
                                 ContentType = resp.Content?.Headers?.ContentType?.MediaType, Elapsed = sw.Elapsed,
                             };
                             _log.Verbose($"{_service}: {method} {uri.AbsolutePath}{uri.Query} -> {r.Status} ({sw.ElapsedMilliseconds} ms)");
@@ -158,20 +161,23 @@ namespace KeyServiceOps.Core
                     }
                     catch (OperationCanceledException) when (ct.IsCancellationRequested)
                     {
-                        throw new OpsException(_service + "Cancelled", OpsErrorCategory.OperationStopped,
-                            $"{_service} call {method} {uri} was cancelled.", uri.ToString());
+                        throw Unknown(method, new OpsException(_service + "Cancelled", OpsErrorCategory.OperationStopped,
+                            $"{_service} call {method} {uri} was cancelled.", uri.ToString()));
                     }
                     catch (OperationCanceledException)
                     {
-                        throw new OpsException(_service + "Timeout", OpsErrorCategory.OperationTimeout,
+                        throw Unknown(method, new OpsException(_service + "Timeout", OpsErrorCategory.OperationTimeout,
                             $"{_service} did not answer {method} {uri} within {_timeout.TotalSeconds:0.#} s.", uri.ToString(),
-                            recommendedAction: $"Check that {_base} is the right address and reachable, or raise the timeout.");
+                            recommendedAction: $"Check that {_base} is the right address and reachable, or raise the timeout ({TimeoutSetting})."));
                     }
                     catch (HttpRequestException e)
                     {
-                        throw new OpsException(_service + "Unreachable", OpsErrorCategory.ConnectionError,
+                        var refused = IsRefused(e);
+                        var x = new OpsException(_service + "Unreachable", OpsErrorCategory.ConnectionError,
                             $"Cannot reach {_service} at {_base}: {Describe(e)}", uri.ToString(),
                             recommendedAction: $"Check the {_service} address in Set-KeyServiceOpsContext and that the service is running.", inner: e);
+                        // A refused connection never carried the request; a reset or a closed stream may have, after the change.
+                        throw refused ? x : Unknown(method, x);
                     }
                 }
             }
@@ -206,6 +212,20 @@ namespace KeyServiceOps.Core
             => new OpsException(_service + "ResponseTooLarge", OpsErrorCategory.InvalidResult,
                 $"{_service} answered {method} {uri.AbsolutePath} with more than {MaxResponseBytes / (1024 * 1024)} MiB ({what}); stopped reading. A real {_service} answer is far smaller: a broken proxy or the wrong address.",
                 uri.ToString(), recommendedAction: $"Check the {_service} address (Set-KeyServiceOpsContext); if the answer is genuinely that large, raise maxResponseMegabytes in the config file.");
+
+        /// <summary>The setting that sets this client's timeout, named in the advice (issue #27: "raise the timeout" named nothing).</summary>
+        public string TimeoutSetting { get; set; } = "-HttpTimeoutSec on Set-KeyServiceOpsContext";
+
+        /// <summary>A write whose answer was lost may have been applied: marked so the caller reconciles instead of assuming "nothing changed".</summary>
+        private static OpsException Unknown(HttpMethod method, OpsException e)
+            => method == HttpMethod.Get || method == HttpMethod.Head ? e : e.MaybeApplied();
+
+        private static bool IsRefused(Exception e)
+        {
+            for (var x = e; x != null; x = x.InnerException)
+                if (x is SocketException se && (se.SocketErrorCode == SocketError.ConnectionRefused || se.SocketErrorCode == SocketError.HostNotFound)) return true;
+            return false;
+        }
 
         internal static string Describe(Exception e)
         {

@@ -77,5 +77,7 @@ namespace KeyServiceOps.Core
         string LockDirectory { get; }
         TimeSpan LockTimeout { get; }
         InventoryEntry FindInventory(string address);
+        /// <summary>The lease on the VM that every actor passes; null when only this machine's lock applies.</summary>
+        IInstanceLeases Leases { get; }
     }
 }

@@ -119,17 +119,66 @@ namespace KeyServiceOps.Core.Remote
             return state;
         }
 
-        /// <summary>`docker restart`: returns once the process is started, not once the service is healthy.</summary>
-        public async Task RestartAsync(SshTarget t, int? graceSeconds, CancellationToken ct)
+        /// <summary>
+        /// `docker restart`: returns once the process is started, not once the service is healthy. With
+        /// <paramref name="journal"/> (incident and actor), a line is first appended to the VM's restart journal, in the
+        /// same command: every responder on every machine reads it (<see cref="ReadRestartJournalAsync"/>), stamped with
+        /// the VM's own clock, the clock docker's StartedAt uses. A lost answer (timeout, dropped connection) is
+        /// <see cref="OpsException.OutcomeUnknown"/>: the restart may have happened.
+        /// </summary>
+        public async Task RestartAsync(SshTarget t, int? graceSeconds, CancellationToken ct, string journal = null)
         {
-            var cmd = new StringBuilder(Docker(t)).Append(" restart");
+            var prefix = new StringBuilder();
+            var cmd = new StringBuilder();
+            if (journal != null)
+                prefix.Append("{ d=\"").Append(VmLeases.VmDir).Append("\"; umask 077; mkdir -p \"$d\" && [ ! -L \"$d/").Append(JournalFile(t)).Append("\" ] && ")
+                   .Append("printf '%s %s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" ").Append(ShellText.Quote(OneLine(journal))).Append(" >> \"$d/").Append(JournalFile(t)).Append("\"; } 2>/dev/null; ");
+            cmd.Append(Docker(t)).Append(" restart");
             if (graceSeconds != null) cmd.Append(" --time ").Append(ShellText.Quote(graceSeconds.Value.ToString(CultureInfo.InvariantCulture)));
             cmd.Append(' ').Append(ShellText.Quote(ShellText.ValidContainer(t.Container)));
             var text = cmd.ToString();
             // The grace period counts against the timeout: docker waits for it before SIGKILL.
             var timeout = t.CommandTimeout + TimeSpan.FromSeconds(graceSeconds ?? 10);
-            var (status, _, stderr) = await CaptureAsync(t, text, ct, timeout).ConfigureAwait(false);
+            int status; string stderr;
+            try { (status, _, stderr) = await CaptureAsync(t, prefix + text, ct, timeout).ConfigureAwait(false); }
+            catch (OpsException e) when (e.Category == OpsErrorCategory.OperationTimeout || e.Category == OpsErrorCategory.ConnectionError) { throw e.MaybeApplied(); }
+            // No exit status: the channel closed under the command (the connection dropped after it was sent).
+            if (status == -1) throw new OpsException("SshChannelClosed", OpsErrorCategory.ConnectionError,
+                $"The SSH channel to {t.Display} closed before `{text}` reported how it ended.", t.Host,
+                recommendedAction: "Check the container (Get-KeyServiceContainer) before restarting again.").MaybeApplied();
             if (status != 0) throw DockerError(t, text, status, stderr);
+        }
+
+        private static string JournalFile(SshTarget t) => $"restarts-{VmLeases.SafeName(t.Host)}-{VmLeases.SafeName(t.Container)}.log";
+
+        private static string OneLine(string s)
+        {
+            var b = new StringBuilder();
+            foreach (var c in s ?? "") b.Append(char.IsControl(c) ? ' ' : c);
+            return b.ToString();
+        }
+
+        /// <summary>One line of the VM's restart journal: when (the VM's clock), and the incident and actor it was written with.</summary>
+        public sealed class JournalEntry
+        {
+            public DateTimeOffset Time { get; set; }
+            public string Incident { get; set; }
+            public string Actor { get; set; }
+        }
+
+        /// <summary>The VM's restart journal (the newest 200 lines); empty when there is none.</summary>
+        public async Task<IReadOnlyList<JournalEntry>> ReadRestartJournalAsync(SshTarget t, CancellationToken ct)
+        {
+            var (status, stdout, _) = await CaptureAsync(t, $"f=\"{VmLeases.VmDir}/{JournalFile(t)}\"; [ -f \"$f\" ] && [ ! -L \"$f\" ] && tail -n 200 \"$f\"; true", ct).ConfigureAwait(false);
+            var list = new List<JournalEntry>();
+            if (status != 0) return list;
+            foreach (var line in stdout.Split('\n'))
+            {
+                var parts = line.Trim().Split(new[] { ' ' }, 3);
+                if (parts.Length < 2 || !DateTimeOffset.TryParse(parts[0], CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var when)) continue;
+                list.Add(new JournalEntry { Time = when, Incident = parts[1] == "-" ? null : parts[1], Actor = parts.Length > 2 ? parts[2] : null });
+            }
+            return list;
         }
 
         /// <summary>The runbook's own check, run on the VM: curl to localhost (for instances not reachable from here).</summary>

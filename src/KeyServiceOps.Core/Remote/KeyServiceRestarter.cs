@@ -29,6 +29,8 @@ namespace KeyServiceOps.Core.Remote
         /// <summary>The instance lock (one actor per instance): its folder (null: the default) and how long to wait.</summary>
         public string LockDirectory { get; set; }
         public TimeSpan LockTimeout { get; set; } = TimeSpan.FromSeconds(30);
+        /// <summary>The lease on the VM every actor passes (null: this machine's lock only).</summary>
+        public IInstanceLeases Leases { get; set; }
     }
 
     public sealed class RestartProgress
@@ -59,6 +61,8 @@ namespace KeyServiceOps.Core.Remote
         public string FaultCategory { get; set; }
         public DateTimeOffset RestartedAt { get; set; }
         public string IncidentId { get; set; }
+        /// <summary>When the answer to `docker restart` was lost: what docker inspect showed instead (null when it answered).</summary>
+        public string ReadBack { get; set; }
         public string Status => !Restarted ? "NotRestarted" : Recovered == true ? "Recovered" : Recovered == false ? "NotRecovered" : "Restarted";
         public override string ToString() => $"{Address} {Status} {Elapsed.TotalSeconds:0.#}s";
     }
@@ -103,7 +107,7 @@ namespace KeyServiceOps.Core.Remote
         {
             var result = new RestartResult { Address = t.Host, Container = t.Container, IncidentId = o.IncidentId };
             // One actor per instance: a second operator (or the healer) waits here, then gets InstanceBusy.
-            using (await InstanceLock.AcquireAsync(o.LockDirectory, t.Host, $"restart {t.Container}", o.LockTimeout, ct).ConfigureAwait(false))
+            using (await InstanceLock.AcquireAsync(o.LockDirectory, t.Host, $"restart {t.Container}{(o.IncidentId != null ? " for incident " + o.IncidentId : "")}", o.LockTimeout, ct, o.Leases).ConfigureAwait(false))
                 return await RestartLockedAsync(t, o, progress, result, ct).ConfigureAwait(false);
         }
 
@@ -111,13 +115,33 @@ namespace KeyServiceOps.Core.Remote
         {
             var fault = await CheckGateAsync(t, o, ct).ConfigureAwait(false);
             result.FaultCategory = fault?.Category;
+            // The container's start time before the restart, on docker's own clock: what a lost answer is read back against.
+            DateTimeOffset? startedBefore = null;
+            try { startedBefore = (await _docker.InspectAsync(t, ct).ConfigureAwait(false)).StartedAt; }
+            catch (OpsException e) when (!e.IsCancellation) { _log.Verbose($"{t.Host}: docker inspect before the restart failed ({e.ErrorId}); a lost answer will be judged by the clock."); }
             var sw = Stopwatch.StartNew();
             result.RestartedAt = DateTimeOffset.UtcNow;
+            var intent = Entry(t, o, null, "docker restart requested", fault, result);
+            if (startedBefore != null) intent.BeforeData["startedAt"] = startedBefore.Value.UtcDateTime.ToString("o", System.Globalization.CultureInfo.InvariantCulture);
             // Write-ahead: the intent is on disk before `docker restart` is sent (refused if it cannot be written).
-            return await AuditLog.Record(_audit, Entry(t, o, null, "docker restart requested", fault, result), async () =>
+            return await AuditLog.Record(_audit, intent, async () =>
             {
                 progress?.Invoke(new RestartProgress { Address = t.Host, Phase = "docker restart", Remaining = o.Timeout });
-                await _docker.RestartAsync(t, o.GraceSeconds, ct).ConfigureAwait(false);
+                try { await _docker.RestartAsync(t, o.GraceSeconds, ct, $"{o.IncidentId ?? "-"} {o.Actor ?? "manual"}/{AuditLog.DefaultActor()}").ConfigureAwait(false); }
+                catch (OpsException e) when (e.OutcomeUnknown && !e.IsCancellation)
+                {
+                    // The answer was lost after `docker restart` was sent: docker itself says whether it restarted.
+                    var now = await ReadBackAsync(t, ct).ConfigureAwait(false);
+                    var restarted = now?.StartedAt != null && (startedBefore != null ? now.StartedAt > startedBefore : now.StartedAt >= result.RestartedAt.AddSeconds(-2));
+                    if (now == null) throw;
+                    if (!restarted)
+                    {
+                        e.OutcomeUnknown = false;
+                        throw new OpsException(e.ErrorId, e.Category, e.Message + $" Not restarted: docker inspect shows it started at {now.StartedAt:u}, as before.", t.Host, e.Details, e.RecommendedAction, e);
+                    }
+                    result.ReadBack = $"the answer to docker restart was lost ({e.ErrorId}); docker inspect shows it started again at {now.StartedAt:u}";
+                    _log.Warning($"{t.Host}: {result.ReadBack}: going on as restarted.");
+                }
                 result.Restarted = true;
                 _log.Verbose($"{t.Host}: `docker restart {t.Container}` done in {sw.Elapsed.TotalSeconds:0.0} s");
                 if (!o.Wait) { result.Elapsed = sw.Elapsed; return result; }
@@ -147,6 +171,18 @@ namespace KeyServiceOps.Core.Remote
             () => result.Restarted ? $"the container was restarted; the wait for health stopped after {result.HealthChecks} checks" : "docker restart was not confirmed").ConfigureAwait(false);
         }
 
+        /// <summary>docker inspect after a lost answer, a few times (the connection that dropped is re-made); null when it cannot be read.</summary>
+        private async Task<Diagnosis.ContainerState> ReadBackAsync(SshTarget t, CancellationToken ct)
+        {
+            for (int attempt = 0; attempt < 3; attempt++)
+            {
+                try { return await _docker.InspectAsync(t, ct).ConfigureAwait(false); }
+                catch (OpsException e) when (!e.IsCancellation) { _log.Verbose($"{t.Host}: docker inspect after a lost answer failed ({e.ErrorId}); trying again."); }
+                await Task.Delay(TimeSpan.FromMilliseconds(500 << attempt), ct).ConfigureAwait(false);
+            }
+            return null;
+        }
+
         private static AuditEntry Entry(SshTarget t, RestartOptions o, string outcome, string detail, Fault fault, RestartResult r)
         {
             return new AuditEntry
@@ -160,7 +196,7 @@ namespace KeyServiceOps.Core.Remote
                 },
                 Actor = o.Actor == null ? null : o.Actor + "/" + AuditLog.DefaultActor(),
                 Forced = o.Force && fault != null && fault.Dependency,
-                Detail = $"{t.Container} on {t.Display}: {detail}" + (fault != null ? $"; last fault {fault.Category}" : ""),
+                Detail = $"{t.Container} on {t.Display}: {detail}" + (fault != null ? $"; last fault {fault.Category}" : "") + (r.ReadBack != null ? "; " + r.ReadBack : ""),
             };
         }
     }

@@ -251,10 +251,11 @@ namespace KeyServiceOps.Core.RingBalancer
             if (r.IsSuccess && json != null) return json;
             if (r.IsSuccess && json == null && r.Status == 204) return new JObject();
             string message = (string)json?["message"];
+            // A gateway's page (502/504 HTML) or a 5xx: the request may have reached Kong and been applied (OutcomeUnknown).
             if (json == null)
                 throw new OpsException("KongInvalidResponse", OpsErrorCategory.InvalidResult,
                     $"Kong answered {what} with HTTP {r.Status} and a body that is not JSON ({r.ContentType ?? "no content type"}): a proxy or load balancer error page, not the Admin API.",
-                    target, r.Excerpt(), "Check -KongAdminUri points at the Admin API (not the proxy port) and that Kong is up behind any load balancer.");
+                    target, r.Excerpt(), "Check -KongAdminUri points at the Admin API (not the proxy port) and that Kong is up behind any load balancer.").MaybeAppliedIf(r.IsWrite);
             switch (r.Status)
             {
                 case 401:
@@ -278,8 +279,9 @@ namespace KeyServiceOps.Core.RingBalancer
                     throw new OpsException("KongInvalidRequest", OpsErrorCategory.InvalidArgument,
                         $"Kong rejected {what}: {message}", target, r.Excerpt(), "Read Kong's answer above: check the target (host:port), the weight and the tags given.");
                 default:
-                    throw new OpsException("KongServerError", OpsErrorCategory.ResourceUnavailable,
+                    var server = new OpsException("KongServerError", OpsErrorCategory.ResourceUnavailable,
                         $"Kong failed {what} with HTTP {r.Status}: {message}", target, r.Excerpt(), "Retry; if it persists check the Kong node's error log.");
+                    throw server.MaybeAppliedIf(r.IsWrite && r.Status >= 500);
             }
         }
     }

@@ -141,7 +141,7 @@ namespace KeyServiceOps.Core.RingBalancer
         public async Task<TargetChange> RemoveResolvedAsync(string upstream, RingBalancerTarget target, RemovalMethod method, bool forced, string actor, string incident, CancellationToken ct)
         {
             // One actor per instance (a runbook holding it already passes straight through).
-            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, target.Address ?? target.Target, $"{Verb(method)} {target.Target} from {upstream}", _ctx.LockTimeout, ct).ConfigureAwait(false))
+            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, target.Address ?? target.Target, $"{Verb(method)} {target.Target} from {upstream}", _ctx.LockTimeout, ct, _ctx.Leases).ConfigureAwait(false))
                 return await RemoveResolvedLockedAsync(upstream, target, method, forced, actor, incident, ct).ConfigureAwait(false);
         }
 
@@ -187,10 +187,45 @@ namespace KeyServiceOps.Core.RingBalancer
                 {
                     BeforeData = before, AfterData = method == RemovalMethod.Drain ? JObject.FromObject(new { weight = 0 }) : method == RemovalMethod.MarkUnhealthy ? JObject.FromObject(new { health = "UNHEALTHY" }) : null,
                     Outcome = c.Action.ToString(), Forced = forced, Detail = c.Detail,
+                },
+                reconcile: async e =>
+                {
+                    // The answer was lost (a gateway 504, a reset, a timeout): Kong itself says whether it happened.
+                    if (method == RemovalMethod.MarkUnhealthy)
+                    {
+                        var health = await ReadBackAsync(() => _kong.GetHealthAsync(upstream, ct), ct).ConfigureAwait(false);
+                        if (!(health.TryGetValue(target.Target, out var h) && h == "UNHEALTHY")) return Reconciliation<TargetChange>.NotApplied($"Kong's health listing shows {target.Target} as {h ?? "absent"}");
+                        change.ActionValue = TargetChangeAction.MarkedUnhealthy; change.Detail = "marked unhealthy in Kong (read back from its health listing)";
+                        return Reconciliation<TargetChange>.WasApplied(change, "Kong's health listing shows it UNHEALTHY");
+                    }
+                    var now = await ReadBackAsync(() => FindIncludingDrainedAsync(upstream, target.Target, ct), ct).ConfigureAwait(false);
+                    if (now != null && now.Weight > 0) return Reconciliation<TargetChange>.NotApplied($"Kong still lists {target.Target} with weight {now.Weight}");
+                    change.ActionValue = method == RemovalMethod.Drain && now != null ? TargetChangeAction.Drained : TargetChangeAction.Removed;
+                    change.Detail = now == null ? "deleted from the upstream (read back: Kong's listing no longer has it)" : $"weight {target.Weight} -> 0 (read back from Kong's listing)";
+                    return Reconciliation<TargetChange>.WasApplied(change, now == null ? "Kong's listing no longer has it" : "Kong lists it with weight 0");
                 }).ConfigureAwait(false);
             _log.Verbose($"{change.Action} {target.Target} from upstream '{upstream}'{(forced ? " (FORCED past the safety guard)" : "")}.");
             return change;
         }
+
+        /// <summary>
+        /// Reads Kong back after a lost answer, a few times over a few seconds (the gateway that lost the answer may still
+        /// be failing): the read that decides what the audit log records and whether self-healing keeps its mark.
+        /// </summary>
+        private static async Task<T> ReadBackAsync<T>(Func<Task<T>> read, CancellationToken ct)
+        {
+            for (int attempt = 0; ; attempt++)
+            {
+                try { return await read().ConfigureAwait(false); }
+                catch (OpsException e) when (!e.IsCancellation && attempt < ReadBackAttempts - 1)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(250 << attempt), ct).ConfigureAwait(false);
+                }
+            }
+        }
+
+        /// <summary>How many times Kong is read back after a lost answer (250 ms, 500 ms, 1 s ... between them).</summary>
+        public static int ReadBackAttempts = 4;
 
         /// <summary>
         /// The weight a target had when it was last taken out (the audit log's latest removal of it), or null when the
@@ -225,7 +260,7 @@ namespace KeyServiceOps.Core.RingBalancer
         public async Task<TargetChange> AddAsync(string upstream, string target, int weight, string[] tags, bool skipHealthCheck, string actor, string incident, CancellationToken ct, RemovalMethod method = RemovalMethod.Delete)
         {
             Endpoint.TryParse(target, _ctx.HealthPort, out var lockEp, out _);
-            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, lockEp.Address ?? target, $"add {target} to {upstream}", _ctx.LockTimeout, ct).ConfigureAwait(false))
+            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, lockEp.Address ?? target, $"add {target} to {upstream}", _ctx.LockTimeout, ct, _ctx.Leases).ConfigureAwait(false))
                 return method == RemovalMethod.MarkUnhealthy
                     ? await MarkHealthyLockedAsync(upstream, target, skipHealthCheck, actor, incident, ct).ConfigureAwait(false)
                     : await AddLockedAsync(upstream, target, weight, tags, skipHealthCheck, actor, incident, method, ct).ConfigureAwait(false);
@@ -261,7 +296,14 @@ namespace KeyServiceOps.Core.RingBalancer
                     change.Detail = "marked healthy in Kong";
                     return change;
                 },
-                c => new AuditEntry { AfterData = JObject.FromObject(new { health = "HEALTHY" }), Outcome = c.Action.ToString(), Forced = skipHealthCheck, Detail = c.Detail }).ConfigureAwait(false);
+                c => new AuditEntry { AfterData = JObject.FromObject(new { health = "HEALTHY" }), Outcome = c.Action.ToString(), Forced = skipHealthCheck, Detail = c.Detail },
+                reconcile: async e =>
+                {
+                    var health = await ReadBackAsync(() => _kong.GetHealthAsync(upstream, ct), ct).ConfigureAwait(false);
+                    if (health.TryGetValue(existing.Target, out var h) && h == "UNHEALTHY") return Reconciliation<TargetChange>.NotApplied("Kong's health listing still shows it UNHEALTHY");
+                    change.ActionValue = TargetChangeAction.MarkedHealthy; change.Detail = "marked healthy in Kong (read back from its health listing)";
+                    return Reconciliation<TargetChange>.WasApplied(change, $"Kong's health listing shows it {h ?? "not marked"}");
+                }).ConfigureAwait(false);
             return change;
         }
 
@@ -307,7 +349,16 @@ namespace KeyServiceOps.Core.RingBalancer
                     }
                     return change;
                 },
-                c => new AuditEntry { AfterData = JObject.FromObject(new { id = c.Id, target, weight, tags = c.Tags }), Outcome = c.Action.ToString(), Forced = skipHealthCheck, Detail = c.Detail }).ConfigureAwait(false);
+                c => new AuditEntry { AfterData = JObject.FromObject(new { id = c.Id, target, weight, tags = c.Tags }), Outcome = c.Action.ToString(), Forced = skipHealthCheck, Detail = c.Detail },
+                reconcile: async e =>
+                {
+                    var now = await ReadBackAsync(() => FindIncludingDrainedAsync(upstream, target, ct), ct).ConfigureAwait(false);
+                    if (now == null || now.Weight == 0) return Reconciliation<TargetChange>.NotApplied(now == null ? "Kong's listing does not have it" : "Kong lists it with weight 0");
+                    change.Id = now.Id; change.Tags = now.Tags; change.Weight = now.Weight;
+                    change.ActionValue = existing != null ? TargetChangeAction.Restored : TargetChangeAction.Added;
+                    change.Detail = $"in the upstream with weight {now.Weight} (read back from Kong's listing)";
+                    return Reconciliation<TargetChange>.WasApplied(change, $"Kong's listing has it with weight {now.Weight}");
+                }).ConfigureAwait(false);
             _log.Verbose($"{change.Action} {target} in upstream '{upstream}' with weight {weight}.");
             return change;
         }

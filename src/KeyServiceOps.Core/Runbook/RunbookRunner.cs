@@ -67,6 +67,8 @@ namespace KeyServiceOps.Core.Runbook
         public double Seconds => Math.Round(Duration.TotalSeconds, 3);
         /// <summary>Notes PagerDuty did not take (after its retries); the runbook went on without them.</summary>
         public TextList PendingNotes { get; set; } = new TextList();
+        /// <summary>What the runbook went on without (PagerDuty down, no lease on the VM): the operator's to follow up.</summary>
+        public TextList Warnings { get; set; } = new TextList();
         public override string ToString() => $"{Target} {FinalState}";
     }
 
@@ -135,6 +137,10 @@ namespace KeyServiceOps.Core.Runbook
             public bool Recovered;
             public SshTarget Ssh;
             public readonly List<string> PendingNotes = new List<string>();
+            public readonly List<string> Warnings = new List<string>();
+            /// <summary>Step 5 could not escalate (PagerDuty did not answer): the run ends Failed, not Escalated.</summary>
+            public bool EscalationFailed;
+            public DateTimeOffset? IncidentCreated;
         }
 
         public async Task<RunbookSummary> RunAsync(Endpoint ep, RunbookOptions o, Func<string, string, Task<bool>> confirm, Action<RunbookStepResult> emit, CancellationToken ct)
@@ -142,7 +148,7 @@ namespace KeyServiceOps.Core.Runbook
             var total = Stopwatch.StartNew();
             var r = new Run { Ep = ep, Upstream = o.Upstream ?? _ctx.Upstream, O = o, Confirm = confirm, Emit = emit, WhatIf = o.WhatIf };
             var summary = new RunbookSummary { Address = ep.Address, Target = ep.Target, Upstream = r.Upstream };
-            r.Incident = await FindIncidentAsync(ep, o.IncidentId, ct).ConfigureAwait(false);
+            r.Incident = await FindIncidentAsync(r, ep, o.IncidentId, ct).ConfigureAwait(false);
             summary.IncidentId = r.Incident;
             if (!o.WhatIf && _pd != null)
             {
@@ -152,7 +158,7 @@ namespace KeyServiceOps.Core.Runbook
             }
             if (o.WhatIf) return await RunLockedAsync(r, summary, total, ct).ConfigureAwait(false); // decides only: no lock
             // One actor per instance for the whole run: a second runbook (another operator) waits, then sees the result.
-            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, ep.Address, $"Invoke-KeyServiceRunbook {ep.Target}", o.LockTimeout ?? _ctx.LockTimeout, ct).ConfigureAwait(false))
+            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, ep.Address, $"Invoke-KeyServiceRunbook {ep.Target}{(r.Incident != null ? " for incident " + r.Incident : "")}", o.LockTimeout ?? _ctx.LockTimeout, ct, _ctx.Leases).ConfigureAwait(false))
                 return await RunLockedAsync(r, summary, total, ct).ConfigureAwait(false);
         }
 
@@ -206,7 +212,7 @@ namespace KeyServiceOps.Core.Runbook
                 return Finish(summary, r, RunbookEnd.Recovered, r.Faults, total);
             }
             await StepAsync(r, 5, "Escalate", () => EscalateAsync(r, ct)).ConfigureAwait(false);
-            return Finish(summary, r, RunbookEnd.Escalated, r.Faults, total);
+            return Finish(summary, r, r.EscalationFailed ? RunbookEnd.Failed : RunbookEnd.Escalated, r.Faults, total);
         }
 
         /// <summary>Step 1: the runbook's health check.</summary>
@@ -223,6 +229,10 @@ namespace KeyServiceOps.Core.Runbook
             var ep = r.Ep;
             if (!inUpstream)
             {
+                // Another responder's note on the incident says who removed it (shared by every machine; this machine's
+                // audit log knows only its own): then no second note.
+                var noted = await RemovalNoteAsync(r, ep.Target, ct).ConfigureAwait(false);
+                if (noted != null) return (StepOutcome.AlreadyDone, $"not in upstream '{r.Upstream}': {noted}");
                 var who = WhoRemoved(ep.Target);
                 await NoteAsync(r, $"target {ep.Target} is not in upstream {r.Upstream}: {who}", ct).ConfigureAwait(false);
                 return (StepOutcome.AlreadyDone, $"not in upstream '{r.Upstream}': {who}");
@@ -261,25 +271,37 @@ namespace KeyServiceOps.Core.Runbook
                     r.HandedOver = false;
                     return Stop(StepOutcome.Failed, $"{found}; dependency fault, not restarted — but there is no open incident to hand over: {(owner != null ? $"tell {owner}" : "page the dependency's owner")} by hand");
                 }
-                await HandOverAsync(r, owner, ct).ConfigureAwait(false);
+                try { await HandOverAsync(r, owner, ct).ConfigureAwait(false); }
+                catch (OpsException e) when (!e.IsCancellation && e.Category != OpsErrorCategory.InvalidArgument && e.ErrorId != "PagerDutyAssigneeNotFound")
+                {
+                    Warn(r, $"PagerDuty did not take the hand-over of {r.Incident} ({e.ErrorId}): {what} by hand.");
+                    r.HandedOver = false;
+                    return Stop(StepOutcome.Failed, $"{found}; dependency fault, not restarted — PagerDuty did not take the hand-over ({e.ErrorId}): {what} by hand");
+                }
                 await NoteAsync(r, $"dependency fault {blocking.Category} on {ep.Address}: not restarted; {what}. {blocking.Advice}\nEvidence:\n{evidence}", ct).ConfigureAwait(false);
                 r.Actions.Add(owner != null ? $"assigned to {owner}" : $"escalated to level {r.O.EscalationLevel}");
                 r.HandedOver = true;
                 return Stop(StepOutcome.Done, $"{found}; dependency fault: {what}; not restarted");
             }
-            var prior = await PriorRestartAsync(r, ct).ConfigureAwait(false);
+            var (prior, state) = await PriorRestartAsync(r, ct).ConfigureAwait(false);
             if (prior != null)
             {
-                // Never twice for one incident: an earlier run sent the restart and was interrupted or killed
-                // (its audit line says so). Wait for health instead of restarting again.
+                // Never twice for one incident, whoever restarted it (this machine's audit log, or the VM's journal that
+                // every responder writes). What docker says now decides what to do instead; never a silent wait.
+                var already = $"{found}; {r.Ssh.Container} was already restarted for incident {r.Incident} {prior}: not restarted twice for one incident";
+                if (state != null && (!state.Running || state.Restarting))
+                    return (StepOutcome.AlreadyDone, $"{already}; it has stopped again since ({state.Status}, exit code {state.ExitCode}{(state.OOMKilled ? ", out of memory" : "")}{(state.FinishedAt != null ? $", at {state.FinishedAt:u}" : "")})");
+                if (r.WhatIf || r.O.WhatIf)
+                    return (StepOutcome.AlreadyDone, $"{already}; it is running: would wait up to {r.O.RestartTimeout.TotalSeconds:0} s for health");
+                _log.Verbose($"{r.Ep.Address}: {already}; waiting up to {r.O.RestartTimeout.TotalSeconds:0} s for health.");
                 var healthy = await WaitForHealthAsync(r, ct).ConfigureAwait(false);
-                return (StepOutcome.AlreadyDone, $"{found}; {r.Ssh.Container} was already restarted for incident {r.Incident} at {prior.Time:u} ({prior.Outcome}): not restarted again; {(healthy ? "operational now" : $"still not operational after {r.O.RestartTimeout.TotalSeconds:0} s")}");
+                return (StepOutcome.AlreadyDone, $"{already}; {(healthy ? "operational now" : $"still not operational after {r.O.RestartTimeout.TotalSeconds:0} s")}");
             }
             if (!await r.Confirm($"{r.Ssh.Container} on {ep.Address}", "docker restart and wait for health (runbook step 3)").ConfigureAwait(false))
                 return (StepOutcome.WouldDo, $"{found}; would restart {r.Ssh.Container} and wait up to {r.O.RestartTimeout.TotalSeconds:0} s for health");
             var restart = await _restarter.RestartAsync(r.Ssh, new RestartOptions
             {
-                LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout,
+                LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout, Leases = _ctx.Leases,
                 Wait = true, Timeout = r.O.RestartTimeout, PollInterval = r.O.PollInterval, KnownFaults = faults, Via = r.O.Via,
                 HealthPort = ep.Port, IncidentId = r.Incident, Actor = r.O.Actor,
             }, null, ct).ConfigureAwait(false);
@@ -320,7 +342,14 @@ namespace KeyServiceOps.Core.Runbook
             if (!await r.Confirm($"incident {r.Incident}", $"Escalate to level {r.O.EscalationLevel} with the last {lines.Count} log lines (runbook step 5)").ConfigureAwait(false))
                 return (StepOutcome.WouldDo, $"would escalate to level {r.O.EscalationLevel}");
             await NoteAsync(r, $"{ep.Address} still does not work after the runbook; escalating to level {r.O.EscalationLevel}. Last {lines.Count} lines of docker logs {r.Ssh?.Container}:\n{string.Join("\n", lines)}", ct).ConfigureAwait(false);
-            var (inc, escalated) = await _pd.EscalateToAsync(r.Incident, r.O.EscalationLevel, ct).ConfigureAwait(false);
+            PagerDutyIncident inc; bool escalated;
+            try { (inc, escalated) = await _pd.EscalateToAsync(r.Incident, r.O.EscalationLevel, ct).ConfigureAwait(false); }
+            catch (OpsException e) when (!e.IsCancellation && e.Category != OpsErrorCategory.InvalidArgument)
+            {
+                r.EscalationFailed = true;
+                Warn(r, $"PagerDuty did not take the escalation of {r.Incident} ({e.ErrorId}): escalate it to level {r.O.EscalationLevel} by hand.");
+                return (StepOutcome.Failed, $"escalation to level {r.O.EscalationLevel} not confirmed by PagerDuty ({e.ErrorId}): escalate by hand");
+            }
             if (!escalated)
                 return (StepOutcome.AlreadyDone, $"incident already at level {inc.EscalationLevel}; logs attached");
             r.Actions.Add($"escalated to level {r.O.EscalationLevel}");
@@ -330,18 +359,33 @@ namespace KeyServiceOps.Core.Runbook
         private Task<HealthResult> CheckAsync(Run r, CancellationToken ct) => _probe.CheckAsync(r.Ep, r.Ssh, r.O.Via, ct);
 
         /// <summary>
-        /// A restart already done for this run's incident: an audit line for it (any outcome but Failed) and a container
-        /// that docker says started after that line. An intent whose process was killed before `docker restart` was sent
-        /// leaves the container's start time older, so the restart is done now; one killed after it is not repeated.
+        /// A restart already done for this run's incident, by anyone: a line for it in this machine's audit log (any outcome
+        /// but Failed), or in the VM's restart journal (written by every responder's restart, on the VM's clock). Either
+        /// counts only when docker says the container started after it: an intent whose process was killed before
+        /// `docker restart` was sent leaves the start time older, so the restart is done now; one killed after it is not
+        /// repeated. Returns who/when, and the container's state now.
         /// </summary>
-        private async Task<AuditEntry> PriorRestartAsync(Run r, CancellationToken ct)
+        private async Task<(string prior, ContainerState state)> PriorRestartAsync(Run r, CancellationToken ct)
         {
-            if (r.Incident == null || _audit == null) return null;
-            var prior = _audit.Read(null, r.Ep.Address, "RestartContainer")
+            if (r.Incident == null) return (null, null);
+            var local = _audit?.Read(null, r.Ep.Address, "RestartContainer")
                 .LastOrDefault(e => string.Equals(e.Incident, r.Incident, StringComparison.OrdinalIgnoreCase) && e.Outcome != AuditLog.Failed);
-            if (prior == null) return null;
+            IReadOnlyList<DockerClient.JournalEntry> journal;
+            try { journal = await _docker.ReadRestartJournalAsync(r.Ssh, ct).ConfigureAwait(false); }
+            catch (OpsException e) when (!e.IsCancellation) { journal = new List<DockerClient.JournalEntry>(); _log.Verbose($"{r.Ep.Address}: the VM's restart journal could not be read ({e.ErrorId})."); }
+            var shared = journal.LastOrDefault(j => string.Equals(j.Incident, r.Incident, StringComparison.OrdinalIgnoreCase));
+            if (local == null && shared == null) return (null, null);
             var state = await _docker.InspectAsync(r.Ssh, ct).ConfigureAwait(false);
-            return state.StartedAt != null && state.StartedAt.Value >= prior.Time.AddSeconds(-1) ? prior : null;
+            if (state.StartedAt == null) return (null, state);
+            DateTimeOffset? before = null;
+            if (local?.BeforeData?["startedAt"] is Newtonsoft.Json.Linq.JToken b && b.Type != Newtonsoft.Json.Linq.JTokenType.Null
+                && DateTimeOffset.TryParse(b.Type == Newtonsoft.Json.Linq.JTokenType.Date ? ((DateTime)b).ToString("o") : (string)b, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var parsed))
+                before = parsed;
+            if (shared != null && state.StartedAt.Value >= shared.Time.AddSeconds(-1))
+                return ($"at {shared.Time:u} by {shared.Actor ?? "another responder"} (the VM's restart journal)", state);
+            if (local != null && (before != null ? state.StartedAt.Value > before.Value : state.StartedAt.Value >= local.Time.AddSeconds(-1)))
+                return ($"at {local.Time:u} by {local.Actor ?? "this machine"} ({local.Outcome})", state);
+            return (null, state);
         }
 
         private async Task<bool> WaitForHealthAsync(Run r, CancellationToken ct)
@@ -356,15 +400,64 @@ namespace KeyServiceOps.Core.Runbook
             }
         }
 
-        private async Task<string> FindIncidentAsync(Endpoint ep, string given, CancellationToken ct)
+        /// <summary>
+        /// PagerDuty is not on the critical path (issue #25): only a definitive answer refuses the run before a change — the
+        /// incident does not exist (PagerDutyNotFound) or is resolved. An outage (5xx, timeouts, 429 past the retries, a page
+        /// that is not PagerDuty's) is a warning: the runbook remediates and its notes wait in the outbox.
+        /// </summary>
+        private async Task<string> FindIncidentAsync(Run r, Endpoint ep, string given, CancellationToken ct)
         {
             if (!string.IsNullOrEmpty(given))
             {
-                // Looked up before the first change: a mistyped id is a typed error (PagerDutyNotFound) with nothing changed.
-                if (_pd != null) await _pd.GetIncidentAsync(given, ct).ConfigureAwait(false);
+                if (_pd == null) return given;
+                PagerDutyIncident inc;
+                try { inc = await _pd.GetIncidentAsync(given, ct).ConfigureAwait(false); }
+                catch (OpsException e) when (!e.IsCancellation && e.Category != OpsErrorCategory.ObjectNotFound && e.Category != OpsErrorCategory.InvalidArgument)
+                {
+                    Warn(r, $"PagerDuty did not answer the look-up of incident {given} ({e.ErrorId}): remediating anyway; notes wait in the outbox.");
+                    return given;
+                }
+                if (string.Equals(inc?.Status, "resolved", StringComparison.OrdinalIgnoreCase)) throw IncidentResolved(given);
+                r.IncidentCreated = inc?.CreatedAt;
                 return given;
             }
-            return _pd == null ? null : await _pd.TryFindIncidentIdAsync(ep.Address, _log, ct).ConfigureAwait(false);
+            if (_pd == null) return null;
+            try
+            {
+                var found = (await _pd.FindForAddressAsync(ep.Address, ct).ConfigureAwait(false)).OrderByDescending(i => i.CreatedAt).FirstOrDefault();
+                if (found != null) { _log.Verbose($"{ep.Address}: open incident {found.IncidentId} ({found.Title})."); r.IncidentCreated = found.CreatedAt; }
+                return found?.IncidentId;
+            }
+            catch (OpsException e) when (!e.IsCancellation)
+            {
+                Warn(r, $"PagerDuty did not answer the search for {ep.Address}'s incident ({e.ErrorId}): remediating without one; no notes are written.");
+                return null;
+            }
+        }
+
+        private static OpsException IncidentResolved(string id)
+            => new OpsException("PagerDutyIncidentResolved", OpsErrorCategory.InvalidOperation,
+                $"Incident {id} is resolved: the runbook works open incidents only. Nothing was changed.", id,
+                recommendedAction: "Check the id (Get-PagerDutyIncident -Status Triggered,Acknowledged), or run the runbook without -IncidentId to work the instance alone.");
+
+        private void Warn(Run r, string text)
+        {
+            r.Warnings.Add(text);
+            _log.Warning(text);
+        }
+
+        /// <summary>A note on the incident that records this target's removal (by any responder or self-healing), or null.</summary>
+        private async Task<string> RemovalNoteAsync(Run r, string target, CancellationToken ct)
+        {
+            if (r.Incident == null || _pd == null) return null;
+            try
+            {
+                var notes = await _pd.GetNotesAsync(r.Incident, ct).ConfigureAwait(false);
+                var n = notes.LastOrDefault(x => x.Content != null && x.Content.StartsWith(NotePrefix, StringComparison.Ordinal) && x.Content.Contains(target)
+                                                 && (x.Content.Contains("manually removed target") || x.Content.Contains("removed by self-healing") || x.Content.Contains($"target {target} is not in upstream")));
+                return n == null ? null : $"the incident already records its removal (note at {n.CreatedAt:u}{(n.User != null ? " by " + n.User : "")})";
+            }
+            catch (OpsException e) when (!e.IsCancellation) { return null; }
         }
 
         private string WhoRemoved(string target)
@@ -442,6 +535,7 @@ namespace KeyServiceOps.Core.Runbook
             s.Faults = (faults ?? new List<Fault>()).Select(f => f.Category).ToArray();
             s.Actions = r.Actions.ToArray();
             s.PendingNotes = r.PendingNotes.ToArray();
+            s.Warnings = r.Warnings.ToArray();
             s.Duration = total.Elapsed;
             return s;
         }

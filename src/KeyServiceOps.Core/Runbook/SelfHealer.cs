@@ -308,9 +308,12 @@ namespace KeyServiceOps.Core.Runbook
             Out(a);
         }
 
-        /// <summary>The request may have reached Kong and changed it: only its answer is missing.</summary>
-        private static bool OutcomeUnknown(OpsException e)
-            => e.IsCancellation || e.Category == OpsErrorCategory.OperationTimeout || e.Category == OpsErrorCategory.ConnectionError;
+        /// <summary>
+        /// The request may have reached Kong and changed it: only its answer is missing, and reading Kong back could not
+        /// tell (the service reconciles first: a removal Kong shows as landed is Done; one it shows as not landed is an
+        /// ordinary failure, OutcomeUnknown cleared). Ctrl+C is unknown too.
+        /// </summary>
+        private static bool OutcomeUnknown(OpsException e) => e.IsCancellation || e.OutcomeUnknown;
 
         /// <summary>Escalates the open incidents of these addresses (a note, and the escalation level), best effort.</summary>
         private async Task EscalateAsync(SelfHealingAction a, IEnumerable<string> addresses, SelfHealingOptions o, string why, CancellationToken ct)
@@ -346,7 +349,7 @@ namespace KeyServiceOps.Core.Runbook
             try
             {
                 var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
-                await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, Actor = o.Actor, HealthPort = s.Port, LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout }, null, ct).ConfigureAwait(false);
+                await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, Actor = o.Actor, HealthPort = s.Port, LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout, Leases = _ctx.Leases }, null, ct).ConfigureAwait(false);
                 HealingPolicy.Restarted(state, s, now, o);
                 Save(statePath, state);
                 var a = A(StepOutcome.Done, HealingReason.Unhealthy, $"restart {s.Restarts.Count} of at most {o.MaxRestartsPerHour} this hour; start-up grace {o.StartupGrace.TotalSeconds:0} s", null);
@@ -387,7 +390,7 @@ namespace KeyServiceOps.Core.Runbook
 
         private static OpsException StateInvalid(string path, string why, Exception inner = null)
             => new OpsException("SelfHealingStateInvalid", OpsErrorCategory.InvalidData, $"The self-healing state file '{path}' {why}. Nothing was changed.", path,
-                recommendedAction: "Point -StatePath at a file, or delete the damaged one: the counters start again from zero (targets removed by self-healing will then not be added back automatically).", inner: inner);
+                recommendedAction: "Point -StatePath at a file, or move the damaged one aside: the counters start again from zero, and targets self-healing removed are then not added back automatically (Get-KeyServiceAuditLog -Action RemoveTarget lists them; add them back with Add-RingBalancerTarget once healthy).", inner: inner);
 
         public static HealingState Load(string path)
         {
@@ -395,7 +398,11 @@ namespace KeyServiceOps.Core.Runbook
             if (!File.Exists(path)) return new HealingState();
             try
             {
-                var s = JsonConvert.DeserializeObject<HealingState>(File.ReadAllText(path)) ?? new HealingState();
+                var text = File.ReadAllText(path);
+                // An empty or torn file is never read as "nothing happened": what self-healing removed would be forgotten.
+                if (string.IsNullOrWhiteSpace(text)) throw StateInvalid(path, "is empty (a crash while it was written, or someone truncated it)");
+                if (!text.TrimStart().StartsWith("{")) throw StateInvalid(path, "does not hold a JSON object");
+                var s = JsonConvert.DeserializeObject<HealingState>(text) ?? new HealingState();
                 s.Targets = new Dictionary<string, HealingTargetState>(s.Targets ?? new Dictionary<string, HealingTargetState>(), StringComparer.OrdinalIgnoreCase);
                 foreach (var kv in s.Targets)
                     if (kv.Value == null || string.IsNullOrEmpty(kv.Value.Target ?? kv.Key)) throw StateInvalid(path, $"has an empty entry for '{kv.Key}'");
@@ -409,11 +416,12 @@ namespace KeyServiceOps.Core.Runbook
 
         private static void Save(string path, HealingState s)
         {
-            var tmp = path + ".tmp";
             try
             {
-                File.WriteAllText(tmp, JsonConvert.SerializeObject(s, Formatting.Indented));
-                if (File.Exists(path)) File.Replace(tmp, path, null); else File.Move(tmp, path);
+                // A temporary file created new (never through a planted symlink), flushed, renamed over the state: a
+                // crash leaves the old state or the new one, never an empty or torn file (issue #25).
+                if (SafeFile.IsLink(path)) throw new IOException("it is a symbolic link; the state is never written through one");
+                SafeFile.WriteAllText(path, JsonConvert.SerializeObject(s, Formatting.Indented));
             }
             catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
             {

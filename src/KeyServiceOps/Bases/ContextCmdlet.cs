@@ -41,6 +41,8 @@ namespace KeyServiceOps.Commands
             try { ApplyOverrides(c); }
             // Scrubbed with what is known so far: the cmdlet's own Redactor would need this very context (and recurse).
             catch (OpsException e) { ThrowTerminatingError(OpsErrorRecord.From(e, Redactor.For(c))); }
+            // Every change to an instance also takes its lease on the VM (issue #25), through this runspace's SSH pool.
+            c.Leases = new KeyServiceOps.Core.Remote.VmLeases(c, new KeyServiceOps.Core.Remote.RemoteShell(SshPoolStore.Current, Log), Log);
             return c;
         }
 

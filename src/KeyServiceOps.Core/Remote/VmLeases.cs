@@ -1,0 +1,194 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.Linq;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace KeyServiceOps.Core.Remote
+{
+    /// <summary>
+    /// The instance's lease on its VM (issue #25): whoever restarts the container must SSH to the VM, so the lease lives
+    /// there, in a file under <c>$KEYSERVICEOPS_VM_DIR</c> (default <c>~/.keyserviceops</c>, mode 700) of the SSH user.
+    /// Every read-and-set runs under <c>flock</c> on that folder's lock file, so two actors on two machines never both
+    /// hold it. The holder file says who, from where, since when, for what, and until when (the VM's own clock); a holder
+    /// that stops renewing (killed, partitioned) lapses after <see cref="Ttl"/> and is taken over, with a warning.
+    /// When the VM cannot be reached or has no flock, the change goes ahead under this machine's lock only, and a warning
+    /// says so: the VM being down is the very case the runbook exists for. Without SSH settings it is not tried
+    /// (-Verbose says only the local lock protects the change).
+    /// </summary>
+    public sealed class VmLeases : IInstanceLeases
+    {
+        private readonly OpsContext _ctx;
+        private readonly RemoteShell _shell;
+        private readonly IOpsLog _log;
+
+        /// <summary>How long a lease stands without renewal; held leases are renewed every quarter of it.</summary>
+        public static TimeSpan Ttl = TimeSpan.FromSeconds(90);
+
+        public VmLeases(OpsContext ctx, RemoteShell shell, IOpsLog log)
+        {
+            _ctx = ctx; _shell = shell; _log = log ?? NullOpsLog.Instance;
+        }
+
+        /// <summary>The VM-side state folder, as a shell expression (the lab points it elsewhere with KEYSERVICEOPS_VM_DIR).</summary>
+        internal const string VmDir = "${KEYSERVICEOPS_VM_DIR:-$HOME/.keyserviceops}";
+
+        internal static string SafeName(string s)
+        {
+            var b = new StringBuilder();
+            foreach (var c in s ?? "") b.Append(char.IsLetterOrDigit(c) || c == '.' || c == '-' || c == '_' ? c : '_');
+            return b.ToString();
+        }
+
+        public async Task<IDisposable> AcquireAsync(string address, string purpose, TimeSpan timeout, CancellationToken ct)
+        {
+            if (!_ctx.SshConfiguredFor(address))
+            {
+                _log.Verbose($"{address}: no SSH settings, so no lease on the VM: only this machine's lock protects this change from other operators.");
+                return Released.Instance;
+            }
+            SshTarget t;
+            try { t = SshTarget.For(_ctx, address); }
+            catch (OpsException e) { _log.Warning($"{address}: no lease on the VM ({e.Message}); only this machine's lock protects this change."); return Released.Instance; }
+            var token = Guid.NewGuid().ToString("N");
+            var who = Clean($"{Environment.UserName}@{Environment.MachineName} pid {Process.GetCurrentProcess().Id} since {DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ssZ}: {purpose}");
+            var file = $"lease-{SafeName(t.Host)}-{SafeName(t.Container)}";
+            var sw = Stopwatch.StartNew();
+            var random = new Random();
+            while (true)
+            {
+                LeaseAnswer a;
+                try { a = await RunAsync(t, AcquireScript(file, token, who), ct).ConfigureAwait(false); }
+                catch (OpsException e) when (!e.IsCancellation)
+                {
+                    _log.Warning($"{address}: could not take the lease on the VM ({e.ErrorId}: {e.Message}); only this machine's lock protects this change from other operators.");
+                    return Released.Instance;
+                }
+                switch (a.State)
+                {
+                    case "HELD":
+                        if (a.Previous != null) _log.Warning($"{address}: took over a lapsed lease on the VM (its holder stopped renewing it): {a.Previous}");
+                        _log.Verbose($"{address}: lease taken on the VM ({file}).");
+                        return new Held(this, t, file, token, who);
+                    case "BUSY":
+                        if (sw.Elapsed >= timeout) throw InstanceLock.Busy(address, a.Holder + " (its lease on the VM)", timeout);
+                        await Task.Delay(TimeSpan.FromMilliseconds(300 + random.Next(300)), ct).ConfigureAwait(false);
+                        continue;
+                    default:
+                        _log.Warning($"{address}: the VM could not keep a lease ({a.Holder}); only this machine's lock protects this change from other operators.");
+                        return Released.Instance;
+                }
+            }
+        }
+
+        private static string Clean(string s)
+        {
+            var b = new StringBuilder();
+            foreach (var c in s) b.Append(char.IsControl(c) ? ' ' : c);
+            return b.ToString();
+        }
+
+        private sealed class LeaseAnswer
+        {
+            public string State;
+            public string Holder;
+            public string Previous;
+        }
+
+        private async Task<LeaseAnswer> RunAsync(SshTarget t, string script, CancellationToken ct)
+        {
+            var lines = new List<string>();
+            var err = new List<string>();
+            var status = await _shell.RunAsync(t, script, lines.Add, err.Add, t.CommandTimeout, ct).ConfigureAwait(false);
+            var first = lines.FirstOrDefault() ?? "";
+            var a = new LeaseAnswer { State = first.Split(' ')[0] };
+            if (status != 0 || a.State.Length == 0) { a.State = "ERR"; a.Holder = $"exit {status}: {string.Join(" ", err.Concat(lines)).Trim()}"; return a; }
+            if (a.State == "BUSY") a.Holder = Describe(lines.Skip(1).ToList(), first);
+            if (a.State == "ERR") a.Holder = first.Substring(3).Trim();
+            if (a.State == "HELD" && lines.Count > 1 && lines[1].StartsWith("STALE ")) a.Previous = Describe(lines.Skip(2).ToList(), lines[1]);
+            return a;
+        }
+
+        /// <summary>"who ... until HH:mm:ss on the VM" from a holder file's lines (token, expiry in epoch seconds, description).</summary>
+        private static string Describe(List<string> holder, string header)
+        {
+            var desc = holder.Count > 2 ? holder[2] : "another operator";
+            var now = header.Split(' ').Skip(1).FirstOrDefault();
+            if (holder.Count > 1 && long.TryParse(holder[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var exp)
+                && long.TryParse(now, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n))
+                return $"{desc}; lease renewed until {Math.Max(0, exp - n)} s from now";
+            return desc;
+        }
+
+        /// <summary>
+        /// Under flock on the VM: free, lapsed or already ours → write ours (expiry on the VM's clock) and print HELD;
+        /// held by someone else and not lapsed → BUSY with the holder file; no flock or no folder → ERR.
+        /// </summary>
+        internal static string AcquireScript(string file, string token, string who)
+            => Prelude + $"f=\"$d/{file}\"; now=$(date +%s); tok=''; exp=0; prev=''\n" +
+               "if [ -L \"$f\" ]; then echo \"ERR $f is a symbolic link\"; exit 0; fi\n" +
+               "if [ -f \"$f\" ]; then prev=$(head -c 2048 \"$f\"); tok=$(sed -n 1p \"$f\"); exp=$(sed -n 2p \"$f\"); case \"$exp\" in ''|*[!0-9]*) exp=0;; esac; fi\n" +
+               $"if [ -n \"$tok\" ] && [ \"$tok\" != {ShellText.Quote(token)} ] && [ \"$exp\" -ge \"$now\" ]; then echo \"BUSY $now\"; cat \"$f\"; exit 0; fi\n" +
+               $"printf '%s\\n%s\\n%s\\n' {ShellText.Quote(token)} \"$((now + {(long)Ttl.TotalSeconds}))\" {ShellText.Quote(who)} > \"$f.$$\" && mv -f \"$f.$$\" \"$f\" || {{ echo \"ERR cannot write $f\"; exit 0; }}\n" +
+               "echo \"HELD $now\"\n" +
+               $"if [ -n \"$tok\" ] && [ \"$tok\" != {ShellText.Quote(token)} ]; then echo \"STALE $now\"; printf '%s\\n' \"$prev\"; fi\n";
+
+        internal static string ReleaseScript(string file, string token)
+            => Prelude + $"f=\"$d/{file}\"\n" +
+               $"if [ -f \"$f\" ] && [ ! -L \"$f\" ] && [ \"$(sed -n 1p \"$f\")\" = {ShellText.Quote(token)} ]; then rm -f \"$f\"; fi\necho RELEASED\n";
+
+        /// <summary>Makes the folder owner-only, refuses a symlinked one, and takes flock on its lock file for the rest of the script.</summary>
+        private const string Prelude =
+            "umask 077; d=\"" + VmDir + "\"\n" +
+            "mkdir -p \"$d\" 2>/dev/null; if [ -L \"$d\" ] || [ ! -d \"$d\" ] || [ ! -O \"$d\" ]; then echo \"ERR $d is not a folder of this user\"; exit 0; fi\n" +
+            "command -v flock >/dev/null 2>&1 || { echo 'ERR flock is not installed on the VM'; exit 0; }\n" +
+            "exec 9>>\"$d/.lock\" && flock -w 10 9 || { echo 'ERR flock on the lease folder timed out'; exit 0; }\n";
+
+        private sealed class Held : IDisposable
+        {
+            private readonly VmLeases _owner;
+            private readonly SshTarget _t;
+            private readonly string _file, _token, _who;
+            private readonly Timer _renew;
+            private int _disposed;
+
+            public Held(VmLeases owner, SshTarget t, string file, string token, string who)
+            {
+                _owner = owner; _t = t; _file = file; _token = token; _who = who;
+                var every = TimeSpan.FromTicks(Ttl.Ticks / 4);
+                _renew = new Timer(_ => Renew(), null, every, every);
+            }
+
+            private void Renew()
+            {
+                if (Volatile.Read(ref _disposed) != 0) return;
+                try { _owner.RunAsync(_t, AcquireScript(_file, _token, _who), CancellationToken.None).GetAwaiter().GetResult(); }
+                catch (Exception) { /* the next renewal tries again; a lease that lapses is taken over with a warning */ }
+            }
+
+            public void Dispose()
+            {
+                if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+                _renew.Dispose();
+                try
+                {
+                    using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+                        _owner.RunAsync(_t, ReleaseScript(_file, _token), cts.Token).GetAwaiter().GetResult();
+                }
+                catch (Exception e) when (e is OpsException || e is OperationCanceledException)
+                {
+                    _owner._log.Verbose($"{_t.Host}: could not release the lease on the VM ({e.Message}); it lapses in {Ttl.TotalSeconds:0} s.");
+                }
+            }
+        }
+
+        private sealed class Released : IDisposable
+        {
+            public static readonly Released Instance = new Released();
+            public void Dispose() { }
+        }
+    }
+}

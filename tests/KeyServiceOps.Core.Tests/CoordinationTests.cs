@@ -1,0 +1,282 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.Audit;
+using KeyServiceOps.Core.PagerDuty;
+using KeyServiceOps.Core.Remote;
+using KeyServiceOps.Core.RingBalancer;
+using KeyServiceOps.Core.Runbook;
+using KeyServiceOps.Lab;
+using Xunit;
+
+namespace KeyServiceOps.Core.Tests
+{
+    /// <summary>
+    /// Issue #25: several responders, one actor; outcomes read from the remote, never guessed. Each test plays one row of
+    /// docs/failure-model.md against the lab: real sshd, the Kong and PagerDuty emulators, two "machines" (each its own lock
+    /// folder and audit log) sharing one estate.
+    /// </summary>
+    public class CoordinationTests
+    {
+        private static readonly CancellationToken None = CancellationToken.None;
+        private static Task<bool> Yes(string t, string a) => Task.FromResult(true);
+
+        /// <summary>A second machine: its own lock folder and audit log (its own HOME), the same estate.</summary>
+        private static OpsRig Machine(Lab.Lab lab, Action<OpsContext> configure = null)
+            => new OpsRig(lab, c =>
+            {
+                c.LockDirectory = Path.Combine(Path.GetTempPath(), "kso-machine-" + Guid.NewGuid().ToString("N").Substring(0, 8), "locks");
+                c.AuditLogPath = Path.Combine(Path.GetDirectoryName(c.LockDirectory), "audit.jsonl");
+                configure?.Invoke(c);
+            });
+
+        private static Task<RunbookSummary> Runbook(OpsRig rig, SimInstance inst, string incident, List<RunbookStepResult> steps = null, double restartTimeoutSec = 8)
+            => rig.Runner().RunAsync(Endpoint.Parse(inst.Address, 8888),
+                new RunbookOptions { IncidentId = incident, RestartTimeout = TimeSpan.FromSeconds(restartTimeoutSec), PollInterval = TimeSpan.FromMilliseconds(100), EscalationLogLines = 5 },
+                Yes, (steps ?? new List<RunbookStepResult>()).Add, None);
+
+        private static bool In(Lab.Lab lab, SimInstance i) => lab.Kong.Targets(lab.Upstream).Any(t => t.Target == i.Target && t.Weight > 0);
+
+        private static string Last(AuditLog audit, string target, string action) => audit.Read(null, target, action).Last().Outcome;
+
+        [Fact]
+        public async Task A_removal_Kong_applied_behind_a_gateway_504_is_recorded_as_done_from_Kongs_listing()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            using var rig = new OpsRig(lab);
+            var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[1].Target, None);
+            lab.Kong.WritesLandThenGateway504 = 1;
+            var change = await rig.Rb.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Delete, false, null, null, None);
+            Assert.Equal(TargetChangeAction.Removed, change.ActionValue);
+            Assert.False(In(lab, lab[1]));
+            var line = rig.Audit.Read(null, lab[1].Target, "RemoveTarget").Last();
+            Assert.Equal("Removed", line.Outcome);                         // what Kong's listing showed, not "Failed"
+            Assert.Contains("answer was lost", line.Detail);
+        }
+
+        [Fact]
+        public async Task A_write_a_gateway_refused_before_Kong_saw_it_is_an_ordinary_failure_and_Kong_still_lists_the_target()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            using var rig = new OpsRig(lab);
+            var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[1].Target, None);
+            lab.Kong.FailNextWrites(1, 502, "<html><body>502 Bad Gateway</body></html>");
+            var e = await Assert.ThrowsAsync<OpsException>(() => rig.Rb.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Delete, false, null, null, None));
+            Assert.False(e.OutcomeUnknown);                                // read back: nothing changed
+            Assert.Contains("Not applied", e.Message);
+            Assert.True(In(lab, lab[1]));
+            Assert.Equal(AuditLog.Failed, Last(rig.Audit, lab[1].Target, "RemoveTarget"));
+        }
+
+        [Fact]
+        public async Task An_add_applied_behind_a_gateway_504_is_recorded_from_Kongs_listing()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            using var rig = new OpsRig(lab);
+            var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[2].Target, None);
+            await rig.Rb.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Delete, false, null, null, None);
+            lab.Kong.WritesLandThenGateway504 = 1;
+            var change = await rig.Rb.AddAsync(lab.Upstream, lab[2].Target, 100, null, false, null, null, None);
+            Assert.Equal(TargetChangeAction.Added, change.ActionValue);
+            Assert.True(In(lab, lab[2]));
+            Assert.Equal("Added", Last(rig.Audit, lab[2].Target, "AddTarget"));
+        }
+
+        [Fact]
+        public async Task Self_healing_keeps_a_removal_a_gateway_504_hid_and_adds_the_target_back()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            using var rig = new OpsRig(lab);
+            var healer = rig.Healer();
+            var o = new SelfHealingOptions { StatePath = Path.Combine(Path.GetTempPath(), $"kso-heal-{Guid.NewGuid():N}.json"), FailuresToRemove = 1, PassesToAdd = 1 };
+            await lab[1].SetModeAsync(InstanceMode.Down);
+            lab.Kong.WritesLandThenGateway504 = 1;
+            var p1 = await healer.PassAsync(o, Yes, null, None);
+            Assert.Equal((HealingAction.Remove, StepOutcome.Done), (Assert.Single(p1).ActionValue, p1[0].OutcomeValue));
+            Assert.True(SelfHealer.Load(o.StatePath).Targets[lab[1].Target].RemovedBySelfHealing);
+            await lab[1].SetModeAsync(InstanceMode.Up);
+            var p2 = await healer.PassAsync(o, Yes, null, None);
+            Assert.Equal(HealingAction.Add, Assert.Single(p2).ActionValue);
+            Assert.True(In(lab, lab[1]));
+            // The audit log's last word on the target agrees with Kong.
+            Assert.Equal("Added", rig.Audit.Read(null, lab[1].Target).Last(e => e.Action.EndsWith("Target")).Outcome);
+        }
+
+        [Theory]
+        [InlineData(AfterRestartFault.Stall)]
+        [InlineData(AfterRestartFault.DropConnection)]
+        public async Task A_restart_whose_answer_is_lost_is_read_back_from_docker_and_never_repeated_for_the_incident(AfterRestartFault fault)
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            using var rig = new OpsRig(lab, c => c.SshCommandTimeout = TimeSpan.FromSeconds(3));
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            lab[0].AfterRestart = fault;
+            var s1 = await Runbook(rig, lab[0], inc.Id);
+            Assert.Equal("Recovered", s1.FinalState);
+            Assert.Equal(1, lab[0].Restarts);
+            var restart = rig.Audit.Read(null, lab[0].Address, "RestartContainer").Last();
+            Assert.Equal("Recovered", restart.Outcome);                     // not Failed
+            Assert.Contains("docker inspect shows it started again", restart.Detail);
+            // It goes down again; a re-run for the same incident does not restart a second time.
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            var steps = new List<RunbookStepResult>();
+            var s2 = await Runbook(rig, lab[0], inc.Id, steps, restartTimeoutSec: 1);
+            Assert.Equal(1, lab[0].Restarts);
+            Assert.Contains("not restarted twice", steps.Single(x => x.Step == 3).Detail);
+            Assert.Equal("Escalated", s2.FinalState);
+        }
+
+        [Fact]
+        public async Task Two_machines_one_incident_at_once_restart_once_the_second_waits_on_the_VMs_lease()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            using var a = Machine(lab, c => c.LockTimeout = TimeSpan.FromSeconds(60));
+            using var b = Machine(lab, c => c.LockTimeout = TimeSpan.FromSeconds(60));
+            Assert.NotEqual(a.Ctx.LockDirectory, b.Ctx.LockDirectory);
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            lab[0].RestartDelay = TimeSpan.FromSeconds(2);                  // the first is still waiting on its restart
+            var first = Runbook(a, lab[0], inc.Id);
+            while (!lab.Ssh.Docker.Calls.Any(c => c.Args[0] == "restart")) await Task.Delay(20);
+            var second = Runbook(b, lab[0], inc.Id);
+            var results = await Task.WhenAll(first, second);
+            Assert.Equal(1, lab[0].Restarts);
+            Assert.Equal("Recovered", results[0].FinalState);
+            Assert.Equal("Healthy", results[1].FinalState);                 // it found the work done
+            Assert.Single(lab.PagerDuty.Incident(inc.Id).Notes, n => n.Content.Contains("manually removed target"));
+            Assert.Equal(1, lab.PagerDuty.Incident(inc.Id).Level);           // nobody escalated
+        }
+
+        [Fact]
+        public async Task A_second_machine_that_cannot_wait_gets_InstanceBusy_naming_the_holder_and_changes_nothing()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            using var a = Machine(lab);
+            using var b = Machine(lab, c => c.LockTimeout = TimeSpan.FromSeconds(1));
+            using (await a.Ctx.Leases.AcquireAsync(lab[0].Address, "operator A's runbook", TimeSpan.FromSeconds(5), None))
+            {
+                var t = await b.Rb.ResolveAsync(lab.Upstream, lab[0].Target, None);
+                var e = await Assert.ThrowsAsync<OpsException>(() => b.Rb.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Delete, false, null, null, None));
+                Assert.Equal("InstanceBusy", e.ErrorId);
+                Assert.Contains("operator A's runbook", e.Message);
+                Assert.True(In(lab, lab[0]));
+            }
+            // Released: B goes ahead.
+            var t2 = await b.Rb.ResolveAsync(lab.Upstream, lab[0].Target, None);
+            await b.Rb.RemoveResolvedAsync(lab.Upstream, t2, RemovalMethod.Delete, true, null, null, None);
+            Assert.False(In(lab, lab[0]));
+        }
+
+        [Fact]
+        public async Task A_lease_whose_holder_stopped_renewing_lapses_and_is_taken_over_with_a_warning()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            using var a = Machine(lab);
+            // A holder that died: its lease file says it expired a second ago (the VM's clock).
+            var file = Path.Combine(lab.Ssh.VmStateDir, $"lease-{lab[0].Address}-api_key_service");
+            Directory.CreateDirectory(lab.Ssh.VmStateDir);
+            File.WriteAllText(file, $"deadbeef\n{DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 1}\nghost@other-host pid 1: a killed runbook\n");
+            using (await a.Ctx.Leases.AcquireAsync(lab[0].Address, "operator A", TimeSpan.FromSeconds(2), None))
+                Assert.Contains("operator A", File.ReadAllText(file));
+            Assert.Contains(a.Log.Lines, l => l.StartsWith("W ") && l.Contains("lapsed lease") && l.Contains("ghost@other-host"));
+            Assert.False(File.Exists(file));                                 // released
+        }
+
+        [Fact]
+        public async Task Two_machines_one_after_the_other_never_restart_twice_for_one_incident()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            using var a = Machine(lab);
+            using var b = Machine(lab);
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            lab[0].ModeAfterRestart = InstanceMode.Down;                    // the restart does not help
+            var s1 = await Runbook(a, lab[0], inc.Id, restartTimeoutSec: 1);
+            Assert.Equal("Escalated", s1.FinalState);
+            var steps = new List<RunbookStepResult>();
+            var s2 = await Runbook(b, lab[0], inc.Id, steps, restartTimeoutSec: 1);
+            Assert.Equal(1, lab[0].Restarts);                               // B read the VM's journal, not its own audit log
+            Assert.Contains("the VM's restart journal", steps.Single(x => x.Step == 3).Detail);
+            Assert.Empty(b.Audit.Read(null, lab[0].Address, "RestartContainer"));
+            Assert.Equal("AlreadyDone", steps.Single(x => x.Step == 2).Outcome); // and the removal note of A, no second one
+            Assert.Single(lab.PagerDuty.Incident(inc.Id).Notes, n => n.Content.Contains("manually removed target"));
+            Assert.Equal("Escalated", s2.FinalState);
+        }
+
+        [Fact]
+        public async Task A_PagerDuty_outage_does_not_block_remediation_notes_wait_in_the_outbox()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            using var rig = Machine(lab);
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            lab.PagerDuty.Outage = true;
+            var s = await Runbook(rig, lab[0], inc.Id);
+            Assert.Equal("Recovered", s.FinalState);
+            Assert.Equal(1, lab[0].Restarts);
+            Assert.Contains(s.Warnings, w => w.Contains("PagerDuty did not answer"));
+            Assert.True(s.PendingNotes.Count >= 3);
+            Assert.Equal(s.PendingNotes.Count, NoteOutbox.For(rig.Ctx).Pending().Count);
+        }
+
+        [Fact]
+        public async Task A_resolved_or_unknown_incident_refuses_the_runbook_before_any_change()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address, status: "resolved");
+            using var rig = Machine(lab);
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            var e = await Assert.ThrowsAsync<OpsException>(() => Runbook(rig, lab[0], inc.Id));
+            Assert.Equal("PagerDutyIncidentResolved", e.ErrorId);
+            var e2 = await Assert.ThrowsAsync<OpsException>(() => Runbook(rig, lab[0], "PNOTHERE1"));
+            Assert.Equal("PagerDutyNotFound", e2.ErrorId);
+            Assert.True(In(lab, lab[0]));
+            Assert.Equal(0, lab[0].Restarts);
+        }
+
+        [Fact]
+        public void An_empty_or_torn_state_file_is_a_typed_error_never_read_as_nothing_happened()
+        {
+            var path = Path.Combine(Path.GetTempPath(), $"kso-heal-{Guid.NewGuid():N}.json");
+            try
+            {
+                File.WriteAllText(path, "");
+                Assert.Equal("SelfHealingStateInvalid", Assert.Throws<OpsException>(() => SelfHealer.Load(path)).ErrorId);
+                File.WriteAllText(path, "{\"Targets\": {\"10.0.0.1:8888\": {\"RemovedBySel");
+                Assert.Equal("SelfHealingStateInvalid", Assert.Throws<OpsException>(() => SelfHealer.Load(path)).ErrorId);
+            }
+            finally { File.Delete(path); }
+        }
+
+        [Fact]
+        public void Files_are_replaced_by_rename_never_written_through_a_planted_symlink()
+        {
+            var dir = Path.Combine(Path.GetTempPath(), "kso-safe-" + Guid.NewGuid().ToString("N").Substring(0, 8));
+            Directory.CreateDirectory(dir);
+            try
+            {
+                var victim = Path.Combine(dir, "victim");
+                File.WriteAllText(victim, "precious");
+                var link = Path.Combine(dir, "10.0.0.5.holder");
+                File.CreateSymbolicLink(link, victim);
+                SafeFile.WriteAllText(link, "holder text");
+                Assert.Equal("precious", File.ReadAllText(victim));
+                Assert.Equal("holder text", File.ReadAllText(link));
+                Assert.Null(new FileInfo(link).LinkTarget);                 // the link itself was replaced
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(link));
+                // The audit log refuses a symlink outright.
+                var auditLink = Path.Combine(dir, "audit.jsonl");
+                File.CreateSymbolicLink(auditLink, victim);
+                var e = Assert.Throws<OpsException>(() => new AuditLog(auditLink).Append(new AuditEntry { Action = "x", Target = "y" }));
+                Assert.Contains("symbolic link", e.Message);
+                Assert.Equal("precious", File.ReadAllText(victim));
+            }
+            finally { Directory.Delete(dir, true); }
+        }
+    }
+}
