@@ -180,7 +180,8 @@ namespace KeyServiceOps.Core.CentralLogs
 
         private static LogEntry ToEntry(JObject src, CentralLogFields f, string host)
         {
-            var e = new LogEntry { Source = "Central", StreamValue = null, Message = (string)Field(src, new[] { f.Message }) ?? "" };
+            var e = new LogEntry { Source = "Central", StreamValue = null };
+            e.SetMessage((string)Field(src, new[] { f.Message }) ?? "");
             var ts = Field(src, new[] { f.Timestamp });
             if (ts != null)
             {
@@ -190,7 +191,7 @@ namespace KeyServiceOps.Core.CentralLogs
             e.Address = (string)Field(src, f.Host) ?? host;
             e.Container = (string)Field(src, new[] { f.Instance });
             var lv = LogEntry.LevelFromName((string)Field(src, f.Level));
-            e.LevelValue = lv != LogLevel.Unknown ? lv : LogEntry.DetectLevel(e.Message);
+            e.LevelValue = lv != LogLevel.Unknown ? lv : LogEntry.DetectLevel(e.GetRawMessage());
             return e;
         }
 

@@ -25,11 +25,26 @@ namespace KeyServiceOps.Core
             if (c == null) return None;
             var raw = new[] { c.KongToken, c.PagerDutyToken, c.CentralLogApiKey, c.CentralLogPassword, c.SshKeyPassphrase, c.SshPasswordSecret }
                 .Where(s => s != null).Select(s => s.Reveal()).ToList();
-            var forms = new List<string>(raw);
-            foreach (var s in raw) forms.Add(Uri.EscapeDataString(s));
+            // What a secret becomes on the wire (issue #26): as sent, URL-encoded, JSON-escaped, base64 (with and
+            // without padding), the key half of an "id:key" API key, and the base64 of "id:key" / "user:pass" that the
+            // ApiKey and Basic headers carry. A server that echoes our headers gives back one of these.
+            var forms = new List<string>();
+            foreach (var s in raw) forms.AddRange(WireForms(s));
+            foreach (var s in raw.Where(x => x.IndexOf(':') > 0)) forms.AddRange(WireForms(s.Substring(s.IndexOf(':') + 1)));
             if (c.CentralLogPassword != null)
-                forms.Add(Convert.ToBase64String(Encoding.UTF8.GetBytes(c.CentralLogUser + ":" + c.CentralLogPassword.Reveal())));
+                forms.AddRange(WireForms(c.CentralLogUser + ":" + c.CentralLogPassword.Reveal()));
             return new Redactor(forms);
+        }
+
+        private static IEnumerable<string> WireForms(string s)
+        {
+            yield return s;
+            yield return Uri.EscapeDataString(s);
+            yield return Newtonsoft.Json.JsonConvert.ToString(s).Trim('"');
+            var b64 = Convert.ToBase64String(Encoding.UTF8.GetBytes(s));
+            yield return b64;
+            yield return b64.TrimEnd('=');
+            yield return Uri.EscapeDataString(b64);
         }
 
         public bool IsEmpty => _secrets.Length == 0;

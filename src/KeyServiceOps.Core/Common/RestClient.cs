@@ -45,7 +45,7 @@ namespace KeyServiceOps.Core
         {
             if (string.IsNullOrEmpty(Body)) return "(empty body)";
             var s = Body.Replace("\r", " ").Replace("\n", " ");
-            return s.Length <= max ? s : s.Substring(0, max) + "…";
+            return SafeText.Neutralize(s.Length <= max ? s : s.Substring(0, max) + "…");
         }
     }
 

@@ -23,7 +23,18 @@ namespace KeyServiceOps.Core.Diagnosis
         /// <summary>The typed value for code; PowerShell sees <see cref="Level"/> (its name), so JSON and CSV read the same as the views.</summary>
         internal LogLevel LevelValue { get; set; }
         public string Level => LevelValue.ToString();
+        /// <summary>The line's text with control characters shown escaped (<see cref="SafeText"/>): safe on any terminal.</summary>
         public string Message { get; set; }
+        /// <summary>The text exactly as the container wrote it, escape sequences and all: for scripts that need the bytes (Get-KeyServiceLog -Raw puts it in Message).</summary>
+        public string GetRawMessage() => _raw ?? Message;
+        private string _raw;
+
+        /// <summary>Sets the message from outside text: neutralized for display, the raw text kept when it differs.</summary>
+        public void SetMessage(string raw)
+        {
+            Message = SafeText.Neutralize(raw);
+            _raw = ReferenceEquals(Message, raw) ? null : raw;
+        }
         public override string ToString() => $"{Timestamp:yyyy-MM-ddTHH:mm:ss.fffZ} {Stream} {Message}";
 
         /// <summary>
@@ -39,8 +50,9 @@ namespace KeyServiceOps.Core.Diagnosis
                 e.Timestamp = ts;
                 msgStart = end < line.Length && line[end] == ' ' ? end + 1 : end;
             }
-            e.Message = msgStart == 0 ? line : line.Substring(msgStart);
-            e.LevelValue = DetectLevel(e.Message);
+            var raw = msgStart == 0 ? line : line.Substring(msgStart);
+            e.LevelValue = DetectLevel(raw);
+            e.SetMessage(raw);
             return e;
         }
 

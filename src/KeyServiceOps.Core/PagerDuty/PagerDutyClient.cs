@@ -168,6 +168,8 @@ namespace KeyServiceOps.Core.PagerDuty
             ValidIncidentId(incidentId);
             if (string.IsNullOrWhiteSpace(content))
                 throw new OpsException("NoteEmpty", OpsErrorCategory.InvalidArgument, "The note is empty. Nothing was sent.", incidentId, recommendedAction: "Give the note text with -Note.");
+            // What responders read in PagerDuty never holds raw control bytes from a log line or an error (issue #26).
+            content = SafeText.Lines(content);
             var body = new JObject { ["note"] = new JObject { ["content"] = content } };
             // Write-ahead, and "Added" only for a note PagerDuty answered with (an id), never for what was asked.
             return await AuditLog.Record(_audit, new AuditEntry { Action = "AddIncidentNote", Target = incidentId, Incident = incidentId },
@@ -250,7 +252,7 @@ namespace KeyServiceOps.Core.PagerDuty
         {
             var i = new PagerDutyIncident
             {
-                IncidentId = (string)j["id"], Number = (int?)j["incident_number"] ?? 0, Title = (string)j["title"], Status = (string)j["status"],
+                IncidentId = (string)j["id"], Number = (int?)j["incident_number"] ?? 0, Title = SafeText.Neutralize((string)j["title"]), Status = (string)j["status"],
                 Urgency = (string)j["urgency"], Service = (string)j["service"]?["summary"], ServiceId = (string)j["service"]?["id"],
                 EscalationPolicy = (string)j["escalation_policy"]?["summary"], EscalationPolicyId = (string)j["escalation_policy"]?["id"],
                 EscalationLevel = (int?)j["escalation_level"], HtmlUrl = (string)j["html_url"],

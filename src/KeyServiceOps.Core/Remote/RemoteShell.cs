@@ -117,15 +117,23 @@ namespace KeyServiceOps.Core.Remote
                 finally { spill.Complete(); }
             }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
-        /// <summary>Reads the buffered stream to its end, one callback per line (UTF-8, \n or \r\n).</summary>
+        /// <summary>
+        /// The longest line handed on, in characters (issue #26: one 200 MiB line without a newline took pwsh past 2 GiB).
+        /// A longer line is cut there, marked with its full length, and the rest of it is skipped as it is read: memory
+        /// stays bounded whatever the line. Invalid UTF-8 becomes U+FFFD, never an error.
+        /// </summary>
+        public static int MaxLineChars = 64 * 1024;
+
+        /// <summary>Reads the buffered stream to its end, one callback per line (UTF-8, \n or \r\n), each at most <see cref="MaxLineChars"/>.</summary>
         private static void Pump(SpillBuffer s, Action<string> onLine)
         {
             try
             {
                 using (var r = new StreamReader(s, new UTF8Encoding(false), false, 64 * 1024, leaveOpen: true))
                 {
+                    var lines = new BoundedLineReader(r, MaxLineChars);
                     string line;
-                    while ((line = r.ReadLine()) != null) onLine?.Invoke(line);
+                    while ((line = lines.ReadLine()) != null) onLine?.Invoke(line);
                 }
             }
             catch (Exception)
@@ -134,6 +142,55 @@ namespace KeyServiceOps.Core.Remote
                 s.Abandon();
                 throw;
             }
+        }
+    }
+
+    /// <summary>
+    /// Splits text into lines (\n or \r\n) of at most a given length, in blocks: a longer line is cut and marked with
+    /// its full length, and its rest is read and dropped, so no line costs more memory than the limit.
+    /// </summary>
+    internal sealed class BoundedLineReader
+    {
+        private readonly TextReader _r;
+        private readonly int _max;
+        private readonly char[] _buf = new char[64 * 1024];
+        private int _pos, _len;
+
+        public BoundedLineReader(TextReader r, int max) { _r = r; _max = Math.Max(1, max); }
+
+        public string ReadLine()
+        {
+            StringBuilder sb = null;
+            long total = 0;
+            var any = false;
+            while (true)
+            {
+                if (_pos >= _len)
+                {
+                    _len = _r.Read(_buf, 0, _buf.Length);
+                    _pos = 0;
+                    if (_len <= 0) { _len = 0; return any ? Finish(sb, total) : null; }
+                }
+                any = true;
+                var nl = Array.IndexOf(_buf, '\n', _pos, _len - _pos);
+                var end = nl < 0 ? _len : nl;
+                var take = end - _pos;
+                var room = (int)Math.Max(0, Math.Min(take, _max + 1 - total)); // one more than the limit: a trailing \r is stripped below
+                if (room > 0) (sb ?? (sb = new StringBuilder(Math.Min(room, 1024)))).Append(_buf, _pos, room);
+                total += take;
+                _pos = nl < 0 ? _len : nl + 1;
+                if (nl >= 0) return Finish(sb, total);
+            }
+        }
+
+        private string Finish(StringBuilder sb, long total)
+        {
+            if (sb == null) return "";
+            if (total <= _max + 1 && sb.Length > 0 && sb[sb.Length - 1] == '\r') { sb.Length--; total--; }
+            if (total <= _max) return sb.ToString();
+            sb.Length = _max;
+            return sb.Append(" …[line cut at ").Append(_max.ToString("N0", System.Globalization.CultureInfo.InvariantCulture))
+                .Append(" of ").Append(total.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)).Append(" characters]").ToString();
         }
     }
 }

@@ -482,7 +482,7 @@ namespace KeyServiceOps.Core.Runbook
         private async Task NoteAsync(Run r, string text, CancellationToken ct)
         {
             if (r.Incident == null || _pd == null || r.WhatIf || r.O.WhatIf) return;
-            var content = NotePrefix + text;
+            var content = SafeText.Lines(NotePrefix + text); // as PagerDutyClient sends it, so a re-run recognises its own note
             try
             {
                 var notes = await _pd.GetNotesAsync(r.Incident, ct).ConfigureAwait(false);

@@ -126,7 +126,7 @@ namespace KeyServiceOps.Commands
 
         protected void Progress(int activityId, string activity, string status, int percent = -1, int secondsRemaining = -1)
         {
-            var pr = new ProgressRecord(activityId, activity, string.IsNullOrEmpty(status) ? " " : status)
+            var pr = new ProgressRecord(activityId, activity, string.IsNullOrEmpty(status) ? " " : SafeText.Neutralize(status))
             { PercentComplete = Math.Max(-1, Math.Min(100, percent)), SecondsRemaining = secondsRemaining };
             WriteProgress(pr);
         }
@@ -138,9 +138,10 @@ namespace KeyServiceOps.Commands
         {
             private readonly OpsCmdlet _c;
             public QueueLog(OpsCmdlet c) { _c = c; }
-            public void Verbose(string message) { message = _c.Redactor.Scrub(message); _c.TryPost(() => _c.WriteVerbose(message)); }
-            public void Debug(string message) { message = _c.Redactor.Scrub(message); _c.TryPost(() => _c.WriteDebug(message)); }
-            public void Warning(string message) { message = _c.Redactor.Scrub(message); _c.TryPost(() => _c.WriteWarning(message)); }
+            // Scrubbed of secrets and of control sequences (text from outside never reaches the terminal raw, issue #26).
+            public void Verbose(string message) { message = SafeText.Lines(_c.Redactor.Scrub(message)); _c.TryPost(() => _c.WriteVerbose(message)); }
+            public void Debug(string message) { message = SafeText.Lines(_c.Redactor.Scrub(message)); _c.TryPost(() => _c.WriteDebug(message)); }
+            public void Warning(string message) { message = SafeText.Lines(_c.Redactor.Scrub(message)); _c.TryPost(() => _c.WriteWarning(message)); }
         }
     }
 }

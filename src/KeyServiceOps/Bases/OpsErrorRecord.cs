@@ -15,8 +15,9 @@ namespace KeyServiceOps.Commands
             e = (redactor ?? Redactor.None).Scrub(e);
             if (!Enum.TryParse(e.Category.ToString(), out ErrorCategory cat)) cat = ErrorCategory.NotSpecified;
             var rec = new ErrorRecord(e, e.ErrorId, cat, e.TargetObject);
-            var msg = e.Message + (string.IsNullOrEmpty(e.Details) ? "" : $" Remote answer: {e.Details}");
-            rec.ErrorDetails = new ErrorDetails(msg) { RecommendedAction = e.RecommendedAction };
+            // Text from outside (a server's answer, docker's stderr, a log line) never reaches the terminal raw (issue #26).
+            var msg = SafeText.Lines(e.Message + (string.IsNullOrEmpty(e.Details) ? "" : $" Remote answer: {e.Details}"));
+            rec.ErrorDetails = new ErrorDetails(msg) { RecommendedAction = SafeText.Lines(e.RecommendedAction) };
             return rec;
         }
 

@@ -1,0 +1,125 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.Diagnosis;
+using KeyServiceOps.Core.Remote;
+using KeyServiceOps.Core.Runbook;
+using KeyServiceOps.Lab;
+using Xunit;
+
+namespace KeyServiceOps.Core.Tests
+{
+    /// <summary>Issue #26: nothing from outside reaches the terminal, a note or a file raw.</summary>
+    public class OutsideTextTests
+    {
+        private static readonly CancellationToken None = CancellationToken.None;
+        private const string Osc52 = "\u001b]52;c;ZXZpbA==\u0007";
+        private const string Wipe = "\u001b[2J\u001b[3J";
+        private const string Title = "\u001b]0;pwned\u0007";
+
+        [Fact]
+        public void Control_sequences_are_shown_escaped_and_tabs_and_line_structure_stay()
+        {
+            var s = SafeText.Neutralize($"a{Osc52}b{Wipe}\tc\r\u009b31m\u202eevil");
+            Assert.DoesNotContain(s, ch => ch < 0x20 && ch != '\t' || ch >= 0x7f && ch <= 0x9f || ch == '\u202e');
+            Assert.Equal("a\\x1b]52;c;ZXZpbA==\\x07b\\x1b[2J\\x1b[3J\tc\\x0d\\x9b31m\\u202eevil", s);
+            Assert.Equal("line one\nline \\x1b[2Jtwo", SafeText.Lines("line one\r\nline \u001b[2Jtwo"));
+            Assert.Same("plain text", SafeText.Neutralize("plain text"));
+        }
+
+        [Fact]
+        public void A_log_line_keeps_its_raw_text_only_on_request()
+        {
+            var e = LogEntry.Parse("2026-12-05T08:00:00.000000000Z level=error " + Osc52 + "cipher down", LogStream.Stderr);
+            Assert.DoesNotContain('\u001b', e.Message);
+            Assert.Contains("\\x1b]52;", e.Message);
+            Assert.DoesNotContain('\u001b', e.ToString());
+            Assert.Contains(Osc52, e.GetRawMessage());
+            Assert.Equal(LogLevel.Error, e.LevelValue);
+        }
+
+        [Fact]
+        public void A_giant_line_is_cut_and_marked_and_the_next_line_still_arrives()
+        {
+            var giant = new string('x', 3_000_000);
+            var text = "first\r\n" + giant + "\nlast";
+            var r = new BoundedLineReader(new StringReader(text), 64 * 1024);
+            Assert.Equal("first", r.ReadLine());
+            var cut = r.ReadLine();
+            Assert.StartsWith(new string('x', 64 * 1024) + " …[line cut at 65,536 of 3,000,000 characters]", cut);
+            Assert.True(cut.Length < 64 * 1024 + 100);
+            Assert.Equal("last", r.ReadLine());
+            Assert.Null(r.ReadLine());
+            var empty = new BoundedLineReader(new StringReader("\n\n"), 10);
+            Assert.Equal(("", "", (string)null), (empty.ReadLine(), empty.ReadLine(), empty.ReadLine()));
+        }
+
+        [Fact]
+        public void Redaction_covers_what_a_secret_becomes_on_the_wire()
+        {
+            var ctx = new OpsContext
+            {
+                CentralLogApiKey = Secret.FromPlainText("keyid42:s3cr3t-api-key"), CentralLogUser = "elastic",
+                CentralLogPassword = Secret.FromPlainText("pa55\"word"), KongToken = Secret.FromPlainText("kong-t0ken/+="),
+                PagerDutyToken = Secret.FromPlainText("pd-t0ken-xyz"), SshKeyPassphrase = Secret.FromPlainText("ssh-passphrase-1"),
+            };
+            var r = Redactor.For(ctx);
+            string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s));
+            var echoed = string.Join(" | ", new[]
+            {
+                "Authorization: ApiKey " + B64("keyid42:s3cr3t-api-key"), "the key half s3cr3t-api-key", "Basic " + B64("elastic:pa55\"word"),
+                "json {\"p\":\"pa55\\\"word\"}", "url " + Uri.EscapeDataString("kong-t0ken/+="), "Token token=pd-t0ken-xyz",
+                "b64 " + B64("ssh-passphrase-1").TrimEnd('='), "b64url " + Uri.EscapeDataString(B64("kong-t0ken/+=")),
+            });
+            var scrubbed = r.Scrub(echoed);
+            foreach (var leak in new[] { B64("keyid42:s3cr3t-api-key"), "s3cr3t-api-key", B64("elastic:pa55\"word"), "pa55\\\"word", "pa55\"word",
+                         Uri.EscapeDataString("kong-t0ken/+="), "pd-t0ken-xyz", B64("ssh-passphrase-1").TrimEnd('='), Uri.EscapeDataString(B64("kong-t0ken/+=")) })
+                Assert.DoesNotContain(leak, scrubbed);
+        }
+
+        [Fact]
+        public async Task Container_log_escape_sequences_arrive_escaped_over_real_ssh_and_never_reach_an_incident_note()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            using var rig = new OpsRig(lab);
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            lab[0].ModeAfterRestart = InstanceMode.Down;
+            lab[0].AppendLog("panic: " + Osc52 + Wipe + Title + "boom", stderr: true);
+            var got = new List<LogEntry>();
+            await rig.Docker.LogsAsync(SshTarget.For(rig.Ctx, lab[0].Address), new LogQuery { Tail = 5 }, got.Add, None);
+            var hostile = Assert.Single(got, e => e.GetRawMessage().Contains("boom"));
+            Assert.Contains(Osc52, hostile.GetRawMessage());
+            Assert.DoesNotContain('\u001b', hostile.Message);
+            // The runbook escalates with the last log lines: the note holds them escaped.
+            var s = await rig.Runner().RunAsync(Endpoint.Parse(lab[0].Address, 8888),
+                new RunbookOptions { IncidentId = inc.Id, RestartTimeout = TimeSpan.FromSeconds(1), PollInterval = TimeSpan.FromMilliseconds(100), EscalationLogLines = 20 },
+                (t, a) => Task.FromResult(true), null, None);
+            Assert.Equal("Escalated", s.FinalState);
+            var notes = lab.PagerDuty.Incident(inc.Id).Notes.Select(n => n.Content).ToList();
+            Assert.Contains(notes, n => n.Contains("\\x1b]52;"));
+            Assert.DoesNotContain(notes, n => n.Any(ch => ch < 0x20 && ch != '\n' && ch != '\t'));
+        }
+
+        [Fact]
+        public async Task A_log_line_of_many_megabytes_without_a_newline_is_cut_over_real_ssh()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            using var rig = new OpsRig(lab);
+            lab[0].AppendLog("before");
+            lab[0].AppendLog("level=error " + new string('y', 8 * 1024 * 1024) + "\u00ff\ud800tail");
+            lab[0].AppendLog("after");
+            var got = new List<LogEntry>();
+            await rig.Docker.LogsAsync(SshTarget.For(rig.Ctx, lab[0].Address), new LogQuery { Tail = 3 }, got.Add, None);
+            Assert.Equal(3, got.Count);
+            Assert.Contains("…[line cut at 65,536 of ", got[1].Message);
+            Assert.True(got[1].Message.Length < 70_000);
+            Assert.EndsWith("after", got[2].Message);
+        }
+    }
+}
