@@ -188,6 +188,25 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task A_lease_held_by_a_killed_process_of_this_machine_is_taken_over_at_once()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            using var a = Machine(lab);
+            var file = Path.Combine(lab.Ssh.VmStateDir, $"lease-{lab[0].Address}-api_key_service");
+            Directory.CreateDirectory(lab.Ssh.VmStateDir);
+            // Not expired for another hour, but its process (a SIGKILLed pwsh on this machine) is gone.
+            File.WriteAllText(file, $"cafebabe\n{DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 3600}\nroot@{Environment.MachineName} pid 2147483000 since 2026-12-05T00:00:00Z: a killed runbook\n");
+            using (await a.Ctx.Leases.AcquireAsync(lab[0].Address, "operator A", TimeSpan.Zero, None))
+                Assert.Contains("operator A", File.ReadAllText(file));
+            Assert.Contains(a.Log.Lines, l => l.StartsWith("W ") && l.Contains("process of this machine that is gone"));
+            // Another machine's holder is never judged by our process table: it waits, then InstanceBusy.
+            File.WriteAllText(file, $"cafebabe\n{DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 3600}\nroot@other-host pid 2147483000 since 2026-12-05T00:00:00Z: a runbook elsewhere\n");
+            var e = await Assert.ThrowsAsync<OpsException>(() => a.Ctx.Leases.AcquireAsync(lab[0].Address, "operator A", TimeSpan.Zero, None));
+            Assert.Equal("InstanceBusy", e.ErrorId);
+            Assert.Contains("other-host", e.Message);
+        }
+
+        [Fact]
         public async Task Two_machines_one_after_the_other_never_restart_twice_for_one_incident()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });

@@ -123,3 +123,66 @@ namespace KeyServiceOps.Core.Tests
         }
     }
 }
+
+namespace KeyServiceOps.Core.Tests
+{
+    /// <summary>Issue #26 row 5: every client method answers a 2xx that is not what it asked for (HTML, empty) with its typed …InvalidResponse.</summary>
+    public class HtmlTwoHundredTests
+    {
+        private static readonly CancellationToken None = CancellationToken.None;
+
+        private static async Task<string> IdOf(Func<Task> call)
+        {
+            try { await call(); return "no error"; }
+            catch (OpsException e) { return e.ErrorId; }
+            catch (Exception e) { return "raw " + e.GetType().Name; }
+        }
+
+        [Fact]
+        public async Task Every_PagerDuty_client_method_answers_an_HTML_200_with_PagerDutyInvalidResponse()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            var ctx = TestCtx.For(lab);
+            ctx.PagerDutyUri = lab.PagerDuty.BaseUri; ctx.PagerDutyToken = Secret.FromPlainText(lab.PagerDuty.Token); ctx.PagerDutyFrom = "oncall@example.com";
+            var pd = new KeyServiceOps.Core.PagerDuty.PagerDutyClient(ctx.ForPagerDuty(), null, null, TimeSpan.FromMilliseconds(5));
+            lab.PagerDuty.SignInPage = true;
+            var calls = new Dictionary<string, Func<Task>>
+            {
+                ["GetIncident"] = () => pd.GetIncidentAsync(inc.Id, None),
+                ["ListIncidents"] = () => pd.ListIncidentsAsync(new[] { "triggered" }, null, None),
+                ["FindForAddress"] = () => pd.FindForAddressAsync(lab[0].Address, None),
+                ["GetNotes"] = () => pd.GetNotesAsync(inc.Id, None),
+                ["AddNote"] = () => pd.AddNoteAsync(inc.Id, "a note", None),
+                ["EscalateTo"] = () => pd.EscalateToAsync(inc.Id, 2, None),
+                ["ResolveUserId"] = () => pd.ResolveUserIdAsync("someone@example.com", None),
+            };
+            var got = new Dictionary<string, string>();
+            foreach (var kv in calls) got[kv.Key] = await IdOf(kv.Value);
+            Assert.All(got, kv => Assert.True(kv.Value == "PagerDutyInvalidResponse", $"{kv.Key}: {kv.Value}"));
+        }
+
+        [Fact]
+        public async Task Every_Kong_client_method_answers_an_HTML_200_with_KongInvalidResponse()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            var kong = new KeyServiceOps.Core.RingBalancer.KongClient(TestCtx.For(lab).ForKong(), null);
+            var html = "<html><body>Please sign in</body></html>";
+            var calls = new Dictionary<string, Func<Task>>
+            {
+                ["GetNodeInfo"] = () => kong.GetNodeInfoAsync(None),
+                ["GetUpstream"] = () => kong.GetUpstreamAsync(lab.Upstream, None),
+                ["ListUpstreams"] = () => kong.ListUpstreamsAsync(None),
+                ["GetTargets"] = () => kong.GetTargetsAsync(lab.Upstream, None),
+                ["GetHealth"] = () => kong.GetHealthAsync(lab.Upstream, None),
+                ["FindTarget"] = () => kong.FindTargetAsync(lab.Upstream, lab[0].Target, None),
+                ["AddTarget"] = () => kong.AddTargetAsync(lab.Upstream, "127.0.0.9:8888", 100, null, None),
+                ["DeleteTarget"] = () => kong.DeleteTargetAsync(lab.Upstream, lab[0].Target, None),
+                ["SetWeight"] = () => kong.SetWeightAsync(lab.Upstream, lab[0].Target, 0, None),
+            };
+            var got = new Dictionary<string, string>();
+            foreach (var kv in calls) { lab.Kong.FailNext(5, 200, html); got[kv.Key] = await IdOf(kv.Value); lab.Kong.ClearCanned(); }
+            Assert.All(got, kv => Assert.True(kv.Value == "KongInvalidResponse", $"{kv.Key}: {kv.Value}"));
+        }
+    }
+}

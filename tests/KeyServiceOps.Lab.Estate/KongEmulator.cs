@@ -125,6 +125,8 @@ namespace KeyServiceOps.Lab
 
         private readonly ConcurrentQueue<(int status, string body, string contentType)> _cannedWrites = new ConcurrentQueue<(int status, string body, string contentType)>();
 
+        public void ClearCanned() { while (_canned.TryDequeue(out _)) { } while (_cannedWrites.TryDequeue(out _)) { } }
+
         /// <summary>The next <paramref name="count"/> requests get this canned answer (e.g. an HTML 502 from a proxy).</summary>
         public void FailNext(int count, int status, string body, string contentType = "text/html")
         {

@@ -49,6 +49,8 @@ namespace KeyServiceOps.Lab
         public int ServerErrorNext;
         /// <summary>An outage: every request answers 500 until cleared (issue #25: the note-taker is never on the critical path).</summary>
         public volatile bool Outage;
+        /// <summary>Every request answers 200 with an HTML sign-in page (an SSO proxy in front of the API).</summary>
+        public volatile bool SignInPage;
         /// <summary>From now on every request about notes (GET or POST …/notes) answers 429: a storm that starts at the first note.</summary>
         public volatile bool RateLimitNotes;
         public IReadOnlyList<string> Requests => _requests.ToArray();
@@ -104,6 +106,13 @@ namespace KeyServiceOps.Lab
                     ctx.Response.Headers["ratelimit-reset"] = "1";
                     await Json(ctx, 429, Err("Rate Limit Exceeded", 2020));
                 }
+                return;
+            }
+            if (SignInPage)
+            {
+                ctx.Response.StatusCode = 200;
+                ctx.Response.ContentType = "text/html";
+                await ctx.Response.WriteAsync("<!DOCTYPE html><html><head><title>Sign in</title></head><body><form>SSO sign-in</form></body></html>");
                 return;
             }
             if (Outage)

@@ -62,7 +62,10 @@ namespace KeyServiceOps.Core.PagerDuty
         private JToken Expect(RestResponse r, string what, object target)
         {
             var json = r.TryJson();
-            if (r.IsSuccess) return json ?? new JObject();
+            if (r.IsSuccess && (json is JObject || r.Status == 204)) return json ?? new JObject();
+            // A 2xx that is not PagerDuty's JSON (a sign-in page, a proxy's page, an empty body): typed, never a null
+            // dereference later; a write answered so may have been applied (issue #26, #25).
+            if (r.IsSuccess) throw InvalidResponse(target, $"answered {what} with HTTP {r.Status} and {(string.IsNullOrWhiteSpace(r.Body) ? "an empty body" : "a body that is not a JSON object")}", r.Excerpt()).MaybeAppliedIf(r.IsWrite);
             var msg = (string)json?["error"]?["message"] ?? "";
             var code = (int?)json?["error"]?["code"];
             OpsException E(string id, OpsErrorCategory cat, string text, string action)

@@ -55,13 +55,14 @@ namespace KeyServiceOps.Core.Remote
             catch (OpsException e) { _log.Warning($"{address}: no lease on the VM ({e.Message}); only this machine's lock protects this change."); return Released.Instance; }
             var token = Guid.NewGuid().ToString("N");
             var who = Clean($"{Environment.UserName}@{Environment.MachineName} pid {Process.GetCurrentProcess().Id} since {DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ssZ}: {purpose}");
+            string dead = null; // the token of a holder on this machine whose process is gone: taken over at once
             var file = $"lease-{SafeName(t.Host)}-{SafeName(t.Container)}";
             var sw = Stopwatch.StartNew();
             var random = new Random();
             while (true)
             {
                 LeaseAnswer a;
-                try { a = await RunAsync(t, AcquireScript(file, token, who), ct).ConfigureAwait(false); }
+                try { a = await RunAsync(t, AcquireScript(file, token, who, dead), ct).ConfigureAwait(false); }
                 catch (OpsException e) when (!e.IsCancellation)
                 {
                     _log.Warning($"{address}: could not take the lease on the VM ({e.ErrorId}: {e.Message}); only this machine's lock protects this change from other operators.");
@@ -74,6 +75,12 @@ namespace KeyServiceOps.Core.Remote
                         _log.Verbose($"{address}: lease taken on the VM ({file}).");
                         return new Held(this, t, file, token, who);
                     case "BUSY":
+                        if (dead == null && HolderIsDeadHere(a.HolderLines))
+                        {
+                            dead = a.HolderLines[0];
+                            _log.Warning($"{address}: the lease on the VM is held by a process of this machine that is gone ({a.Holder}): taking it over.");
+                            continue;
+                        }
                         if (sw.Elapsed >= timeout) throw InstanceLock.Busy(address, a.Holder + " (its lease on the VM)", timeout);
                         await Task.Delay(TimeSpan.FromMilliseconds(300 + random.Next(300)), ct).ConfigureAwait(false);
                         continue;
@@ -96,6 +103,19 @@ namespace KeyServiceOps.Core.Remote
             public string State;
             public string Holder;
             public string Previous;
+            public List<string> HolderLines = new List<string>();
+        }
+
+        /// <summary>The holder file names this machine and a process id that no longer runs (a killed pwsh): no need to wait for its lease to lapse.</summary>
+        private static bool HolderIsDeadHere(List<string> holder)
+        {
+            if (holder.Count < 3 || string.IsNullOrEmpty(holder[0])) return false;
+            var m = System.Text.RegularExpressions.Regex.Match(holder[2], @"^\S+@(?<host>\S+) pid (?<pid>\d+) ");
+            if (!m.Success || !string.Equals(m.Groups["host"].Value, Environment.MachineName, StringComparison.OrdinalIgnoreCase)) return false;
+            if (!int.TryParse(m.Groups["pid"].Value, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || pid == Process.GetCurrentProcess().Id) return false;
+            try { using (var p = Process.GetProcessById(pid)) return p.HasExited; }
+            catch (ArgumentException) { return true; }      // no such process
+            catch (InvalidOperationException) { return true; }
         }
 
         private async Task<LeaseAnswer> RunAsync(SshTarget t, string script, CancellationToken ct)
@@ -106,7 +126,7 @@ namespace KeyServiceOps.Core.Remote
             var first = lines.FirstOrDefault() ?? "";
             var a = new LeaseAnswer { State = first.Split(' ')[0] };
             if (status != 0 || a.State.Length == 0) { a.State = "ERR"; a.Holder = $"exit {status}: {string.Join(" ", err.Concat(lines)).Trim()}"; return a; }
-            if (a.State == "BUSY") a.Holder = Describe(lines.Skip(1).ToList(), first);
+            if (a.State == "BUSY") { a.HolderLines = lines.Skip(1).ToList(); a.Holder = Describe(a.HolderLines, first); }
             if (a.State == "ERR") a.Holder = first.Substring(3).Trim();
             if (a.State == "HELD" && lines.Count > 1 && lines[1].StartsWith("STALE ")) a.Previous = Describe(lines.Skip(2).ToList(), lines[1]);
             return a;
@@ -127,11 +147,11 @@ namespace KeyServiceOps.Core.Remote
         /// Under flock on the VM: free, lapsed or already ours → write ours (expiry on the VM's clock) and print HELD;
         /// held by someone else and not lapsed → BUSY with the holder file; no flock or no folder → ERR.
         /// </summary>
-        internal static string AcquireScript(string file, string token, string who)
+        internal static string AcquireScript(string file, string token, string who, string deadToken = null)
             => Prelude + $"f=\"$d/{file}\"; now=$(date +%s); tok=''; exp=0; prev=''\n" +
                "if [ -L \"$f\" ]; then echo \"ERR $f is a symbolic link\"; exit 0; fi\n" +
                "if [ -f \"$f\" ]; then prev=$(head -c 2048 \"$f\"); tok=$(sed -n 1p \"$f\"); exp=$(sed -n 2p \"$f\"); case \"$exp\" in ''|*[!0-9]*) exp=0;; esac; fi\n" +
-               $"if [ -n \"$tok\" ] && [ \"$tok\" != {ShellText.Quote(token)} ] && [ \"$exp\" -ge \"$now\" ]; then echo \"BUSY $now\"; cat \"$f\"; exit 0; fi\n" +
+               $"if [ -n \"$tok\" ] && [ \"$tok\" != {ShellText.Quote(token)} ] && [ \"$tok\" != {ShellText.Quote(deadToken ?? "-")} ] && [ \"$exp\" -ge \"$now\" ]; then echo \"BUSY $now\"; cat \"$f\"; exit 0; fi\n" +
                $"printf '%s\\n%s\\n%s\\n' {ShellText.Quote(token)} \"$((now + {(long)Ttl.TotalSeconds}))\" {ShellText.Quote(who)} > \"$f.$$\" && mv -f \"$f.$$\" \"$f\" || {{ echo \"ERR cannot write $f\"; exit 0; }}\n" +
                "echo \"HELD $now\"\n" +
                $"if [ -n \"$tok\" ] && [ \"$tok\" != {ShellText.Quote(token)} ]; then echo \"STALE $now\"; printf '%s\\n' \"$prev\"; fi\n";

@@ -63,6 +63,8 @@ namespace KeyServiceOps.Core.RingBalancer
             // A proxy's error page or a server error is an error here as anywhere; only a JSON 404 (an Admin API that
             // does not serve `/`) falls back to the defaults.
             if (!r.IsSuccess && !(r.Status == 404 && r.TryJson() != null)) Expect(r, "GET / (version and mode)", null, null);
+            // A 2xx that is not JSON (a sign-in page in front of the Admin API) is not Kong: typed, not "assume 3.x".
+            if (r.IsSuccess && r.TryJson() == null) Expect(r, "GET / (version and mode)", null, null);
             var j = r.IsSuccess ? r.TryJson() : null;
             var info = new KongNodeInfo
             {
@@ -209,7 +211,7 @@ namespace KeyServiceOps.Core.RingBalancer
         public async Task<bool> DeleteTargetAsync(string upstream, string idOrTarget, CancellationToken ct)
         {
             var r = await _rest.SendAsync(HttpMethod.Delete, U(upstream) + "/targets/" + T(idOrTarget), null, ct).ConfigureAwait(false);
-            if (r.Status == 204 || r.Status == 200) return true;
+            if (r.Status == 204 || (r.Status == 200 && r.TryJson() != null)) return true; // a 200 HTML page is a proxy's, not Kong's
             if (r.Status == 404 && r.TryJson() != null) return false;
             Expect(r, "DELETE target", idOrTarget, upstream);
             return true;
