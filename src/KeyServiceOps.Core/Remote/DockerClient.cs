@@ -131,7 +131,7 @@ namespace KeyServiceOps.Core.Remote
             var prefix = new StringBuilder();
             var cmd = new StringBuilder();
             if (journal != null)
-                prefix.Append("{ d=\"").Append(VmLeases.VmDir).Append("\"; umask 077; mkdir -p \"$d\" && [ ! -L \"$d/").Append(JournalFile(t)).Append("\" ] && ")
+                prefix.Append("{ d=\"").Append(VmLeases.VmDir).Append("\"; umask 077; mkdir -p \"$d\" && [ ! -L \"$d\" ] && [ ! -L \"$d/").Append(JournalFile(t)).Append("\" ] && ")
                    .Append("printf '%s %s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" ").Append(ShellText.Quote(OneLine(journal))).Append(" >> \"$d/").Append(JournalFile(t)).Append("\"; } 2>/dev/null; ");
             cmd.Append(Docker(t)).Append(" restart");
             if (graceSeconds != null) cmd.Append(" --time ").Append(ShellText.Quote(graceSeconds.Value.ToString(CultureInfo.InvariantCulture)));

@@ -132,8 +132,13 @@ namespace KeyServiceOps.Core.Remote
                 {
                     // The answer was lost after `docker restart` was sent: docker itself says whether it restarted.
                     var now = await ReadBackAsync(t, ct).ConfigureAwait(false);
-                    var restarted = now?.StartedAt != null && (startedBefore != null ? now.StartedAt > startedBefore : now.StartedAt >= result.RestartedAt.AddSeconds(-2));
-                    if (now == null) throw;
+                    // Judged on docker's own clock only: without the start time from before, it cannot be told.
+                    if (now == null || startedBefore == null) throw;
+                    var restarted = now.StartedAt != null && now.StartedAt > startedBefore;
+                    // Stopping, restarting, or stopped since: the restart may still be under way (docker finishes it
+                    // after our channel closed), so neither "restarted" nor "not restarted".
+                    var underWay = !now.Running || now.Restarting || (now.FinishedAt != null && now.FinishedAt > startedBefore);
+                    if (!restarted && underWay) throw;
                     if (!restarted)
                     {
                         e.OutcomeUnknown = false;

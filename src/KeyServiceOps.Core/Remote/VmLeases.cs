@@ -165,7 +165,9 @@ namespace KeyServiceOps.Core.Remote
             "umask 077; d=\"" + VmDir + "\"\n" +
             "mkdir -p \"$d\" 2>/dev/null; if [ -L \"$d\" ] || [ ! -d \"$d\" ] || [ ! -O \"$d\" ]; then echo \"ERR $d is not a folder of this user\"; exit 0; fi\n" +
             "command -v flock >/dev/null 2>&1 || { echo 'ERR flock is not installed on the VM'; exit 0; }\n" +
-            "exec 9>>\"$d/.lock\" && flock -w 10 9 || { echo 'ERR flock on the lease folder timed out'; exit 0; }\n";
+            "exec 9>>\"$d/.lock\" || { echo 'ERR cannot open the lease folder lock'; exit 0; }\n" +
+            // Another actor is inside the lock right now: that is "busy", never "no lease" (fail closed).
+            "flock -w 10 9 || { echo 'BUSY 0'; printf '%s\\n%s\\n%s\\n' '-' '0' 'another actor holding the lease folder lock on the VM'; exit 0; }\n";
 
         private sealed class Held : IDisposable
         {
@@ -182,16 +184,27 @@ namespace KeyServiceOps.Core.Remote
                 _renew = new Timer(_ => Renew(), null, every, every);
             }
 
+            private readonly object _gate = new object();
+
+            // Renewal and release are serialised: a renewal in flight when the lease is released finishes first, so it
+            // can never write the lease back after the release.
             private void Renew()
             {
-                if (Volatile.Read(ref _disposed) != 0) return;
-                try { _owner.RunAsync(_t, AcquireScript(_file, _token, _who), CancellationToken.None).GetAwaiter().GetResult(); }
-                catch (Exception) { /* the next renewal tries again; a lease that lapses is taken over with a warning */ }
+                lock (_gate)
+                {
+                    if (_disposed != 0) return;
+                    try { _owner.RunAsync(_t, AcquireScript(_file, _token, _who), CancellationToken.None).GetAwaiter().GetResult(); }
+                    catch (Exception) { /* the next renewal tries again; a lease that lapses is taken over with a warning */ }
+                }
             }
 
             public void Dispose()
             {
-                if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+                lock (_gate)
+                {
+                    if (_disposed != 0) return;
+                    _disposed = 1;
+                }
                 _renew.Dispose();
                 try
                 {

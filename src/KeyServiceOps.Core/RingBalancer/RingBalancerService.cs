@@ -194,12 +194,16 @@ namespace KeyServiceOps.Core.RingBalancer
                     if (method == RemovalMethod.MarkUnhealthy)
                     {
                         var health = await ReadBackAsync(() => _kong.GetHealthAsync(upstream, ct), ct).ConfigureAwait(false);
-                        if (!(health.TryGetValue(target.Target, out var h) && h == "UNHEALTHY")) return Reconciliation<TargetChange>.NotApplied($"Kong's health listing shows {target.Target} as {h ?? "absent"}");
+                        health.TryGetValue(target.Target, out var h);
+                        if (h == "HEALTHY") return Reconciliation<TargetChange>.NotApplied($"Kong's health listing shows {target.Target} HEALTHY");
+                        if (h != "UNHEALTHY") return Reconciliation<TargetChange>.CannotTell($"Kong's health listing shows {target.Target} as {h ?? "absent"}");
                         change.ActionValue = TargetChangeAction.MarkedUnhealthy; change.Detail = "marked unhealthy in Kong (read back from its health listing)";
                         return Reconciliation<TargetChange>.WasApplied(change, "Kong's health listing shows it UNHEALTHY");
                     }
                     var now = await ReadBackAsync(() => FindIncludingDrainedAsync(upstream, target.Target, ct), ct).ConfigureAwait(false);
                     if (now != null && now.Weight > 0) return Reconciliation<TargetChange>.NotApplied($"Kong still lists {target.Target} with weight {now.Weight}");
+                    // A delete is applied only when the target is gone (a weight-0 one was drained before, not deleted now).
+                    if (now != null && method == RemovalMethod.Delete) return Reconciliation<TargetChange>.NotApplied($"Kong still lists {target.Target} (weight 0)");
                     change.ActionValue = method == RemovalMethod.Drain && now != null ? TargetChangeAction.Drained : TargetChangeAction.Removed;
                     change.Detail = now == null ? "deleted from the upstream (read back: Kong's listing no longer has it)" : $"weight {target.Weight} -> 0 (read back from Kong's listing)";
                     return Reconciliation<TargetChange>.WasApplied(change, now == null ? "Kong's listing no longer has it" : "Kong lists it with weight 0");
@@ -300,7 +304,9 @@ namespace KeyServiceOps.Core.RingBalancer
                 reconcile: async e =>
                 {
                     var health = await ReadBackAsync(() => _kong.GetHealthAsync(upstream, ct), ct).ConfigureAwait(false);
-                    if (health.TryGetValue(existing.Target, out var h) && h == "UNHEALTHY") return Reconciliation<TargetChange>.NotApplied("Kong's health listing still shows it UNHEALTHY");
+                    health.TryGetValue(existing.Target, out var h);
+                    if (h == "UNHEALTHY") return Reconciliation<TargetChange>.NotApplied("Kong's health listing still shows it UNHEALTHY");
+                    if (h != "HEALTHY") return Reconciliation<TargetChange>.CannotTell($"Kong's health listing shows it as {h ?? "absent"}");
                     change.ActionValue = TargetChangeAction.MarkedHealthy; change.Detail = "marked healthy in Kong (read back from its health listing)";
                     return Reconciliation<TargetChange>.WasApplied(change, $"Kong's health listing shows it {h ?? "not marked"}");
                 }).ConfigureAwait(false);
