@@ -153,6 +153,42 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task Every_restart_path_checks_inside_the_lease_a_responder_that_looked_first_never_restarts_twice()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            using var a = Machine(lab);
+            using var b = Machine(lab);
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            var ssh = SshTarget.For(a.Ctx, lab[0].Address);
+            // Both looked before either restarted: no restart for the incident anywhere yet.
+            Assert.Null(await a.Restarter.FindPriorRestartAsync(ssh, inc.Id, None));
+            Assert.Null(await b.Restarter.FindPriorRestartAsync(SshTarget.For(b.Ctx, lab[0].Address), inc.Id, None));
+            var first = await a.Restarter.RestartAsync(ssh, new RestartOptions { IncidentId = inc.Id, Leases = a.Ctx.Leases, LockDirectory = a.Ctx.LockDirectory }, null, None);
+            Assert.True(first.Restarted);
+            // The second machine's restart (the cmdlet's path) finds A's restart in the VM's journal, inside the lease.
+            var e = await Assert.ThrowsAsync<AlreadyRestartedException>(() => b.Restarter.RestartAsync(SshTarget.For(b.Ctx, lab[0].Address),
+                new RestartOptions { IncidentId = inc.Id, Leases = b.Ctx.Leases, LockDirectory = b.Ctx.LockDirectory }, null, None));
+            Assert.Equal("AlreadyRestartedForIncident", e.ErrorId);
+            Assert.Contains("the VM's restart journal", e.Message);
+            Assert.Equal(1, lab[0].Restarts);
+            Assert.Empty(b.Audit.Read(null, lab[0].Address, "RestartContainer"));  // no intent: nothing was run
+            // Self-healing on B, the same incident: skipped, with the reason, and still one restart.
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            var healer = b.Healer();
+            var o = new SelfHealingOptions { StatePath = Path.Combine(Path.GetDirectoryName(b.Ctx.LockDirectory), "heal.json"), FailuresToRemove = 1, Restart = true };
+            var seen = new List<SelfHealingAction>();
+            for (int i = 0; i < 3 && !seen.Any(x => x.ActionValue == HealingAction.Restart); i++) seen.AddRange(await healer.PassAsync(o, Yes, null, None));
+            var r = seen.Single(x => x.ActionValue == HealingAction.Restart);
+            Assert.Equal("AlreadyRestarted", r.Reason);
+            Assert.Equal(1, lab[0].Restarts);
+            // Without an incident the cmdlet's path restarts (the operator asked for it explicitly).
+            var again = await b.Restarter.RestartAsync(SshTarget.For(b.Ctx, lab[0].Address), new RestartOptions { Leases = b.Ctx.Leases, LockDirectory = b.Ctx.LockDirectory }, null, None);
+            Assert.True(again.Restarted);
+            Assert.Equal(2, lab[0].Restarts);
+        }
+
+        [Fact]
         public async Task A_second_machine_that_cannot_wait_gets_InstanceBusy_naming_the_holder_and_changes_nothing()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
@@ -185,6 +221,26 @@ namespace KeyServiceOps.Core.Tests
                 Assert.Contains("operator A", File.ReadAllText(file));
             Assert.Contains(a.Log.Lines, l => l.StartsWith("W ") && l.Contains("lapsed lease") && l.Contains("ghost@other-host"));
             Assert.False(File.Exists(file));                                 // released
+        }
+
+        [Fact]
+        public async Task A_slow_yes_never_acts_on_a_stale_reading_the_guard_runs_after_the_answer()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            using var rig = new OpsRig(lab);
+            var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[0].Target, None);
+            // While the operator reads the prompt, the other two instances die: removing this one now would leave none.
+            async Task<bool> SlowYes(string target, string action)
+            {
+                await lab[1].SetModeAsync(InstanceMode.Down);
+                await lab[2].SetModeAsync(InstanceMode.Down);
+                return true;
+            }
+            var result = await rig.Rb.RemoveSafelyAsync(new RemovalRequest { Upstream = lab.Upstream, Target = t, Method = RemovalMethod.Delete }, SlowYes, None);
+            Assert.Null(result.Change);
+            Assert.Equal("LastHealthyTarget", result.Guard.ErrorId);
+            Assert.True(In(lab, lab[0]));
+            Assert.Empty(rig.Audit.Read(null, lab[0].Target, "RemoveTarget"));
         }
 
         [Fact]

@@ -27,6 +27,8 @@ namespace KeyServiceOps.Lab
                 if (ctx.Request.Path == "/scenario") await inst.ApplyScenarioAsync(Enum.Parse<FaultScenario>(ctx.Request.Query["name"].ToString()), persists: ctx.Request.Query["persists"] == "true" ? true : (bool?)null);
                 else if (ctx.Request.Path == "/mode") await inst.SetModeAsync(Enum.Parse<InstanceMode>(ctx.Request.Query["mode"].ToString()));
                 else if (ctx.Request.Path == "/restarts") { await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, inst.Restarts.ToString(System.Globalization.CultureInfo.InvariantCulture)); return; }
+                // The container writes a line (base64, so any bytes pass: escape sequences, invalid UTF-8): POST /log?address=&b64=&stderr=
+                else if (ctx.Request.Path == "/log") inst.AppendLog(System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(ctx.Request.Query["b64"].ToString())), stderr: ctx.Request.Query["stderr"] == "true");
                 else if (ctx.Request.Path == "/alert") { await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, lab.PagerDuty.AddAlert(inst.Address).Id); return; }
                 else { ctx.Response.StatusCode = 404; return; }
                 await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, "ok");

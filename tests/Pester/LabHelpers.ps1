@@ -59,3 +59,9 @@ function Get-KsoLabRestarts($Lab, [string] $Address) {
 function New-KsoLabAlert($Lab, [string] $Address) {
     Invoke-RestMethod -Method Post -Uri ("{0}alert?address={1}" -f $Lab.control, $Address)
 }
+
+# The container writes a line with exactly these characters (escape sequences included).
+function Add-KsoLabLogLine($Lab, [string] $Address, [string] $Text, [switch] $Stderr) {
+    $b64 = [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($Text))
+    Invoke-RestMethod -Method Post -Uri ("{0}log?address={1}&b64={2}&stderr={3}" -f $Lab.control, $Address, [uri]::EscapeDataString($b64), $(if ($Stderr) { 'true' } else { 'false' })) | Out-Null
+}

@@ -100,7 +100,7 @@ namespace KeyServiceOps.Core
             }
             var path = Path.Combine(directory, FileName(key) + ".lock");
             var holderPath = Path.Combine(directory, FileName(key) + ".holder");
-            var deadline = DateTime.UtcNow + timeout;
+            var waited = Stopwatch.StartNew(); // monotonic: a clock step neither ends nor stretches the wait
             var random = new Random();
             while (true)
             {
@@ -117,7 +117,7 @@ namespace KeyServiceOps.Core
                     lock (held) held.Add(key);
                     return new InstanceLock(fs, key, holderPath, held);
                 }
-                catch (IOException) when (!(DateTime.UtcNow >= deadline))
+                catch (IOException) when (waited.Elapsed < timeout)
                 {
                     await Task.Delay(50 + random.Next(50), ct).ConfigureAwait(false);
                 }

@@ -18,7 +18,7 @@ namespace KeyServiceOps.Core
             var dir = Path.GetDirectoryName(Path.GetFullPath(path));
             if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
             if (Directory.Exists(path)) throw new IOException("the path is a folder, not a file");
-            var deadline = DateTime.UtcNow + timeout;
+            var waited = System.Diagnostics.Stopwatch.StartNew(); // monotonic: a clock step neither ends nor stretches the wait
             var random = new Random();
             while (true)
             {
@@ -32,7 +32,7 @@ namespace KeyServiceOps.Core
                     if (created) SafeFile.OwnerOnly(path);
                     return fs;
                 }
-                catch (IOException e) when (!(e is DirectoryNotFoundException) && !(e is PathTooLongException) && !e.Message.Contains("symbolic link") && DateTime.UtcNow < deadline)
+                catch (IOException e) when (!(e is DirectoryNotFoundException) && !(e is PathTooLongException) && !e.Message.Contains("symbolic link") && waited.Elapsed < timeout)
                 {
                     Thread.Sleep(2 + random.Next(15)); // another writer holds the lock
                 }

@@ -31,6 +31,24 @@ namespace KeyServiceOps.Core.Remote
         public TimeSpan LockTimeout { get; set; } = TimeSpan.FromSeconds(30);
         /// <summary>The lease on the VM every actor passes (null: this machine's lock only).</summary>
         public IInstanceLeases Leases { get; set; }
+        /// <summary>
+        /// A restart by anyone at or after this time counts as done for this run, whatever incident it was for (the
+        /// incident's creation time; self-healing: the start of its start-up grace). Null: only <see cref="IncidentId"/>.
+        /// </summary>
+        public DateTimeOffset? PriorSince { get; set; }
+        /// <summary>
+        /// This actor's own earlier restarts (same actor, same user and machine) do not count: self-healing governs its
+        /// own with its budget, back-off and grace; only another responder's restart holds it back.
+        /// </summary>
+        public bool IgnoreOwnRestarts { get; set; }
+    }
+
+    /// <summary>A restart already done for one incident (by anyone), and the container's state now.</summary>
+    public sealed class PriorRestart
+    {
+        /// <summary>Who and when, and where it was read ("the VM's restart journal", or this machine's audit log).</summary>
+        public string Description { get; set; }
+        public Diagnosis.ContainerState State { get; set; }
     }
 
     public sealed class RestartProgress
@@ -111,8 +129,47 @@ namespace KeyServiceOps.Core.Remote
                 return await RestartLockedAsync(t, o, progress, result, ct).ConfigureAwait(false);
         }
 
+        /// <summary>
+        /// A restart already done for this incident, by anyone: a line for it in this machine's audit log (any outcome
+        /// but Failed), or in the VM's restart journal (written by every responder's restart, on the VM's clock). Either
+        /// counts only when docker says the container started after it: an intent whose process was killed before
+        /// `docker restart` was sent leaves the start time older, so the restart is done now; one killed after it is not
+        /// repeated. Null when there is none (or no incident).
+        /// </summary>
+        public async Task<PriorRestart> FindPriorRestartAsync(SshTarget t, string incident, CancellationToken ct, DateTimeOffset? since = null, string ignoreActor = null)
+        {
+            if ((incident == null && since == null) || t == null) return null;
+            var from = since;
+            bool Counts(string inc, DateTimeOffset at, string actor)
+                => (ignoreActor == null || !string.Equals(actor, ignoreActor, StringComparison.Ordinal))
+                   && ((incident != null && string.Equals(inc, incident, StringComparison.OrdinalIgnoreCase)) || (from != null && at >= from.Value));
+            var local = _audit?.Read(null, t.Host, "RestartContainer")
+                .LastOrDefault(e => Counts(e.Incident, e.Time, e.Actor) && e.Outcome != AuditLog.Failed);
+            IReadOnlyList<DockerClient.JournalEntry> journal;
+            try { journal = await _docker.ReadRestartJournalAsync(t, ct).ConfigureAwait(false); }
+            catch (OpsException e) when (!e.IsCancellation) { journal = new List<DockerClient.JournalEntry>(); _log.Verbose($"{t.Host}: the VM's restart journal could not be read ({e.ErrorId})."); }
+            var shared = journal.LastOrDefault(j => Counts(j.Incident, j.Time, j.Actor));
+            if (local == null && shared == null) return null;
+            var state = await _docker.InspectAsync(t, ct).ConfigureAwait(false);
+            if (state.StartedAt == null) return null;
+            DateTimeOffset? before = null;
+            if (local?.BeforeData?["startedAt"] is Newtonsoft.Json.Linq.JToken b && b.Type != Newtonsoft.Json.Linq.JTokenType.Null
+                && DateTimeOffset.TryParse(b.Type == Newtonsoft.Json.Linq.JTokenType.Date ? ((DateTime)b).ToString("o") : (string)b, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var parsed))
+                before = parsed;
+            if (shared != null && state.StartedAt.Value >= shared.Time.AddSeconds(-1))
+                return new PriorRestart { Description = $"at {shared.Time:u} by {shared.Actor ?? "another responder"} (the VM's restart journal)", State = state };
+            if (local != null && (before != null ? state.StartedAt.Value > before.Value : state.StartedAt.Value >= local.Time.AddSeconds(-1)))
+                return new PriorRestart { Description = $"at {local.Time:u} by {local.Actor ?? "this machine"} ({local.Outcome})", State = state };
+            return null;
+        }
+
         private async Task<RestartResult> RestartLockedAsync(SshTarget t, RestartOptions o, Action<RestartProgress> progress, RestartResult result, CancellationToken ct)
         {
+            // Never twice for one incident, whoever asks (the cmdlet, the runbook, self-healing, on any machine): checked
+            // here, inside the lease, so two responders that both looked before either restarted cannot both go on.
+            var prior = await FindPriorRestartAsync(t, o.IncidentId, ct, o.PriorSince, o.IgnoreOwnRestarts ? JournalActor(o) : null).ConfigureAwait(false);
+            if (prior != null)
+                throw new AlreadyRestartedException(t, o.IncidentId, prior);
             var fault = await CheckGateAsync(t, o, ct).ConfigureAwait(false);
             result.FaultCategory = fault?.Category;
             // The container's start time before the restart, on docker's own clock: what a lost answer is read back against.
@@ -127,7 +184,7 @@ namespace KeyServiceOps.Core.Remote
             return await AuditLog.Record(_audit, intent, async () =>
             {
                 progress?.Invoke(new RestartProgress { Address = t.Host, Phase = "docker restart", Remaining = o.Timeout });
-                try { await _docker.RestartAsync(t, o.GraceSeconds, ct, $"{o.IncidentId ?? "-"} {o.Actor ?? "manual"}/{AuditLog.DefaultActor()}").ConfigureAwait(false); }
+                try { await _docker.RestartAsync(t, o.GraceSeconds, ct, $"{o.IncidentId ?? "-"} {JournalActor(o)}").ConfigureAwait(false); }
                 catch (OpsException e) when (e.OutcomeUnknown && !e.IsCancellation)
                 {
                     // The answer was lost after `docker restart` was sent: docker itself says whether it restarted.
@@ -176,6 +233,9 @@ namespace KeyServiceOps.Core.Remote
             () => result.Restarted ? $"the container was restarted; the wait for health stopped after {result.HealthChecks} checks" : "docker restart was not confirmed").ConfigureAwait(false);
         }
 
+        /// <summary>Who a restart was by, as the VM's journal records it (the same text as the audit log's actor).</summary>
+        private static string JournalActor(RestartOptions o) => $"{o.Actor ?? "manual"}/{AuditLog.DefaultActor()}";
+
         /// <summary>docker inspect after a lost answer, a few times (the connection that dropped is re-made); null when it cannot be read.</summary>
         private async Task<Diagnosis.ContainerState> ReadBackAsync(SshTarget t, CancellationToken ct)
         {
@@ -204,5 +264,17 @@ namespace KeyServiceOps.Core.Remote
                 Detail = $"{t.Container} on {t.Display}: {detail}" + (fault != null ? $"; last fault {fault.Category}" : "") + (r.ReadBack != null ? "; " + r.ReadBack : ""),
             };
         }
+    }
+
+    /// <summary>The container was already restarted for this incident (by anyone): nothing was run.</summary>
+    public sealed class AlreadyRestartedException : OpsException
+    {
+        public AlreadyRestartedException(SshTarget t, string incident, PriorRestart prior)
+            : base("AlreadyRestartedForIncident", OpsErrorCategory.ResourceExists,
+                $"{t.Container} on {t.Host} was already restarted {(incident != null ? "for incident " + incident + " " : "")}{prior.Description}: not restarted twice for one incident. Nothing was run.",
+                t.Host, recommendedAction: "Check its health and logs (Test-KeyServiceHealth, Get-KeyServiceLog). If it still fails, escalate the incident; to restart it anyway, run Restart-KeyServiceContainer without -IncidentId.")
+        { Prior = prior; }
+
+        public PriorRestart Prior { get; }
     }
 }

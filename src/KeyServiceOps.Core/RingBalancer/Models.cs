@@ -76,6 +76,36 @@ namespace KeyServiceOps.Core.RingBalancer
         public override string ToString() => $"{Action} {Target} ({Upstream})";
     }
 
+    /// <summary>What <see cref="RingBalancerService.RemoveSafelyAsync"/> is asked to do.</summary>
+    public sealed class RemovalRequest
+    {
+        public string Upstream { get; set; }
+        public RingBalancerTarget Target { get; set; }
+        public RemovalMethod Method { get; set; }
+        /// <summary>Removals already made by the same caller (a pipeline, a self-healing pass), counted by the share guard.</summary>
+        public int RemovedInBatch { get; set; }
+        /// <summary>Go past a refusing guard (audited as forced).</summary>
+        public bool Force { get; set; }
+        public bool WhatIf { get; set; }
+        public string Actor { get; set; }
+        public string Incident { get; set; }
+        /// <summary>What the confirmation prompt names (default: the target) and says (default: "Remove from …").</summary>
+        public string ConfirmTarget { get; set; }
+        public string Action { get; set; }
+        /// <summary>Runs after the guard allowed it and before Kong is asked (self-healing remembers the removal here).</summary>
+        public Action BeforeChange { get; set; }
+    }
+
+    /// <summary>What the one removal path did: the guard's decision, and the change when there was one.</summary>
+    public sealed class RemovalResult
+    {
+        public GuardDecision Guard { get; set; }
+        /// <summary>Null when nothing was changed (declined, -WhatIf, or the guard refused).</summary>
+        public TargetChange Change { get; set; }
+        public bool Declined { get; set; }
+        public bool Forced { get; set; }
+    }
+
     public sealed class GuardDecision
     {
         public bool Allowed { get; set; }

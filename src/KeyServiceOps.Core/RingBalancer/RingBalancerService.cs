@@ -137,6 +137,37 @@ namespace KeyServiceOps.Core.RingBalancer
                   "Use -Method MarkUnhealthy (no database write, nothing for the sync to revert), or change the state file.");
         }
 
+        /// <summary>
+        /// The one removal path (issue #25), used by Remove-RingBalancerTarget, the runbook and self-healing:
+        /// lease → confirm → guard (a fresh read of Kong, inside the lease, after the answer: a slow "Yes" never acts on a
+        /// stale reading) → intent → change → read-back → outcome. Under -WhatIf: the guard, then the confirmation
+        /// (which prints PowerShell's "What if:" line), and nothing else.
+        /// </summary>
+        public async Task<RemovalResult> RemoveSafelyAsync(RemovalRequest q, Func<string, string, Task<bool>> confirm, CancellationToken ct)
+        {
+            var t = q.Target;
+            var verb = q.Method == RemovalMethod.Drain ? "Drain (set weight 0)" : q.Method == RemovalMethod.MarkUnhealthy ? "Mark unhealthy in Kong" : "Remove";
+            var action = q.Action ?? $"{verb} from ring-balancer upstream '{q.Upstream}'" + (q.Force ? " (-Force: also past the safety guard)" : "");
+            if (q.WhatIf)
+            {
+                var preview = await EvaluateRemovalAsync(q.Upstream, t, q.RemovedInBatch, ct).ConfigureAwait(false);
+                if (preview.Allowed || q.Force) await confirm(q.ConfirmTarget ?? t.Target, action).ConfigureAwait(false);
+                return new RemovalResult { Guard = preview, Forced = !preview.Allowed && q.Force };
+            }
+            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, t.Address ?? t.Target, $"{Verb(q.Method)} {t.Target} from {q.Upstream}", _ctx.LockTimeout, ct, _ctx.Leases).ConfigureAwait(false))
+            {
+                if (!await confirm(q.ConfirmTarget ?? t.Target, action).ConfigureAwait(false))
+                    return new RemovalResult { Declined = true, Guard = await EvaluateRemovalAsync(q.Upstream, t, q.RemovedInBatch, ct).ConfigureAwait(false) };
+                var guard = await EvaluateRemovalAsync(q.Upstream, t, q.RemovedInBatch, ct).ConfigureAwait(false);
+                var result = new RemovalResult { Guard = guard, Forced = !guard.Allowed && q.Force };
+                if (!guard.Allowed && !q.Force) return result;
+                if (result.Forced) _log.Warning($"FORCED: {guard.Reason} Proceeding because -Force was given; this is recorded in the audit log.");
+                q.BeforeChange?.Invoke();
+                result.Change = await RemoveResolvedLockedAsync(q.Upstream, t, q.Method, result.Forced, q.Actor, q.Incident, ct).ConfigureAwait(false);
+                return result;
+            }
+        }
+
         /// <summary>Takes a resolved target out by <paramref name="method"/> and audits it. The guard must have been consulted.</summary>
         public async Task<TargetChange> RemoveResolvedAsync(string upstream, RingBalancerTarget target, RemovalMethod method, bool forced, string actor, string incident, CancellationToken ct)
         {

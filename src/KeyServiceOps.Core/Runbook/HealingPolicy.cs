@@ -9,7 +9,7 @@ namespace KeyServiceOps.Core.Runbook
     public enum HealingReason
     {
         Unhealthy, Recovered, CapacityGuard, MaxEjection, PanicFloor, Hysteresis, RestartBudget, RestartBackoff,
-        FailingRemediation, Maintenance, StartupGrace, DependencyFault, LockHeld, Error,
+        FailingRemediation, Maintenance, StartupGrace, DependencyFault, LockHeld, Error, AlreadyRestarted,
     }
 
     /// <summary>What one pass saw of one watched target: whether Kong lists it in rotation, and its health check.</summary>
@@ -92,6 +92,39 @@ namespace KeyServiceOps.Core.Runbook
         /// target, what to do or why not. <paramref name="canRestart"/>: restarts are asked for and possible. Throws
         /// AllTargetsFailing when every watched target failed (the probe's or a shared dependency's fault, not each instance's).
         /// </summary>
+        /// <summary>
+        /// Times read back from the state file are checked against the clock now (issue #25: a clock step, or a file
+        /// written on a host whose clock ran ahead): a start-up grace further ahead than its own span is expired; a time
+        /// recorded in the future (restarts, removals, panic, healthy-since) is taken as now, so a back-off, a budget or a
+        /// hold never lasts longer than its own maximum. Returns one sentence per repair, for a warning.
+        /// </summary>
+        public static List<string> SanitizeTimes(HealingState state, DateTimeOffset now, SelfHealingOptions limits)
+        {
+            var said = new List<string>();
+            var slack = TimeSpan.FromMinutes(1);
+            DateTimeOffset? Clamp(DateTimeOffset? t, string what)
+            {
+                if (t == null || t.Value <= now + slack) return t;
+                said.Add($"{what} is {(t.Value - now).TotalMinutes:0} min in the future ({t.Value:yyyy-MM-ddTHH:mm:ssZ}; the clock stepped back?): taken as now");
+                return now;
+            }
+            foreach (var s in state.Targets.Values)
+            {
+                if (s.GraceUntil != null && s.GraceUntil.Value > now + limits.StartupGrace + slack)
+                {
+                    said.Add($"{s.Target}: start-up grace until {s.GraceUntil:yyyy-MM-ddTHH:mm:ssZ} is further ahead than its own span ({limits.StartupGrace.TotalSeconds:0} s): treated as expired");
+                    s.GraceUntil = now;
+                }
+                s.RemovedAt = Clamp(s.RemovedAt, $"{s.Target}: removed-at");
+                s.HealthySince = Clamp(s.HealthySince, $"{s.Target}: healthy-since");
+                s.Restarts = (s.Restarts ?? new List<DateTimeOffset>()).Select(r => Clamp(r, $"{s.Target}: a restart time").Value).ToList();
+            }
+            foreach (var r in state.RestartLog ?? new List<RestartRecord>()) r.At = Clamp(r.At, $"{r.Target}: a restart-log time").Value;
+            state.PanicSince = Clamp(state.PanicSince, "panic-since");
+            state.RemediationStoppedSince = Clamp(state.RemediationStoppedSince, "remediation-stopped-since");
+            return said;
+        }
+
         public static HealingPlan Decide(HealingState state, string upstream, IReadOnlyList<HealingObservation> seen, SelfHealingOptions limits, DateTimeOffset now, bool canRestart)
         {
             var plan = new HealingPlan { Checked = seen.Count, Unhealthy = seen.Count(x => !x.Healthy) };

@@ -237,11 +237,17 @@ namespace KeyServiceOps.Core.Runbook
                 await NoteAsync(r, $"target {ep.Target} is not in upstream {r.Upstream}: {who}", ct).ConfigureAwait(false);
                 return (StepOutcome.AlreadyDone, $"not in upstream '{r.Upstream}': {who}");
             }
-            var guard = await _rb.EvaluateRemovalAsync(r.Upstream, target, 0, ct).ConfigureAwait(false);
+            // The one removal path: confirm, then the guard on a fresh read inside the lease, then the change.
+            var removal = await _rb.RemoveSafelyAsync(new RemovalRequest
+            {
+                Upstream = r.Upstream, Target = target, Method = _ctx.RemovalMethod, WhatIf = r.O.WhatIf, Actor = r.O.Actor, Incident = r.Incident,
+                ConfirmTarget = ep.Target, Action = $"Remove from upstream '{r.Upstream}' (runbook step 2)",
+            }, r.Confirm, ct).ConfigureAwait(false);
+            var guard = removal.Guard;
             if (!guard.Allowed) return (StepOutcome.Failed, $"kept in the upstream by the capacity guard ({guard.ErrorId}): {guard.Reason}");
-            if (!await r.Confirm(ep.Target, $"Remove from upstream '{r.Upstream}' (runbook step 2)").ConfigureAwait(false))
+            if (removal.Change == null)
                 return (StepOutcome.WouldDo, $"would remove {ep.Target} from '{r.Upstream}' ({guard.Reason}) and note 'manually removed target'");
-            var change = await _rb.RemoveResolvedAsync(r.Upstream, target, _ctx.RemovalMethod, false, r.O.Actor, r.Incident, ct).ConfigureAwait(false);
+            var change = removal.Change;
             r.MarkedUnhealthy = change.ActionValue == TargetChangeAction.MarkedUnhealthy;
             r.Actions.Add($"{change.Action} {ep.Target}");
             await NoteAsync(r, $"manually removed target {ep.Target} from upstream {r.Upstream} (runbook step 2: the instance failed its health check)", ct).ConfigureAwait(false);
@@ -283,8 +289,7 @@ namespace KeyServiceOps.Core.Runbook
                 r.HandedOver = true;
                 return Stop(StepOutcome.Done, $"{found}; dependency fault: {what}; not restarted");
             }
-            var (prior, state) = await PriorRestartAsync(r, ct).ConfigureAwait(false);
-            if (prior != null)
+            async Task<(StepOutcome, string)> Already(string prior, ContainerState state)
             {
                 // Never twice for one incident, whoever restarted it (this machine's audit log, or the VM's journal that
                 // every responder writes). What docker says now decides what to do instead; never a silent wait.
@@ -297,14 +302,23 @@ namespace KeyServiceOps.Core.Runbook
                 var healthy = await WaitForHealthAsync(r, ct).ConfigureAwait(false);
                 return (StepOutcome.AlreadyDone, $"{already}; {(healthy ? "operational now" : $"still not operational after {r.O.RestartTimeout.TotalSeconds:0} s")}");
             }
+            // Looked up before the question (no prompt for a restart that will not be done); the restarter checks again
+            // inside the lease, where another responder's restart since this look cannot slip through.
+            var (prior, state) = await PriorRestartAsync(r, ct).ConfigureAwait(false);
+            if (prior != null) return await Already(prior, state).ConfigureAwait(false);
             if (!await r.Confirm($"{r.Ssh.Container} on {ep.Address}", "docker restart and wait for health (runbook step 3)").ConfigureAwait(false))
                 return (StepOutcome.WouldDo, $"{found}; would restart {r.Ssh.Container} and wait up to {r.O.RestartTimeout.TotalSeconds:0} s for health");
-            var restart = await _restarter.RestartAsync(r.Ssh, new RestartOptions
+            RestartResult restart;
+            try
             {
-                LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout, Leases = _ctx.Leases,
-                Wait = true, Timeout = r.O.RestartTimeout, PollInterval = r.O.PollInterval, KnownFaults = faults, Via = r.O.Via,
-                HealthPort = ep.Port, IncidentId = r.Incident, Actor = r.O.Actor,
-            }, null, ct).ConfigureAwait(false);
+                restart = await _restarter.RestartAsync(r.Ssh, new RestartOptions
+                {
+                    LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout, Leases = _ctx.Leases,
+                    Wait = true, Timeout = r.O.RestartTimeout, PollInterval = r.O.PollInterval, KnownFaults = faults, Via = r.O.Via,
+                    HealthPort = ep.Port, IncidentId = r.Incident, Actor = r.O.Actor, PriorSince = PriorSince(r),
+                }, null, ct).ConfigureAwait(false);
+            }
+            catch (AlreadyRestartedException e) { return await Already(e.Prior.Description, e.Prior.State).ConfigureAwait(false); }
             r.Actions.Add($"restarted {r.Ssh.Container} ({restart.Status})");
             await NoteAsync(r, $"restarted {r.Ssh.Container} on {ep.Address} ({found}): {(restart.Recovered == true ? $"operational again after {restart.Elapsed.TotalSeconds:0} s" : $"not operational after {r.O.RestartTimeout.TotalSeconds:0} s")}", ct).ConfigureAwait(false);
             return (StepOutcome.Done, $"{found}; restart: {restart.Status} in {restart.Elapsed.TotalSeconds:0.#} s");
@@ -359,33 +373,17 @@ namespace KeyServiceOps.Core.Runbook
         private Task<HealthResult> CheckAsync(Run r, CancellationToken ct) => _probe.CheckAsync(r.Ep, r.Ssh, r.O.Via, ct);
 
         /// <summary>
-        /// A restart already done for this run's incident, by anyone: a line for it in this machine's audit log (any outcome
-        /// but Failed), or in the VM's restart journal (written by every responder's restart, on the VM's clock). Either
-        /// counts only when docker says the container started after it: an intent whose process was killed before
-        /// `docker restart` was sent leaves the start time older, so the restart is done now; one killed after it is not
-        /// repeated. Returns who/when, and the container's state now.
+        /// Any restart since the incident was opened counts as this incident's restart, whoever made it and for whatever
+        /// incident (a self-healing pass, a responder with another incident): the container's StartedAt against the
+        /// incident's creation. A minute early still counts: PagerDuty's clock and the VM's differ.
         /// </summary>
+        private static DateTimeOffset? PriorSince(Run r) => r.IncidentCreated?.AddMinutes(-1);
+
+        /// <summary>A restart already done for this run's incident, by anyone (the restarter's own check, see there).</summary>
         private async Task<(string prior, ContainerState state)> PriorRestartAsync(Run r, CancellationToken ct)
         {
-            if (r.Incident == null) return (null, null);
-            var local = _audit?.Read(null, r.Ep.Address, "RestartContainer")
-                .LastOrDefault(e => string.Equals(e.Incident, r.Incident, StringComparison.OrdinalIgnoreCase) && e.Outcome != AuditLog.Failed);
-            IReadOnlyList<DockerClient.JournalEntry> journal;
-            try { journal = await _docker.ReadRestartJournalAsync(r.Ssh, ct).ConfigureAwait(false); }
-            catch (OpsException e) when (!e.IsCancellation) { journal = new List<DockerClient.JournalEntry>(); _log.Verbose($"{r.Ep.Address}: the VM's restart journal could not be read ({e.ErrorId})."); }
-            var shared = journal.LastOrDefault(j => string.Equals(j.Incident, r.Incident, StringComparison.OrdinalIgnoreCase));
-            if (local == null && shared == null) return (null, null);
-            var state = await _docker.InspectAsync(r.Ssh, ct).ConfigureAwait(false);
-            if (state.StartedAt == null) return (null, state);
-            DateTimeOffset? before = null;
-            if (local?.BeforeData?["startedAt"] is Newtonsoft.Json.Linq.JToken b && b.Type != Newtonsoft.Json.Linq.JTokenType.Null
-                && DateTimeOffset.TryParse(b.Type == Newtonsoft.Json.Linq.JTokenType.Date ? ((DateTime)b).ToString("o") : (string)b, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var parsed))
-                before = parsed;
-            if (shared != null && state.StartedAt.Value >= shared.Time.AddSeconds(-1))
-                return ($"at {shared.Time:u} by {shared.Actor ?? "another responder"} (the VM's restart journal)", state);
-            if (local != null && (before != null ? state.StartedAt.Value > before.Value : state.StartedAt.Value >= local.Time.AddSeconds(-1)))
-                return ($"at {local.Time:u} by {local.Actor ?? "this machine"} ({local.Outcome})", state);
-            return (null, state);
+            var p = await _restarter.FindPriorRestartAsync(r.Ssh, r.Incident, ct, PriorSince(r)).ConfigureAwait(false);
+            return (p?.Description, p?.State);
         }
 
         private async Task<bool> WaitForHealthAsync(Run r, CancellationToken ct)

