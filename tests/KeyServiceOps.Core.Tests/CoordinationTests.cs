@@ -26,7 +26,7 @@ namespace KeyServiceOps.Core.Tests
         private static Task<bool> Yes(string t, string a) => Task.FromResult(true);
 
         /// <summary>A second machine: its own lock folder and audit log (its own HOME), the same estate.</summary>
-        private static OpsRig Machine(Lab.Lab lab, Action<OpsContext> configure = null)
+        internal static OpsRig Machine(Lab.Lab lab, Action<OpsContext> configure = null)
             => new OpsRig(lab, c =>
             {
                 c.LockDirectory = Path.Combine(Path.GetTempPath(), "kso-machine-" + Guid.NewGuid().ToString("N").Substring(0, 8), "locks");

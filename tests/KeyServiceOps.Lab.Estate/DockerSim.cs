@@ -125,6 +125,7 @@ namespace KeyServiceOps.Lab
                 selected = selected.TakeLast(tail.Value).ToList();
             }
             foreach (var l in selected) await (l.Stderr ? w.ErrAsync(Fmt(l)) : w.OutAsync(Fmt(l)));
+            if (inst.RawLogFile != null) await w.FileAsync(inst.RawLogFile);
             await w.FlushAsync();
             if (!follow) return 0;
             var seen = snapshot.Count;
@@ -206,6 +207,12 @@ namespace KeyServiceOps.Lab
                 case "{{.RestartCount}}":
                     await w.OutAsync(inst.PolicyRestartCount.ToString(CultureInfo.InvariantCulture));
                     return 0;
+                case "{{.Id}}":
+                    await w.OutAsync(inst.ContainerId);
+                    return 0;
+                case "{{.RestartCount}} {{.Id}}":
+                    await w.OutAsync(inst.PolicyRestartCount.ToString(CultureInfo.InvariantCulture) + " " + inst.ContainerId);
+                    return 0;
                 default:
                     await w.ErrAsync($"lab: inspect format '{format}' is not simulated");
                     return 1;
@@ -251,6 +258,8 @@ namespace KeyServiceOps.Lab
             public async Task DropAsync() { await AddAsync("D ", "drop"); await FlushAsync(); }
             public Task OutAsync(string line) => AddAsync("1 ", line);
             public Task ErrAsync(string line) => AddAsync("2 ", line);
+            /// <summary>The shim cats this file (on the VM) to stdout: bytes the line protocol could not carry.</summary>
+            public Task FileAsync(string path) => AddAsync("F ", path);
             public async Task ExitAsync(int code) { await AddAsync("X ", code.ToString(CultureInfo.InvariantCulture)); await FlushAsync(); }
             private Task AddAsync(string prefix, string line)
             {

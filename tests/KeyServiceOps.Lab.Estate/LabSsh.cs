@@ -141,7 +141,8 @@ namespace KeyServiceOps.Lab
 
         private void WriteShims()
         {
-            // docker: forwards its argv to the lab and replays the answer: "1 line" -> stdout, "2 line" -> stderr, "X n" -> exit n.
+            // docker: forwards its argv to the lab and replays the answer: "1 line" -> stdout, "2 line" -> stderr, "X n" -> exit n,
+            // "F path" -> the file's bytes as they are, to stdout (a giant or invalid-UTF-8 line), "D" -> drop the connection.
             WriteShim("docker", @"#!/bin/bash
 # KeyServiceOps lab shim: `docker` on a simulated instance VM (see shared/contracts/docker-cli.md).
 read -r _ _ sip _ <<<""$SSH_CONNECTION""
@@ -168,6 +169,7 @@ fi
   substr($0,1,2)==""2 "" { print substr($0,3) > ""/dev/stderr""; next }
   substr($0,1,2)==""X "" { code=substr($0,3)+0; seen=1; next }
   substr($0,1,2)==""D "" { drop=1; next }
+  substr($0,1,2)==""F "" { fflush(); system(""/bin/cat -- \047"" substr($0,3) ""\047""); next }
   END { if (drop) exit 99; if (!seen) { print ""lab: no answer from the docker simulation"" > ""/dev/stderr""; exit 125 } exit code }'
 code=$?
 if [ $code = 99 ]; then

@@ -62,6 +62,8 @@ namespace KeyServiceOps.Lab
         public DateTimeOffset StartedAt { get; set; } = DateTimeOffset.UtcNow.AddHours(-2);
         public DateTimeOffset? FinishedAt { get; set; }
         public string ContainerName { get; set; } = "api_key_service";
+        /// <summary>docker's container id (64 hex characters); a re-created container gets a new one.</summary>
+        public string ContainerId { get; set; } = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)).ToLowerInvariant();
 
         /// <summary>The container's log, in the order written. Generated lines may also come from <see cref="LogGenerator"/>.</summary>
         public List<LogLine> Log { get; } = new List<LogLine>();
@@ -74,6 +76,11 @@ namespace KeyServiceOps.Lab
         public FaultScenario? Scenario { get; private set; }
         public DockerMode Docker { get; set; } = DockerMode.Ok;
         public bool SudoNeedsPassword { get; set; }
+        /// <summary>
+        /// A file on the VM whose bytes `docker logs` sends as they are, after the log's lines (a 200 MiB line without a
+        /// newline, invalid UTF-8): the lab does not pass them through its text protocol. --tail does not count them.
+        /// </summary>
+        public string RawLogFile { get; set; }
         /// <summary>The next `docker restart` restarts, then its answer stalls or its SSH connection drops (once).</summary>
         public AfterRestartFault AfterRestart { get; set; }
         private int _exitCodeOfScenario;

@@ -29,6 +29,8 @@ namespace KeyServiceOps.Lab
                 else if (ctx.Request.Path == "/restarts") { await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, inst.Restarts.ToString(System.Globalization.CultureInfo.InvariantCulture)); return; }
                 // The container writes a line (base64, so any bytes pass: escape sequences, invalid UTF-8): POST /log?address=&b64=&stderr=
                 else if (ctx.Request.Path == "/log") inst.AppendLog(System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(ctx.Request.Query["b64"].ToString())), stderr: ctx.Request.Query["stderr"] == "true");
+                // `docker logs` also sends this file's bytes as they are (a giant line, invalid UTF-8): POST /rawlog?address=&path= (empty: off)
+                else if (ctx.Request.Path == "/rawlog") { var path = ctx.Request.Query["path"].ToString(); inst.RawLogFile = path.Length == 0 ? null : path; }
                 else if (ctx.Request.Path == "/alert") { await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, lab.PagerDuty.AddAlert(inst.Address).Id); return; }
                 else { ctx.Response.StatusCode = 404; return; }
                 await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, "ok");

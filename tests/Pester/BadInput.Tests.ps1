@@ -57,6 +57,20 @@ BeforeDiscovery {
         @{ Name = 'state path is a folder'; Id = 'SelfHealingStateInvalid'; Run = { Invoke-KeyServiceSelfHealing -StatePath $TestDrive -Confirm:$false } }
         @{ Name = 'a truncated state file'; Id = 'SelfHealingStateInvalid'; Run = { $p = Join-Path $TestDrive 'state-cut.json'; '{"Pass": 3, "Targets": {' | Set-Content $p; Invoke-KeyServiceSelfHealing -StatePath $p -Confirm:$false } }
         @{ Name = 'a state file with a null target'; Id = 'SelfHealingStateInvalid'; Run = { $p = Join-Path $TestDrive 'state-null.json'; '{"Pass": 3, "Targets": {"10.0.0.5:8888": null}}' | Set-Content $p; Invoke-KeyServiceSelfHealing -StatePath $p -Confirm:$false } }
+        # outside text and files others can write to (issue #26)
+        @{ Name = 'a target holding OSC 52'; Id = 'InvalidTarget'; Run = { Add-RingBalancerTarget "10.0.0.5$([char]27)]52;c;Y3VybA==$([char]7)" -Force -Confirm:$false } }
+        @{ Name = 'an incident id holding a screen wipe'; Id = 'InvalidIncidentId'; Run = { Get-PagerDutyIncident -IncidentId "P1$([char]27)[2J$([char]27)[3J" } }
+        @{ Name = 'a host holding a bidi override'; Id = 'InvalidAddress'; Run = { Test-KeyServiceHealth "10.0.0.5$([char]0x202E)evil" } }
+        @{ Name = 'a token with a NUL'; Id = 'SecretInvalid'; Run = { Get-RingBalancerTarget -KongToken (ConvertTo-SecureString "tok$([char]0)en" -AsPlainText -Force) } }
+        @{ Name = 'a state file that is a symlink to a victim'; Id = 'SelfHealingStateInvalid'; Run = { $v = Join-Path $TestDrive 'victim-state'; 'victim' | Set-Content $v; $l = Join-Path $TestDrive 'state-link.json'; New-Item -ItemType SymbolicLink -Path $l -Target $v -Force | Out-Null; Invoke-KeyServiceSelfHealing -StatePath $l -Confirm:$false } }
+        @{ Name = 'an empty state file'; Id = 'SelfHealingStateInvalid'; Run = { $p = Join-Path $TestDrive 'state-empty.json'; [IO.File]::WriteAllText($p, ''); Invoke-KeyServiceSelfHealing -StatePath $p -Confirm:$false } }
+        @{ Name = 'a state file that is a JSON array'; Id = 'SelfHealingStateInvalid'; Run = { $p = Join-Path $TestDrive 'state-array.json'; '[1,2,3]' | Set-Content $p; Invoke-KeyServiceSelfHealing -StatePath $p -Confirm:$false } }
+        @{ Name = 'an audit log that is a symlink to a victim'; Id = 'AuditLogUnwritable'; Run = { $v = Join-Path $TestDrive 'victim-audit'; 'victim' | Set-Content $v; $l = Join-Path $TestDrive 'audit-link.jsonl'; New-Item -ItemType SymbolicLink -Path $l -Target $v -Force | Out-Null; Set-KeyServiceOpsContext -AuditLogPath $l; Remove-RingBalancerTarget "$($a[1]):8888" -Force -Confirm:$false } }
+        @{ Name = 'a planted lock symlink in the lock folder'; Id = 'LockDirectoryUnwritable'; Run = { $d = Join-Path $TestDrive 'locks-planted'; New-Item -ItemType Directory $d -Force | Out-Null; New-Item -ItemType SymbolicLink -Path (Join-Path $d "$($a[1]).lock") -Target (Join-Path $TestDrive 'victim-lock') -Force | Out-Null; Set-KeyServiceOpsContext -LockDirectory $d; Remove-RingBalancerTarget "$($a[1]):8888" -Force -Confirm:$false } }
+        @{ Name = 'PagerDuty''s address pointed at Kong'; Id = 'PagerDutyInvalidResponse'; Run = { Get-PagerDutyIncident -PagerDutyUri $lab.kongAdminUri } }
+        @{ Name = 'Kong''s address pointed at PagerDuty'; Id = 'KongInvalidResponse'; Run = { Get-RingBalancerTarget -KongAdminUri $lab.pagerDutyUri } }
+        @{ Name = 'an empty note'; Id = 'ParameterArgumentValidationErrorEmptyStringNotAllowed'; Run = { Add-PagerDutyIncidentNote -IncidentId $incident -Note '' -Confirm:$false } }
+        @{ Name = 'a restart for an incident already restarted'; Id = 'AlreadyRestartedForIncident'; Run = { Restart-KeyService $a[2] -IncidentId $incident2 -Confirm:$false } }
         # fault rules
         @{ Name = 'a rules file with a null rule'; Id = 'FaultRulesInvalid'; Run = { $p = Join-Path $TestDrive 'rules-null.json'; '{"rules":[null]}' | Set-Content $p; 'line' | Get-KeyServiceFault -RulePath $p } }
         @{ Name = 'a rules path that is a folder'; Id = 'FaultRulesUnreadable'; Run = { 'line' | Get-KeyServiceFault -RulePath $TestDrive } }
@@ -67,11 +81,15 @@ BeforeAll {
     $script:lab = Start-KsoLab
     $script:a = $lab.instances
     $script:incident = New-KsoLabAlert $lab $a[0]
+    # An incident whose container was already restarted for it (by "another responder": this process, before the rows).
+    $script:incident2 = New-KsoLabAlert $lab $a[2]
+    Set-KsoLabContext $lab
+    Restart-KeyService $a[2] -IncidentId $incident2 -Confirm:$false | Out-Null
     function script:Snapshot {
         [pscustomobject]@{
             Targets  = (@(Get-RingBalancerTarget -NoHealth).Target | Sort-Object) -join ','
             Audit    = @(Get-KeyServiceAuditLog).Count
-            Restarts = Get-KsoLabRestarts $lab $a[0]
+            Restarts = (Get-KsoLabRestarts $lab $a[0]) + 1000 * (Get-KsoLabRestarts $lab $a[2])
             Notes    = (Invoke-RestMethod -Headers @{ Authorization = "Token token=$($lab.pagerDutyToken)" } -Uri "$($lab.pagerDutyUri)incidents/$incident/notes").notes.Count
         }
     }
@@ -90,6 +108,7 @@ Describe 'Bad input' {
         $e.CategoryInfo.Category | Should -Not -Be 'NotSpecified'
         $message = if ($e.ErrorDetails.Message) { $e.ErrorDetails.Message } else { $e.Exception.Message }
         $message.Length | Should -BeLessThan 1200 -Because 'the input is clipped, never echoed whole'
+        $message | Should -Not -Match '[\x00-\x08\x0B\x0C\x0E-\x1F\x7F\u202E]' -Because 'outside text is shown escaped, never raw'
         if ($Id -notlike 'Parameter*') { $e.ErrorDetails.RecommendedAction | Should -Not -BeNullOrEmpty -Because 'it says what to do' }
         $e.Exception.GetType().FullName | Should -Not -BeIn 'System.NullReferenceException', 'System.FormatException', 'System.ArgumentOutOfRangeException', 'System.IO.IOException', 'System.UnauthorizedAccessException'
         Set-KsoLabContext $lab

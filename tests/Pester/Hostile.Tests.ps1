@@ -56,6 +56,56 @@ Describe 'A container''s log drives nobody''s terminal (a real pty)' {
     }
 }
 
+Describe 'One 200 MiB log line (no newline for 200 MiB, invalid UTF-8 inside) costs bounded memory' {
+    It 'is cut and marked with its length, invalid bytes replaced, and pwsh''s peak memory grows by at most 64 MB' {
+        $addr = $a[3]
+        $giant = Join-Path $TestDrive 'giant.log'
+        $size = 200MB
+        $fs = [IO.File]::Create($giant)
+        try {
+            $head = [Text.Encoding]::ASCII.GetBytes('level=error msg="cipher unavailable ')
+            $fs.Write($head, 0, $head.Length)
+            $chunk = [byte[]]::new(1MB); for ($i = 0; $i -lt $chunk.Length; $i++) { $chunk[$i] = 0x78 }
+            $chunk[100] = 0xFF; $chunk[101] = 0xC3; $chunk[5000] = 0x80                 # invalid UTF-8 in every MiB
+            for ($m = 0; $m -lt 200; $m++) { $fs.Write($chunk, 0, $chunk.Length) }
+            $tail = [Text.Encoding]::ASCII.GetBytes("`"`nlevel=info msg=`"after the giant line`"`n")
+            $fs.Write($tail, 0, $tail.Length)
+        }
+        finally { $fs.Dispose() }
+        & chmod 0644 $giant
+        Set-KsoLabRawLog $lab $addr $giant
+        try {
+            # The operator's pwsh: warmed up on another instance (SSH, JIT), its peak reset (/proc/self/clear_refs),
+            # then the giant line through the pipeline the issue names; VmHWM is the peak resident set since the reset.
+            $cmd = @"
+`$null = Get-KeyServiceLog $($a[0]) -Tail 3 | Get-KeyServiceFault
+[GC]::Collect(); [GC]::WaitForPendingFinalizers(); [GC]::Collect()
+function Kb([string] `$key) { [long]((@([IO.File]::ReadAllLines('/proc/self/status')) -match "^`${key}:")[0] -replace '\D', '') }
+`$rss = Kb VmRSS
+[IO.File]::WriteAllText('/proc/self/clear_refs', '5')
+`$faults = @(Get-KeyServiceLog $addr -Tail 3 | Tee-Object -Variable lines | Get-KeyServiceFault)
+`$hwm = Kb VmHWM
+`$cut = @(`$lines | Where-Object { `$_.Message -like '*line cut at*' })
+[pscustomobject]@{ RssKb = `$rss; PeakKb = `$hwm; Lines = @(`$lines).Count; Cut = `$cut.Count; CutLength = `$cut[0].Message.Length; Mark = (`$cut[0].Message -replace '^.*(…\[line cut[^\]]*\]).*$', '`$1'); Replaced = `$cut[0].Message.Contains([char]0xFFFD); After = [bool](`$lines | Where-Object Message -like '*after the giant line*'); Faults = `$faults.Count } | ConvertTo-Json -Compress
+"@
+            $argv = Operator-CommandLine $cmd
+            $out = & $argv[0] $argv[1..($argv.Count - 1)]
+            $LASTEXITCODE | Should -Be 0
+            $r = ($out | Select-Object -Last 1) | ConvertFrom-Json
+            Write-Host ("200 MiB line: RSS before {0:N0} KiB, peak while reading {1:N0} KiB (+{2:N1} MiB); {3}" -f $r.RssKb, $r.PeakKb, (($r.PeakKb - $r.RssKb) / 1024), $r.Mark)
+            $r.RssKb | Should -BeGreaterThan 10000                                # the readings are real
+            $r.PeakKb | Should -BeGreaterThan 10000
+            $r.Cut | Should -Be 1
+            $r.CutLength | Should -BeLessThan (64KB + 200)
+            $r.Mark | Should -Match 'of 209,715,2\d\d characters'
+            $r.Replaced | Should -BeTrue                                          # invalid UTF-8 replaced, never fatal
+            $r.After | Should -BeTrue                                             # the next line still arrives
+            ($r.PeakKb - $r.RssKb) | Should -BeLessOrEqual (64 * 1024)            # pwsh grows by at most 64 MB
+        }
+        finally { Set-KsoLabRawLog $lab $addr '' }
+    }
+}
+
 Describe 'A clock step between two self-healing passes (faketime)' {
     It 'times written by a clock two hours ahead are taken as now, with a warning, and never hold a restart back for hours' {
         $addr = $a[1]

@@ -61,6 +61,11 @@ function New-KsoLabAlert($Lab, [string] $Address) {
 }
 
 # The container writes a line with exactly these characters (escape sequences included).
+# `docker logs` on the instance also sends this file's bytes as they are, after its lines ('' turns it off).
+function Set-KsoLabRawLog($Lab, [string] $Address, [string] $Path) {
+    Invoke-RestMethod -Method Post -Uri ("{0}rawlog?address={1}&path={2}" -f $Lab.control, $Address, [uri]::EscapeDataString($Path)) | Out-Null
+}
+
 function Add-KsoLabLogLine($Lab, [string] $Address, [string] $Text, [switch] $Stderr) {
     $b64 = [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($Text))
     Invoke-RestMethod -Method Post -Uri ("{0}log?address={1}&b64={2}&stderr={3}" -f $Lab.control, $Address, [uri]::EscapeDataString($b64), $(if ($Stderr) { 'true' } else { 'false' })) | Out-Null

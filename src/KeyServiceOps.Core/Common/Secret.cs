@@ -38,7 +38,7 @@ namespace KeyServiceOps.Core
             try
             {
                 p = Marshal.SecureStringToGlobalAllocUnicode(_value);
-                return Marshal.PtrToStringUni(p);
+                return Marshal.PtrToStringUni(p, _value.Length); // the whole value: a NUL inside never cuts it short (a wrong token sent silently)
             }
             finally { if (p != IntPtr.Zero) Marshal.ZeroFreeGlobalAllocUnicode(p); }
         }

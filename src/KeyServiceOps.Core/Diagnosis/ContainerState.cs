@@ -21,6 +21,8 @@ namespace KeyServiceOps.Core.Diagnosis
         public DateTimeOffset? FinishedAt { get; set; }
         public int RestartCount { get; set; }
         public string Health { get; set; }
+        /// <summary>docker's container id: a container re-created under the same name has a new one.</summary>
+        public string Id { get; set; }
         public override string ToString() => $"{Address} {Container} {Status} exit={ExitCode}";
     }
 }

@@ -92,6 +92,10 @@ namespace KeyServiceOps.Core.PagerDuty
                 case 1015: throw E("PagerDutyNoOneOnCall", OpsErrorCategory.ResourceUnavailable, "The escalation policy has no user on call.", "Assign a person directly with -AssignTo.");
                 case 2100: throw NotFound(target, "incident", r.Excerpt());
             }
+            // PagerDuty's own 404 names its error ({"error": {...}}); one without it is another service at that address (a
+            // mistyped -PagerDutyUri, Kong's admin API): never "no such incident", which would send the operator after the id.
+            if (r.Status == 404 && !(json?["error"] is JObject))
+                throw InvalidResponse(target, $"answered {what} with HTTP 404 in a shape that is not PagerDuty's (no \"error\" object): the address may not be PagerDuty's REST API", r.Excerpt());
             if (r.Status == 404) throw NotFound(target, "object", r.Excerpt());
             throw E("PagerDutyInvalidRequest", OpsErrorCategory.InvalidArgument, $"PagerDuty rejected {what}: {msg} (code {code}).", "Read PagerDuty's answer above; check the incident id and the values given.");
         }

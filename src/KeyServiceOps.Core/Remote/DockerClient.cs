@@ -113,9 +113,11 @@ namespace KeyServiceOps.Core.Remote
                 StartedAt = DockerTime(o["StartedAt"]), FinishedAt = DockerTime(o["FinishedAt"]),
                 Health = (string)o["Health"]?["Status"],
             };
-            var (rs, rout, rerr) = await CaptureAsync(t, $"{Docker(t)} inspect --format {ShellText.Quote("{{.RestartCount}}")} {name}", ct).ConfigureAwait(false);
+            var (rs, rout, rerr) = await CaptureAsync(t, $"{Docker(t)} inspect --format {ShellText.Quote("{{.RestartCount}} {{.Id}}")} {name}", ct).ConfigureAwait(false);
             if (rs != 0) throw DockerError(t, cmd, rs, rerr);
-            if (int.TryParse(rout.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var rc)) state.RestartCount = rc;
+            var words = rout.Trim().Split(new[] { ' ' }, StringSplitOptions.RemoveEmptyEntries);
+            if (words.Length > 0 && int.TryParse(words[0], NumberStyles.None, CultureInfo.InvariantCulture, out var rc)) state.RestartCount = rc;
+            if (words.Length > 1 && IsContainerId(words[1])) state.Id = words[1];
             return state;
         }
 
@@ -132,7 +134,9 @@ namespace KeyServiceOps.Core.Remote
             var cmd = new StringBuilder();
             if (journal != null)
                 prefix.Append("{ d=\"").Append(VmLeases.VmDir).Append("\"; umask 077; mkdir -p \"$d\" && [ ! -L \"$d\" ] && [ ! -L \"$d/").Append(JournalFile(t)).Append("\" ] && ")
-                   .Append("printf '%s %s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" ").Append(ShellText.Quote(OneLine(journal))).Append(" >> \"$d/").Append(JournalFile(t)).Append("\"; } 2>/dev/null; ");
+                   .Append("c=$(").Append(Docker(t)).Append(" inspect --format '{{.Id}}' ").Append(ShellText.Quote(ShellText.ValidContainer(t.Container))).Append(" 2>/dev/null | head -c 64); ")
+                   .Append("printf '%s %s c:%s %s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" ").Append(ShellText.Quote(OneLine(Word(journal, 0))))
+                   .Append(" \"${c:--}\" ").Append(ShellText.Quote(OneLine(Word(journal, 1)))).Append(" >> \"$d/").Append(JournalFile(t)).Append("\"; } 2>/dev/null; ");
             cmd.Append(Docker(t)).Append(" restart");
             if (graceSeconds != null) cmd.Append(" --time ").Append(ShellText.Quote(graceSeconds.Value.ToString(CultureInfo.InvariantCulture)));
             cmd.Append(' ').Append(ShellText.Quote(ShellText.ValidContainer(t.Container)));
@@ -151,6 +155,17 @@ namespace KeyServiceOps.Core.Remote
 
         private static string JournalFile(SshTarget t) => $"restarts-{VmLeases.SafeName(t.Host)}-{VmLeases.SafeName(t.Container)}.log";
 
+        /// <summary>A docker container id: hex, 12 to 64 characters.</summary>
+        internal static bool IsContainerId(string s)
+            => s != null && s.Length >= 12 && s.Length <= 64 && s.All(c => (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+
+        /// <summary>The journal text's first word (the incident, "-" for none), or the rest (the actor).</summary>
+        private static string Word(string journal, int i)
+        {
+            var parts = (journal ?? "-").Split(new[] { ' ' }, 2);
+            return i == 0 ? parts[0] : parts.Length > 1 ? parts[1] : "";
+        }
+
         private static string OneLine(string s)
         {
             var b = new StringBuilder();
@@ -164,6 +179,8 @@ namespace KeyServiceOps.Core.Remote
             public DateTimeOffset Time { get; set; }
             public string Incident { get; set; }
             public string Actor { get; set; }
+            /// <summary>The container restarted (docker's id), when the line records it.</summary>
+            public string ContainerId { get; set; }
         }
 
         /// <summary>The VM's restart journal (the newest 200 lines); empty when there is none.</summary>
@@ -176,7 +193,15 @@ namespace KeyServiceOps.Core.Remote
             {
                 var parts = line.Trim().Split(new[] { ' ' }, 3);
                 if (parts.Length < 2 || !DateTimeOffset.TryParse(parts[0], CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var when)) continue;
-                list.Add(new JournalEntry { Time = when, Incident = parts[1] == "-" ? null : parts[1], Actor = parts.Length > 2 ? parts[2] : null });
+                var e = new JournalEntry { Time = when, Incident = parts[1] == "-" ? null : parts[1], Actor = parts.Length > 2 ? parts[2] : null };
+                // Lines since issue #25's second part carry the container's id ("c:<id>" or "c:-") before the actor.
+                if (e.Actor != null && e.Actor.StartsWith("c:", StringComparison.Ordinal))
+                {
+                    var rest = e.Actor.Split(new[] { ' ' }, 2);
+                    e.ContainerId = IsContainerId(rest[0].Substring(2)) ? rest[0].Substring(2) : null;
+                    e.Actor = rest.Length > 1 ? rest[1] : null;
+                }
+                list.Add(e);
             }
             return list;
         }

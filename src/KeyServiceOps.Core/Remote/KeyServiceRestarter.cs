@@ -156,6 +156,9 @@ namespace KeyServiceOps.Core.Remote
             if (local?.BeforeData?["startedAt"] is Newtonsoft.Json.Linq.JToken b && b.Type != Newtonsoft.Json.Linq.JTokenType.Null
                 && DateTimeOffset.TryParse(b.Type == Newtonsoft.Json.Linq.JTokenType.Date ? ((DateTime)b).ToString("o") : (string)b, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var parsed))
                 before = parsed;
+            // A container re-created under the same name since (a new id) is not the one restarted then.
+            if (shared?.ContainerId != null && state.Id != null && shared.ContainerId != state.Id) shared = null;
+            if (local?.BeforeData?["containerId"] is Newtonsoft.Json.Linq.JToken lid && lid.Type == Newtonsoft.Json.Linq.JTokenType.String && state.Id != null && (string)lid != state.Id) local = null;
             if (shared != null && state.StartedAt.Value >= shared.Time.AddSeconds(-1))
                 return new PriorRestart { Description = $"at {shared.Time:u} by {shared.Actor ?? "another responder"} (the VM's restart journal)", State = state };
             if (local != null && (before != null ? state.StartedAt.Value > before.Value : state.StartedAt.Value >= local.Time.AddSeconds(-1)))
@@ -173,13 +176,14 @@ namespace KeyServiceOps.Core.Remote
             var fault = await CheckGateAsync(t, o, ct).ConfigureAwait(false);
             result.FaultCategory = fault?.Category;
             // The container's start time before the restart, on docker's own clock: what a lost answer is read back against.
-            DateTimeOffset? startedBefore = null;
-            try { startedBefore = (await _docker.InspectAsync(t, ct).ConfigureAwait(false)).StartedAt; }
+            DateTimeOffset? startedBefore = null; string idBefore = null;
+            try { var st = await _docker.InspectAsync(t, ct).ConfigureAwait(false); startedBefore = st.StartedAt; idBefore = st.Id; }
             catch (OpsException e) when (!e.IsCancellation) { _log.Verbose($"{t.Host}: docker inspect before the restart failed ({e.ErrorId}); a lost answer will be judged by the clock."); }
             var sw = Stopwatch.StartNew();
             result.RestartedAt = DateTimeOffset.UtcNow;
             var intent = Entry(t, o, null, "docker restart requested", fault, result);
             if (startedBefore != null) intent.BeforeData["startedAt"] = startedBefore.Value.UtcDateTime.ToString("o", System.Globalization.CultureInfo.InvariantCulture);
+            if (idBefore != null) intent.BeforeData["containerId"] = idBefore;
             // Write-ahead: the intent is on disk before `docker restart` is sent (refused if it cannot be written).
             return await AuditLog.Record(_audit, intent, async () =>
             {

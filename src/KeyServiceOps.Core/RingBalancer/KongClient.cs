@@ -258,6 +258,12 @@ namespace KeyServiceOps.Core.RingBalancer
                 throw new OpsException("KongInvalidResponse", OpsErrorCategory.InvalidResult,
                     $"Kong answered {what} with HTTP {r.Status} and a body that is not JSON ({r.ContentType ?? "no content type"}): a proxy or load balancer error page, not the Admin API.",
                     target, r.Excerpt(), "Check -KongAdminUri points at the Admin API (not the proxy port) and that Kong is up behind any load balancer.").MaybeAppliedIf(r.IsWrite);
+            // Kong's Admin API names every refusal in a top-level "message"; a 4xx without one is another service at that
+            // address (PagerDuty's API, a mistyped port): never "bad credentials" or "no such upstream".
+            if (r.Status >= 400 && r.Status < 500 && !(json is JObject jo && jo["message"]?.Type == JTokenType.String))
+                throw new OpsException("KongInvalidResponse", OpsErrorCategory.InvalidResult,
+                    $"Kong answered {what} with HTTP {r.Status} in a shape that is not the Admin API's (no \"message\"): the address may not be Kong's Admin API.",
+                    target, r.Excerpt(), "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.");
             switch (r.Status)
             {
                 case 401:

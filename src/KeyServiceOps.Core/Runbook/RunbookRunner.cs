@@ -79,6 +79,13 @@ namespace KeyServiceOps.Core.Runbook
         public HealthVia Via { get; set; } = HealthVia.Http;
         public TimeSpan RestartTimeout { get; set; } = TimeSpan.FromMinutes(5);
         public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
+        /// <summary>
+        /// When the incident's creation time is not known (no incident, or PagerDuty did not answer), a restart by anyone
+        /// this recently counts as the one for this outage: the runbook does not restart again.
+        /// </summary>
+        public TimeSpan RecentRestartWindow { get; set; } = TimeSpan.FromMinutes(10);
+        /// <summary>How far PagerDuty's clock and the VM's may differ: a restart this long before the incident opened still counts.</summary>
+        public TimeSpan IncidentClockSlack { get; set; } = TimeSpan.FromMinutes(1);
         public int DiagnoseTail { get; set; } = 500;
         public int EscalationLogLines { get; set; } = 50;
         public int EscalationLevel { get; set; } = 2;
@@ -293,7 +300,9 @@ namespace KeyServiceOps.Core.Runbook
             {
                 // Never twice for one incident, whoever restarted it (this machine's audit log, or the VM's journal that
                 // every responder writes). What docker says now decides what to do instead; never a silent wait.
-                var already = $"{found}; {r.Ssh.Container} was already restarted for incident {r.Incident} {prior}: not restarted twice for one incident";
+                var already = r.Incident != null
+                    ? $"{found}; {r.Ssh.Container} was already restarted for incident {r.Incident} {prior}: not restarted twice for one incident"
+                    : $"{found}; {r.Ssh.Container} was already restarted in the last {r.O.RecentRestartWindow.TotalMinutes:0} min {prior}: not restarted twice for one outage";
                 if (state != null && (!state.Running || state.Restarting))
                     return (StepOutcome.AlreadyDone, $"{already}; it has stopped again since ({state.Status}, exit code {state.ExitCode}{(state.OOMKilled ? ", out of memory" : "")}{(state.FinishedAt != null ? $", at {state.FinishedAt:u}" : "")})");
                 if (r.WhatIf || r.O.WhatIf)
@@ -375,9 +384,10 @@ namespace KeyServiceOps.Core.Runbook
         /// <summary>
         /// Any restart since the incident was opened counts as this incident's restart, whoever made it and for whatever
         /// incident (a self-healing pass, a responder with another incident): the container's StartedAt against the
-        /// incident's creation. A minute early still counts: PagerDuty's clock and the VM's differ.
+        /// incident's creation. A minute early still counts: PagerDuty's clock and the VM's differ. Without that time (no
+        /// incident, or PagerDuty did not answer): any restart within <see cref="RunbookOptions.RecentRestartWindow"/>.
         /// </summary>
-        private static DateTimeOffset? PriorSince(Run r) => r.IncidentCreated?.AddMinutes(-1);
+        private static DateTimeOffset? PriorSince(Run r) => (r.IncidentCreated - r.O.IncidentClockSlack) ?? DateTimeOffset.UtcNow - r.O.RecentRestartWindow;
 
         /// <summary>A restart already done for this run's incident, by anyone (the restarter's own check, see there).</summary>
         private async Task<(string prior, ContainerState state)> PriorRestartAsync(Run r, CancellationToken ct)

@@ -66,7 +66,7 @@ namespace KeyServiceOps.Core.Runbook
         /// <summary>Done, Skipped, WouldDo (-WhatIf) or Failed. The typed value for code; PowerShell sees <see cref="Outcome"/> (its name), so JSON and CSV read the same as the views.</summary>
         internal StepOutcome OutcomeValue { get; set; }
         public string Outcome => OutcomeValue.ToString();
-        /// <summary>The typed value for code; PowerShell sees <see cref="Reason"/> (its name): Unhealthy, Recovered, CapacityGuard, MaxEjection, PanicFloor, Hysteresis, RestartBudget, RestartBackoff, FailingRemediation, Maintenance, StartupGrace, DependencyFault, LockHeld, Error.</summary>
+        /// <summary>The typed value for code; PowerShell sees <see cref="Reason"/> (its name): Unhealthy, Recovered, CapacityGuard, MaxEjection, PanicFloor, Hysteresis, RestartBudget, RestartBackoff, FailingRemediation, Maintenance, StartupGrace, DependencyFault, LockHeld, Error, AlreadyRestarted.</summary>
         internal HealingReason ReasonValue { get; set; }
         public string Reason => ReasonValue.ToString();
         public string Detail { get; set; }
@@ -412,6 +412,8 @@ namespace KeyServiceOps.Core.Runbook
         public static HealingState Load(string path)
         {
             if (Directory.Exists(path)) throw StateInvalid(path, "is a folder, not a file");
+            // Another user of a shared folder could plant the state (what to add back, what to leave out) through a link.
+            if (SafeFile.IsLink(path)) throw StateInvalid(path, "is a symbolic link; the state is read only from a file of its own (another user of the folder may have planted the link)");
             if (!File.Exists(path)) return new HealingState();
             try
             {
