@@ -101,6 +101,10 @@ function Kb([string] `$key) { [long]((@([IO.File]::ReadAllLines('/proc/self/stat
             $r.Replaced | Should -BeTrue                                          # invalid UTF-8 replaced, never fatal
             $r.After | Should -BeTrue                                             # the next line still arrives
             ($r.PeakKb - $r.RssKb) | Should -BeLessOrEqual (64 * 1024)            # pwsh grows by at most 64 MB
+            # And in this session: the cut line, marked, from the same instance.
+            $here = @(Get-KeyServiceLog $addr -Tail 3 | Where-Object { $_.Message -like '*line cut at*' })
+            $here.Count | Should -Be 1
+            $here[0].Message.Length | Should -BeLessThan (64KB + 200)
         }
         finally { Set-KsoLabRawLog $lab $addr '' }
     }

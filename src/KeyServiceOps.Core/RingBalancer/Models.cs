@@ -1,4 +1,6 @@
 using System;
+using System.Threading;
+using System.Threading.Tasks;
 
 namespace KeyServiceOps.Core.RingBalancer
 {
@@ -94,6 +96,11 @@ namespace KeyServiceOps.Core.RingBalancer
         public string Action { get; set; }
         /// <summary>Runs after the guard allowed it and before Kong is asked (self-healing remembers the removal here).</summary>
         public Action BeforeChange { get; set; }
+        /// <summary>
+        /// Asked inside the lease, after the answer: is the removal still wanted? (Self-healing re-checks health: another
+        /// responder may have fixed the instance while this one waited.) Returns null to go on, or why not.
+        /// </summary>
+        public Func<CancellationToken, Task<string>> StillWanted { get; set; }
     }
 
     /// <summary>What the one removal path did: the guard's decision, and the change when there was one.</summary>
@@ -104,6 +111,8 @@ namespace KeyServiceOps.Core.RingBalancer
         public TargetChange Change { get; set; }
         public bool Declined { get; set; }
         public bool Forced { get; set; }
+        /// <summary>Why the removal was no longer wanted when its turn came (<see cref="RemovalRequest.StillWanted"/>); nothing changed.</summary>
+        public string NoLongerWanted { get; set; }
     }
 
     public sealed class GuardDecision

@@ -158,6 +158,12 @@ namespace KeyServiceOps.Core.RingBalancer
             {
                 if (!await confirm(q.ConfirmTarget ?? t.Target, action).ConfigureAwait(false))
                     return new RemovalResult { Declined = true, Guard = await EvaluateRemovalAsync(q.Upstream, t, q.RemovedInBatch, ct).ConfigureAwait(false) };
+                if (q.StillWanted != null && await q.StillWanted(ct).ConfigureAwait(false) is string why)
+                    return new RemovalResult { Guard = new GuardDecision { Allowed = true, Reason = why }, NoLongerWanted = why };
+                // The target as Kong lists it now: another responder may have removed it and added it back (a new id)
+                // while this one waited; a removal by the old id would miss it (404, "already absent") and leave it in.
+                var fresh = await FindIncludingDrainedAsync(q.Upstream, t.Target, ct).ConfigureAwait(false);
+                if (fresh != null) t = fresh;
                 var guard = await EvaluateRemovalAsync(q.Upstream, t, q.RemovedInBatch, ct).ConfigureAwait(false);
                 var result = new RemovalResult { Guard = guard, Forced = !guard.Allowed && q.Force };
                 if (!guard.Allowed && !q.Force) return result;

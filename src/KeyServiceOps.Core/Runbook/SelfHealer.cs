@@ -279,9 +279,16 @@ namespace KeyServiceOps.Core.Runbook
                     // Remembered before Kong is asked. Undone only when Kong answered (or was read back showing) that nothing
                     // changed: a removal that may have landed and was forgotten would never be added back.
                     BeforeChange = () => { HealingPolicy.MarkRemoved(s, now, _ctx.RemovalMethod); Save(statePath, state); marked = true; },
+                    // Another responder may have fixed it while this pass waited for the lease: health is asked again.
+                    StillWanted = async c =>
+                    {
+                        var h = await _health.CheckAsync(Endpoint.Parse(s.Address, s.Port > 0 ? s.Port : _ctx.HealthPort), c).ConfigureAwait(false);
+                        return h.Healthy ? $"healthy again when its turn came ({h.Detail}): not removed" : null;
+                    },
                 }, confirm, ct).ConfigureAwait(false);
             }
             catch (OpsException e) when (!OutcomeUnknown(e)) { if (marked) { HealingPolicy.ClearRemoved(s); Save(statePath, state); } throw; }
+            if (removal.NoLongerWanted != null) { Out(A(StepOutcome.Skipped, HealingReason.Recovered, removal.NoLongerWanted, null)); return false; }
             if (!removal.Guard.Allowed) { Out(A(StepOutcome.Skipped, HealingReason.CapacityGuard, $"{removal.Guard.ErrorId}: {removal.Guard.Reason}", null)); return false; }
             if (removal.Change == null)
             {
