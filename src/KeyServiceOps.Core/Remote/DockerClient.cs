@@ -134,9 +134,10 @@ namespace KeyServiceOps.Core.Remote
             var cmd = new StringBuilder();
             if (journal != null)
                 prefix.Append("{ d=\"").Append(VmLeases.VmDir).Append("\"; umask 077; mkdir -p \"$d\" && [ ! -L \"$d\" ] && [ ! -L \"$d/").Append(JournalFile(t)).Append("\" ] && ")
-                   .Append("c=$(").Append(Docker(t)).Append(" inspect --format '{{.Id}}' ").Append(ShellText.Quote(ShellText.ValidContainer(t.Container))).Append(" 2>/dev/null | head -c 64); ")
+                   // Braced: when a check fails nothing is appended (never through a planted link).
+                   .Append("{ c=$(").Append(Docker(t)).Append(" inspect --format '{{.Id}}' ").Append(ShellText.Quote(ShellText.ValidContainer(t.Container))).Append(" 2>/dev/null | head -c 64); ")
                    .Append("printf '%s %s c:%s %s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" ").Append(ShellText.Quote(OneLine(Word(journal, 0))))
-                   .Append(" \"${c:--}\" ").Append(ShellText.Quote(OneLine(Word(journal, 1)))).Append(" >> \"$d/").Append(JournalFile(t)).Append("\"; } 2>/dev/null; ");
+                   .Append(" \"${c:--}\" ").Append(ShellText.Quote(OneLine(Word(journal, 1)))).Append(" >> \"$d/").Append(JournalFile(t)).Append("\"; }; } 2>/dev/null; ");
             cmd.Append(Docker(t)).Append(" restart");
             if (graceSeconds != null) cmd.Append(" --time ").Append(ShellText.Quote(graceSeconds.Value.ToString(CultureInfo.InvariantCulture)));
             cmd.Append(' ').Append(ShellText.Quote(ShellText.ValidContainer(t.Container)));

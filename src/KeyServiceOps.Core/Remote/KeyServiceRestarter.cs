@@ -148,19 +148,22 @@ namespace KeyServiceOps.Core.Remote
             IReadOnlyList<DockerClient.JournalEntry> journal;
             try { journal = await _docker.ReadRestartJournalAsync(t, ct).ConfigureAwait(false); }
             catch (OpsException e) when (!e.IsCancellation) { journal = new List<DockerClient.JournalEntry>(); _log.Verbose($"{t.Host}: the VM's restart journal could not be read ({e.ErrorId})."); }
-            var shared = journal.LastOrDefault(j => Counts(j.Incident, j.Time, j.Actor));
-            if (local == null && shared == null) return null;
+            var shared = journal.Where(j => Counts(j.Incident, j.Time, j.Actor)).ToList();
+            if (local == null && shared.Count == 0) return null;
             var state = await _docker.InspectAsync(t, ct).ConfigureAwait(false);
             if (state.StartedAt == null) return null;
+            // Every matching line counts, not only the last (a later line whose `docker restart` failed must not hide an
+            // earlier restart that happened); lines for a container re-created since (another id) do not.
+            var first = shared.Where(j => j.ContainerId == null || state.Id == null || j.ContainerId == state.Id)
+                              .Where(j => state.StartedAt.Value >= j.Time.AddSeconds(-1)).OrderBy(j => j.Time).FirstOrDefault();
             DateTimeOffset? before = null;
             if (local?.BeforeData?["startedAt"] is Newtonsoft.Json.Linq.JToken b && b.Type != Newtonsoft.Json.Linq.JTokenType.Null
                 && DateTimeOffset.TryParse(b.Type == Newtonsoft.Json.Linq.JTokenType.Date ? ((DateTime)b).ToString("o") : (string)b, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var parsed))
                 before = parsed;
             // A container re-created under the same name since (a new id) is not the one restarted then.
-            if (shared?.ContainerId != null && state.Id != null && shared.ContainerId != state.Id) shared = null;
             if (local?.BeforeData?["containerId"] is Newtonsoft.Json.Linq.JToken lid && lid.Type == Newtonsoft.Json.Linq.JTokenType.String && state.Id != null && (string)lid != state.Id) local = null;
-            if (shared != null && state.StartedAt.Value >= shared.Time.AddSeconds(-1))
-                return new PriorRestart { Description = $"at {shared.Time:u} by {shared.Actor ?? "another responder"} (the VM's restart journal)", State = state };
+            if (first != null)
+                return new PriorRestart { Description = $"at {first.Time:u} by {first.Actor ?? "another responder"} (the VM's restart journal)", State = state };
             if (local != null && (before != null ? state.StartedAt.Value > before.Value : state.StartedAt.Value >= local.Time.AddSeconds(-1)))
                 return new PriorRestart { Description = $"at {local.Time:u} by {local.Actor ?? "this machine"} ({local.Outcome})", State = state };
             return null;
@@ -191,19 +194,19 @@ namespace KeyServiceOps.Core.Remote
                 try { await _docker.RestartAsync(t, o.GraceSeconds, ct, $"{o.IncidentId ?? "-"} {JournalActor(o)}").ConfigureAwait(false); }
                 catch (OpsException e) when (e.OutcomeUnknown && !e.IsCancellation)
                 {
-                    // The answer was lost after `docker restart` was sent: docker itself says whether it restarted.
-                    var now = await ReadBackAsync(t, ct).ConfigureAwait(false);
-                    // Judged on docker's own clock only: without the start time from before, it cannot be told.
-                    if (now == null || startedBefore == null) throw;
-                    var restarted = now.StartedAt != null && now.StartedAt > startedBefore;
-                    // Stopping, restarting, or stopped since: the restart may still be under way (docker finishes it
-                    // after our channel closed), so neither "restarted" nor "not restarted".
-                    var underWay = !now.Running || now.Restarting || (now.FinishedAt != null && now.FinishedAt > startedBefore);
-                    if (!restarted && underWay) throw;
-                    if (!restarted)
+                    // The answer was lost after `docker restart` was sent: docker itself says whether it restarted. A
+                    // container still inside its stop grace looks untouched (running, same start time), so "not
+                    // restarted" is never concluded: docker inspect is asked until the grace (and a margin) has passed,
+                    // and a start time that never moved stays Unknown — the restart may still land.
+                    if (startedBefore == null) throw;
+                    var until = sw.Elapsed + TimeSpan.FromSeconds((o.GraceSeconds ?? 10) + 5);
+                    Diagnosis.ContainerState now;
+                    while (true)
                     {
-                        e.OutcomeUnknown = false;
-                        throw new OpsException(e.ErrorId, e.Category, e.Message + $" Not restarted: docker inspect shows it started at {now.StartedAt:u}, as before.", t.Host, e.Details, e.RecommendedAction, e);
+                        now = await ReadBackAsync(t, ct).ConfigureAwait(false);
+                        if (now?.StartedAt != null && now.StartedAt > startedBefore && (idBefore == null || now.Id == null || now.Id == idBefore)) break;
+                        if (sw.Elapsed >= until) throw;
+                        await Task.Delay(TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
                     }
                     result.ReadBack = $"the answer to docker restart was lost ({e.ErrorId}); docker inspect shows it started again at {now.StartedAt:u}";
                     _log.Warning($"{t.Host}: {result.ReadBack}: going on as restarted.");

@@ -246,6 +246,10 @@ namespace KeyServiceOps.Core.RingBalancer
 
         private static string[] ReadTags(JToken t) => t is JArray a ? a.Select(x => (string)x).ToArray() : new string[0];
 
+        /// <summary>KongInvalidResponse: what answered is not Kong's Admin API (a proxy's page, another service).</summary>
+        private static OpsException NotAdminApi(string message, object target, string details, string advice)
+            => new OpsException("KongInvalidResponse", OpsErrorCategory.InvalidResult, message, target, details, advice);
+
         /// <summary>Turns every non-success answer into its own typed error; returns the JSON body on success.</summary>
         private JToken Expect(RestResponse r, string what, object target, string upstream)
         {
@@ -255,14 +259,12 @@ namespace KeyServiceOps.Core.RingBalancer
             string message = (string)json?["message"];
             // A gateway's page (502/504 HTML) or a 5xx: the request may have reached Kong and been applied (OutcomeUnknown).
             if (json == null)
-                throw new OpsException("KongInvalidResponse", OpsErrorCategory.InvalidResult,
-                    $"Kong answered {what} with HTTP {r.Status} and a body that is not JSON ({r.ContentType ?? "no content type"}): a proxy or load balancer error page, not the Admin API.",
+                throw NotAdminApi($"Kong answered {what} with HTTP {r.Status} and a body that is not JSON ({r.ContentType ?? "no content type"}): a proxy or load balancer error page, not the Admin API.",
                     target, r.Excerpt(), "Check -KongAdminUri points at the Admin API (not the proxy port) and that Kong is up behind any load balancer.").MaybeAppliedIf(r.IsWrite);
             // Kong's Admin API names every refusal in a top-level "message"; a 4xx without one is another service at that
             // address (PagerDuty's API, a mistyped port): never "bad credentials" or "no such upstream".
             if (r.Status >= 400 && r.Status < 500 && !(json is JObject jo && jo["message"]?.Type == JTokenType.String))
-                throw new OpsException("KongInvalidResponse", OpsErrorCategory.InvalidResult,
-                    $"Kong answered {what} with HTTP {r.Status} in a shape that is not the Admin API's (no \"message\"): the address may not be Kong's Admin API.",
+                throw NotAdminApi($"Kong answered {what} with HTTP {r.Status} in a shape that is not the Admin API's (no \"message\"): the address may not be Kong's Admin API.",
                     target, r.Excerpt(), "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.");
             switch (r.Status)
             {

@@ -163,6 +163,10 @@ namespace KeyServiceOps.Core.RingBalancer
                 // The target as Kong lists it now: another responder may have removed it and added it back (a new id)
                 // while this one waited; a removal by the old id would miss it (404, "already absent") and leave it in.
                 var fresh = await FindIncludingDrainedAsync(q.Upstream, t.Target, ct).ConfigureAwait(false);
+                // Gone already: another actor removed it while this one waited. Nothing to change, and nothing to claim
+                // (self-healing must not adopt someone else's removal as its own).
+                if (fresh == null && t.Id != null)
+                    return new RemovalResult { Guard = new GuardDecision { Allowed = true, Reason = "already absent" }, NoLongerWanted = $"{t.Target} is no longer in upstream '{q.Upstream}' (removed by another actor while this one waited): nothing changed" };
                 if (fresh != null) t = fresh;
                 var guard = await EvaluateRemovalAsync(q.Upstream, t, q.RemovedInBatch, ct).ConfigureAwait(false);
                 var result = new RemovalResult { Guard = guard, Forced = !guard.Allowed && q.Force };

@@ -14,7 +14,7 @@ using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.Runbook
 {
-    public enum StepOutcome { Done, Skipped, AlreadyDone, Failed, WouldDo }
+    public enum StepOutcome { Done, Skipped, AlreadyDone, Failed, WouldDo, Unknown }
 
     /// <summary>How the runbook ended for one instance. PowerShell sees the name (<see cref="RunbookSummary.FinalState"/>).</summary>
     public enum RunbookEnd
@@ -328,6 +328,16 @@ namespace KeyServiceOps.Core.Runbook
                 }, null, ct).ConfigureAwait(false);
             }
             catch (AlreadyRestartedException e) { return await Already(e.Prior.Description, e.Prior.State).ConfigureAwait(false); }
+            catch (OpsException e) when (e.OutcomeUnknown && !e.IsCancellation)
+            {
+                // `docker restart` was sent and its answer lost; docker could not confirm it either way. It may still land:
+                // never a second restart, never "failed" — wait for health, then step 4 decides (issue #25).
+                Warn(r, $"{ep.Address}: the answer to docker restart was lost and docker could not confirm it ({e.ErrorId}); it may still be restarting: waiting for health, not restarting again.");
+                r.Actions.Add($"restart of {r.Ssh.Container} sent (outcome unknown)");
+                var healthy = await WaitForHealthAsync(r, ct).ConfigureAwait(false);
+                await NoteAsync(r, $"restart of {r.Ssh.Container} on {ep.Address} sent ({found}); its answer was lost ({e.ErrorId}); {(healthy ? "operational now" : $"not operational after {r.O.RestartTimeout.TotalSeconds:0} s")}", ct).ConfigureAwait(false);
+                return (StepOutcome.Unknown, $"{found}; docker restart sent, its answer lost ({e.ErrorId}); {(healthy ? "operational now" : $"still not operational after {r.O.RestartTimeout.TotalSeconds:0} s")}");
+            }
             r.Actions.Add($"restarted {r.Ssh.Container} ({restart.Status})");
             await NoteAsync(r, $"restarted {r.Ssh.Container} on {ep.Address} ({found}): {(restart.Recovered == true ? $"operational again after {restart.Elapsed.TotalSeconds:0} s" : $"not operational after {r.O.RestartTimeout.TotalSeconds:0} s")}", ct).ConfigureAwait(false);
             return (StepOutcome.Done, $"{found}; restart: {restart.Status} in {restart.Elapsed.TotalSeconds:0.#} s");
@@ -398,12 +408,12 @@ namespace KeyServiceOps.Core.Runbook
 
         private async Task<bool> WaitForHealthAsync(Run r, CancellationToken ct)
         {
-            var deadline = DateTimeOffset.UtcNow + r.O.RestartTimeout;
+            var waited = Stopwatch.StartNew(); // monotonic: a clock step neither ends nor stretches the wait
             while (true)
             {
                 var h = await CheckAsync(r, ct).ConfigureAwait(false);
                 if (h.Healthy) return true;
-                if (DateTimeOffset.UtcNow >= deadline) return false;
+                if (waited.Elapsed >= r.O.RestartTimeout) return false;
                 await Task.Delay(r.O.PollInterval, ct).ConfigureAwait(false);
             }
         }

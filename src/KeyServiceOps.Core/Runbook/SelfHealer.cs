@@ -364,7 +364,7 @@ namespace KeyServiceOps.Core.Runbook
             try
             {
                 var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
-                await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, PriorSince = now - o.StartupGrace, IgnoreOwnRestarts = true, Actor = o.Actor, HealthPort = s.Port, LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout, Leases = _ctx.Leases }, null, ct).ConfigureAwait(false);
+                await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, PriorSince = (s.RemovedAt ?? now) - o.StartupGrace, IgnoreOwnRestarts = true, Actor = o.Actor, HealthPort = s.Port, LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout, Leases = _ctx.Leases }, null, ct).ConfigureAwait(false);
                 HealingPolicy.Restarted(state, s, now, o);
                 Save(statePath, state);
                 var a = A(StepOutcome.Done, HealingReason.Unhealthy, $"restart {s.Restarts.Count} of at most {o.MaxRestartsPerHour} this hour; start-up grace {o.StartupGrace.TotalSeconds:0} s", null);
@@ -375,6 +375,14 @@ namespace KeyServiceOps.Core.Runbook
             catch (OpsException e) when (e.ErrorId == "DependencyFaultNoRestart")
             {
                 Out(A(StepOutcome.Skipped, HealingReason.DependencyFault, e.Message, null));
+            }
+            catch (OpsException e) when (e.OutcomeUnknown && !e.IsCancellation)
+            {
+                // Sent, its answer lost, and docker could not confirm it: charged as a restart (budget, back-off, grace),
+                // so the next pass does not send another into a container that may still be starting.
+                HealingPolicy.Restarted(state, s, now, o);
+                Save(statePath, state);
+                Out(A(StepOutcome.Unknown, HealingReason.Unhealthy, $"docker restart sent, its answer lost ({e.ErrorId}); counted as a restart, start-up grace {o.StartupGrace.TotalSeconds:0} s", null));
             }
             catch (AlreadyRestartedException e)
             {

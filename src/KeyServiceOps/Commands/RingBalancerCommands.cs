@@ -142,6 +142,7 @@ namespace KeyServiceOps.Commands
                     recommendedAction: "Recover another instance first. Only if you accept an outage, repeat with -Force (audited)."));
                 return;
             }
+            if (removal.NoLongerWanted != null) { WriteWarning(removal.NoLongerWanted); return; }
             if (removal.Change == null) return;
             var change = removal.Change;
             _removed++;
