@@ -189,6 +189,27 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task A_note_PagerDuty_added_behind_a_gateway_502_is_read_back_never_sent_twice()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            using var rig = Machine(lab);
+            lab.PagerDuty.NotesLandThenGateway502 = 1;
+            var note = await rig.Pd.AddNoteAsync(inc.Id, "manually removed target 10.9.9.9:8888", None);
+            Assert.Equal("manually removed target 10.9.9.9:8888", note.Content);
+            Assert.Single(lab.PagerDuty.Incident(inc.Id).Notes);                        // one note, not a retried second one
+            Assert.Equal(1, lab.PagerDuty.Requests.Count(r => r.StartsWith("POST")));
+            Assert.Equal("Added", Last(rig.Audit, inc.Id, "AddIncidentNote"));
+            // An outage (500 to everything, the notes unreadable too): sent once, not retried; Unknown (it may have
+            // landed), never Failed.
+            lab.PagerDuty.Outage = true;
+            var e = await Assert.ThrowsAsync<OpsException>(() => rig.Pd.AddNoteAsync(inc.Id, "second note", None));
+            Assert.True(e.OutcomeUnknown);
+            Assert.Equal(2, lab.PagerDuty.Requests.Count(r => r.StartsWith("POST")));
+            Assert.Equal("Unknown", Last(rig.Audit, inc.Id, "AddIncidentNote"));
+        }
+
+        [Fact]
         public async Task A_second_machine_that_cannot_wait_gets_InstanceBusy_naming_the_holder_and_changes_nothing()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });

@@ -163,6 +163,57 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task The_central_log_search_answers_every_2xx_that_is_not_a_search_result_with_a_typed_error()
+        {
+            // Issue #26 item 5: a 2xx that is not what was asked for — a sign-in page, an empty body, JSON of the wrong
+            // shape at any level — is CentralLogInvalidResponse, never a raw .NET exception; odd field types in one hit
+            // (a number for the message, an object for the time) are read as text or skipped, never fatal.
+            var bodies = new (string name, string contentType, string body, bool shapeError)[]
+            {
+                ("HTML sign-in page", "text/html", "<html><body>Please sign in</body></html>", true),
+                ("empty body", "application/json", "", true),
+                ("JSON array", "application/json", "[]", true),
+                ("JSON null", "application/json", "null", true),
+                ("hits a string", "application/json", "{\"hits\": \"x\"}", true),
+                ("hits.hits an object", "application/json", "{\"hits\": {\"hits\": {}}}", true),
+                ("a null hit", "application/json", "{\"hits\": {\"hits\": [null]}}", true),
+                ("_source a string", "application/json", "{\"hits\": {\"hits\": [{\"_source\": \"text\", \"sort\": [1]}]}}", true),
+                ("odd field types", "application/json", "{\"hits\": {\"hits\": [{\"_source\": {\"@timestamp\": {\"a\": 1}, \"message\": 42, \"host\": [1,2]}, \"sort\": [1]}]}}", false),
+                ("sort not an array", "application/json", "{\"hits\": {\"hits\": [{\"_source\": {\"message\": \"m\"}, \"sort\": \"x\"}]}}", false),
+            };
+            using var l = new System.Net.HttpListener();
+            var uri = KeyServiceOps.Lab.Loopback.FreeHttpPrefix();
+            l.Prefixes.Add(uri.ToString());
+            l.Start();
+            (string contentType, string body) answer = ("", "");
+            _ = Task.Run(async () =>
+            {
+                while (l.IsListening)
+                {
+                    System.Net.HttpListenerContext c;
+                    try { c = await l.GetContextAsync(); } catch { return; }
+                    var (ct, body) = answer;
+                    var bytes = Encoding.UTF8.GetBytes(body);
+                    c.Response.StatusCode = 200; c.Response.ContentType = ct;
+                    c.Response.OutputStream.Write(bytes, 0, bytes.Length);
+                    c.Response.Close();
+                }
+            });
+            var ctx = new OpsContext { CentralLogUri = uri, CentralLogApiKey = Secret.FromPlainText("id:key"), CentralLogMaxRetries = 0 };
+            var client = new KeyServiceOps.Core.CentralLogs.CentralLogClient(ctx.ForCentralLogs(), null, TimeSpan.FromMilliseconds(5));
+            var got = new List<string>();
+            foreach (var (name, contentType, body, shapeError) in bodies)
+            {
+                answer = (contentType, body);
+                var id = await IdOf(() => client.SearchAsync(new KeyServiceOps.Core.CentralLogs.CentralLogSearch { Host = "10.0.0.5", Tail = 5 }, _ => { }, None));
+                var ok = shapeError ? id == "CentralLogInvalidResponse" : !id.StartsWith("raw ");
+                got.Add($"{(ok ? "ok" : "WRONG")} {name}: {id}");
+            }
+            l.Stop();
+            Assert.True(got.All(g => g.StartsWith("ok")), string.Join("\n", got));
+        }
+
+        [Fact]
         public async Task Every_Kong_client_method_answers_an_HTML_200_with_KongInvalidResponse()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });

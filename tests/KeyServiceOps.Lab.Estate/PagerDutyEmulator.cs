@@ -49,6 +49,8 @@ namespace KeyServiceOps.Lab
         public int ServerErrorNext;
         /// <summary>An outage: every request answers 500 until cleared (issue #25: the note-taker is never on the critical path).</summary>
         public volatile bool Outage;
+        /// <summary>The next N notes are added, then a gateway in front answers 502 with its HTML page (applied, unanswered).</summary>
+        public int NotesLandThenGateway502;
         /// <summary>Every request answers 200 with an HTML sign-in page (an SSO proxy in front of the API).</summary>
         public volatile bool SignInPage;
         /// <summary>From now on every request about notes (GET or POST …/notes) answers 429: a storm that starts at the first note.</summary>
@@ -176,6 +178,12 @@ namespace KeyServiceOps.Lab
                             var user = Users.First(u => u.Email.Equals(ctx.Request.Headers["From"].ToString(), StringComparison.OrdinalIgnoreCase));
                             note = new PdNote { Id = "PNOTE" + (inc.Notes.Count + 1), UserId = user.Id, Content = content, CreatedAt = DateTimeOffset.UtcNow };
                             inc.Notes.Add(note);
+                        }
+                        if (NotesLandThenGateway502 > 0 && Interlocked.Decrement(ref NotesLandThenGateway502) >= 0)
+                        {
+                            ctx.Response.StatusCode = 502; ctx.Response.ContentType = "text/html";
+                            await ctx.Response.WriteAsync("<html><body><h1>502 Bad Gateway</h1></body></html>");
+                            return;
                         }
                         await Json(ctx, 200, new JsonObject { ["note"] = NoteJson(note) });
                         return;

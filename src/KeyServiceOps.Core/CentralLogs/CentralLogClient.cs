@@ -139,22 +139,26 @@ namespace KeyServiceOps.Core.CentralLogs
                 var path = Uri.EscapeDataString(_ctx.Index).Replace("%2A", "*").Replace("%2C", ",") + "/_search";
                 var r = await _retry.ExecuteAsync(async t => await _rest.SendAsync(HttpMethod.Post, path, body, t).ConfigureAwait(false), ct).ConfigureAwait(false);
                 var json = Expect(r, s.Host);
-                if (!warnedShards && ((int?)json["_shards"]?["failed"] ?? 0) > 0)
+                var shards = At(json, "_shards");
+                if (!warnedShards && (Int(At(shards, "failed")) ?? 0) > 0)
                 {
                     warnedShards = true;
-                    _log.Warning($"The central log service answered from {(int?)json["_shards"]?["successful"]} of {(int?)json["_shards"]?["total"]} shards: some entries may be missing.");
+                    _log.Warning($"The central log service answered from {Int(At(shards, "successful"))} of {Int(At(shards, "total"))} shards: some entries may be missing.");
                 }
-                var hits = json["hits"]?["hits"] as JArray;
+                // Every level is checked for its shape (issue #26): a 2xx of the wrong shape is typed, never a raw
+                // InvalidOperationException from indexing a string or a null.
+                var hits = At(At(json, "hits"), "hits") as JArray;
                 if (hits == null) throw Invalid(r, s.Host, "the answer has no hits.hits array");
                 foreach (var h in hits)
                 {
-                    var e = ToEntry(h["_source"] as JObject ?? new JObject(), f, s.Host);
+                    if (!(At(h, "_source") is JObject source)) throw Invalid(r, s.Host, "a hit is not an object with a _source object");
+                    var e = ToEntry(source, f, s.Host);
                     e.Sequence = ++seq;
                     if (buffer != null) buffer.Add(e); else onEntry(e);
                     n++;
                 }
                 if (hits.Count < size) break;
-                after = hits.Last["sort"] as JArray;
+                after = At(hits.Last, "sort") as JArray;
                 if (after == null) throw Invalid(r, s.Host, "hits carry no sort values, so search_after cannot page");
             }
             if (buffer != null)
@@ -166,6 +170,11 @@ namespace KeyServiceOps.Core.CentralLogs
             return n;
         }
 
+        /// <summary>A child of an object, or null when the token is not an object (a string, a null, an array).</summary>
+        private static JToken At(JToken t, string key) => (t as JObject)?[key];
+        private static int? Int(JToken t) => t is JValue v && (v.Type == JTokenType.Integer || v.Type == JTokenType.Float) ? (int?)Convert.ToInt32(v.Value, CultureInfo.InvariantCulture) : null;
+        private static string Text(JToken t) => t is JValue v && v.Type != JTokenType.Null ? Convert.ToString(v.Value, CultureInfo.InvariantCulture) : null;
+
         private static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 
         private static JToken Field(JObject src, IEnumerable<string> names)
@@ -173,7 +182,7 @@ namespace KeyServiceOps.Core.CentralLogs
             foreach (var n in names)
             {
                 var v = src[n] ?? src.SelectToken(n);
-                if (v != null && v.Type != JTokenType.Object && v.Type != JTokenType.Null) return v;
+                if (v is JValue && v.Type != JTokenType.Null) return v; // a primitive only: an array or object is not a field's value
             }
             return null;
         }
@@ -205,8 +214,9 @@ namespace KeyServiceOps.Core.CentralLogs
             var json = r.TryJson() as JObject;
             OpsException E(string id, OpsErrorCategory cat, string text, string action) => new OpsException(id, cat, text, target, r.Excerpt(), action);
             if (r.IsSuccess) return json ?? throw Invalid(r, target, "the body is not JSON");
-            var type = (string)json?["error"]?["type"];
-            var reason = (string)json?["error"]?["root_cause"]?.FirstOrDefault()?["reason"] ?? (string)json?["error"]?["reason"] ?? "";
+            var error = At(json, "error");
+            var type = Text(At(error, "type"));
+            var reason = Text(At((At(error, "root_cause") as JArray)?.FirstOrDefault(), "reason")) ?? Text(At(error, "reason")) ?? Text(error as JValue) ?? "";
             if (r.Status == 429)
                 throw E("CentralLogRateLimited", OpsErrorCategory.LimitsExceeded, $"The central log service kept rejecting the search (429) after {_ctx.MaxRetries} retries.",
                     "The cluster is overloaded: wait and run it again, narrow -Since, or read the VM's logs with -Source Docker.");

@@ -13,7 +13,9 @@ namespace KeyServiceOps.Core
     /// </summary>
     public static class HttpRetry
     {
-        public static ResiliencePipeline<RestResponse> Build(string service, int maxRetries, TimeSpan baseDelay, TimeSpan maxDelay, IOpsLog log)
+        /// <param name="retryAmbiguous">Also retry answers after which the request may have been applied (5xx, 408): never
+        /// for a request that is not idempotent (a PagerDuty note sent twice is two notes); 429 is always retried.</param>
+        public static ResiliencePipeline<RestResponse> Build(string service, int maxRetries, TimeSpan baseDelay, TimeSpan maxDelay, IOpsLog log, bool retryAmbiguous = true)
         {
             log = log ?? NullOpsLog.Instance;
             // Polly requires at least one attempt: "no retries" is the empty pipeline (the completers use it).
@@ -21,7 +23,7 @@ namespace KeyServiceOps.Core
             return new ResiliencePipelineBuilder<RestResponse>()
                 .AddRetry(new RetryStrategyOptions<RestResponse>
                 {
-                    ShouldHandle = new PredicateBuilder<RestResponse>().HandleResult(r => r.Status == 429 || r.Status == 408 || r.Status >= 500),
+                    ShouldHandle = new PredicateBuilder<RestResponse>().HandleResult(r => r.Status == 429 || (retryAmbiguous && (r.Status == 408 || r.Status >= 500))),
                     MaxRetryAttempts = Math.Max(0, maxRetries),
                     BackoffType = DelayBackoffType.Exponential,
                     UseJitter = true,

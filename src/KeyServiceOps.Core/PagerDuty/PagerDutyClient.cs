@@ -23,7 +23,7 @@ namespace KeyServiceOps.Core.PagerDuty
         private readonly RestClient _rest;
         private readonly PagerDutySettings _ctx;
         private readonly IOpsLog _log;
-        private readonly ResiliencePipeline<RestResponse> _retry;
+        private readonly ResiliencePipeline<RestResponse> _retry, _retryOnce;
         private readonly AuditLog _audit;
 
         public PagerDutyClient(PagerDutySettings ctx, IOpsLog log, AuditLog audit = null, TimeSpan? baseDelay = null)
@@ -45,16 +45,17 @@ namespace KeyServiceOps.Core.PagerDuty
                 s => s.Replace(secret, "***"));
             _rest.MaxResponseBytes = ctx.MaxResponseBytes;
             _retry = HttpRetry.Build("PagerDuty", ctx.MaxRetries, baseDelay ?? TimeSpan.FromMilliseconds(500), ctx.MaxBackoff, _log);
+            _retryOnce = HttpRetry.Build("PagerDuty", ctx.MaxRetries, baseDelay ?? TimeSpan.FromMilliseconds(500), ctx.MaxBackoff, _log, retryAmbiguous: false);
         }
 
         public int RequestCount => _rest.RequestCount;
 
-        private async Task<JToken> SendAsync(HttpMethod method, string path, JObject body, object target, CancellationToken ct)
+        private async Task<JToken> SendAsync(HttpMethod method, string path, JObject body, object target, CancellationToken ct, bool idempotent = true)
         {
             var write = method != HttpMethod.Get;
             if (write && string.IsNullOrWhiteSpace(_ctx.From))
                 throw FromMissing(target, null);
-            var r = await _retry.ExecuteAsync(async token =>
+            var r = await (idempotent ? _retry : _retryOnce).ExecuteAsync(async token =>
                 await _rest.SendAsync(method, path, body, token, req => { if (write) req.Headers.TryAddWithoutValidation("From", _ctx.From); }).ConfigureAwait(false), ct).ConfigureAwait(false);
             return Expect(r, method + " " + path, target);
         }
@@ -73,7 +74,7 @@ namespace KeyServiceOps.Core.PagerDuty
             if (r.Status == 429) throw E("PagerDutyRateLimited", OpsErrorCategory.LimitsExceeded,
                 $"PagerDuty kept answering 429 (rate limited) to {what} after {_ctx.MaxRetries} retries.", "Wait a minute and run it again; PagerDuty advises serial requests per token.");
             if (r.Status >= 500 || r.Status == 408) throw E("PagerDutyServerError", OpsErrorCategory.ResourceUnavailable,
-                $"PagerDuty failed {what} with HTTP {r.Status} after {_ctx.MaxRetries} retries.", "Retry later; check status.pagerduty.com.");
+                $"PagerDuty failed {what} with HTTP {r.Status}{(r.IsWrite ? "" : $" after {_ctx.MaxRetries} retries")}.", "Retry later; check status.pagerduty.com.").MaybeAppliedIf(r.IsWrite);
             if (json == null) throw InvalidResponse(target, $"answered {what} with HTTP {r.Status} and a body that is not JSON", r.Excerpt());
             if (r.Status == 401) throw E("PagerDutyUnauthorized", OpsErrorCategory.AuthenticationError,
                 "PagerDuty rejected the API token (401).", "Set a valid REST API key: Set-KeyServiceOpsContext -PagerDutyToken (Read-Host -AsSecureString).");
@@ -182,12 +183,48 @@ namespace KeyServiceOps.Core.PagerDuty
             return await AuditLog.Record(_audit, new AuditEntry { Action = "AddIncidentNote", Target = incidentId, Incident = incidentId },
                 async () =>
                 {
-                    var j = await SendAsync(HttpMethod.Post, $"incidents/{Uri.EscapeDataString(incidentId)}/notes", body, incidentId, ct).ConfigureAwait(false);
-                    if (!(j?["note"] is JObject n) || string.IsNullOrEmpty((string)n["id"]))
-                        throw Unconfirmed("note", incidentId);
-                    return ToNote(incidentId, n);
+                    // Sent once: an answer after which it may have been added (5xx, a gateway's page) is read back below,
+                    // never re-sent (a retried note that had landed is a second note on the incident).
+                    // Sent again only when the incident's notes show it did not land.
+                    for (int attempt = 0; ; attempt++)
+                    {
+                        JToken j;
+                        try { j = await SendAsync(HttpMethod.Post, $"incidents/{Uri.EscapeDataString(incidentId)}/notes", body, incidentId, ct, idempotent: false).ConfigureAwait(false); }
+                        catch (OpsException e) when (e.OutcomeUnknown && !e.IsCancellation && attempt < _ctx.MaxRetries)
+                        {
+                            var landed = await FindNoteAsync(incidentId, content, ct).ConfigureAwait(false);
+                            if (landed.found != null) return landed.found;
+                            if (!landed.readable) throw;
+                            _log.Verbose($"PagerDuty: the note on {incidentId} did not land ({e.ErrorId}); sending it again ({attempt + 1} of {_ctx.MaxRetries}).");
+                            await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(_ctx.MaxBackoff.TotalMilliseconds, 200 << Math.Min(attempt, 6))), ct).ConfigureAwait(false);
+                            continue;
+                        }
+                        if (!(j?["note"] is JObject n) || string.IsNullOrEmpty((string)n["id"]))
+                            throw Unconfirmed("note", incidentId);
+                        return ToNote(incidentId, n);
+                    }
                 },
-                n => new AuditEntry { AfterData = new JObject { ["content"] = content, ["id"] = n.NoteId }, Outcome = "Added" }).ConfigureAwait(false);
+                n => new AuditEntry { AfterData = new JObject { ["content"] = content, ["id"] = n.NoteId }, Outcome = "Added" },
+                reconcile: async e =>
+                {
+                    // The incident's notes say whether it landed: the same text, exactly.
+                    var (found, readable) = await FindNoteAsync(incidentId, content, ct).ConfigureAwait(false);
+                    if (!readable) return Reconciliation<PagerDutyNote>.CannotTell("the incident's notes could not be read");
+                    return found != null
+                        ? Reconciliation<PagerDutyNote>.WasApplied(found, $"the incident's notes hold it (note {found.NoteId})")
+                        : Reconciliation<PagerDutyNote>.NotApplied("the incident's notes do not hold it");
+                }).ConfigureAwait(false);
+        }
+
+        /// <summary>A note with exactly this text on the incident (the newest), and whether the notes could be read.</summary>
+        private async Task<(PagerDutyNote found, bool readable)> FindNoteAsync(string incidentId, string content, CancellationToken ct)
+        {
+            try
+            {
+                var notes = await GetNotesAsync(incidentId, ct).ConfigureAwait(false);
+                return (notes.LastOrDefault(x => string.Equals(x.Content, content, StringComparison.Ordinal)), true);
+            }
+            catch (OpsException x) when (!x.IsCancellation) { return (null, false); }
         }
 
         public Task<PagerDutyIncident> UpdateIncidentAsync(string incidentId, IncidentUpdate update, PagerDutyIncident before, CancellationToken ct)
