@@ -132,6 +132,26 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task A_restart_whose_connection_drops_inside_the_stop_grace_is_never_recorded_not_restarted()
+        {
+            // docker is still stopping the container (running, the same start time) when the client reads back: the old
+            // read-back concluded "Not restarted" (Failed) and the run stopped; the restart then landed anyway.
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            using var rig = new OpsRig(lab, c => c.SshCommandTimeout = TimeSpan.FromSeconds(3));
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            lab[0].AfterRestart = AfterRestartFault.DropDuringStopGrace;
+            var steps = new List<RunbookStepResult>();
+            var s = await Runbook(rig, lab[0], inc.Id, steps);
+            Assert.True(s.FinalState == "Recovered", string.Join("\n", steps));
+            Assert.Equal(1, lab[0].Restarts);
+            var restart = rig.Audit.Read(null, lab[0].Address, "RestartContainer").Last();
+            Assert.NotEqual("Failed", restart.Outcome);
+            Assert.Contains("docker inspect shows it started again", restart.Detail);
+            Assert.True(In(lab, lab[0]));
+        }
+
+        [Fact]
         public async Task Two_machines_one_incident_at_once_restart_once_the_second_waits_on_the_VMs_lease()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });

@@ -16,7 +16,12 @@ namespace KeyServiceOps.Lab
     public enum DockerMode { Ok, DaemonDown, NotInstalled, RequiresRoot }
 
     /// <summary>What happens after `docker restart` has restarted the container (issue #25's lost answers).</summary>
-    public enum AfterRestartFault { None, Stall, DropConnection }
+    /// <summary>
+    /// Faults around `docker restart` (issue #25): its answer stalls, or the SSH connection drops, after the restart;
+    /// DropDuringStopGrace drops the connection at once and the restart lands 3 s later (docker still inside the
+    /// container's stop grace: running, the same start time, when the client reads back).
+    /// </summary>
+    public enum AfterRestartFault { None, Stall, DropConnection, DropDuringStopGrace }
 
     public sealed record DockerCall(string Address, string[] Args, bool Sudo, DateTimeOffset At);
 
@@ -172,6 +177,13 @@ namespace KeyServiceOps.Lab
                 name = a[i];
             }
             if (name == null || !NameMatches(inst, name)) { await w.ErrAsync($"Error response from daemon: No such container: {name}"); return 1; }
+            if (inst.AfterRestart == AfterRestartFault.DropDuringStopGrace)
+            {
+                inst.AfterRestart = AfterRestartFault.None;
+                _ = Task.Run(async () => { await Task.Delay(TimeSpan.FromSeconds(3)); inst.SimulateRestart(); });
+                await w.DropAsync();
+                return 0;
+            }
             inst.SimulateRestart();
             // Faults after the restart has happened (issue #25): the answer never comes, or the SSH connection drops.
             switch (inst.AfterRestart)
