@@ -356,6 +356,36 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task A_change_whose_outcome_line_cannot_be_written_is_never_read_as_nothing_changed()
+        {
+            // The intent is written, the remote applies the change, then the audit log becomes unwritable (here: replaced
+            // by a symlink, which appends refuse; ENOSPC or a rotated file of another owner behave alike).
+            var dir = Path.Combine(Path.GetTempPath(), "kso-outcome-" + Guid.NewGuid().ToString("N").Substring(0, 8));
+            Directory.CreateDirectory(dir);
+            try
+            {
+                var path = Path.Combine(dir, "audit.jsonl");
+                var log = new AuditLog(path);
+                var applied = false;
+                var e = await Assert.ThrowsAsync<OpsException>(() => log.RecordAsync(new AuditEntry { Action = "RemoveTarget", Target = "10.0.0.5:8888" },
+                    () =>
+                    {
+                        applied = true;
+                        File.Move(path, path + ".moved");
+                        File.CreateSymbolicLink(path, path + ".moved");
+                        return Task.FromResult("Removed");
+                    },
+                    r => new AuditEntry { Outcome = r }));
+                Assert.True(applied);
+                Assert.Equal("AuditOutcomeUnwritten", e.ErrorId);
+                Assert.True(e.OutcomeUnknown);                                   // callers keep their marks, as after a lost answer
+                Assert.Contains("was made", e.Message);
+                Assert.Contains("\"outcome\":\"Started\"", File.ReadAllText(path + ".moved"));
+            }
+            finally { Directory.Delete(dir, true); }
+        }
+
+        [Fact]
         public void An_empty_or_torn_state_file_is_a_typed_error_never_read_as_nothing_happened()
         {
             var path = Path.Combine(Path.GetTempPath(), $"kso-heal-{Guid.NewGuid():N}.json");

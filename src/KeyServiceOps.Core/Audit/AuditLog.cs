@@ -117,9 +117,22 @@ namespace KeyServiceOps.Core.Audit
             done.Upstream = done.Upstream ?? intent.Upstream;
             done.Incident = done.Incident ?? intent.Incident;
             done.Actor = done.Actor ?? intent.Actor;
-            Append(done);
+            // The change happened: an outcome line that cannot be written must never read as "nothing changed" (a caller
+            // that undoes its own bookkeeping on an ordinary failure would forget a change the remote made). One more try,
+            // then a typed error marked OutcomeUnknown: callers keep what they remembered, as after a lost answer.
+            try { Append(done); }
+            catch (OpsException first) when (first.ErrorId == "AuditLogWriteFailed")
+            {
+                try { System.Threading.Thread.Sleep(200); Append(done); }
+                catch (OpsException e) when (e.ErrorId == "AuditLogWriteFailed") { throw OutcomeUnwritten(intent, e); }
+            }
             return result;
         }
+
+        private OpsException OutcomeUnwritten(AuditEntry intent, OpsException e)
+            => new OpsException("AuditOutcomeUnwritten", OpsErrorCategory.ResourceUnavailable,
+                $"{intent.Action} of {intent.Target} was made, but its outcome could not be written to the audit log '{Path}' ({e.InnerException?.Message ?? e.Message}); the log shows it as unfinished.",
+                intent.Target, recommendedAction: "Check the change on the remote (Get-RingBalancerTarget, Get-KeyServiceContainer) before repeating anything, and make the audit log writable again.", inner: e).MaybeApplied();
 
         /// <summary>
         /// Runs the change; when its answer is lost (<see cref="OpsException.OutcomeUnknown"/>, not Ctrl+C) asks the remote what
