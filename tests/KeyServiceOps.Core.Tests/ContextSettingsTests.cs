@@ -54,6 +54,8 @@ namespace KeyServiceOps.Core.Tests
         [InlineData("{\"containerName\": \"api; rm -rf /\"}", "containerName")]
         [InlineData("{\"maxRemoveShare\": 5}", "maxRemoveShare")]
         [InlineData("{\"centralLogFields\": {\"Timestamp\": \"\"}}", "centralLogFields")]
+        [InlineData("{\"centralLogFields\": {\"Host\": [\"host\", 5]}}", "centralLogFields")]
+        [InlineData("{\"centralLogFields\": {\"Hostname\": \"host\"}}", "centralLogFields")]
         public void A_value_of_the_wrong_type_or_range_is_ConfigFileInvalid_naming_the_key_and_changes_nothing(string json, string key)
         {
             var c = new OpsContext { Upstream = "before" };
@@ -67,6 +69,22 @@ namespace KeyServiceOps.Core.Tests
             Assert.Contains(path, e.Message);
             Assert.False(string.IsNullOrEmpty(e.RecommendedAction));
             Assert.Equal("before", c.Upstream);
+        }
+
+        [Fact]
+        public void Central_log_fields_take_a_name_or_a_list_and_survive_a_round_trip()
+        {
+            var c = new OpsContext();
+            c.LoadConfigFile(Write("{\"centralLogFields\": {\"Timestamp\": \"event.created\", \"Host\": [\"host.name\", \"hostname\"]}, \"centralLogTieBreaker\": \"event.id\"}"));
+            Assert.Equal(new[] { "event.created" }, c.CentralLogFields.Timestamp);
+            Assert.Equal(new[] { "host.name", "hostname" }, c.CentralLogFields.Host);
+            Assert.Equal(new[] { "level", "log.level" }, c.CentralLogFields.Level); // not named: the default stays
+            Assert.Equal("event.id", c.CentralLogTieBreaker);
+            var back = new OpsContext();
+            back.LoadConfigFile(Write(ContextSettings.ToJson(c).ToString()));
+            Assert.Equal(c.CentralLogFields.Host, back.CentralLogFields.Host);
+            Assert.Equal(c.CentralLogFields.Timestamp, back.CentralLogFields.Timestamp);
+            Assert.Equal("event.id", back.CentralLogTieBreaker);
         }
 
         [Theory]

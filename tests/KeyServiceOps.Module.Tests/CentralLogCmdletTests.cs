@@ -36,10 +36,13 @@ namespace KeyServiceOps.Module.Tests
             Assert.True((DateTimeOffset)entries.Output[0].P("Timestamp") >= (DateTimeOffset)entries.Output[1].P("Timestamp"));
         }
 
-        [Fact]
-        public async Task Without_access_to_the_central_service_Fallback_warns_once_and_reads_docker_logs()
+        [Theory]
+        [InlineData(CentralLogFlavor.Elasticsearch, "8.11.3")]
+        [InlineData(CentralLogFlavor.OpenSearch, "2.11.1")] // OpenSearch security answers 401 with an empty body
+        public async Task Without_access_to_the_central_service_Fallback_warns_once_and_reads_docker_logs(CentralLogFlavor flavour, string version)
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, CentralLogs = true });
+            lab.CentralLogs.Flavor = flavour; lab.CentralLogs.Version = version;
             lab[0].AppendLog("level=info msg=\"one\""); lab[1].AppendLog("level=info msg=\"two\"");
             using var sh = ShellFor(lab, lab.WriteKnownHosts(), "wrong-id:wrong-key");
             var denied = sh.Run($"Get-KeyServiceLog {lab[0].Address} -Source Central");
@@ -55,6 +58,29 @@ namespace KeyServiceOps.Module.Tests
             Assert.Equal(2, r.Output.Count);
             Assert.All(r.Output, o => Assert.Equal("Docker", o.S("Source")));
             Assert.DoesNotContain("wrong-key", r.AllStreamsText());
+        }
+
+        [Fact]
+        public async Task ECS_documents_are_found_through_the_cmdlet_and_the_field_map_takes_lists()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true, CentralLogs = true });
+            lab.CentralLogs.AddGenerated(lab[0].Address, 40, CentralLogDocStyle.Flat);
+            lab.CentralLogs.AddGenerated(lab[0].Address, 30, CentralLogDocStyle.Ecs);
+            using var sh = ShellFor(lab, lab.WriteKnownHosts(), lab.CentralLogs.ApiKey);
+            var r = sh.Run($"@(Get-KeyServiceLog {lab[0].Address} -Source Central).Count");
+            Assert.Empty(r.Errors);
+            Assert.Equal(70, Convert.ToInt32(Assert.Single(r.Output).BaseObject));
+            // Only the flat path named: the ECS lines are not found (the host filter is an OR over the names given).
+            Assert.Empty(sh.Run("Set-KeyServiceOpsContext -CentralLogFieldMap @{ Host = 'host' }").Errors);
+            r = sh.Run($"@(Get-KeyServiceLog {lab[0].Address} -Source Central).Count");
+            Assert.Equal(40, Convert.ToInt32(Assert.Single(r.Output).BaseObject));
+            Assert.Empty(sh.Run("Set-KeyServiceOpsContext -CentralLogFieldMap @{ Host = 'host', 'host.name'; Timestamp = '@timestamp', 'event.created' } -CentralLogTieBreaker log_id").Errors);
+            var view = Assert.Single(sh.Run("Get-KeyServiceOpsContext").Output);
+            Assert.Contains("Host=host,host.name", view.S("CentralLogFieldMap"));
+            Assert.Contains("Timestamp=@timestamp,event.created", view.S("CentralLogFieldMap"));
+            Assert.Equal("log_id", view.S("CentralLogTieBreaker"));
+            r = sh.Run($"@(Get-KeyServiceLog {lab[0].Address} -Source Central).Count");
+            Assert.Equal(70, Convert.ToInt32(Assert.Single(r.Output).BaseObject));
         }
 
         [Fact]

@@ -75,7 +75,7 @@ namespace KeyServiceOps.Module.Tests
             var all = r.AllStreamsText();
             Assert.Contains(r.Verbose, v => v.Contains("SSH: connected to"));
             Assert.Contains(r.Verbose, v => v.Contains("docker restart api_key_service") || v.Contains("`docker restart"));
-            Assert.Contains(r.Verbose, v => v.Contains("CentralLog: POST"));
+            Assert.Contains(r.Verbose, v => v.Contains("CentralLog: GET / -> 401") || v.Contains("CentralLog: POST"));
             Assert.Contains(r.Debug, d => d.Contains("Authorization=***") || d.Contains("ApiKey ***"));
             Assert.Single(r.Warnings, w => w.Contains("CentralLogUnauthorized"));
             foreach (var secret in new[] { LabSsh.RsaPassphrase, canaryKey, Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(canaryKey)), "CANARY-4f1d" })

@@ -171,6 +171,7 @@ namespace KeyServiceOps.Core
             Bool("centralLogSkipCertificateCheck", c => c.CentralLogSkipCertificateCheck, (c, v) => c.CentralLogSkipCertificateCheck = v);
             Str("centralLogCaCertificatePath", c => c.CentralLogCaCertificatePath, (c, v) => c.CentralLogCaCertificatePath = v);
             Int("centralLogPageSize", 1, 10000, c => c.CentralLogPageSize, (c, v) => c.CentralLogPageSize = v);
+            Str("centralLogTieBreaker", c => c.CentralLogTieBreaker, (c, v) => c.CentralLogTieBreaker = v.Length == 0 ? null : v);
             Str("auditLogPath", c => c.AuditLogPath, (c, v) => c.AuditLogPath = v);
             Str("lockDirectory", c => c.LockDirectory, (c, v) => c.LockDirectory = v.Length == 0 ? null : v);
             Seconds("lockTimeoutSeconds", 0, 3600, c => c.LockTimeout, (c, v) => c.LockTimeout = v);
@@ -205,10 +206,26 @@ namespace KeyServiceOps.Core
             {
                 if (o["centralLogFields"] == null) return;
                 if (!(o["centralLogFields"] is JObject cf)) throw Bad();
-                var f = cf.ToObject<CentralLogFields>(JsonSerializer.Create(new JsonSerializerSettings { ObjectCreationHandling = ObjectCreationHandling.Replace }));
-                if (string.IsNullOrEmpty(f.Timestamp) || string.IsNullOrEmpty(f.Message)) throw Bad();
+                // Each field is a name or a list of names (a file from before lists took one name for Timestamp, Message, Instance).
+                var f = new CentralLogFields();
+                foreach (var p in cf.Properties())
+                {
+                    var names = p.Value.Type == JTokenType.String ? new List<string> { (string)p.Value }
+                        : p.Value is JArray a && a.All(x => x.Type == JTokenType.String) ? a.Select(x => (string)x).ToList() : throw Bad();
+                    names = names.Where(x => !string.IsNullOrWhiteSpace(x)).ToList();
+                    if (names.Count == 0) throw Bad();
+                    switch (p.Name.ToLowerInvariant())
+                    {
+                        case "timestamp": f.Timestamp = names; break;
+                        case "message": f.Message = names; break;
+                        case "level": f.Level = names; break;
+                        case "host": f.Host = names; break;
+                        case "instance": f.Instance = names; break;
+                        default: throw Bad();
+                    }
+                }
                 c.CentralLogFields = f;
-            }, "an object with Timestamp, Message, Level, Host and Instance field names", o["centralLogFields"]);
+            }, "an object of Timestamp, Message, Level, Host, Instance: a field name or a list of names each", o["centralLogFields"]);
             Read(path, "inventory", () =>
             {
                 if (o["inventory"] == null) return;

@@ -24,13 +24,17 @@ namespace KeyServiceOps.Core
     /// <summary>Where the central log service's documents keep each value (names vary by ingest pipeline).</summary>
     public sealed class CentralLogFields
     {
-        public string Timestamp { get; set; } = "@timestamp";
-        public string Message { get; set; } = "message";
-        /// <summary>Tried in order; a dotted name also matches a nested object.</summary>
+        // Each logical field is one or more document paths, tried in order when a hit is read. A dotted path matches a
+        // dotted key ("log.level") or nested objects ({"log":{"level":…}}). The defaults cover flat pipelines and ECS
+        // (Elastic Agent, Filebeat 7+, Logstash with ECS on) at once, because one index pattern often spans both.
+        /// <summary>The first is sorted and ranged on (it must be a date field in every index).</summary>
+        public List<string> Timestamp { get; set; } = new List<string> { "@timestamp" };
+        public List<string> Message { get; set; } = new List<string> { "message" };
         public List<string> Level { get; set; } = new List<string> { "level", "log.level" };
+        /// <summary>The host filter is an OR over these.</summary>
         public List<string> Host { get; set; } = new List<string> { "host", "host.name" };
-        public string Instance { get; set; } = "instance_id";
-        public CentralLogFields Clone() => new CentralLogFields { Timestamp = Timestamp, Message = Message, Level = Level.ToList(), Host = Host.ToList(), Instance = Instance };
+        public List<string> Instance { get; set; } = new List<string> { "instance_id" };
+        public CentralLogFields Clone() => new CentralLogFields { Timestamp = Timestamp.ToList(), Message = Message.ToList(), Level = Level.ToList(), Host = Host.ToList(), Instance = Instance.ToList() };
     }
 
     /// <summary>The session's defaults. Every cmdlet may override any of them per call.</summary>
@@ -127,6 +131,8 @@ namespace KeyServiceOps.Core
         public int CentralLogPageSize { get; set; } = 500;
         public int CentralLogMaxRetries { get; set; } = 4;
         public CentralLogFields CentralLogFields { get; set; } = new CentralLogFields();
+        /// <summary>A unique keyword field to page on where the cluster has no point in time and refuses a sort on _id (Elasticsearch 8).</summary>
+        public string CentralLogTieBreaker { get; set; }
 
         // One actor per instance: where the lock files live (shared by every operator of the machine) and how long
         // a second actor waits for the first before InstanceBusy.
@@ -203,7 +209,7 @@ namespace KeyServiceOps.Core
         public CentralLogSettings ForCentralLogs() => new CentralLogSettings
         {
             Uri = CentralLogUri, ApiKey = CentralLogApiKey, User = CentralLogUser, Password = CentralLogPassword, Index = CentralLogIndex, Query = CentralLogQuery,
-            Fields = CentralLogFields, PageSize = CentralLogPageSize, MaxRetries = CentralLogMaxRetries, SkipCertificateCheck = CentralLogSkipCertificateCheck,
+            Fields = CentralLogFields, TieBreaker = CentralLogTieBreaker, SessionCache = SessionCache, PageSize = CentralLogPageSize, MaxRetries = CentralLogMaxRetries, SkipCertificateCheck = CentralLogSkipCertificateCheck,
             CaCertificatePath = CentralLogCaCertificatePath, HttpTimeout = HttpTimeout, MaxResponseBytes = MaxResponseBytes,
         };
 

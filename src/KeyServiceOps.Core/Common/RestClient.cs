@@ -29,12 +29,25 @@ namespace KeyServiceOps.Core
         public bool IsSuccess => Status >= 200 && Status < 300;
 
         /// <summary>The body as JSON, or null when it is empty or not JSON (an HTML error page, say).</summary>
-        public JToken TryJson()
+        public JToken TryJson() => TryJson(false);
+
+        /// <summary>The body as JSON, or null; <paramref name="datesAsText"/> keeps date-like strings as written (nanoseconds, offsets).</summary>
+        public JToken TryJson(bool datesAsText)
         {
             if (string.IsNullOrWhiteSpace(Body)) return null;
             var t = Body.TrimStart();
             if (!(t.StartsWith("{") || t.StartsWith("["))) return null;
-            try { return JToken.Parse(Body); } catch (JsonException) { return null; }
+            try
+            {
+                if (!datesAsText) return JToken.Parse(Body);
+                using (var reader = new JsonTextReader(new System.IO.StringReader(Body)) { DateParseHandling = DateParseHandling.None })
+                {
+                    var token = JToken.ReadFrom(reader);
+                    while (reader.Read()) if (reader.TokenType != JsonToken.Comment) return null; // trailing content: not one JSON document
+                    return token;
+                }
+            }
+            catch (JsonException) { return null; }
         }
 
         public string Header(string name)

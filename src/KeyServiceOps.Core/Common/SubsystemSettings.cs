@@ -51,6 +51,10 @@ namespace KeyServiceOps.Core
         public string Index { get; set; }
         public string Query { get; set; }
         public CentralLogFields Fields { get; set; } = new CentralLogFields();
+        /// <summary>A unique field to page on when the cluster offers no point in time (null: _id where the cluster allows it).</summary>
+        public string TieBreaker { get; set; }
+        /// <summary>What the session learned once (the cluster's flavour and version, from GET /).</summary>
+        public ConcurrentDictionary<string, object> SessionCache { get; set; } = new ConcurrentDictionary<string, object>();
         public int PageSize { get; set; } = 500;
         public int MaxRetries { get; set; } = 4;
         public bool SkipCertificateCheck { get; set; }

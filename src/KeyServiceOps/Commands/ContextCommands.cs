@@ -64,6 +64,9 @@ namespace KeyServiceOps.Commands
         public bool CentralLogSkipCertificateCheck { get; set; }
         public string CentralLogCaCertificatePath { get; set; }
         public int CentralLogPageSize { get; set; }
+        public string CentralLogTieBreaker { get; set; }
+        /// <summary>Each logical field and the document paths read for it, e.g. "Host=host,host.name; Level=level,log.level".</summary>
+        public string CentralLogFieldMap { get; set; }
         public string LockDirectory { get; set; }
         public double LockTimeoutSec { get; set; }
 
@@ -85,7 +88,9 @@ namespace KeyServiceOps.Commands
             PagerDutyTokenVariable = c.PagerDutyToken?.Variable, PagerDutySkipCertificateCheck = c.PagerDutySkipCertificateCheck, PagerDutyCaCertificatePath = c.PagerDutyCaCertificatePath,
             PagerDutyMaxRetries = c.PagerDutyMaxRetries, CentralLogApiKeyVariable = c.CentralLogApiKey?.Variable, CentralLogUser = c.CentralLogUser,
             CentralLogPasswordVariable = c.CentralLogPassword?.Variable, CentralLogSkipCertificateCheck = c.CentralLogSkipCertificateCheck,
-            CentralLogCaCertificatePath = c.CentralLogCaCertificatePath, CentralLogPageSize = c.CentralLogPageSize, LockDirectory = c.LockDirectory, LockTimeoutSec = c.LockTimeout.TotalSeconds,
+            CentralLogCaCertificatePath = c.CentralLogCaCertificatePath, CentralLogPageSize = c.CentralLogPageSize, CentralLogTieBreaker = c.CentralLogTieBreaker,
+            CentralLogFieldMap = $"Timestamp={string.Join(",", c.CentralLogFields.Timestamp)}; Message={string.Join(",", c.CentralLogFields.Message)}; Level={string.Join(",", c.CentralLogFields.Level)}; Host={string.Join(",", c.CentralLogFields.Host)}; Instance={string.Join(",", c.CentralLogFields.Instance)}",
+            LockDirectory = c.LockDirectory, LockTimeoutSec = c.LockTimeout.TotalSeconds,
         };
     }
 
@@ -150,6 +155,8 @@ namespace KeyServiceOps.Commands
         [Parameter, ValidateRange(1, 10000)] public int CentralLogPageSize { get; set; }
         /// <summary>Field names in the documents: @{ Timestamp='@timestamp'; Message='message'; Level='log.level'; Host='host.name'; Instance='instance_id' }.</summary>
         [Parameter] public System.Collections.Hashtable CentralLogFieldMap { get; set; }
+        /// <summary>A unique keyword field of the log documents to page on where the cluster gives no point in time and refuses a sort on _id; '' clears it.</summary>
+        [Parameter, AllowEmptyString] public string CentralLogTieBreaker { get; set; }
         [Parameter] public Uri PagerDutyUri { get; set; }
         [Parameter] public SecureString PagerDutyToken { get; set; }
         [Parameter] public string PagerDutyTokenVariable { get; set; }
@@ -224,6 +231,7 @@ namespace KeyServiceOps.Commands
             if (b.ContainsKey(nameof(CentralLogSkipCertificateCheck))) c.CentralLogSkipCertificateCheck = CentralLogSkipCertificateCheck;
             if (CentralLogCaCertificatePath != null) c.CentralLogCaCertificatePath = GetUnresolvedProviderPathFromPSPath(CentralLogCaCertificatePath);
             if (b.ContainsKey(nameof(CentralLogPageSize))) c.CentralLogPageSize = CentralLogPageSize;
+            if (CentralLogTieBreaker != null) c.CentralLogTieBreaker = CentralLogTieBreaker.Trim().Length == 0 ? null : CentralLogTieBreaker.Trim();
             if (CentralLogFieldMap != null)
             {
                 foreach (System.Collections.DictionaryEntry kv in CentralLogFieldMap)
@@ -235,11 +243,11 @@ namespace KeyServiceOps.Commands
                             ThrowOps(new OpsException("InvalidCentralLogField", OpsErrorCategory.InvalidArgument, $"The central-log field '{kv.Key}' is given no name. Nothing was changed.", kv.Key,
                                 recommendedAction: "Name the document field that holds it, e.g. -CentralLogFieldMap @{ Timestamp = '@timestamp' }."));
                             break;
-                        case "timestamp": c.CentralLogFields.Timestamp = names.First(); break;
-                        case "message": c.CentralLogFields.Message = names.First(); break;
+                        case "timestamp": c.CentralLogFields.Timestamp = names; break;
+                        case "message": c.CentralLogFields.Message = names; break;
                         case "level": c.CentralLogFields.Level = names; break;
                         case "host": c.CentralLogFields.Host = names; break;
-                        case "instance": c.CentralLogFields.Instance = names.First(); break;
+                        case "instance": c.CentralLogFields.Instance = names; break;
                         default:
                             ThrowArgument("UnknownCentralLogField", $"Unknown central-log field '{kv.Key}'.", kv.Key, "Use Timestamp, Message, Level, Host or Instance.");
                             break;
