@@ -52,6 +52,8 @@ namespace KeyServiceOps.Core.Tests
         [Theory]
         [InlineData(CentralLogFlavor.Elasticsearch, "8.11.3", "es-pit")]
         [InlineData(CentralLogFlavor.Elasticsearch, "7.17.15", "es-pit")]
+        [InlineData(CentralLogFlavor.Elasticsearch, "7.11.2", "es-pit-id")] // a point in time, but no _shard_doc before 7.12
+        [InlineData(CentralLogFlavor.Elasticsearch, "7.10.2", "es-pit-id")]
         [InlineData(CentralLogFlavor.Elasticsearch, "7.9.3", "_id")]
         [InlineData(CentralLogFlavor.OpenSearch, "2.11.1", "os-pit")]
         [InlineData(CentralLogFlavor.OpenSearch, "1.3.14", "_id")]
@@ -78,6 +80,11 @@ namespace KeyServiceOps.Core.Tests
                     Assert.All(sorts, x => Assert.Contains("_shard_doc", x));
                     Assert.Contains(lab.CentralLogs.Calls, c => c.StartsWith("POST /logstash-*/_pit?keep_alive="));
                     Assert.Contains("DELETE /_pit", lab.CentralLogs.Calls);
+                    break;
+                case "es-pit-id":
+                    Assert.All(reqs, r => Assert.NotNull(r["pit"]));
+                    Assert.All(sorts, x => Assert.Contains("_id", x));
+                    Assert.DoesNotContain(sorts, x => x.Contains("_shard_doc"));
                     break;
                 case "os-pit":
                     Assert.All(reqs, r => Assert.NotNull(r["pit"]));
@@ -111,7 +118,8 @@ namespace KeyServiceOps.Core.Tests
             var e = await Assert.ThrowsAsync<OpsException>(() => Client(ctx).SearchAsync(new CentralLogSearch { Host = lab[0].Address }, _ => { }, None));
             Assert.Equal("CentralLogNoTieBreaker", e.ErrorId);
             Assert.Contains("-CentralLogTieBreaker", e.RecommendedAction);
-            Assert.Empty(lab.CentralLogs.Requests); // known before any search: none was sent to be refused
+            // Known before paging: one search of no hits only, to let the cluster refuse access first (then it is Forbidden).
+            Assert.Equal(0, (int)Assert.Single(lab.CentralLogs.Requests)["size"]);
 
             // The same when the cluster will not say what it is (no monitor privilege): the _id refusal is recognised.
             lab.CentralLogs.RootForbidden = true;
@@ -123,7 +131,75 @@ namespace KeyServiceOps.Core.Tests
             ctx.CentralLogTieBreaker = "log_id";
             var all = await Search(Client(ctx), new CentralLogSearch { Host = lab[0].Address });
             Assert.Equal(Enumerable.Range(0, 2_500), all.Select(Seq));
-            Assert.All(lab.CentralLogs.Requests.Skip(1), r => Assert.Contains("log_id", r["sort"].ToJsonString()));
+            Assert.All(lab.CentralLogs.Requests.Skip(2), r => Assert.Contains("log_id", r["sort"].ToJsonString())); // after the probe and the refused _id sort
+        }
+
+        [Theory]
+        [InlineData("7.11.2")]
+        [InlineData("8.11.3")]
+        public async Task A_cluster_that_does_not_say_its_version_still_pages_exactly(string version)
+        {
+            await using var lab = await LabAs(CentralLogFlavor.Elasticsearch, version, instances: 1);
+            lab.CentralLogs.RootForbidden = true; // no monitor privilege: GET / is 403
+            lab.CentralLogs.AddGenerated(lab[0].Address, 1_200, perMillisecond: 40);
+            var ctx = Ctx(lab); ctx.CentralLogPageSize = 500;
+            var all = await Search(Client(ctx), new CentralLogSearch { Host = lab[0].Address });
+            Assert.Equal(Enumerable.Range(0, 1_200), all.Select(Seq));
+            var tail = await Search(Client(ctx), new CentralLogSearch { Host = lab[0].Address, Tail = 520 });
+            Assert.Equal(Enumerable.Range(680, 520), tail.Select(Seq));
+        }
+
+        [Theory]
+        [InlineData("forbidden", "CentralLogForbidden")]
+        [InlineData("503", "CentralLogServerError")]
+        [InlineData("429", "CentralLogRateLimited")]
+        public async Task A_point_in_time_refused_for_access_or_an_outage_says_that_not_no_tie_breaker(string how, string errorId)
+        {
+            await using var lab = await LabAs(CentralLogFlavor.Elasticsearch, "8.11.3", instances: 1);
+            lab.CentralLogs.AddGenerated(lab[0].Address, 10);
+            var ctx = Ctx(lab); ctx.CentralLogMaxRetries = 1;
+            Assert.Equal(10, (await Search(Client(ctx), new CentralLogSearch { Host = lab[0].Address })).Count); // the session knows: Elasticsearch 8
+            if (how == "forbidden") ctx.CentralLogApiKey = Secret.FromPlainText(lab.CentralLogs.ForbiddenApiKey);
+            else lab.CentralLogs.Answer(int.Parse(how), "text/html", "<html>busy</html>", times: 100);
+            var e = await Assert.ThrowsAsync<OpsException>(() => Client(ctx).SearchAsync(new CentralLogSearch { Host = lab[0].Address }, _ => { }, None));
+            Assert.Equal(errorId, e.ErrorId);
+            Assert.Equal(how == "forbidden", CentralLogClient.FallbackErrorIds.Contains(e.ErrorId));
+        }
+
+        [Fact]
+        public async Task An_expired_point_in_time_is_its_own_error_not_a_missing_index()
+        {
+            await using var lab = await LabAs(CentralLogFlavor.Elasticsearch, "8.11.3", instances: 1);
+            lab.CentralLogs.AddGenerated(lab[0].Address, 1_000);
+            lab.CentralLogs.ExpirePitsAfterSearches = 1;
+            var ctx = Ctx(lab); ctx.CentralLogPageSize = 300;
+            var got = new List<LogEntry>();
+            var e = await Assert.ThrowsAsync<OpsException>(() => Client(ctx).SearchAsync(new CentralLogSearch { Host = lab[0].Address }, got.Add, None));
+            Assert.Equal("CentralLogPointInTimeExpired", e.ErrorId);
+            Assert.Equal(300, got.Count);
+        }
+
+        [Fact]
+        public async Task A_base_query_with_OR_stays_inside_the_host_and_an_index_pattern_matching_nothing_warns()
+        {
+            await using var lab = await LabAs(CentralLogFlavor.Elasticsearch, "8.11.3");
+            lab[0].AppendLog("level=error msg=\"a\""); lab[1].AppendLog("level=error msg=\"b\""); lab[1].AppendLog("level=fatal msg=\"c\"");
+            var ctx = Ctx(lab);
+            var hits = await Search(Client(ctx), new CentralLogSearch { Host = lab[0].Address, Query = "level:ERROR OR level:FATAL" });
+            Assert.Equal(lab[0].Address, Assert.Single(hits).Address);
+            ctx.CentralLogIndex = "logstsh-*";
+            var log = new ListLog();
+            Assert.Empty(await Search(Client(ctx, log), new CentralLogSearch { Host = lab[0].Address }));
+            Assert.Contains("No index of the central log service matches 'logstsh-*'", log.All);
+        }
+
+        [Fact]
+        public void Values_wrapped_in_one_element_arrays_are_read_as_Elasticsearch_reads_them()
+        {
+            var src = JObject.Parse("{\"message\":[\"x\"],\"host\":{\"name\":[\"10.0.0.5\"]},\"log\":[{\"level\":\"warn\"}]}");
+            Assert.Equal("x", (string)CentralLogClient.Field(src, new[] { "message" }));
+            Assert.Equal("10.0.0.5", (string)CentralLogClient.Field(src, new[] { "host", "host.name" }));
+            Assert.Equal("warn", (string)CentralLogClient.Field(src, new[] { "level", "log.level" }));
         }
 
         [Theory]
@@ -171,6 +247,9 @@ namespace KeyServiceOps.Core.Tests
         [InlineData("#1795515176563", "2026-11-24T10:12:56.5630000+00:00")]
         [InlineData("#1795515176563.5", "2026-11-24T10:12:56.5635000+00:00")]
         [InlineData("yesterday", null)]
+        [InlineData("1.2.3", null)]
+        [InlineData("12/05/2026", null)]
+        [InlineData("-1000", "1969-12-31T23:59:59.0000000+00:00")]
         [InlineData("#99999999999999999", null)]
         [InlineData("", null)]
         public void A_shippers_timestamp_in_any_documented_form_is_read(string given, string expected)

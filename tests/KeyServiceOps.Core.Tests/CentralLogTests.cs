@@ -80,7 +80,7 @@ namespace KeyServiceOps.Core.Tests
             lab[0].AppendLog("level=error msg=\"fetch failed: cipher 503 all retry\"", true);
             var client = Client(Ctx(lab));
             var s = new CentralLogSearch { Host = lab[0].Address, Match = tricky };
-            Assert.Equal($"instance_id:KeyServiceApi AND (host:\"{lab[0].Address}\" OR host.name:\"{lab[0].Address}\") AND message:\"cipher\\: \\\"cfg\\\" \\(503\\) \\*all\\*\"", client.QueryText(s));
+            Assert.Equal($"(instance_id:KeyServiceApi) AND (host:\"{lab[0].Address}\" OR host.name:\"{lab[0].Address}\") AND message:\"cipher\\: \\\"cfg\\\" \\(503\\) \\*all\\*\"", client.QueryText(s));
             var hit = Assert.Single(await Search(client, s));
             Assert.Contains(tricky, hit.Message);
             Assert.Equal(LogLevel.Error, hit.LevelValue);

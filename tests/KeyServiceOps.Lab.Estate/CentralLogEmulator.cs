@@ -53,6 +53,7 @@ namespace KeyServiceOps.Lab
         private readonly ConcurrentQueue<JsonObject> _requests = new ConcurrentQueue<JsonObject>();
         private readonly ConcurrentQueue<string> _calls = new ConcurrentQueue<string>();
         private readonly ConcurrentDictionary<string, List<Doc>> _pits = new ConcurrentDictionary<string, List<Doc>>();
+        private readonly ConcurrentDictionary<string, bool> _noShardPits = new ConcurrentDictionary<string, bool>();
         private long _docSeq;
 
         private CentralLogEmulator(Func<IEnumerable<SimInstance>> instances) { _instances = instances; }
@@ -99,6 +100,14 @@ namespace KeyServiceOps.Lab
                 return Flavor == CentralLogFlavor.Elasticsearch ? v >= new System.Version(7, 10) : v >= new System.Version(2, 4);
             }
         }
+
+        private System.Version V => System.Version.Parse(Version.Split('-')[0]);
+        /// <summary>Elasticsearch 7.12+: _shard_doc exists, and a point in time adds it implicitly.</summary>
+        public bool HasShardDoc => Flavor == CentralLogFlavor.Elasticsearch && V >= new System.Version(7, 12);
+        /// <summary>Every open point in time is closed after this many more searches in it (a keep-alive that ran out under a slow consumer).</summary>
+        public int ExpirePitsAfterSearches = -1;
+        /// <summary>After this many more searches, every request answers 401 (a key revoked mid-search); -1: never.</summary>
+        public int UnauthorizedAfterSearches = -1;
 
         public bool RefusesIdSort => Flavor == CentralLogFlavor.Elasticsearch && System.Version.Parse(Version.Split('-')[0]).Major >= 8;
 
@@ -259,9 +268,11 @@ namespace KeyServiceOps.Lab
                 }
                 if (string.IsNullOrEmpty(ctx.Request.Query["keep_alive"])) { await BadRequest(ctx, "action_request_validation_exception", "Validation Failed: 1: [keep_alive] is not specified;"); return; }
                 var index = Uri.UnescapeDataString((esPit.Success ? esPit : osPit).Groups[1].Value);
-                if (!index.StartsWith("logstash-")) { await LabHost.Json(ctx, 404, Error("index_not_found_exception", $"no such index [{index}]", 404)); return; }
+                var matchesNothing = !index.StartsWith("logstash-") && index.Contains('*'); // a wildcard with no index: a point in time over no shards
+                if (!index.StartsWith("logstash-") && !matchesNothing) { await LabHost.Json(ctx, 404, Error("index_not_found_exception", $"no such index [{index}]", 404)); return; }
                 var id = Convert.ToBase64String(Guid.NewGuid().ToByteArray()).TrimEnd('=') + "==pit";
-                _pits[id] = Documents();
+                _pits[id] = matchesNothing ? new List<Doc>() : Documents();
+                if (matchesNothing) _noShardPits[id] = true;
                 System.Threading.Interlocked.Increment(ref PitsOpened);
                 await LabHost.Json(ctx, 200, os
                     ? new JsonObject { ["pit_id"] = id, ["_shards"] = new JsonObject { ["total"] = 1, ["successful"] = 1, ["skipped"] = 0, ["failed"] = 0 }, ["creation_time"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() }
@@ -293,6 +304,12 @@ namespace KeyServiceOps.Lab
                 await LabHost.Json(ctx, 403, Error("security_exception", $"action [indices:data/read/search] is unauthorized for user [lab-ro] with roles [viewer] on indices [{m.Groups[1].Value}]", 403));
                 return;
             }
+            if (UnauthorizedAfterSearches == 0)
+            {
+                await LabHost.Json(ctx, 401, Error("security_exception", "unable to authenticate with provided credentials and anonymous access is not allowed for this request", 401));
+                return;
+            }
+            if (UnauthorizedAfterSearches > 0) UnauthorizedAfterSearches--;
             if (RateLimitNext > 0)
             {
                 RateLimitNext--;
@@ -309,6 +326,8 @@ namespace KeyServiceOps.Lab
             {
                 pitId = pit["id"]?.ToString();
                 if (m.Groups[1].Success) { await BadRequest(ctx, "action_request_validation_exception", "Validation Failed: 1: [indices] cannot be used with point in time. Do not specify any index with point in time.;"); return; }
+                if (ExpirePitsAfterSearches == 0) { _pits.Clear(); ExpirePitsAfterSearches = -1; }
+                else if (ExpirePitsAfterSearches > 0) ExpirePitsAfterSearches--;
                 if (pitId == null || !_pits.TryGetValue(pitId, out var snap))
                 {
                     await LabHost.Json(ctx, 404, Error("search_context_missing_exception", $"No search context found for id [{pitId}]", 404));
@@ -319,8 +338,18 @@ namespace KeyServiceOps.Lab
             else
             {
                 var index = m.Groups[1].Success ? Uri.UnescapeDataString(m.Groups[1].Value) : "_all";
-                if (index != IndexPattern && !index.StartsWith("logstash-"))
+                if (index != IndexPattern && !index.StartsWith("logstash-") && index != "_all")
                 {
+                    if (index.Contains('*'))
+                    {
+                        // A wildcard that matches no index: 200, no shards searched, no hits (as the clusters answer).
+                        await LabHost.Json(ctx, 200, new JsonObject
+                        {
+                            ["took"] = 0, ["timed_out"] = false, ["_shards"] = new JsonObject { ["total"] = 0, ["successful"] = 0, ["skipped"] = 0, ["failed"] = 0 },
+                            ["hits"] = new JsonObject { ["total"] = new JsonObject { ["value"] = 0, ["relation"] = "eq" }, ["max_score"] = null, ["hits"] = new JsonArray() },
+                        });
+                        return;
+                    }
                     await LabHost.Json(ctx, 404, Error("index_not_found_exception", $"no such index [{index}]", 404));
                     return;
                 }
@@ -377,12 +406,18 @@ namespace KeyServiceOps.Lab
                 await LabHost.Json(ctx, 400, Error("search_phase_execution_exception", "all shards failed", 400, rc));
                 return;
             }
+            if (sortKeys.Any(k => k.field == "_shard_doc") && !HasShardDoc)
+            {
+                var rc = new JsonArray { new JsonObject { ["type"] = "query_shard_exception", ["reason"] = "No mapping found for [_shard_doc] in order to sort on" } };
+                await LabHost.Json(ctx, 400, Error("search_phase_execution_exception", "all shards failed", 400, rc));
+                return;
+            }
             if (sortKeys.Any(k => k.field == "_shard_doc") && pitId == null)
             {
                 await BadRequest(ctx, "illegal_argument_exception", "[_shard_doc] sort field cannot be used without [point in time]");
                 return;
             }
-            if (pitId != null && !os && !sortKeys.Any(k => k.field == "_shard_doc")) sortKeys.Add(("_shard_doc", false));
+            if (pitId != null && HasShardDoc && !sortKeys.Any(k => k.field == "_shard_doc")) sortKeys.Add(("_shard_doc", false)); // 7.12+ only
             IComparable Key(Doc d, string field) => field switch
             {
                 "_id" => d.Id, "_shard_doc" => (IComparable)d.Seq, "_score" => 0L,
@@ -435,7 +470,9 @@ namespace KeyServiceOps.Lab
             var answer = new JsonObject
             {
                 ["took"] = 3, ["timed_out"] = false,
-                ["_shards"] = new JsonObject { ["total"] = 3, ["successful"] = PartialShards ? 2 : 3, ["skipped"] = 0, ["failed"] = PartialShards ? 1 : 0 },
+                ["_shards"] = pitId != null && _noShardPits.ContainsKey(pitId)
+                    ? new JsonObject { ["total"] = 0, ["successful"] = 0, ["skipped"] = 0, ["failed"] = 0 }
+                    : new JsonObject { ["total"] = 3, ["successful"] = PartialShards ? 2 : 3, ["skipped"] = 0, ["failed"] = PartialShards ? 1 : 0 },
                 ["hits"] = new JsonObject
                 {
                     ["total"] = new JsonObject { ["value"] = Math.Min(total, MaxResultWindow), ["relation"] = total > MaxResultWindow ? "gte" : "eq" },

@@ -61,6 +61,23 @@ namespace KeyServiceOps.Module.Tests
         }
 
         [Fact]
+        public async Task Fallback_after_lines_were_written_is_an_error_never_the_same_lines_again_from_docker()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true, CentralLogs = true });
+            for (int i = 0; i < 60; i++) lab[0].AppendLog($"level=info msg=\"line {i}\"");
+            using var sh = ShellFor(lab, lab.WriteKnownHosts(), lab.CentralLogs.ApiKey);
+            Assert.Empty(sh.Run("Set-KeyServiceOpsContext -CentralLogPageSize 10").Errors);
+            lab.CentralLogs.UnauthorizedAfterSearches = 1; // the key is revoked after the first page
+            var r = sh.Run($"Get-KeyServiceLog {lab[0].Address} -Source Central -Fallback");
+            Assert.Equal(10, r.Output.Count);
+            Assert.All(r.Output, o => Assert.Equal("Central", o.S("Source")));
+            var e = Assert.Single(r.Errors);
+            Assert.StartsWith("CentralLogUnauthorized,", e.FullyQualifiedErrorId);
+            Assert.Contains("not falling back", e.Exception.Message);
+            Assert.Empty(r.Warnings);
+        }
+
+        [Fact]
         public async Task ECS_documents_are_found_through_the_cmdlet_and_the_field_map_takes_lists()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true, CentralLogs = true });

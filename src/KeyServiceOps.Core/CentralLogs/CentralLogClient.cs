@@ -79,7 +79,8 @@ namespace KeyServiceOps.Core.CentralLogs
         private readonly RestClient _rest;
         private readonly ResiliencePipeline<RestResponse> _retry;
         private readonly IOpsLog _log;
-        public const string KeepAlive = "1m";
+        /// <summary>How long a point in time lives between pages (each page extends it): a slow consumer (Out-Host -Paging) holds paging back.</summary>
+        public const string KeepAlive = "5m";
 
         /// <summary>Errors after which the runbook falls back to docker logs over SSH ("if you have no access to logmet").</summary>
         public static readonly string[] FallbackErrorIds = { "CentralLogUnauthorized", "CentralLogForbidden", "CentralLogUnreachable", "CentralLogTimeout", "CentralLogNotConfigured" };
@@ -125,7 +126,9 @@ namespace KeyServiceOps.Core.CentralLogs
         /// <summary>The query_string the search sends: the base query, the host (an OR over the host paths) and the message text, ANDed.</summary>
         public string QueryText(CentralLogSearch s)
         {
-            var parts = new List<string> { string.IsNullOrWhiteSpace(s.Query) ? _ctx.Query : s.Query };
+            var baseQuery = string.IsNullOrWhiteSpace(s.Query) ? _ctx.Query : s.Query;
+            // The base query in parentheses: 'level:ERROR OR level:FATAL' AND the host must not bind as ERROR OR (FATAL AND host).
+            var parts = new List<string> { string.IsNullOrWhiteSpace(baseQuery) ? null : "(" + baseQuery + ")" };
             if (!string.IsNullOrEmpty(s.Host)) parts.Add(AnyOf(_ctx.Fields.Host, s.Host));
             if (!string.IsNullOrEmpty(s.Match)) parts.Add(AnyOf(_ctx.Fields.Message, s.Match));
             return string.Join(" AND ", parts.Where(p => !string.IsNullOrWhiteSpace(p)));
@@ -138,7 +141,9 @@ namespace KeyServiceOps.Core.CentralLogs
             if (_ctx.SessionCache != null && _ctx.SessionCache.TryGetValue(key, out var cached) && cached is CentralLogCluster known) return known;
             var r = await _retry.ExecuteAsync(async t => await _rest.SendAsync(HttpMethod.Get, "", null, t).ConfigureAwait(false), ct).ConfigureAwait(false);
             var c = new CentralLogCluster();
-            if (r.Status == 401) Expect(r, null); // throws CentralLogUnauthorized: nothing else would work either
+            // 401, 429 and 5xx (after the retries) end it here: nothing else would work either, and an outage is not
+            // probed three more times (the point-in-time APIs, then the search).
+            if (r.Status == 401 || r.Status == 429 || r.Status >= 500) Expect(r, null);
             if (r.IsSuccess && r.TryJson() is JObject root && At(root, "version") is JObject v)
             {
                 var number = Text(At(v, "number"));
@@ -170,12 +175,21 @@ namespace KeyServiceOps.Core.CentralLogs
             {
                 var path = index + (os ? "/_search/point_in_time" : "/_pit") + "?keep_alive=" + KeepAlive;
                 var r = await _retry.ExecuteAsync(async t => await _rest.SendAsync(HttpMethod.Post, path, null, t).ConfigureAwait(false), ct).ConfigureAwait(false);
-                if (r.Status == 401 || r.Status == 404 && IsIndexNotFound(r)) Expect(r, null); // the search would fail the same way: say so now
+                // The search would fail the same way: say so now (401, an overload or an outage after the retries, no index).
+                if (r.Status == 401 || r.Status == 429 || r.Status >= 500 || r.Status == 404 && IsIndexNotFound(r)) Expect(r, null);
                 var id = r.IsSuccess ? Text(At(r.TryJson(), os ? "pit_id" : "id")) : null;
                 if (id != null) return new Pit { Id = id, OpenSearch = os };
                 _log.Verbose($"No point in time from the central log service ({(os ? "OpenSearch" : "Elasticsearch")} API answered {r.Status}); paging with search_after.");
             }
             return null;
+        }
+
+        /// <summary>A search of no hits, to let the cluster answer 401/403/404 for the search itself; a 2xx returns.</summary>
+        private async Task ProbeSearchAsync(string query, string host, CentralLogCluster cluster, CancellationToken ct)
+        {
+            var body = new JObject { ["size"] = 0, ["track_total_hits"] = false, ["query"] = new JObject { ["bool"] = new JObject { ["filter"] = new JArray(new JObject { ["query_string"] = new JObject { ["query"] = query } }) } } };
+            var r = await _retry.ExecuteAsync(async t => await _rest.SendAsync(HttpMethod.Post, IndexPath() + "/_search", body, t).ConfigureAwait(false), ct).ConfigureAwait(false);
+            Expect(r, host, cluster);
         }
 
         private async Task ClosePitAsync(Pit pit)
@@ -221,14 +235,23 @@ namespace KeyServiceOps.Core.CentralLogs
             // order): in Elasticsearch's point in time _shard_doc (named from 7.12; 7.10-7.11 add it implicitly, ascending);
             // otherwise the configured unique field, or _id where the cluster allows a sort on it.
             string tieBreaker = null;
-            if (pit != null && !pit.OpenSearch)
-                tieBreaker = cluster.Version == null || cluster.Version >= new Version(7, 12) ? "_shard_doc" : null;
+            var configured = string.IsNullOrWhiteSpace(_ctx.TieBreaker) ? null : _ctx.TieBreaker;
+            if (pit != null && !pit.OpenSearch && (cluster.Version == null || cluster.Version >= new Version(7, 12)))
+                tieBreaker = "_shard_doc"; // Elasticsearch 7.12+; a 400 for it (an unknown version older than that) falls back to _id below
+            else if (pit != null && !pit.OpenSearch)
+                tieBreaker = configured ?? "_id"; // 7.10-7.11: a point in time without _shard_doc; _id is still allowed there
             else
             {
-                tieBreaker = string.IsNullOrWhiteSpace(_ctx.TieBreaker) ? null : _ctx.TieBreaker;
+                tieBreaker = configured;
                 if (tieBreaker == null)
                 {
-                    if (cluster.RefusesIdSort) throw NoTieBreaker(cluster, s.Host, null);
+                    if (cluster.RefusesIdSort)
+                    {
+                        // Before concluding "no tie-breaker", let the cluster say whether we may search at all: a key with
+                        // no read access is Forbidden (so -Fallback falls back), not a paging problem.
+                        await ProbeSearchAsync(query, s.Host, cluster, ct).ConfigureAwait(false);
+                        throw NoTieBreaker(cluster, s.Host, null);
+                    }
                     tieBreaker = "_id";
                 }
             }
@@ -238,6 +261,7 @@ namespace KeyServiceOps.Core.CentralLogs
                 JArray after = null;
                 long n = 0, seq = 0;
                 var warnedShards = false;
+                var warnedNoIndex = false;
                 while (true)
                 {
                     var size = _ctx.PageSize;
@@ -257,7 +281,19 @@ namespace KeyServiceOps.Core.CentralLogs
                     // Under a point in time the index is in the point in time, never in the path.
                     var path = pit != null ? "_search" : IndexPath() + "/_search";
                     var r = await _retry.ExecuteAsync(async t => await _rest.SendAsync(HttpMethod.Post, path, body, t).ConfigureAwait(false), ct).ConfigureAwait(false);
+                    if (tieBreaker == "_shard_doc" && after == null && r.Status == 400 && (r.Body ?? "").IndexOf("_shard_doc", StringComparison.Ordinal) >= 0)
+                    {
+                        // An Elasticsearch older than 7.12 (the version was not known): no _shard_doc; _id is allowed there.
+                        tieBreaker = string.IsNullOrWhiteSpace(_ctx.TieBreaker) ? "_id" : _ctx.TieBreaker;
+                        _log.Verbose($"The cluster has no _shard_doc sort: paging on {tieBreaker}.");
+                        continue;
+                    }
                     var json = Expect(r, s.Host, cluster);
+                    if (!warnedNoIndex && after == null && Int(At(At(json, "_shards"), "total")) == 0)
+                    {
+                        warnedNoIndex = true;
+                        _log.Warning($"No index of the central log service matches '{_ctx.Index}' (0 shards searched): nothing was searched. Check -CentralLogIndex.");
+                    }
                     var shards = At(json, "_shards");
                     if (!warnedShards && (Int(At(shards, "failed")) ?? 0) > 0)
                     {
@@ -309,16 +345,22 @@ namespace KeyServiceOps.Core.CentralLogs
             var direct = src.Property(path, StringComparison.Ordinal);
             if (direct != null) return direct.Value;
             for (int i = path.IndexOf('.'); i > 0; i = path.IndexOf('.', i + 1))
-                if (src.Property(path.Substring(0, i), StringComparison.Ordinal)?.Value is JObject inner && Resolve(inner, path.Substring(i + 1)) is JToken found) return found;
+            {
+                var head = src.Property(path.Substring(0, i), StringComparison.Ordinal)?.Value;
+                if (head is JArray arr) head = arr.OfType<JObject>().FirstOrDefault(); // {"log":[{"level":…}]} as Elasticsearch flattens it
+                if (head is JObject inner && Resolve(inner, path.Substring(i + 1)) is JToken found) return found;
+            }
             return null;
         }
 
-        private static JToken Field(JObject src, IEnumerable<string> names)
+        internal static JToken Field(JObject src, IEnumerable<string> names)
         {
             foreach (var n in names)
             {
                 var v = Resolve(src, n);
-                if (v is JValue && v.Type != JTokenType.Null) return v; // a primitive only: an array or object is not a field's value
+                // Elasticsearch treats ["x"] as x: the first primitive of an array counts; an object never does.
+                if (v is JArray a) v = a.FirstOrDefault(x => x is JValue && x.Type != JTokenType.Null);
+                if (v is JValue && v.Type != JTokenType.Null) return v;
             }
             return null;
         }
@@ -340,10 +382,11 @@ namespace KeyServiceOps.Core.CentralLogs
                         return v.Value is DateTimeOffset dto ? dto.ToUniversalTime() : new DateTimeOffset(((DateTime)v.Value).ToUniversalTime(), TimeSpan.Zero);
                     case JTokenType.String:
                         var text = ((string)v.Value).Trim();
-                        if (text.Length > 0 && text.All(ch => char.IsDigit(ch) || ch == '.') && decimal.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var ms))
+                        if (System.Text.RegularExpressions.Regex.IsMatch(text, @"^-?\d+(\.\d+)?$") && decimal.TryParse(text, NumberStyles.AllowDecimalPoint | NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var ms))
                             return FromMillis(ms);
                         if (LogEntry.TryParseTimestamp(text, out var t, out var end) && end == text.Length) return t;
-                        // An offset instead of Z, or no zone: at most 7 fractional digits for .NET.
+                        // ISO 8601 only (an offset instead of Z, or no zone): not "1.2.3" or "12/05/2026"; at most 7 fractional digits for .NET.
+                        if (!System.Text.RegularExpressions.Regex.IsMatch(text, @"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")) return null;
                         var trimmed = System.Text.RegularExpressions.Regex.Replace(text, @"(\.\d{7})\d+", "$1");
                         if (DateTimeOffset.TryParse(trimmed, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var p)) return p.ToUniversalTime();
                         return null;
@@ -406,6 +449,10 @@ namespace KeyServiceOps.Core.CentralLogs
                 case 403:
                     throw E("CentralLogForbidden", OpsErrorCategory.PermissionDenied, $"The central log service denied the search (403){said}",
                         "Ask for read access to the index, or read the VM's logs with -Source Docker / -Fallback.");
+                case 404 when type == "search_context_missing_exception":
+                    throw E("CentralLogPointInTimeExpired", OpsErrorCategory.OperationTimeout,
+                        $"The central log service closed the point in time this search paged in{said} (the lines were read slower than its keep-alive of {KeepAlive}); the lines written so far are correct, the rest is not read.",
+                        "Run the search again with a narrower -Since/-Until or -Tail, or read the output without pausing it (not Out-Host -Paging).");
                 case 404:
                     throw E("CentralLogIndexNotFound", OpsErrorCategory.ObjectNotFound,
                         json != null ? $"The central log service has no index '{_ctx.Index}'{said}" : $"The central log service answered 404 for index '{_ctx.Index}' without an Elasticsearch error: the index or the address is wrong.",

@@ -89,8 +89,8 @@ namespace KeyServiceOps.Core
         private static void Http(string key, Func<OpsContext, Uri> get, Action<OpsContext, Uri> set)
             => All.Add(new Setting
             {
-                Key = key, Expected = "an http:// or https:// address", Get = c => get(c)?.ToString(),
-                Set = (c, t) => set(c, t.Type == JTokenType.String && Uri.TryCreate((string)t, UriKind.Absolute, out var u) && (u.Scheme == "http" || u.Scheme == "https") ? u : throw Bad()),
+                Key = key, Expected = "an http:// or https:// address (no user:password@ in it: credentials go in their own settings)", Get = c => get(c)?.ToString(),
+                Set = (c, t) => set(c, t.Type == JTokenType.String && Uri.TryCreate((string)t, UriKind.Absolute, out var u) && (u.Scheme == "http" || u.Scheme == "https") && string.IsNullOrEmpty(u.UserInfo) ? u : throw Bad()),
             });
 
         /// <summary>The name of the environment variable holding a secret; the value itself never touches a file.</summary>

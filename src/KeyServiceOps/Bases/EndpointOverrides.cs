@@ -21,6 +21,14 @@ namespace KeyServiceOps.Commands
                 throw new OpsException("InvalidUri", OpsErrorCategory.InvalidArgument,
                     $"-{parameter} '{uri.OriginalString}' is not an http:// or https:// address. Nothing was changed.", uri.OriginalString,
                     recommendedAction: $"Give the full address, e.g. -{parameter} https://kong-admin.internal:8444.");
+            // A user:password@ in the address would reach verbose lines, errors and the session file: refused, never echoed.
+            if (!string.IsNullOrEmpty(uri.UserInfo))
+            {
+                var safe = new UriBuilder(uri) { UserName = "", Password = "" }.Uri.ToString();
+                throw new OpsException("InvalidUri", OpsErrorCategory.InvalidArgument,
+                    $"-{parameter} has a user name or password in it ({safe} with user-info): it would be written to verbose lines, errors and the session file. Nothing was changed.", safe,
+                    recommendedAction: parameter == "CentralLogUri" ? "Give the address alone and the credentials with -CentralLogCredential or -CentralLogApiKey." : $"Give the address alone; the token has its own parameter.");
+            }
             return uri;
         }
 

@@ -86,6 +86,7 @@ namespace KeyServiceOps.Commands
         {
             if (!Endpoint.TryParse(address, Context.HealthPort, out var ep, out var why))
                 throw Endpoint.InvalidAddress(address, why);
+            long written = 0;
             try
             {
                 if (_central == null)
@@ -99,9 +100,16 @@ namespace KeyServiceOps.Commands
                     Since = _query.Since == null ? (DateTimeOffset?)null : ShellText.ResolveTime(_query.Since, now),
                     Until = _query.Until == null ? (DateTimeOffset?)null : ShellText.ResolveTime(_query.Until, now),
                 };
-                var n = Await(_central.SearchAsync(search, e => Post(() => WriteObject(e)), Cancellation));
+                var n = Await(_central.SearchAsync(search, e => { System.Threading.Interlocked.Increment(ref written); Post(() => WriteObject(e)); }, Cancellation));
                 WriteVerbose($"{ep.Address}: {n} log lines from the central log service.");
                 return true;
+            }
+            catch (OpsException e) when (Fallback && System.Threading.Interlocked.Read(ref written) > 0 && Array.IndexOf(KeyServiceOps.Core.CentralLogs.CentralLogClient.FallbackErrorIds, e.ErrorId) >= 0)
+            {
+                // Lines were already written: docker logs now would repeat them and mix two sources. The error says so.
+                throw new OpsException(e.ErrorId, e.Category,
+                    $"{e.Message} {System.Threading.Interlocked.Read(ref written)} line(s) had been read from the central log service before it; not falling back to docker logs, which would repeat them.",
+                    e.TargetObject, e.Details, e.RecommendedAction, e);
             }
             catch (OpsException e) when (Fallback && Array.IndexOf(KeyServiceOps.Core.CentralLogs.CentralLogClient.FallbackErrorIds, e.ErrorId) >= 0)
             {
