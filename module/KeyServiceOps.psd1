@@ -1,6 +1,6 @@
 @{
     RootModule           = 'KeyServiceOps.dll'
-    ModuleVersion        = '0.0.0-dev'
+    ModuleVersion        = '0.1.0'
     GUID                 = '5b0c2f6e-7d1a-4f0e-9d84-6a3b1c2e9f41'
     Author               = 'KeyServiceOps maintainers'
     CompanyName          = 'KeyServiceOps'
@@ -38,7 +38,6 @@
     PrivateData          = @{
         PSData = @{
             Tags         = @('Kong', 'PagerDuty', 'SSH', 'Runbook', 'OnCall', 'SRE', 'SelfHealing')
-            ProjectUri   = 'https://example.invalid/keyserviceops'
             LicenseUri   = 'https://opensource.org/licenses/MIT'
             ReleaseNotes = 'See CHANGELOG.md in the repository.'
         }

@@ -33,7 +33,8 @@ namespace KeyServiceOps.Commands
         private static string FromPairs(Func<string, object> get, bool addressFirst)
         {
             var target = Text(get("Target"));
-            var address = Text(get("Address")) ?? Text(get("IPAddress"));
+            // The aliases the help lists bind by name too (Import-Csv hosts.csv with a ComputerName column).
+            var address = Text(get("Address")) ?? Text(get("IPAddress")) ?? Text(get("ComputerName")) ?? Text(get("Host")) ?? Text(get("HostName"));
             var port = Text(get("Port"));
             string withPort(string a) => a != null && port != null && port != "0" && !a.Contains(":") ? a + ":" + port : a;
             return addressFirst ? (address != null ? withPort(address) : target) : (target ?? withPort(address));

@@ -73,6 +73,8 @@ namespace KeyServiceOps.Lab
         /// <summary>The next N DELETEs of a target take effect, then the answer never comes (a proxy or Kong stalling after the commit).</summary>
         public int DeleteLandsThenHangs;
         public int FailAll;
+        /// <summary>The next N requests are accepted and never answered (a Kong that hangs).</summary>
+        public int StallNext;
         /// <summary>The next N writes (POST/PUT/PATCH/DELETE) take effect in Kong, then a gateway in front answers 504 with its HTML page.</summary>
         public int WritesLandThenGateway504;
 
@@ -164,6 +166,11 @@ namespace KeyServiceOps.Lab
                 ctx.Response.StatusCode = canned.status;
                 ctx.Response.ContentType = canned.contentType;
                 await ctx.Response.WriteAsync(canned.body);
+                return;
+            }
+            if (StallNext > 0 && Interlocked.Decrement(ref StallNext) >= 0)
+            {
+                try { await Task.Delay(Timeout.Infinite, ctx.RequestAborted); } catch (OperationCanceledException) { }
                 return;
             }
             if (FailAll > 0 && Interlocked.Decrement(ref FailAll) >= 0) { await Json(ctx, 500, new JsonObject { ["message"] = "An unexpected error occurred" }); return; }

@@ -49,6 +49,10 @@ namespace KeyServiceOps.Lab
             Directory.CreateDirectory(dir);
             var audit = Path.Combine(dir, "audit.jsonl");
             var known = lab.WriteKnownHosts(Path.Combine(dir, "known_hosts"));
+            // The demo touches nothing outside its own folder (#27 row 13): session defaults, locks, audit log and the
+            // notes outbox live in it, and it is deleted at the end.
+            var sessionBefore = Environment.GetEnvironmentVariable("KEYSERVICEOPS_SESSION_FILE");
+            Environment.SetEnvironmentVariable("KEYSERVICEOPS_SESSION_FILE", Path.Combine(dir, "session.json"));
             Environment.SetEnvironmentVariable("DEMO_PD_TOKEN", lab.PagerDuty.Token);
             Environment.SetEnvironmentVariable("DEMO_LOGS_KEY", lab.CentralLogs.ApiKey);
             using var sh = new HostedShell();
@@ -63,7 +67,7 @@ namespace KeyServiceOps.Lab
                 foreach (var e in r.Errors) { Console.WriteLine("ERROR: " + (e.ErrorDetails?.Message ?? e.ToString()) + $"  [{e.FullyQualifiedErrorId}]"); if (!expectErrors) failures++; }
                 Console.WriteLine();
             }
-            Step($"Set-KeyServiceOpsContext -KongAdminUri '{lab.KongUri}' -Upstream '{lab.Upstream}' -HealthTimeoutSec 2 -AuditLogPath '{audit}' " +
+            Step($"Set-KeyServiceOpsContext -KongAdminUri '{lab.KongUri}' -Upstream '{lab.Upstream}' -HealthTimeoutSec 2 -AuditLogPath '{audit}' -LockDirectory '{Path.Combine(dir, "locks")}' " +
                  $"-PagerDutyUri '{lab.PagerDuty.BaseUri}' -PagerDutyTokenVariable DEMO_PD_TOKEN -PagerDutyFrom oncall@example.com " +
                  $"-SshUser '{lab.Ssh.User}' -SshPort {lab.Ssh.Port} -SshKeyPath '{lab.Ssh.KeyPath}' -KnownHostsPath '{known}' " +
                  $"-CentralLogUri '{lab.CentralLogs.BaseUri}' -CentralLogApiKeyVariable DEMO_LOGS_KEY " +
@@ -81,6 +85,7 @@ namespace KeyServiceOps.Lab
                      && lab.PagerDuty.Incident(alert2.Id).Assignees.SequenceEqual(new[] { "PCIPHER" });
             if (!ok) { Console.WriteLine("The runbook did not leave the lab as expected."); failures++; }
             try { Directory.Delete(dir, true); } catch (IOException) { }
+            Environment.SetEnvironmentVariable("KEYSERVICEOPS_SESSION_FILE", sessionBefore);
             Console.WriteLine(failures == 0 ? "Demo finished: the crashed instance is back in the ring-balancer; the cipher fault went to its owner." : $"Demo finished with {failures} error(s).");
             return failures == 0 ? 0 : 1;
         }

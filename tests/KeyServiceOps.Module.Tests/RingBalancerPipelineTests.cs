@@ -94,13 +94,23 @@ namespace KeyServiceOps.Module.Tests
         }
 
         [Fact]
-        public async Task Absent_target_is_reported_as_already_absent_not_an_error()
+        public async Task A_target_never_there_is_an_error_and_one_removed_before_is_already_absent()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
             using var sh = Shell.For(lab, out _);
-            var r = sh.Run("Remove-RingBalancerTarget -Target 127.0.0.251 -Confirm:$false -PassThru");
+            // A typo (#27 row 9): not in the upstream and no record of it ever being there: an error scripts see ($? false).
+            var typo = sh.Run("Remove-RingBalancerTarget -Target 127.0.0.251 -Confirm:$false -PassThru; $?");
+            var e = Assert.Single(typo.Errors);
+            Assert.StartsWith("TargetNotInUpstream,", e.FullyQualifiedErrorId);
+            Assert.Contains("no record of it ever being there", e.Exception.Message);
+            Assert.Equal(System.Management.Automation.ErrorCategory.ObjectNotFound, e.CategoryInfo.Category);
+            Assert.False((bool)typo.Output.Last().BaseObject);
+            Assert.DoesNotContain(typo.Warnings, w => w.Contains("already absent"));
+            // Taken out before (the audit log knows by whom): a warning, and -PassThru carries it on.
+            Assert.Empty(sh.Run($"Remove-RingBalancerTarget -Target '{lab[1].Target}' -Confirm:$false -Force").Errors);
+            var r = sh.Run($"Remove-RingBalancerTarget -Target '{lab[1].Target}' -Confirm:$false -PassThru");
             Assert.Empty(r.Errors);
-            Assert.Contains(r.Warnings, w => w.Contains("already absent"));
+            Assert.Contains(r.Warnings, w => w.Contains("already absent") && w.Contains("took it out at"));
             Assert.Equal("AlreadyAbsent", Assert.Single(r.Output).S("Action"));
             var a = sh.Run($"Add-RingBalancerTarget -Target '{lab[0].Target}' -Confirm:$false -PassThru");
             Assert.Empty(a.Errors);

@@ -73,7 +73,7 @@ Describe 'Objects that are not instances are refused with a typed error' {
         $err.Count | Should -Be 1
         $err[0].FullyQualifiedErrorId | Should -BeLike 'InvalidTarget,*'
         $err[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
-        $err[0].Exception.Message | Should -Match 'has no Target or Address'
+        $err[0].Exception.Message | Should -Match 'has no Target, Address, IPAddress, ComputerName or Host'
         $err[0].ErrorDetails.RecommendedAction | Should -Not -BeNullOrEmpty
         Targets | Should -Be $before
         @(Get-KeyServiceAuditLog).Count | Should -Be $audit

@@ -72,3 +72,23 @@ Describe 'Session defaults reach new runspaces and processes, never a secret val
         Get-Content $session -Raw | Should -Not -Match 'never-saved-9'
     }
 }
+
+Describe 'The manifest, as a publisher and a user check it (#27 row 16)' {
+    It 'the staged module passes Test-ModuleManifest, carries the version of Directory.Build.props, a LICENSE and no placeholder URI' {
+        $m = Test-ModuleManifest (Join-Path $staged 'KeyServiceOps.psd1') -ErrorAction Stop
+        $props = [xml](Get-Content (Join-Path $repo 'Directory.Build.props') -Raw)
+        $m.Version.ToString() | Should -Be ($props.Project.PropertyGroup.KeyServiceOpsVersion | Where-Object { $_ } | Select-Object -First 1)
+        Join-Path $staged 'LICENSE' | Should -Exist
+        $data = Import-PowerShellDataFile (Join-Path $staged 'KeyServiceOps.psd1')
+        foreach ($uri in @($data.PrivateData.PSData.ProjectUri, $data.PrivateData.PSData.LicenseUri, $data.HelpInfoURI) | Where-Object { $_ }) {
+            $uri | Should -Not -Match 'example\.(invalid|com|org)'
+        }
+    }
+    It 'the source manifest in module/ is a valid manifest: its only complaints are the binaries the build puts beside it' {
+        $errs = $null
+        $m = Test-ModuleManifest (Join-Path $repo 'module/KeyServiceOps.psd1') -ErrorVariable errs -ErrorAction SilentlyContinue
+        $m.Version | Should -Not -BeNullOrEmpty
+        $m.Version.ToString() | Should -Be (Test-ModuleManifest (Join-Path $staged 'KeyServiceOps.psd1')).Version.ToString()
+        @($errs | Where-Object { $_.Exception.Message -notmatch 'KeyServiceOps(\.Loader)?\.dll' }) | Should -BeNullOrEmpty
+    }
+}

@@ -23,6 +23,6 @@ namespace KeyServiceOps.Core
         }
 
         public static string Reason(string typeName)
-            => $"a {typeName} from the pipeline has no Target or Address (property or key); pipe text such as 10.0.0.5:8888, this module's objects, or @{{ Address = '10.0.0.5'; Port = 8888 }}";
+            => $"a {typeName} from the pipeline has no Target, Address, IPAddress, ComputerName or Host (property or key); pipe text such as 10.0.0.5:8888, this module's objects, or @{{ Address = '10.0.0.5'; Port = 8888 }}";
     }
 }

@@ -31,6 +31,8 @@ namespace KeyServiceOps.Core.Diagnosis
         public DateTimeOffset? LastSeen { get; set; }
         /// <summary>The first lines that showed the fault and the latest ones (at most five).</summary>
         public TextList Evidence { get; set; } = new TextList();
+        /// <summary>The last evidence line as an operator reads it first (its msg; see <see cref="LogText"/>).</summary>
+        public string LastEvidence => Evidence == null || Evidence.Count == 0 ? null : LogText.Readable(Evidence[Evidence.Count - 1]);
         /// <summary>Log, ContainerState, or both.</summary>
         public string Source { get; set; }
         public override string ToString() => $"{Address} {Category} ({Count}x) {Action}";

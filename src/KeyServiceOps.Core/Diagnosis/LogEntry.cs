@@ -25,6 +25,8 @@ namespace KeyServiceOps.Core.Diagnosis
         public string Level => LevelValue.ToString();
         /// <summary>The line's text with control characters shown escaped (<see cref="SafeText"/>): safe on any terminal.</summary>
         public string Message { get; set; }
+        /// <summary>What to read first: a logrus line's msg, then its other fields (not time and level); the views show it.</summary>
+        public string Summary => LogText.Readable(Message);
         /// <summary>The text exactly as the container wrote it, escape sequences and all: for scripts that need the bytes (Get-KeyServiceLog -Raw puts it in Message).</summary>
         public string GetRawMessage() => _raw ?? Message;
         private string _raw;

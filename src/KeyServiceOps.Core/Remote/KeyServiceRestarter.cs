@@ -48,6 +48,8 @@ namespace KeyServiceOps.Core.Remote
     {
         /// <summary>Who and when, and where it was read ("the VM's restart journal", or this machine's audit log).</summary>
         public string Description { get; set; }
+        /// <summary>When it was made (the journal's or the audit log's time).</summary>
+        public DateTimeOffset Time { get; set; }
         public Diagnosis.ContainerState State { get; set; }
     }
 
@@ -163,9 +165,9 @@ namespace KeyServiceOps.Core.Remote
             // A container re-created under the same name since (a new id) is not the one restarted then.
             if (local?.BeforeData?["containerId"] is Newtonsoft.Json.Linq.JToken lid && lid.Type == Newtonsoft.Json.Linq.JTokenType.String && state.Id != null && (string)lid != state.Id) local = null;
             if (first != null)
-                return new PriorRestart { Description = $"at {first.Time:u} by {first.Actor ?? "another responder"} (the VM's restart journal)", State = state };
+                return new PriorRestart { Description = $"at {first.Time:u} by {first.Actor ?? "another responder"} (the VM's restart journal)", Time = first.Time, State = state };
             if (local != null && (before != null ? state.StartedAt.Value > before.Value : state.StartedAt.Value >= local.Time.AddSeconds(-1)))
-                return new PriorRestart { Description = $"at {local.Time:u} by {local.Actor ?? "this machine"} ({local.Outcome})", State = state };
+                return new PriorRestart { Description = $"at {local.Time:u} by {local.Actor ?? "this machine"} ({local.Outcome})", Time = local.Time, State = state };
             return null;
         }
 

@@ -122,5 +122,7 @@ namespace KeyServiceOps.Core.RingBalancer
         public string Reason { get; set; }
         public int TotalTargets { get; set; }
         public int HealthyRemaining { get; set; }
+        /// <summary>Targets out of rotation now (drained, marked or found unhealthy, removed and not back), not counting this one.</summary>
+        public int OutOfRotation { get; set; }
     }
 }

@@ -82,9 +82,22 @@ namespace KeyServiceOps.Core.RingBalancer
             if (decision.HealthyRemaining == 0)
                 return Refuse(decision, "LastHealthyTarget", $"No other target of upstream '{upstream}' answers its health check; {target.Target} is the last one that might serve traffic.");
 
-            var share = (removedInThisBatch + 1) / (double)Math.Max(1, decision.TotalTargets);
+            // The share counts what is out of rotation now, whoever took it out and in whichever command (#27 row 2):
+            // drained (weight 0) and Kong-unhealthy targets it lists, and deleted ones it no longer lists but the audit
+            // log or the inventory knows as this upstream's; not only what this pipeline removed.
+            var listed = new HashSet<string>(targets.Select(t => t.Target), StringComparer.OrdinalIgnoreCase);
+            var outNow = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            foreach (var t in targets.Where(t => t.Weight == 0)) outNow.Add(t.Target);
+            foreach (var t in others.Where(t => H(t) == "UNHEALTHY")) outNow.Add(t.Target);
+            foreach (var gone in RemovedAndNotBack(upstream).Where(x => !listed.Contains(x))) outNow.Add(gone);
+            outNow.Remove(target.Target);
+            var outCount = Math.Max(outNow.Count, removedInThisBatch);
+            decision.TotalTargets = live.Count + outNow.Count(x => !live.Any(l => string.Equals(l.Target, x, StringComparison.OrdinalIgnoreCase)));
+            if (decision.TotalTargets < live.Count + removedInThisBatch) decision.TotalTargets = live.Count + removedInThisBatch;
+            decision.OutOfRotation = outCount;
+            var share = (outCount + 1) / (double)Math.Max(1, decision.TotalTargets);
             if (share > _ctx.MaxRemoveShare)
-                return Refuse(decision, "RemoveShareExceeded", $"Removing {target.Target} would take {removedInThisBatch + 1} of {decision.TotalTargets} targets out at once ({share:P0}), over the limit of {_ctx.MaxRemoveShare:P0}.");
+                return Refuse(decision, "RemoveShareExceeded", $"Removing {target.Target} would leave {outCount + 1} of {decision.TotalTargets} targets out of rotation ({share:P0}; {outCount} already out{(outNow.Count > 0 ? ": " + string.Join(", ", outNow.Take(5)) + (outNow.Count > 5 ? ", …" : "") : "")}), over the limit of {_ctx.MaxRemoveShare:P0}.");
 
             var total = others.Sum(t => (double)t.Weight);
             var available = others.Where(Available).Sum(t => (double)t.Weight);
@@ -276,6 +289,29 @@ namespace KeyServiceOps.Core.RingBalancer
         /// The weight a target had when it was last taken out (the audit log's latest removal of it), or null when the
         /// log does not say: what an "already absent" -PassThru object carries, so piping it on restores that weight.
         /// </summary>
+        /// <summary>
+        /// Targets of <paramref name="upstream"/> taken out and not put back, as far as this machine knows: the audit
+        /// log's last word on each (a removal, a drain or an unhealthy mark not followed by an add), and the inventory's
+        /// addresses. The caller drops what Kong still lists.
+        /// </summary>
+        public IEnumerable<string> RemovedAndNotBack(string upstream)
+        {
+            var result = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            try
+            {
+                var last = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+                foreach (var e in _audit?.Read() ?? Enumerable.Empty<AuditEntry>())
+                {
+                    if (e.Target == null || !string.Equals(e.Upstream, upstream, StringComparison.OrdinalIgnoreCase)) continue;
+                    if (e.Outcome == AuditLog.Failed || e.Outcome == AuditLog.Started) continue;
+                    if (e.Action == "RemoveTarget" || e.Action == "DrainTarget" || e.Action == "MarkTargetUnhealthy" || e.Action == "AddTarget") last[e.Target] = e.Action;
+                }
+                foreach (var kv in last) if (kv.Value != "AddTarget") result.Add(kv.Key);
+            }
+            catch (OpsException) { }
+            return result;
+        }
+
         public int? LastKnownWeight(string target)
         {
             try

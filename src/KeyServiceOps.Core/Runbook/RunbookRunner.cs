@@ -51,6 +51,16 @@ namespace KeyServiceOps.Core.Runbook
         public override string ToString() => $"{Step}. {Name}: {Outcome} {Detail}";
     }
 
+    /// <summary>What the runbook is doing now: the current step, and for a wait how long is left (no silent wait).</summary>
+    public sealed class RunbookProgress
+    {
+        public int Step { get; set; }
+        public string Name { get; set; }
+        public string Status { get; set; }
+        /// <summary>Seconds left of the current wait, or -1.</summary>
+        public int SecondsRemaining { get; set; } = -1;
+    }
+
     /// <summary>How the runbook ended for one instance.</summary>
     public sealed class RunbookSummary
     {
@@ -94,6 +104,8 @@ namespace KeyServiceOps.Core.Runbook
         public bool WhatIf { get; set; }
         /// <summary>How long to wait for another actor on the same instance before InstanceBusy (null: the context's).</summary>
         public TimeSpan? LockTimeout { get; set; }
+        /// <summary>The current step and every wait's countdown (the cmdlet's progress bar).</summary>
+        public Action<RunbookProgress> Progress { get; set; }
     }
 
     /// <summary>
@@ -148,6 +160,8 @@ namespace KeyServiceOps.Core.Runbook
             /// <summary>Step 5 could not escalate (PagerDuty did not answer): the run ends Failed, not Escalated.</summary>
             public bool EscalationFailed;
             public DateTimeOffset? IncidentCreated;
+            /// <summary>The step running now (progress).</summary>
+            public int Step;
         }
 
         public async Task<RunbookSummary> RunAsync(Endpoint ep, RunbookOptions o, Func<string, string, Task<bool>> confirm, Action<RunbookStepResult> emit, CancellationToken ct)
@@ -268,6 +282,7 @@ namespace KeyServiceOps.Core.Runbook
             // Outcomes after which the runbook stops at step 3 (a dependency fault handed over, or no way to the VM).
             (StepOutcome, string) Stop(StepOutcome outcome, string detail) { r.StopAfterDiagnosis = true; return (outcome, detail); }
             if (r.Ssh == null) return Stop(StepOutcome.Failed, "no SSH route to the VM (see the warning)");
+            Report(r, $"reading the logs of {r.Ssh.Container} on {ep.Address}");
             var faults = await _docker.DiagnoseAsync(r.Ssh, r.O.DiagnoseTail, _rules, _ctx.FaultOwners, ct).ConfigureAwait(false);
             r.Faults = faults;
             var blocking = FaultAnalyzer.BlockingFault(faults);
@@ -296,7 +311,7 @@ namespace KeyServiceOps.Core.Runbook
                 r.HandedOver = true;
                 return Stop(StepOutcome.Done, $"{found}; dependency fault: {what}; not restarted");
             }
-            async Task<(StepOutcome, string)> Already(string prior, ContainerState state)
+            async Task<(StepOutcome, string)> Already(string prior, DateTimeOffset? priorAt, ContainerState state)
             {
                 // Never twice for one incident, whoever restarted it (this machine's audit log, or the VM's journal that
                 // every responder writes). What docker says now decides what to do instead; never a silent wait.
@@ -304,17 +319,26 @@ namespace KeyServiceOps.Core.Runbook
                     ? $"{found}; {r.Ssh.Container} was already restarted for incident {r.Incident} {prior}: not restarted twice for one incident"
                     : $"{found}; {r.Ssh.Container} was already restarted in the last {r.O.RecentRestartWindow.TotalMinutes:0} min {prior}: not restarted twice for one outage";
                 if (state != null && (!state.Running || state.Restarting))
-                    return (StepOutcome.AlreadyDone, $"{already}; it has stopped again since ({state.Status}, exit code {state.ExitCode}{(state.OOMKilled ? ", out of memory" : "")}{(state.FinishedAt != null ? $", at {state.FinishedAt:u}" : "")})");
+                    return (StepOutcome.AlreadyDone, $"{already}; it has stopped again since ({state.Status}, exit code {state.ExitCode}{(state.OOMKilled ? ", out of memory" : "")}{(state.FinishedAt != null ? $", at {state.FinishedAt:yyyy-MM-dd HH:mm:ss}Z" : "")})");
+                // The earlier restart had the restart timeout to recover; only what is left of it is waited (none when it
+                // is spent: it is running and still down, so step 5 escalates).
+                var left = priorAt == null ? r.O.RestartTimeout : priorAt.Value + r.O.RestartTimeout - DateTimeOffset.UtcNow;
+                if (left > r.O.RestartTimeout) left = r.O.RestartTimeout;
+                var h = await CheckAsync(r, ct).ConfigureAwait(false);
+                if (h.Healthy) return (StepOutcome.AlreadyDone, $"{already}; operational now");
+                if (left <= TimeSpan.Zero)
+                    return (StepOutcome.AlreadyDone, $"{already}; it is running and still not operational ({h.Status}) {(DateTimeOffset.UtcNow - priorAt.Value).TotalMinutes:0} min later: not waited for again");
                 if (r.WhatIf || r.O.WhatIf)
-                    return (StepOutcome.AlreadyDone, $"{already}; it is running: would wait up to {r.O.RestartTimeout.TotalSeconds:0} s for health");
-                _log.Verbose($"{r.Ep.Address}: {already}; waiting up to {r.O.RestartTimeout.TotalSeconds:0} s for health.");
-                var healthy = await WaitForHealthAsync(r, ct).ConfigureAwait(false);
-                return (StepOutcome.AlreadyDone, $"{already}; {(healthy ? "operational now" : $"still not operational after {r.O.RestartTimeout.TotalSeconds:0} s")}");
+                    return (StepOutcome.AlreadyDone, $"{already}; it is running, not operational yet: would wait up to {left.TotalSeconds:0} s more for health");
+                _log.Verbose($"{r.Ep.Address}: {already}; waiting up to {left.TotalSeconds:0} s more for health.");
+                var healthy = await WaitForHealthAsync(r, ct, left).ConfigureAwait(false);
+                return (StepOutcome.AlreadyDone, $"{already}; {(healthy ? "operational now" : $"still not operational {left.TotalSeconds:0} s later")}");
             }
             // Looked up before the question (no prompt for a restart that will not be done); the restarter checks again
             // inside the lease, where another responder's restart since this look cannot slip through.
-            var (prior, state) = await PriorRestartAsync(r, ct).ConfigureAwait(false);
-            if (prior != null) return await Already(prior, state).ConfigureAwait(false);
+            Report(r, $"looking for an earlier restart of {r.Ssh.Container} on {ep.Address}");
+            var p0 = await _restarter.FindPriorRestartAsync(r.Ssh, r.Incident, ct, PriorSince(r)).ConfigureAwait(false);
+            if (p0 != null) return await Already(p0.Description, p0.Time, p0.State).ConfigureAwait(false);
             if (!await r.Confirm($"{r.Ssh.Container} on {ep.Address}", "docker restart and wait for health (runbook step 3)").ConfigureAwait(false))
                 return (StepOutcome.WouldDo, $"{found}; would restart {r.Ssh.Container} and wait up to {r.O.RestartTimeout.TotalSeconds:0} s for health");
             RestartResult restart;
@@ -325,9 +349,9 @@ namespace KeyServiceOps.Core.Runbook
                     LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout, Leases = _ctx.Leases,
                     Wait = true, Timeout = r.O.RestartTimeout, PollInterval = r.O.PollInterval, KnownFaults = faults, Via = r.O.Via,
                     HealthPort = ep.Port, IncidentId = r.Incident, Actor = r.O.Actor, PriorSince = PriorSince(r),
-                }, null, ct).ConfigureAwait(false);
+                }, p => Report(r, $"{p.Phase}; {Math.Ceiling(p.Remaining.TotalSeconds):0} s left", (int)Math.Ceiling(p.Remaining.TotalSeconds)), ct).ConfigureAwait(false);
             }
-            catch (AlreadyRestartedException e) { return await Already(e.Prior.Description, e.Prior.State).ConfigureAwait(false); }
+            catch (AlreadyRestartedException e) { return await Already(e.Prior.Description, e.Prior.Time == default ? (DateTimeOffset?)null : e.Prior.Time, e.Prior.State).ConfigureAwait(false); }
             catch (OpsException e) when (e.OutcomeUnknown && !e.IsCancellation)
             {
                 // `docker restart` was sent and its answer lost; docker could not confirm it either way. It may still land:
@@ -399,22 +423,19 @@ namespace KeyServiceOps.Core.Runbook
         /// </summary>
         private static DateTimeOffset? PriorSince(Run r) => (r.IncidentCreated - r.O.IncidentClockSlack) ?? DateTimeOffset.UtcNow - r.O.RecentRestartWindow;
 
-        /// <summary>A restart already done for this run's incident, by anyone (the restarter's own check, see there).</summary>
-        private async Task<(string prior, ContainerState state)> PriorRestartAsync(Run r, CancellationToken ct)
+        /// <summary>Polls health until operational or <paramref name="budget"/> (default: the restart timeout) is spent, reporting the countdown.</summary>
+        private async Task<bool> WaitForHealthAsync(Run r, CancellationToken ct, TimeSpan? budget = null)
         {
-            var p = await _restarter.FindPriorRestartAsync(r.Ssh, r.Incident, ct, PriorSince(r)).ConfigureAwait(false);
-            return (p?.Description, p?.State);
-        }
-
-        private async Task<bool> WaitForHealthAsync(Run r, CancellationToken ct)
-        {
+            var limit = budget ?? r.O.RestartTimeout;
             var waited = Stopwatch.StartNew(); // monotonic: a clock step neither ends nor stretches the wait
             while (true)
             {
                 var h = await CheckAsync(r, ct).ConfigureAwait(false);
                 if (h.Healthy) return true;
-                if (waited.Elapsed >= r.O.RestartTimeout) return false;
-                await Task.Delay(r.O.PollInterval, ct).ConfigureAwait(false);
+                var left = limit - waited.Elapsed;
+                if (left <= TimeSpan.Zero) return false;
+                Report(r, $"waiting for {r.Ep.Address} to be operational ({h.Status}); {Math.Ceiling(left.TotalSeconds):0} s left", (int)Math.Ceiling(left.TotalSeconds));
+                await Task.Delay(r.O.PollInterval < left ? r.O.PollInterval : left, ct).ConfigureAwait(false);
             }
         }
 
@@ -523,8 +544,13 @@ namespace KeyServiceOps.Core.Runbook
         /// <summary>-WhatIf asked for a preview; an operator who answered No at -Confirm declined. Two outcomes, not one.</summary>
         private static RunbookEnd Undecided(Run r) => r.O.WhatIf ? RunbookEnd.WhatIf : RunbookEnd.Declined;
 
+        private static void Report(Run r, string status, int secondsRemaining = -1)
+            => r.O.Progress?.Invoke(new RunbookProgress { Step = r.Step, Name = Names[Math.Max(0, Math.Min(r.Step, Names.Length - 1))], Status = status, SecondsRemaining = secondsRemaining });
+
         private async Task StepAsync(Run r, int step, string name, Func<Task<(StepOutcome, string)>> body)
         {
+            r.Step = step;
+            Report(r, "running");
             var started = DateTimeOffset.UtcNow;
             var sw = Stopwatch.StartNew();
             try

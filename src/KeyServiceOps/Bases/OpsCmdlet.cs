@@ -41,6 +41,22 @@ namespace KeyServiceOps.Commands
             return tcs.Task;
         }
 
+        /// <summary>
+        /// For a change every guard allows but that is likely a mistake (a healthy instance taking traffic): a warning
+        /// always, then a question where the host can ask one — also under -Confirm:$false; -Force skips it (#27 rows 2, 3).
+        /// A host that cannot prompt (-NonInteractive, a job, a hosted runspace) gets the warning only. False: declined.
+        /// </summary>
+        protected bool WarnAndAsk(string warning, string question, string caption, bool force)
+        {
+            WriteWarning(warning);
+            if (force || IsWhatIf) return true;
+            try { return ShouldContinue(question + " (-Force skips this question)", caption); }
+            catch (Exception e) when (!(e is PipelineStoppedException) && (e is PSInvalidOperationException || e is System.Management.Automation.Host.HostException || e is NotImplementedException || e is PSNotImplementedException || e is InvalidOperationException))
+            {
+                return true;
+            }
+        }
+
         /// <summary>True under -WhatIf (the parameter or $WhatIfPreference).</summary>
         protected bool IsWhatIf
         {

@@ -65,6 +65,8 @@ namespace KeyServiceOps.Commands
         public string CentralLogCaCertificatePath { get; set; }
         public int CentralLogPageSize { get; set; }
         public string CentralLogTieBreaker { get; set; }
+        /// <summary>Who owns a dependency fault, by category ("CipherDependency=owner@example.com; …"); empty when none.</summary>
+        public string FaultOwners { get; set; }
         /// <summary>Each logical field and the document paths read for it, e.g. "Host=host,host.name; Level=level,log.level".</summary>
         public string CentralLogFieldMap { get; set; }
         public string LockDirectory { get; set; }
@@ -89,6 +91,7 @@ namespace KeyServiceOps.Commands
             PagerDutyMaxRetries = c.PagerDutyMaxRetries, CentralLogApiKeyVariable = c.CentralLogApiKey?.Variable, CentralLogUser = c.CentralLogUser,
             CentralLogPasswordVariable = c.CentralLogPassword?.Variable, CentralLogSkipCertificateCheck = c.CentralLogSkipCertificateCheck,
             CentralLogCaCertificatePath = c.CentralLogCaCertificatePath, CentralLogPageSize = c.CentralLogPageSize, CentralLogTieBreaker = c.CentralLogTieBreaker,
+            FaultOwners = string.Join("; ", c.FaultOwners.OrderBy(kv => kv.Key, StringComparer.OrdinalIgnoreCase).Select(kv => $"{kv.Key}={kv.Value}")),
             CentralLogFieldMap = $"Timestamp={string.Join(",", c.CentralLogFields.Timestamp)}; Message={string.Join(",", c.CentralLogFields.Message)}; Level={string.Join(",", c.CentralLogFields.Level)}; Host={string.Join(",", c.CentralLogFields.Host)}; Instance={string.Join(",", c.CentralLogFields.Instance)}",
             LockDirectory = c.LockDirectory, LockTimeoutSec = c.LockTimeout.TotalSeconds,
         };

@@ -108,7 +108,19 @@ namespace KeyServiceOps.Commands
             }
             if (current == null)
             {
-                WriteWarning($"Target {wanted} is already absent from upstream '{upstream}' (self-healing or someone else removed it); nothing to do.");
+                // Absent: removed earlier (the audit log says by whom), or never there — a typo gets an error, not "already absent" (#27 row 9).
+                var history = Audit.Read(null, wanted, null).Where(e => e.Action != null && e.Action.EndsWith("Target", StringComparison.Ordinal) || e.Action == "MarkTargetUnhealthy").ToList();
+                var lastOut = history.LastOrDefault(e => e.Action != "AddTarget");
+                if (history.Count == 0)
+                {
+                    WriteOpsError(new OpsException("TargetNotInUpstream", OpsErrorCategory.ObjectNotFound,
+                        $"Target {wanted} is not in upstream '{upstream}', and the audit log has no record of it ever being there. Nothing was changed.", wanted,
+                        recommendedAction: $"Check the address (Get-RingBalancerTarget -Upstream {upstream} lists the targets; Tab completes them)."));
+                    return;
+                }
+                WriteWarning(lastOut != null
+                    ? $"Target {wanted} is already absent from upstream '{upstream}': {(lastOut.Actor ?? "someone")} took it out at {lastOut.Time:yyyy-MM-dd HH:mm:ss}Z ({lastOut.Action}, {lastOut.Outcome}); nothing to do."
+                    : $"Target {wanted} is already absent from upstream '{upstream}' (the audit log knows it; someone else removed it); nothing to do.");
                 if (PassThru)
                 {
                     // The weight it had when it was taken out, from the audit log; 100 (Kong's default) when the log does not say.
@@ -126,6 +138,17 @@ namespace KeyServiceOps.Commands
             {
                 WriteWarning($"Target {current.Target} is already drained (weight 0) in upstream '{upstream}'; nothing to do.");
                 return;
+            }
+            if (!IsWhatIf && !Force && method != RemovalMethod.MarkUnhealthy)
+            {
+                // A healthy target taking traffic: the guards may allow it, the operator is asked (#27 row 2).
+                var h = Await(NewHealthChecker().CheckAsync(new Endpoint(current.Address, current.Port), Cancellation));
+                if (h.Healthy && !WarnAndAsk($"{current.Target} is operational ({h.Detail}) and taking traffic: taking it out lowers capacity.",
+                        $"Take {current.Target} out of upstream '{upstream}' although it is healthy?", "The target is healthy", Force))
+                {
+                    WriteVerbose($"{current.Target}: kept (declined: it is healthy).");
+                    return;
+                }
             }
             WriteVerbose($"Checking it is safe to take {current.Target} out of upstream '{upstream}' (fresh read of the targets, health probe of the others), after your answer and inside the instance's lease.");
             var verb = method == RemovalMethod.Drain ? "Drain (set weight 0)" : method == RemovalMethod.MarkUnhealthy ? "Mark unhealthy in Kong" : "Remove";

@@ -66,6 +66,7 @@ namespace KeyServiceOps.Commands
                     EscalationLogLines = EscalationLogLines, EscalationLevel = EscalationLevel, WhatIf = IsWhatIf,
                 };
                 var activity = $"Runbook for {ep.Target}";
+                o.Progress = p => Post(() => Progress(ActivityId, activity, $"step {p.Step} ({p.Name}): {p.Status}", p.Step * 20 - 10, p.SecondsRemaining));
                 var summary = Await(_runner.RunAsync(ep, o, ConfirmAsync, step => Post(() =>
                 {
                     Progress(ActivityId, activity, $"step {step.Step} ({step.Name}): {step.Outcome}", step.Step * 20);

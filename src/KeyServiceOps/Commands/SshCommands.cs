@@ -290,6 +290,17 @@ namespace KeyServiceOps.Commands
         private void RestartOne(string address, IReadOnlyList<Fault> known)
         {
             var t = SshTargetFor(address);
+            if (!IsWhatIf && !Force)
+            {
+                // Restarting an operational instance drops its requests in flight: say so, and ask where the host can (#27 row 3).
+                var h = Await(NewHealthChecker().CheckAsync(new Endpoint(t.Host, Context.HealthPort), Cancellation));
+                if (h.Healthy && !WarnAndAsk($"{t.Host} is operational ({h.Detail}) and may be taking traffic: restarting it drops the requests in flight. Take it out of the ring-balancer first (Remove-RingBalancerTarget).",
+                        $"Restart {t.Container} on {t.Host} although it is operational?", "The instance is healthy", Force))
+                {
+                    WriteVerbose($"{t.Host}: not restarted (declined: it is operational).");
+                    return;
+                }
+            }
             if (!ShouldProcess($"{t.Container} on {t.Host}", Wait ? "Restart container and wait for health" : "Restart container")) return;
             var b = MyInvocation.BoundParameters;
             var o = new RestartOptions

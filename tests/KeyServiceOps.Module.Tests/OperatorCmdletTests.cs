@@ -1,0 +1,78 @@
+using System;
+using System.IO;
+using System.Linq;
+using System.Threading.Tasks;
+using KeyServiceOps.Lab;
+using Xunit;
+
+namespace KeyServiceOps.Module.Tests
+{
+    /// <summary>Issue #27: the operator at 3 a.m., row by row, in the cmdlets.</summary>
+    public class OperatorCmdletTests
+    {
+        [Fact]
+        public async Task Row2_the_remove_share_counts_what_is_out_now_across_commands_and_a_healthy_target_warns()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            using var sh = Shell.For(lab, out _);
+            // Three commands, one target each, all healthy: the share (50%) counts what earlier commands took out.
+            var one = sh.Run($"Remove-RingBalancerTarget {lab[0].Target} -Confirm:$false");
+            Assert.Empty(one.Errors);
+            Assert.Contains(one.Warnings, w => w.Contains("is operational") && w.Contains("taking traffic"));
+            Assert.Empty(sh.Run($"Remove-RingBalancerTarget {lab[1].Target} -Confirm:$false").Errors);
+            var third = sh.Run($"Remove-RingBalancerTarget {lab[2].Target} -Confirm:$false");
+            var e = Assert.Single(third.Errors);
+            Assert.StartsWith("RemoveShareExceeded,", e.FullyQualifiedErrorId);
+            Assert.Contains("2 already out", e.Exception.Message);
+            Assert.Equal(2, lab.Kong.Targets(lab.Upstream).Count);
+        }
+
+        [Fact]
+        public async Task Row3_restarting_an_operational_instance_warns_that_it_is_taking_traffic()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
+            using var sh = Shell.For(lab, out _, $"-SshUser '{lab.Ssh.User}' -SshPort {lab.Ssh.Port} -SshKeyPath '{lab.Ssh.KeyPath}' -KnownHostsPath '{lab.WriteKnownHosts()}'");
+            var r = sh.Run($"Restart-KeyService {lab[0].Address} -Confirm:$false");
+            Assert.Empty(r.Errors);
+            Assert.Contains(r.Warnings, w => w.Contains($"{lab[0].Address} is operational") && w.Contains("drops the requests in flight"));
+            await lab[1].SetModeAsync(InstanceMode.Down);
+            var down = sh.Run($"Restart-KeyService {lab[1].Address} -Confirm:$false");
+            Assert.DoesNotContain(down.Warnings, w => w.Contains("is operational"));
+        }
+
+        [Fact]
+        public async Task Row8_the_aliases_the_help_lists_bind_by_property_name_from_Import_Csv()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            using var sh = Shell.For(lab, out _);
+            foreach (var column in new[] { "ComputerName", "IPAddress", "Host" })
+            {
+                // What Import-Csv makes of hosts.csv (the hosted runspace has no Import-Csv; Pester's Operator suite uses the real one).
+                var r = sh.Run($"[pscustomobject]@{{ {column} = '{lab[0].Address}'; Owner = 'team-a' }}, [pscustomobject]@{{ {column} = '{lab[1].Address}'; Owner = 'team-b' }} | Test-KeyServiceHealth");
+                Assert.Empty(r.Errors);
+                Assert.Equal(new[] { lab[0].Address, lab[1].Address }, r.Output.Select(o => o.S("Address")).ToArray());
+            }
+        }
+
+        [Fact]
+        public async Task Row11_fault_owners_are_visible_in_the_context()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            using var sh = Shell.For(lab, out _, "-FaultOwner @{ CipherDependency = 'cipher-owner@example.com'; IamDependency = 'iam@example.com' }");
+            var v = Assert.Single(sh.Run("Get-KeyServiceOpsContext").Output);
+            Assert.Equal("CipherDependency=cipher-owner@example.com; IamDependency=iam@example.com", v.S("FaultOwners"));
+        }
+
+        [Fact]
+        public async Task Row17_a_Kong_that_never_answers_names_the_HttpTimeoutSec_parameter()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            using var sh = Shell.For(lab, out _, "-HttpTimeoutSec 1");
+            lab.Kong.StallNext = 5;
+            var r = sh.Run("Get-RingBalancerTarget -NoHealth");
+            var e = Assert.Single(r.Errors);
+            Assert.StartsWith("KongTimeout,", e.FullyQualifiedErrorId);
+            Assert.Contains("-HttpTimeoutSec", e.ErrorDetails.RecommendedAction);
+        }
+    }
+}
