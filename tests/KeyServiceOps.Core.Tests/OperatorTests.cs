@@ -28,6 +28,45 @@ namespace KeyServiceOps.Core.Tests
                 whatIf ? No : Yes, steps.Add, None);
 
         [Fact]
+        public async Task Docker_logs_come_back_in_time_order_across_stdout_and_stderr()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
+            var t0 = DateTimeOffset.UtcNow.AddMinutes(-5);
+            // ooooeeee in time, interleaved: o e o e ...; and a panic on stderr after the info lines before it.
+            for (int i = 0; i < 30; i++) lab[0].AppendLog($"level=info msg=\"line {i}\"", i % 3 == 1, t0.AddMilliseconds(10 * i));
+            lab[0].AppendLog("panic: boom", true, t0.AddMilliseconds(400));
+            var ctx = TestCtx.ForSsh(lab, TestCtx.KnownHostsFor(lab));
+            using var pool = new KeyServiceOps.Core.Remote.SshSessionPool();
+            var docker = new KeyServiceOps.Core.Remote.DockerClient(new KeyServiceOps.Core.Remote.RemoteShell(pool, null), null);
+            for (int round = 0; round < 3; round++)
+            {
+                var got = new List<KeyServiceOps.Core.Diagnosis.LogEntry>();
+                await docker.LogsAsync(KeyServiceOps.Core.Remote.SshTarget.For(ctx, lab[0].Address), new KeyServiceOps.Core.Remote.LogQuery { Tail = 20 }, got.Add, None);
+                Assert.Equal(20, got.Count);
+                Assert.Equal(got.Select(e => e.Timestamp).OrderBy(x => x), got.Select(e => e.Timestamp)); // time order, every time
+                Assert.Equal(Enumerable.Range(1, 20).Select(i => (long)i), got.Select(e => e.Sequence));
+                Assert.Equal("panic: boom", got.Last().Message);
+                Assert.Contains(got, e => e.Stream == "Stderr");
+                Assert.Contains(got, e => e.Stream == "Stdout");
+            }
+        }
+
+        [Fact]
+        public void The_merge_holds_one_stream_back_only_until_the_other_shows_a_later_line_and_is_bounded()
+        {
+            var t0 = DateTimeOffset.UtcNow;
+            KeyServiceOps.Core.Diagnosis.LogEntry E(int ms, bool err) => new KeyServiceOps.Core.Diagnosis.LogEntry { Timestamp = t0.AddMilliseconds(ms), StreamValue = err ? KeyServiceOps.Core.Diagnosis.LogStream.Stderr : KeyServiceOps.Core.Diagnosis.LogStream.Stdout, Message = ms.ToString() };
+            var got = new List<string>();
+            var m = new KeyServiceOps.Core.Remote.StreamMerger(e => got.Add(e.Message)) { MaxHeld = 3 };
+            foreach (var ms in new[] { 1, 2, 5, 6 }) m.Add(E(ms, false));  // stdout runs ahead: held (the cap lets the oldest go)
+            Assert.Equal(new[] { "1" }, got);
+            m.Add(E(3, true));                                            // stderr shows 3: stdout's 2 can go, then 3 (before 5)
+            Assert.Equal(new[] { "1", "2", "3" }, got);
+            m.Finish();
+            Assert.Equal(new[] { "1", "2", "3", "5", "6" }, got);
+        }
+
+        [Fact]
         public async Task Every_step_and_every_wait_is_on_the_progress_bar_with_a_countdown()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });

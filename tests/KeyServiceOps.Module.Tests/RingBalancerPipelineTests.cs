@@ -114,7 +114,7 @@ namespace KeyServiceOps.Module.Tests
             Assert.Equal("AlreadyAbsent", Assert.Single(r.Output).S("Action"));
             var a = sh.Run($"Add-RingBalancerTarget -Target '{lab[0].Target}' -Confirm:$false -PassThru");
             Assert.Empty(a.Errors);
-            Assert.Contains(a.Warnings, w => w.Contains("already present"));
+            Assert.Contains(a.Warnings, w => w.Contains("already in upstream") && !w.Contains("nothing changed); nothing changed"));
             Assert.Equal(2, lab.Kong.Targets(lab.Upstream).Count);
         }
 

@@ -50,7 +50,7 @@ namespace KeyServiceOps.Module.Tests
             Assert.DoesNotContain(lab.PagerDuty.Token, File.ReadAllText(audit));
 
             var shown = sh.Run($"$PSStyle.Formatting.TableHeader = ''; Invoke-KeyServiceRunbook {lab[0].Address} -Confirm:$false | Out-Host");
-            Assert.Matches(@"Address\s+Step\s+Name\s+Outcome\s+Seconds\s+Detail", Plain(shown.HostText));
+            Assert.Matches(@"Runbook for: \S+\s+Step\s+Name\s+Outcome\s+Secs\s+Detail", Plain(shown.HostText));
             Assert.Matches(@"FinalState\s*:\s*Healthy", Plain(shown.HostText));
             // The summary uses its own view even after the step table: Seconds, not the raw Duration property.
             Assert.Matches(@"Seconds\s*:\s*\d+\.\d", Plain(shown.HostText));

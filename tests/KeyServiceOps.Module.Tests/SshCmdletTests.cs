@@ -61,7 +61,7 @@ namespace KeyServiceOps.Module.Tests
             Assert.Matches(@"Timestamp\s+Stream\s+Level\s+Message", text);
             Assert.Contains($"Instance: {inst.Address} (api_key_service, Docker)", text); // grouped by host
             Assert.Matches(@"err\s+Fatal\s+time=", text);
-            Assert.Matches(@"Address\s+Category\s+Action\s+Count\s+LastSeen\s+Evidence", text);
+            Assert.Matches(@"Instance: \S+\s+Category\s+Action\s+Count\s+LastSeen\s+Evidence", text);
             Assert.Contains("CipherDependency", text);
         }
 

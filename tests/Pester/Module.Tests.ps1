@@ -76,6 +76,9 @@ Describe 'Session defaults reach new runspaces and processes, never a secret val
 Describe 'The manifest, as a publisher and a user check it (#27 row 16)' {
     It 'the staged module passes Test-ModuleManifest, carries the version of Directory.Build.props, a LICENSE and no placeholder URI' {
         $m = Test-ModuleManifest (Join-Path $staged 'KeyServiceOps.psd1') -ErrorAction Stop
+        Import-Module (Join-Path $staged 'KeyServiceOps.psd1') -Force
+        (Get-Module KeyServiceOps).Version | Should -Be $m.Version
+        Get-KeyServiceOpsContext | Should -Not -BeNullOrEmpty
         $props = [xml](Get-Content (Join-Path $repo 'Directory.Build.props') -Raw)
         $m.Version.ToString() | Should -Be ($props.Project.PropertyGroup.KeyServiceOpsVersion | Where-Object { $_ } | Select-Object -First 1)
         Join-Path $staged 'LICENSE' | Should -Exist
@@ -87,6 +90,7 @@ Describe 'The manifest, as a publisher and a user check it (#27 row 16)' {
     It 'the source manifest in module/ is a valid manifest: its only complaints are the binaries the build puts beside it' {
         $errs = $null
         $m = Test-ModuleManifest (Join-Path $repo 'module/KeyServiceOps.psd1') -ErrorVariable errs -ErrorAction SilentlyContinue
+        Get-KeyServiceOpsContext | Should -Not -BeNullOrEmpty   # the module the manifest describes runs
         $m.Version | Should -Not -BeNullOrEmpty
         $m.Version.ToString() | Should -Be (Test-ModuleManifest (Join-Path $staged 'KeyServiceOps.psd1')).Version.ToString()
         @($errs | Where-Object { $_.Exception.Message -notmatch 'KeyServiceOps(\.Loader)?\.dll' }) | Should -BeNullOrEmpty

@@ -16,6 +16,9 @@ namespace KeyServiceOps.Core.Diagnosis
             if (string.IsNullOrEmpty(line)) return line;
             var text = line;
             if (LogEntry.TryParseTimestamp(text, out _, out var end)) text = text.Substring(Math.Min(text.Length, end)).TrimStart();
+            // A fault's evidence carries its stream as "[stderr] " (after the time): kept in front, the line after it made readable.
+            if (text.StartsWith("[stderr] ", StringComparison.Ordinal) || text.StartsWith("[stdout] ", StringComparison.Ordinal))
+                return text.Substring(0, 9) + Readable(text.Substring(9));
             if (text.IndexOf("msg=", StringComparison.Ordinal) < 0) return text;
             string msg = null;
             var rest = new StringBuilder();

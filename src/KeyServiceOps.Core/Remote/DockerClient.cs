@@ -64,6 +64,9 @@ namespace KeyServiceOps.Core.Remote
             long seq = 0;
             var cliErrors = new List<string>();
             var gate = new object();
+            // A bounded read comes back in time order across both streams (the help's promise); -Follow keeps arrival
+            // order, so a live line is never held back waiting for the other stream.
+            var merger = q.Follow ? null : new StreamMerger(e => { e.Sequence = ++seq; onEntry(e); });
             void Emit(string line, LogStream stream)
             {
                 var e = LogEntry.Parse(line, stream);
@@ -73,9 +76,15 @@ namespace KeyServiceOps.Core.Remote
                     return;
                 }
                 e.Address = t.Host; e.Container = t.Container;
-                lock (gate) { e.Sequence = ++seq; onEntry(e); }
+                lock (gate)
+                {
+                    if (merger != null) merger.Add(e);
+                    else { e.Sequence = ++seq; onEntry(e); }
+                }
             }
-            var status = await _shell.RunAsync(t, command, l => Emit(l, LogStream.Stdout), l => Emit(l, LogStream.Stderr), null, ct).ConfigureAwait(false);
+            int status;
+            try { status = await _shell.RunAsync(t, command, l => Emit(l, LogStream.Stdout), l => Emit(l, LogStream.Stderr), null, ct).ConfigureAwait(false); }
+            finally { if (merger != null) lock (gate) merger.Finish(); }
             if (status != 0) throw DockerError(t, command, status, string.Join("\n", cliErrors));
             if (cliErrors.Count > 0) _log.Warning($"docker on {t.Host} also said: {string.Join(" | ", cliErrors.Take(3))}");
             return seq;

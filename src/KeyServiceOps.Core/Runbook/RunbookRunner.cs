@@ -286,7 +286,7 @@ namespace KeyServiceOps.Core.Runbook
             var faults = await _docker.DiagnoseAsync(r.Ssh, r.O.DiagnoseTail, _rules, _ctx.FaultOwners, ct).ConfigureAwait(false);
             r.Faults = faults;
             var blocking = FaultAnalyzer.BlockingFault(faults);
-            var found = faults.Count == 0 ? "no special error in the logs" : string.Join(", ", faults.Select(f => $"{f.Category} ({f.Count} lines)"));
+            var found = faults.Count == 0 ? "no special error in the logs" : string.Join(", ", faults.Select(f => $"{f.Category} ({f.Count} {(f.Count == 1 ? "line" : "lines")})"));
             if (blocking != null)
             {
                 var evidence = string.Join("\n", blocking.Evidence);

@@ -49,7 +49,9 @@ namespace KeyServiceOps.Core.Runbook
                 Limits = new TextList(new[]
                 {
                     $"remove after {o.FailuresToRemove} failed checks, add back after {o.PassesToAdd} passing",
-                    $"max ejection {Pct(o.MaxEjectionShare)} of the upstream, always one (now at most {HealingLimits.MaxOut(state.Targets.Count, o.MaxEjectionShare)} of {state.Targets.Count})",
+                    state.Targets.Count == 0
+                        ? $"max ejection {Pct(o.MaxEjectionShare)} of the upstream, always one (no targets known yet)"
+                        : $"max ejection {Pct(o.MaxEjectionShare)} of the upstream, always one (now at most {HealingLimits.MaxOut(state.Targets.Count, o.MaxEjectionShare)} of {state.Targets.Count})",
                     $"panic floor: nothing out under {Pct(o.PanicThreshold)} healthy",
                     "every target failing at once or an empty upstream: hard stop",
                     $"restarts {(o.Restart ? "on" : "off")}: at most {o.MaxRestartsPerHour}/hour per target, back-off {Secs(o.RestartBackoff)} doubling to {Secs(o.RestartBackoffMax)}, reset after {Secs(o.BackoffResetAfter)} healthy",

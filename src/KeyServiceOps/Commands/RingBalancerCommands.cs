@@ -237,7 +237,7 @@ namespace KeyServiceOps.Commands
                 return;
             var change = Await(RingBalancer.AddAsync(upstream, wanted, Weight, Tags, Force, null, IncidentId, Cancellation, method));
             if (change.ActionValue == TargetChangeAction.AlreadyPresent)
-                WriteWarning($"Target {wanted} is already present in upstream '{upstream}' ({change.Detail}); nothing changed.");
+                WriteWarning($"Target {wanted} is already in upstream '{upstream}': nothing changed.");
             if (PassThru) WriteObject(change);
         });
     }
