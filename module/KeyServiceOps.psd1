@@ -29,6 +29,7 @@
         'Start-KeyServiceSelfHealing'
         'Get-KeyServiceSelfHealingStatus'
         'Get-PagerDutyIncident'
+        'Get-PagerDutyIncidentNote'
         'Add-PagerDutyIncidentNote'
         'Set-PagerDutyIncident'
     )

@@ -55,6 +55,26 @@ namespace KeyServiceOps.Module.Tests
         }
 
         [Fact]
+        public async Task Row10_the_notes_on_an_incident_can_be_read_back()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, PagerDuty = true });
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            Environment.SetEnvironmentVariable("KSO_NOTES_PD", lab.PagerDuty.Token);
+            using var sh = Shell.For(lab, out _, $"-PagerDutyUri '{lab.PagerDuty.BaseUri}' -PagerDutyTokenVariable KSO_NOTES_PD -PagerDutyFrom oncall@example.com");
+            Assert.Empty(sh.Run($"Add-PagerDutyIncidentNote -IncidentId {inc.Id} -Note 'cipher team paged on Slack' -Confirm:$false").Errors);
+            Assert.Empty(sh.Run($"Remove-RingBalancerTarget {lab[1].Target} -Confirm:$false -Force -PassThru | Add-PagerDutyIncidentNote -IncidentId {inc.Id} -Confirm:$false").Errors);
+            var all = sh.Run($"Get-PagerDutyIncident -IncidentId {inc.Id} | Get-PagerDutyIncidentNote");
+            Assert.Empty(all.Errors);
+            Assert.Equal(2, all.Output.Count);
+            Assert.Equal("cipher team paged on Slack", all.Output[0].S("Content"));
+            Assert.Contains(lab[1].Target, all.Output[1].S("Content"));
+            // What the runbook and self-healing write starts with [KeyServiceOps]: -ModuleOnly keeps those.
+            Assert.Empty(sh.Run($"Add-PagerDutyIncidentNote -IncidentId {inc.Id} -Note '[KeyServiceOps] restarted api_key_service' -Confirm:$false").Errors);
+            var mine = sh.Run($"Get-PagerDutyIncidentNote {inc.Id} -ModuleOnly");
+            Assert.Equal("[KeyServiceOps] restarted api_key_service", Assert.Single(mine.Output).S("Content"));
+        }
+
+        [Fact]
         public async Task Row11_fault_owners_are_visible_in_the_context()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });

@@ -54,6 +54,29 @@ namespace KeyServiceOps.Commands
         });
     }
 
+    /// <summary>The notes on an incident, oldest first: what responders and self-healing wrote (#27 row 10).</summary>
+    [Cmdlet(VerbsCommon.Get, "PagerDutyIncidentNote")]
+    [OutputType(typeof(PagerDutyNote))]
+    public sealed class GetPagerDutyIncidentNoteCommand : PagerDutyCmdlet
+    {
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+        [Alias("Id")]
+        [ArgumentCompleter(typeof(IncidentCompleter))]
+        public string[] IncidentId { get; set; }
+
+        /// <summary>Only the notes this module wrote (they start with [KeyServiceOps]).</summary>
+        [Parameter] public SwitchParameter ModuleOnly { get; set; }
+
+        protected override void ProcessRecord()
+        {
+            foreach (var id in IncidentId ?? new string[0]) PerItem(() =>
+            {
+                var notes = Await(PagerDuty.GetNotesAsync(id, Cancellation));
+                WriteObject(notes.Where(n => !ModuleOnly || (n.Content ?? "").StartsWith(KeyServiceOps.Core.Runbook.RunbookRunner.NotePrefix, StringComparison.Ordinal)).OrderBy(n => n.CreatedAt), true);
+            });
+        }
+    }
+
     [Cmdlet(VerbsCommon.Add, "PagerDutyIncidentNote", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low, DefaultParameterSetName = "Note")]
     [OutputType(typeof(PagerDutyNote))]
     public sealed class AddPagerDutyIncidentNoteCommand : PagerDutyCmdlet
