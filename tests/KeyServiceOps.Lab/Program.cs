@@ -45,8 +45,9 @@ namespace KeyServiceOps.Lab
                 ["instances"] = new System.Text.Json.Nodes.JsonArray(lab.Instances.Select(i => (System.Text.Json.Nodes.JsonNode)i.Address).ToArray()),
             };
             if (info != null) System.IO.File.WriteAllText(info, json.ToJsonString());
-            Console.WriteLine(json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-            Console.WriteLine($"lab up for {seconds} s; Ctrl+C or SIGTERM stops it");
+            // For a person: the context line to paste and the commands that break an instance (#27 row 12); the JSON with
+            // the tokens goes to --info FILE only.
+            Console.WriteLine(ServeGuide.Text(lab, known, controlUri, seconds, lab.Ssh.Dir));
             // Stops after SECONDS, on SIGINT/SIGTERM, and (only with --stop-on-stdin-close, for a parent that holds the pipe)
             // when stdin closes: started in the background, stdin is already closed and must not stop the lab.
             var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

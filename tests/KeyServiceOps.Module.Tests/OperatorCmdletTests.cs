@@ -75,6 +75,38 @@ namespace KeyServiceOps.Module.Tests
         }
 
         [Fact]
+        public async Task Row12_serve_prints_a_context_line_to_paste_and_commands_that_break_an_instance()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, PagerDuty = true, CentralLogs = true });
+            var known = lab.WriteKnownHosts();
+            var (control, controlUri) = await LabHost.StartAsync(async ctx =>
+            {
+                var inst = lab.Instances.First(i => i.Address == ctx.Request.Query["address"].ToString());
+                if (ctx.Request.Path == "/mode") await inst.SetModeAsync(Enum.Parse<InstanceMode>(ctx.Request.Query["mode"].ToString()));
+                await Microsoft.AspNetCore.Http.HttpResponseWritingExtensions.WriteAsync(ctx.Response, "ok");
+            });
+            try
+            {
+                var guide = ServeGuide.Text(lab, known, controlUri, 600, lab.Ssh.Dir);
+                Assert.DoesNotContain("{", guide.Split('\n')[0]); // not a JSON dump
+                var lines = guide.Split('\n').Select(l => l.Trim()).ToList();
+                using var sh = new HostedShell();
+                foreach (var l in lines.Where(l => l.StartsWith("$env:") || l.StartsWith("Set-KeyServiceOpsContext"))) Assert.Empty(sh.Run(l).Errors);
+                var targets = sh.Run("Get-RingBalancerTarget -NoHealth");
+                Assert.Empty(targets.Errors);
+                Assert.Equal(2, targets.Output.Count);
+                // The break command, as printed, takes the instance down.
+                var post = lines.First(l => l.Contains("mode?address="));
+                var url = post.Split('\'')[1];
+                using (var http = new System.Net.Http.HttpClient()) (await http.PostAsync(url, null)).EnsureSuccessStatusCode();
+                var h = sh.Run($"Test-KeyServiceHealth {lab[0].Address}");
+                Assert.False((bool)Assert.Single(h.Output).P("Healthy"));
+                Assert.Contains("Invoke-KeyServiceRunbook", guide);
+            }
+            finally { await LabHost.StopAsync(control); }
+        }
+
+        [Fact]
         public async Task Row11_fault_owners_are_visible_in_the_context()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
