@@ -30,6 +30,7 @@
         'Get-KeyServiceSelfHealingStatus'
         'Get-PagerDutyIncident'
         'Get-PagerDutyIncidentNote'
+        'ConvertFrom-PagerDutyWebhook'
         'Add-PagerDutyIncidentNote'
         'Set-PagerDutyIncident'
     )

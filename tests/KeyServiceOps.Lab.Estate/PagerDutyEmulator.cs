@@ -77,6 +77,41 @@ namespace KeyServiceOps.Lab
         }
 
         /// <summary>The lab's alert for a down instance, with the runbook's text in the title.</summary>
+        /// <summary>
+        /// A V3 webhook delivery for <paramref name="inc"/> as PagerDuty sends it: the JSON body and the
+        /// X-PagerDuty-Signature header ("v1=" + hex HMAC-SHA256 of the body with each secret, comma-separated).
+        /// </summary>
+        public (byte[] body, string signature, string eventId) Webhook(PdIncident inc, string[] secrets, string eventType = "incident.triggered", string eventId = null)
+        {
+            eventId ??= "01" + Guid.NewGuid().ToString("N").Substring(0, 24).ToUpperInvariant();
+            var body = new System.Text.Json.Nodes.JsonObject
+            {
+                ["event"] = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["id"] = eventId, ["event_type"] = eventType, ["resource_type"] = "incident",
+                    ["occurred_at"] = DateTimeOffset.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'"),
+                    ["agent"] = null, ["client"] = null,
+                    ["data"] = new System.Text.Json.Nodes.JsonObject
+                    {
+                        ["id"] = inc.Id, ["type"] = "incident", ["self"] = $"{BaseUri}incidents/{inc.Id}", ["html_url"] = $"https://lab.pagerduty.com/incidents/{inc.Id}",
+                        ["number"] = inc.Number, ["status"] = inc.Status, ["incident_key"] = inc.IncidentKey ?? inc.Id.ToLowerInvariant(),
+                        ["created_at"] = inc.CreatedAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'"), ["title"] = inc.Title,
+                        ["service"] = new System.Text.Json.Nodes.JsonObject { ["id"] = inc.ServiceId, ["summary"] = inc.ServiceName, ["type"] = "service_reference" },
+                        ["assignees"] = new System.Text.Json.Nodes.JsonArray(inc.Assignees.Select(a => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject { ["id"] = a, ["summary"] = a, ["type"] = "user_reference" }).ToArray()),
+                        ["escalation_policy"] = new System.Text.Json.Nodes.JsonObject { ["id"] = inc.PolicyId, ["summary"] = "Key service", ["type"] = "escalation_policy_reference" },
+                        ["teams"] = new System.Text.Json.Nodes.JsonArray(), ["priority"] = null, ["urgency"] = "high", ["conference_bridge"] = null, ["resolve_reason"] = null,
+                    },
+                },
+            };
+            var bytes = System.Text.Encoding.UTF8.GetBytes(body.ToJsonString());
+            var sigs = secrets.Select(sec =>
+            {
+                using var h = new System.Security.Cryptography.HMACSHA256(System.Text.Encoding.UTF8.GetBytes(sec));
+                return "v1=" + Convert.ToHexString(h.ComputeHash(bytes)).ToLowerInvariant();
+            });
+            return (bytes, string.Join(",", sigs), eventId);
+        }
+
         public PdIncident AddAlert(string address, string env = "prod", int port = 8888, string status = "triggered")
             => AddIncident($"Service: apiplatform_key_service in env: {env} is down, url is http://{address}:{port}/api/auth/healthz", status);
 

@@ -102,7 +102,7 @@ namespace KeyServiceOps.Module.Tests
             Assert.Contains($"Instance: {lab[1].Address} (api_key_service, Docker)", text);
             Assert.Matches(@"Instance: \S+\s+Category\s+Action\s+Count\s+LastSeen\s+Evidence", text);
             Assert.Matches(@"Address\s+Container\s+Status\s+Exit\s+OOM\s+Restarts\s+FinishedAt", text);
-            Assert.Matches(@"Address\s+Container\s+Status\s+Seconds\s+Checks\s+Health\s+LastFault", text);
+            Assert.Matches(@"Address\s+Container\s+Status\s+Secs\s+Checks\s+Health\s+LastFault", text);
             Assert.Matches(@"Runbook for: \S+\s+Step\s+Name\s+Outcome\s+Secs\s+Detail", text);
             Assert.All(text.Split('\n'), l => Assert.True(l.TrimEnd().Length <= 120, $"line over 120 columns: {l}"));
         }

@@ -60,7 +60,8 @@ namespace KeyServiceOps.Module.Tests
             var text = Plain(table.HostText);
             Assert.Matches(@"Timestamp\s+Stream\s+Level\s+Message", text);
             Assert.Contains($"Instance: {inst.Address} (api_key_service, Docker)", text); // grouped by host
-            Assert.Matches(@"err\s+Fatal\s+time=", text);
+            Assert.Matches(@"err\s+Fatal\s+\S", text);
+            Assert.DoesNotMatch(@"Fatal\s+time=", text); // the message first, not the logrus time= prefix (#27 row 5)
             Assert.Matches(@"Instance: \S+\s+Category\s+Action\s+Count\s+LastSeen\s+Evidence", text);
             Assert.Contains("CipherDependency", text);
         }

@@ -83,13 +83,14 @@ namespace KeyServiceOps.Core.RingBalancer
                 return Refuse(decision, "LastHealthyTarget", $"No other target of upstream '{upstream}' answers its health check; {target.Target} is the last one that might serve traffic.");
 
             // The share counts what is out of rotation now, whoever took it out and in whichever command (#27 row 2):
-            // drained (weight 0) and Kong-unhealthy targets it lists, and deleted ones it no longer lists but the audit
-            // log or the inventory knows as this upstream's; not only what this pipeline removed.
+            // drained (weight 0) targets Kong lists, and deleted or marked-unhealthy ones the audit log knows as this
+            // upstream's and not put back; not only what this pipeline removed. Targets that merely fail their health
+            // checks are not "taken out": removing a dead one costs no capacity (the other guards judge the rest).
             var listed = new HashSet<string>(targets.Select(t => t.Target), StringComparer.OrdinalIgnoreCase);
             var outNow = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
             foreach (var t in targets.Where(t => t.Weight == 0)) outNow.Add(t.Target);
-            foreach (var t in others.Where(t => H(t) == "UNHEALTHY")) outNow.Add(t.Target);
-            foreach (var gone in RemovedAndNotBack(upstream).Where(x => !listed.Contains(x))) outNow.Add(gone);
+            foreach (var kv in RemovedAndNotBack(upstream))
+                if (!listed.Contains(kv.Key) || kv.Value == "MarkTargetUnhealthy") outNow.Add(kv.Key); // a mark keeps it listed, out of rotation
             outNow.Remove(target.Target);
             var outCount = Math.Max(outNow.Count, removedInThisBatch);
             decision.TotalTargets = live.Count + outNow.Count(x => !live.Any(l => string.Equals(l.Target, x, StringComparison.OrdinalIgnoreCase)));
@@ -291,22 +292,26 @@ namespace KeyServiceOps.Core.RingBalancer
         /// </summary>
         /// <summary>
         /// Targets of <paramref name="upstream"/> taken out and not put back, as far as this machine knows: the audit
-        /// log's last word on each (a removal, a drain or an unhealthy mark not followed by an add), and the inventory's
-        /// addresses. The caller drops what Kong still lists.
+        /// log's last word on each (a removal, a drain or an unhealthy mark not followed by an add). The caller drops
+        /// what Kong still lists with a weight.
         /// </summary>
-        public IEnumerable<string> RemovedAndNotBack(string upstream)
+        /// <summary>How far back a removal still counts as "out of rotation now" (older ones are decommissions).</summary>
+        public static readonly TimeSpan OutOfRotationWindow = TimeSpan.FromHours(24);
+
+        public IReadOnlyDictionary<string, string> RemovedAndNotBack(string upstream)
         {
-            var result = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            var result = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
             try
             {
                 var last = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-                foreach (var e in _audit?.Read() ?? Enumerable.Empty<AuditEntry>())
+                // The last day only: a target taken out longer ago and never put back was decommissioned, not "out now".
+                foreach (var e in _audit?.Read(DateTimeOffset.UtcNow - OutOfRotationWindow) ?? Enumerable.Empty<AuditEntry>())
                 {
                     if (e.Target == null || !string.Equals(e.Upstream, upstream, StringComparison.OrdinalIgnoreCase)) continue;
                     if (e.Outcome == AuditLog.Failed || e.Outcome == AuditLog.Started) continue;
-                    if (e.Action == "RemoveTarget" || e.Action == "DrainTarget" || e.Action == "MarkTargetUnhealthy" || e.Action == "AddTarget") last[e.Target] = e.Action;
+                    if (e.Action == "RemoveTarget" || e.Action == "DrainTarget" || e.Action == "MarkTargetUnhealthy" || e.Action == "AddTarget" || e.Action == "MarkTargetHealthy") last[e.Target] = e.Action;
                 }
-                foreach (var kv in last) if (kv.Value != "AddTarget") result.Add(kv.Key);
+                foreach (var kv in last) if (kv.Value != "AddTarget" && kv.Value != "MarkTargetHealthy") result[kv.Key] = kv.Value;
             }
             catch (OpsException) { }
             return result;

@@ -25,7 +25,7 @@ namespace KeyServiceOps.Commands
             if (!string.IsNullOrEmpty(uri.UserInfo))
             {
                 var safe = new UriBuilder(uri) { UserName = "", Password = "" }.Uri.ToString();
-                throw new OpsException("InvalidUri", OpsErrorCategory.InvalidArgument,
+                throw new OpsException("UriWithCredentials", OpsErrorCategory.InvalidArgument,
                     $"-{parameter} has a user name or password in it ({safe} with user-info): it would be written to verbose lines, errors and the session file. Nothing was changed.", safe,
                     recommendedAction: parameter == "CentralLogUri" ? "Give the address alone and the credentials with -CentralLogCredential or -CentralLogApiKey." : $"Give the address alone; the token has its own parameter.");
             }

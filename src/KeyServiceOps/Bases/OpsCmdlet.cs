@@ -50,7 +50,7 @@ namespace KeyServiceOps.Commands
         {
             WriteWarning(warning);
             if (force || IsWhatIf) return true;
-            try { return ShouldContinue(question + " (-Force skips this question)", caption); }
+            try { return ShouldContinue(question + " (-Force: no question)", caption); }
             catch (Exception e) when (!(e is PipelineStoppedException) && (e is PSInvalidOperationException || e is System.Management.Automation.Host.HostException || e is NotImplementedException || e is PSNotImplementedException || e is InvalidOperationException))
             {
                 return true;

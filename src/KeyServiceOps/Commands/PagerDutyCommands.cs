@@ -54,6 +54,106 @@ namespace KeyServiceOps.Commands
         });
     }
 
+    /// <summary>
+    /// A PagerDuty V3 webhook delivery as it arrives (the raw body and its headers, Azure Automation's $WebhookData, or a
+    /// saved body with its signature) → verified (X-PagerDuty-Signature, HMAC-SHA256, every configured secret, constant
+    /// time) → filtered (event type, the runbook's "is down" alert) → the incident, as Get-PagerDutyIncident returns it,
+    /// so `… | Invoke-KeyServiceRunbook` works unchanged. A delivery seen before (its event id) emits nothing (issue #30).
+    /// </summary>
+    [Cmdlet(VerbsData.ConvertFrom, "PagerDutyWebhook", DefaultParameterSetName = "Body")]
+    [OutputType(typeof(PagerDutyIncident))]
+    public sealed class ConvertFromPagerDutyWebhookCommand : KeyServiceOps.Commands.ContextCmdlet
+    {
+        /// <summary>The request body exactly as received: bytes, or text (encoded as UTF-8, as PagerDuty sends it).</summary>
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = "Body")]
+        public object Body { get; set; }
+        /// <summary>The request headers (X-PagerDuty-Signature is read from them, any case).</summary>
+        [Parameter(ParameterSetName = "Body")] [Parameter(ParameterSetName = "Path")]
+        public IDictionary Headers { get; set; }
+        /// <summary>The X-PagerDuty-Signature value, when the headers are not at hand.</summary>
+        [Parameter(ParameterSetName = "Body")] [Parameter(ParameterSetName = "Path")]
+        public string Signature { get; set; }
+        /// <summary>Azure Automation's $WebhookData (RequestBody, RequestHeader).</summary>
+        [Parameter(Mandatory = true, ParameterSetName = "WebhookData")]
+        public PSObject WebhookData { get; set; }
+        /// <summary>A file holding the body as received.</summary>
+        [Parameter(Mandatory = true, ParameterSetName = "Path")]
+        public string Path { get; set; }
+        /// <summary>Signing secrets (several while one is rotated).</summary>
+        [Parameter] public SecureString[] SigningSecret { get; set; }
+        /// <summary>Environment variables holding signing secrets; default KEYSERVICEOPS_PD_WEBHOOK_SECRET.</summary>
+        [Parameter] public string[] SigningSecretVariable { get; set; }
+        /// <summary>Event types acted on; default incident.triggered.</summary>
+        [Parameter] public string[] EventType { get; set; } = { "incident.triggered" };
+        /// <summary>Also incidents whose title is not the runbook's "… is down, url is http://…" alert.</summary>
+        [Parameter] public SwitchParameter AnyAlert { get; set; }
+        /// <summary>Emit a delivery seen before too (its event id is in the replay file beside the audit log).</summary>
+        [Parameter] public SwitchParameter AllowReplay { get; set; }
+
+        protected override void ProcessRecord() => PerItem(() =>
+        {
+            byte[] body; string signature = Signature;
+            switch (ParameterSetName)
+            {
+                case "WebhookData":
+                    var raw = WebhookData.Properties["RequestBody"]?.Value;
+                    body = raw is byte[] rb ? rb : new System.Text.UTF8Encoding(false).GetBytes(raw?.ToString() ?? "");
+                    signature = signature ?? HeaderValue(WebhookData.Properties["RequestHeader"]?.Value);
+                    break;
+                case "Path":
+                    var full = GetUnresolvedProviderPathFromPSPath(Path);
+                    if (!System.IO.File.Exists(full)) throw new OpsException("WebhookFileNotFound", OpsErrorCategory.ObjectNotFound, $"No file '{full}'.", full, recommendedAction: "Give the file that holds the delivery's body as received.");
+                    if (new System.IO.FileInfo(full).Length > PagerDutyWebhook.MaxBodyBytes) throw PagerDutyWebhook.Malformed($"'{full}' is larger than a PagerDuty delivery");
+                    body = System.IO.File.ReadAllBytes(full);
+                    signature = signature ?? HeaderValue(Headers);
+                    break;
+                default:
+                    var b = Body is PSObject pb ? pb.BaseObject : Body;
+                    body = b is byte[] bytes ? bytes : new System.Text.UTF8Encoding(false).GetBytes(b?.ToString() ?? "");
+                    signature = signature ?? HeaderValue(Headers);
+                    break;
+            }
+            var secrets = (SigningSecret ?? new SecureString[0]).Select(Secret.FromSecureString)
+                .Concat((SigningSecretVariable ?? (SigningSecret == null ? new[] { "KEYSERVICEOPS_PD_WEBHOOK_SECRET" } : new string[0])).Select(Secret.FromEnvironment))
+                .Where(x => x != null).ToList();
+            var d = PagerDutyWebhook.VerifyAndParse(body, signature, secrets);
+            if (!EventType.Contains(d.EventType, StringComparer.OrdinalIgnoreCase))
+            {
+                WriteVerbose($"Delivery {d.EventId}: {d.EventType} is not acted on (-EventType {string.Join(",", EventType)}).");
+                return;
+            }
+            if (d.Incident == null) { WriteVerbose($"Delivery {d.EventId}: not about an incident."); return; }
+            if (!AnyAlert && d.Incident.Address == null)
+            {
+                WriteVerbose($"Delivery {d.EventId}: incident {d.Incident.IncidentId} is not the runbook's alert ('{d.Incident.Title}'); -AnyAlert takes it anyway.");
+                return;
+            }
+            if (!AllowReplay && !WebhookReplayGuard.For(Context).FirstTime(d.EventId))
+            {
+                WriteWarning($"Delivery {d.EventId} ({d.EventType}, incident {d.Incident.IncidentId}) was seen before (PagerDuty retries deliveries): nothing to do.");
+                return;
+            }
+            WriteVerbose($"Delivery {d.EventId}: {d.EventType} for incident {d.Incident.IncidentId} ({d.Incident.Address}).");
+            WriteObject(d.Incident);
+        });
+
+        private static string HeaderValue(object headers)
+        {
+            var o = headers is PSObject p ? p.BaseObject : headers;
+            if (o is IDictionary dict)
+            {
+                foreach (DictionaryEntry e in dict)
+                    if (string.Equals(e.Key?.ToString(), PagerDutyWebhook.SignatureHeader, StringComparison.OrdinalIgnoreCase))
+                        return e.Value is IEnumerable en && !(e.Value is string) ? string.Join(",", en.Cast<object>()) : e.Value?.ToString();
+                return null;
+            }
+            if (headers is PSObject ps)
+                foreach (var prop in ps.Properties)
+                    if (string.Equals(prop.Name, PagerDutyWebhook.SignatureHeader, StringComparison.OrdinalIgnoreCase)) return prop.Value?.ToString();
+            return null;
+        }
+    }
+
     /// <summary>The notes on an incident, oldest first: what responders and self-healing wrote (#27 row 10).</summary>
     [Cmdlet(VerbsCommon.Get, "PagerDutyIncidentNote")]
     [OutputType(typeof(PagerDutyNote))]

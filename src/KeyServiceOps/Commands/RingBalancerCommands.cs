@@ -144,7 +144,7 @@ namespace KeyServiceOps.Commands
                 // A healthy target taking traffic: the guards may allow it, the operator is asked (#27 row 2).
                 var h = Await(NewHealthChecker().CheckAsync(new Endpoint(current.Address, current.Port), Cancellation));
                 if (h.Healthy && !WarnAndAsk($"{current.Target} is operational ({h.Detail}) and taking traffic: taking it out lowers capacity.",
-                        $"Take {current.Target} out of upstream '{upstream}' although it is healthy?", "The target is healthy", Force))
+                        $"Take {current.Target} out of '{upstream}' although it is healthy?", "Healthy target", Force))
                 {
                     WriteVerbose($"{current.Target}: kept (declined: it is healthy).");
                     return;

@@ -1,0 +1,56 @@
+using System;
+using System.Linq;
+using System.Threading.Tasks;
+using KeyServiceOps.Lab;
+using Xunit;
+
+namespace KeyServiceOps.Module.Tests
+{
+    /// <summary>Issue #30: the page starts the runbook — a signed webhook delivery to a recovered instance, once.</summary>
+    public class WebhookCmdletTests
+    {
+        [Fact]
+        public async Task A_signed_delivery_runs_the_runbook_once_and_a_replay_or_a_forgery_changes_nothing()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await lab[1].ApplyScenarioAsync(FaultScenario.CleanCrash);
+            var inc = lab.PagerDuty.AddAlert(lab[1].Address);
+            Environment.SetEnvironmentVariable("KSO_HOOK_PD", lab.PagerDuty.Token);
+            Environment.SetEnvironmentVariable("KSO_HOOK_SECRET", "whsec-lab-1");
+            using var sh = Shell.For(lab, out _, $"-SshUser '{lab.Ssh.User}' -SshPort {lab.Ssh.Port} -SshKeyPath '{lab.Ssh.KeyPath}' -KnownHostsPath '{lab.WriteKnownHosts()}' " +
+                                                 $"-PagerDutyUri '{lab.PagerDuty.BaseUri}' -PagerDutyTokenVariable KSO_HOOK_PD -PagerDutyFrom oncall@example.com -RestartPollSec 0.1 -RestartWaitSec 20");
+            var (body, signature, eventId) = lab.PagerDuty.Webhook(inc, new[] { "whsec-lab-1" });
+            sh.SetVariable("body", body);
+            sh.SetVariable("headers", new System.Collections.Hashtable { ["Content-Type"] = "application/json", ["x-pagerduty-signature"] = signature });
+
+            // A forged delivery (another secret): a typed error, nothing run.
+            var (fbody, fsig, _) = lab.PagerDuty.Webhook(inc, new[] { "not-the-secret" });
+            sh.SetVariable("fbody", fbody);
+            sh.SetVariable("fheaders", new System.Collections.Hashtable { ["X-PagerDuty-Signature"] = fsig });
+            var forged = sh.Run("ConvertFrom-PagerDutyWebhook -Body $fbody -Headers $fheaders -SigningSecretVariable KSO_HOOK_SECRET | Invoke-KeyServiceRunbook -Confirm:$false");
+            Assert.StartsWith("PagerDutyWebhookBadSignature,", Assert.Single(forged.Errors).FullyQualifiedErrorId);
+            Assert.Equal(0, lab[1].Restarts);
+
+            var r = sh.Run("ConvertFrom-PagerDutyWebhook -Body $body -Headers $headers -SigningSecretVariable KSO_HOOK_SECRET | Invoke-KeyServiceRunbook -Confirm:$false");
+            Assert.Empty(r.Errors);
+            var summary = r.Output.Last();
+            Assert.Equal("Recovered", summary.S("FinalState"));
+            Assert.Equal(inc.Id, summary.S("IncidentId"));
+            Assert.Equal(1, lab[1].Restarts);
+
+            // PagerDuty retries the same delivery: nothing happens the second time, and it says so.
+            var again = sh.Run("ConvertFrom-PagerDutyWebhook -Body $body -Headers $headers -SigningSecretVariable KSO_HOOK_SECRET | Invoke-KeyServiceRunbook -Confirm:$false");
+            Assert.Empty(again.Errors);
+            Assert.Empty(again.Output);
+            Assert.Contains(again.Warnings, w => w.Contains(eventId) && w.Contains("seen before"));
+            Assert.Equal(1, lab[1].Restarts);
+
+            // Azure Automation's $WebhookData shape; another event type is not acted on.
+            var (abody, asig, _) = lab.PagerDuty.Webhook(inc, new[] { "whsec-lab-1" }, eventType: "incident.acknowledged");
+            sh.SetVariable("wd", new System.Management.Automation.PSObject(new { RequestBody = System.Text.Encoding.UTF8.GetString(abody), RequestHeader = new System.Collections.Hashtable { ["X-PagerDuty-Signature"] = asig } }));
+            var ack = sh.Run("ConvertFrom-PagerDutyWebhook -WebhookData $wd -SigningSecretVariable KSO_HOOK_SECRET");
+            Assert.Empty(ack.Errors);
+            Assert.Empty(ack.Output);
+        }
+    }
+}
