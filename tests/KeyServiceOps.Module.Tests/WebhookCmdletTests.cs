@@ -52,5 +52,53 @@ namespace KeyServiceOps.Module.Tests
             Assert.Empty(ack.Errors);
             Assert.Empty(ack.Output);
         }
+
+        [Fact]
+        public async Task The_on_page_recipe_in_a_fresh_pwsh_recovers_once_notes_a_summary_and_exits_by_what_happened()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await lab[2].ApplyScenarioAsync(FaultScenario.CleanCrash);
+            var inc = lab.PagerDuty.AddAlert(lab[2].Address);
+            var dir = System.IO.Directory.CreateTempSubdirectory("kso-recipe-").FullName;
+            var config = System.IO.Path.Combine(dir, "config.json");
+            System.IO.File.WriteAllText(config, new System.Text.Json.Nodes.JsonObject
+            {
+                ["kongAdminUri"] = lab.KongUri.ToString(), ["upstream"] = lab.Upstream,
+                ["sshUser"] = lab.Ssh.User, ["sshPort"] = lab.Ssh.Port, ["sshKeyPath"] = lab.Ssh.KeyPath, ["knownHostsPath"] = lab.WriteKnownHosts(),
+                ["pagerDutyUri"] = lab.PagerDuty.BaseUri.ToString(), ["pagerDutyTokenVariable"] = "PD_TOKEN", ["pagerDutyFrom"] = "oncall@example.com",
+                ["auditLogPath"] = System.IO.Path.Combine(dir, "audit.jsonl"), ["lockDirectory"] = System.IO.Path.Combine(dir, "locks"),
+                ["restartPollSeconds"] = 0.2, ["restartWaitSeconds"] = 20,
+            }.ToJsonString());
+            var (body, signature, _) = lab.PagerDuty.Webhook(inc, new[] { "whsec-recipe" });
+            var bodyFile = System.IO.Path.Combine(dir, "delivery.json");
+            System.IO.File.WriteAllBytes(bodyFile, body);
+            var recipe = System.IO.Path.Combine(HostedShell.RepoRoot, "docs", "recipes", "on-page.ps1");
+            var env = new System.Collections.Generic.Dictionary<string, string>
+            {
+                ["PD_BODY_FILE"] = bodyFile, ["PD_SIGNATURE"] = signature, ["KSO_CONFIG"] = config, ["PD_TOKEN"] = lab.PagerDuty.Token,
+                ["KSO_MODULE"] = System.IO.Path.Combine(HostedShell.RepoRoot, "out", "KeyServiceOps", "KeyServiceOps.psd1"),
+                ["KEYSERVICEOPS_PD_WEBHOOK_SECRET"] = "whsec-recipe", ["KEYSERVICEOPS_SESSION_FILE"] = System.IO.Path.Combine(dir, "session.json"),
+            };
+            var run = await RealPwsh.RunAsync($"& '{recipe}'; exit $LASTEXITCODE", env, TimeSpan.FromMinutes(3));
+            Assert.True(run.ExitCode == 0, run.ToString());
+            var line = run.StdOut.Split('\n').Select(l => l.Trim()).Single(l => l.StartsWith("{"));
+            Assert.Contains("\"finalState\":\"Recovered\"", line);
+            Assert.Equal(1, lab[2].Restarts);
+            var summaryNote = Assert.Single(lab.PagerDuty.Incident(inc.Id).Notes, n => n.Content.Contains("unattended runbook for"));
+            Assert.Contains("Recovered", summaryNote.Content);
+
+            // The same delivery again (PagerDuty's retry): nothing to do, exit 0, no second restart.
+            var again = await RealPwsh.RunAsync($"& '{recipe}'; exit $LASTEXITCODE", env, TimeSpan.FromMinutes(3));
+            Assert.True(again.ExitCode == 0, again.ToString());
+            Assert.Contains("nothing to do", again.StdOut);
+            Assert.Equal(1, lab[2].Restarts);
+
+            // A forged delivery: exit 3, nothing done.
+            env["PD_SIGNATURE"] = lab.PagerDuty.Webhook(inc, new[] { "someone-else" }).signature;
+            var forged = await RealPwsh.RunAsync($"& '{recipe}'; exit $LASTEXITCODE", env, TimeSpan.FromMinutes(3));
+            Assert.Equal(3, forged.ExitCode);
+            Assert.Contains("PagerDutyWebhookBadSignature", forged.StdErr + forged.StdOut);
+            Assert.Equal(1, lab[2].Restarts);
+        }
     }
 }

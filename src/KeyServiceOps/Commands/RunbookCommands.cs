@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System;
 using System.Linq;
 using System.Management.Automation;
@@ -39,6 +40,11 @@ namespace KeyServiceOps.Commands
         [Parameter] public HealthVia Via { get; set; } = HealthVia.Http;
         [Parameter, ValidateRange(1, 10000)] public int EscalationLogLines { get; set; } = 50;
         [Parameter, ValidateRange(2, 10)] public int EscalationLevel { get; set; } = 2;
+        /// <summary>
+        /// Started by the page, no one at the keyboard (issue #30): never prompts (every change is decided by the
+        /// runbook's guards alone, as with -Confirm:$false), and ends with one summary note on the incident.
+        /// </summary>
+        [Parameter] public SwitchParameter Unattended { get; set; }
 
         private RunbookRunner _runner;
 
@@ -67,12 +73,26 @@ namespace KeyServiceOps.Commands
                 };
                 var activity = $"Runbook for {ep.Target}";
                 o.Progress = p => Post(() => Progress(ActivityId, activity, $"step {p.Step} ({p.Name}): {p.Status}", p.Step * 20 - 10, p.SecondsRemaining));
-                var summary = Await(_runner.RunAsync(ep, o, ConfirmAsync, step => Post(() =>
+                var whatIf = IsWhatIf;
+                var steps = new List<RunbookStepResult>();
+                Func<string, string, System.Threading.Tasks.Task<bool>> confirm = Unattended ? (t, a) => System.Threading.Tasks.Task.FromResult(!whatIf) : (Func<string, string, System.Threading.Tasks.Task<bool>>)ConfirmAsync;
+                var summary = Await(_runner.RunAsync(ep, o, confirm, step => Post(() =>
                 {
                     Progress(ActivityId, activity, $"step {step.Step} ({step.Name}): {step.Outcome}", step.Step * 20);
+                    steps.Add(step);
                     WriteObject(step);
                 }), Cancellation));
                 ProgressDone(ActivityId, activity);
+                if (Unattended && !whatIf && summary.IncidentId != null && PagerDutyIfConfigured != null)
+                {
+                    // One summary note for the responder who opens the page: what ran, what it found, how it ended.
+                    var text = RunbookRunner.NotePrefix + $"unattended runbook for {summary.Target}: {summary.FinalState} after {summary.Seconds:0} s" +
+                               (summary.Faults.Count > 0 ? $"; faults: {summary.Faults}" : "") + "\n" +
+                               string.Join("\n", steps.Select(x => $"{x.Step}. {x.Name}: {x.Outcome} — {x.Detail}")) +
+                               (summary.Warnings.Count > 0 ? "\nWarnings: " + string.Join(" | ", summary.Warnings) : "");
+                    try { Await(PagerDutyIfConfigured.AddNoteAsync(summary.IncidentId, text, Cancellation)); }
+                    catch (OpsException e) when (!e.IsCancellation) { WriteWarning($"The summary note for incident {summary.IncidentId} was not written ({e.ErrorId}): {e.Message}"); }
+                }
                 WriteObject(summary);
             });
         }
