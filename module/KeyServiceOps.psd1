@@ -25,6 +25,8 @@
         'Get-KeyServiceContainer'
         'Restart-KeyService'
         'Invoke-KeyServiceRunbook'
+        'Get-KeyServiceIncidentTimeline'
+        'Export-KeyServiceIncidentReport'
         'Invoke-KeyServiceSelfHealing'
         'Start-KeyServiceSelfHealing'
         'Get-KeyServiceSelfHealingStatus'

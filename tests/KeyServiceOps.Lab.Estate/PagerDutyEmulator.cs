@@ -18,10 +18,13 @@ namespace KeyServiceOps.Lab
     public sealed class PdUser { public string Id; public string Email; public string Name; }
     public sealed class PdPolicy { public string Id; public string Name; public List<List<string>> Levels = new List<List<string>>(); }
     public sealed class PdNote { public string Id; public string UserId; public string Content; public DateTimeOffset CreatedAt; }
+    /// <summary>An incident's log entry as PagerDuty keeps it (GET /incidents/{id}/log_entries).</summary>
+    public sealed class PdLogEntry { public string Id; public string Type; public DateTimeOffset CreatedAt; public string Agent; public string Summary; }
     public sealed class PdIncident
     {
         public string Id; public int Number; public string Title; public string Status = "triggered"; public string ServiceId; public string ServiceName;
-        public string PolicyId; public int Level = 1; public List<string> Assignees = new List<string>(); public List<PdNote> Notes = new List<PdNote>();
+        public string PolicyId; public int Level = 1; public List<string> Assignees = new List<string>(); public List<PdNote> Notes = new List<PdNote>(); public List<PdLogEntry> LogEntries = new List<PdLogEntry>();
+        public void Log(string type, string agent, string summary) => LogEntries.Add(new PdLogEntry { Id = "PLOG" + (LogEntries.Count + 1), Type = type, CreatedAt = DateTimeOffset.UtcNow, Agent = agent, Summary = summary });
         public DateTimeOffset CreatedAt = DateTimeOffset.UtcNow; public string IncidentKey; public string AlertBody;
     }
 
@@ -121,6 +124,7 @@ namespace KeyServiceOps.Lab
             {
                 var n = ++_nextNumber;
                 var i = new PdIncident { Id = "Q" + n.ToString("X") + "LAB", Number = n, Title = title, Status = status, ServiceId = "PSVCKEY", ServiceName = "apiplatform_key_service", PolicyId = "PPOLICY", Assignees = { "PUSER01" } };
+                i.LogEntries.Add(new PdLogEntry { Id = "PLOG1", Type = "trigger_log_entry", CreatedAt = i.CreatedAt, Agent = "Echometer", Summary = "Triggered through the API" });
                 Incidents.Add(i);
                 return i;
             }
@@ -199,6 +203,19 @@ namespace KeyServiceOps.Lab
                 if (inc == null) { await Json(ctx, 404, Err("Not Found", 2100)); return; }
                 if (segs.Length == 2 && m == "GET") { await Json(ctx, 200, new JsonObject { ["incident"] = IncidentJson(inc) }); return; }
                 if (segs.Length == 2 && m == "PUT") { await UpdateIncident(ctx, inc, body); return; }
+                if (segs.Length == 3 && segs[2] == "log_entries" && m == "GET")
+                {
+                    lock (_gate)
+                    {
+                        var entries = new JsonArray(inc.LogEntries.Select(e => (JsonNode)new JsonObject
+                        {
+                            ["id"] = e.Id, ["type"] = e.Type, ["summary"] = e.Summary, ["created_at"] = e.CreatedAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'"),
+                            ["agent"] = new JsonObject { ["type"] = "user_reference", ["summary"] = e.Agent },
+                        }).ToArray());
+                        _ = Json(ctx, 200, new JsonObject { ["log_entries"] = entries, ["limit"] = 100, ["offset"] = 0, ["more"] = false });
+                    }
+                    return;
+                }
                 if (segs.Length == 3 && segs[2] == "notes")
                 {
                     if (m == "GET") { lock (_gate) { var notes = new JsonArray(inc.Notes.Select(n => (JsonNode)NoteJson(n)).ToArray()); _ = Json(ctx, 200, new JsonObject { ["notes"] = notes }); } return; }
@@ -213,6 +230,7 @@ namespace KeyServiceOps.Lab
                             var user = Users.First(u => u.Email.Equals(ctx.Request.Headers["From"].ToString(), StringComparison.OrdinalIgnoreCase));
                             note = new PdNote { Id = "PNOTE" + (inc.Notes.Count + 1), UserId = user.Id, Content = content, CreatedAt = DateTimeOffset.UtcNow };
                             inc.Notes.Add(note);
+                            inc.Log("annotate_log_entry", user.Name, "Note added");
                         }
                         if (NotesLandThenGateway502 > 0 && Interlocked.Decrement(ref NotesLandThenGateway502) >= 0)
                         {
@@ -244,6 +262,8 @@ namespace KeyServiceOps.Lab
             await Json(ctx, 200, new JsonObject { ["incidents"] = new JsonArray(page), ["limit"] = limit, ["offset"] = offset, ["more"] = offset + limit < all.Count, ["total"] = null });
         }
 
+        private string from(HttpContext ctx) => Users.FirstOrDefault(u => u.Email.Equals(ctx.Request.Headers["From"].ToString(), StringComparison.OrdinalIgnoreCase))?.Name ?? "API";
+
         private async Task UpdateIncident(HttpContext ctx, PdIncident inc, JsonObject body)
         {
             var i = body["incident"] as JsonObject;
@@ -257,6 +277,7 @@ namespace KeyServiceOps.Lab
                     if (inc.Status == "resolved") { _ = Json(ctx, 400, Err("Incident Already Resolved", 1001)); return; }
                     if (s == "acknowledged" && inc.Status == "acknowledged") { _ = Json(ctx, 400, Err("Incident Already Acknowledged", 1002)); return; }
                     inc.Status = s;
+                    inc.Log(s == "resolved" ? "resolve_log_entry" : "acknowledge_log_entry", from(ctx), s == "resolved" ? "Resolved" : "Acknowledged");
                 }
                 if (i["escalation_policy"] != null)
                 {
@@ -273,12 +294,14 @@ namespace KeyServiceOps.Lab
                     if (inc.Status == "resolved") { _ = Json(ctx, 400, Err("Incident Already Resolved", 1001)); return; }
                     if (lvl > pol.Levels.Count) { _ = Json(ctx, 400, Err("Cannot Escalate", 1006, $"Escalation level {lvl} does not exist")); return; }
                     inc.Level = Math.Max(1, lvl); inc.Assignees = pol.Levels[inc.Level - 1].ToList();
+                    inc.Log("escalate_log_entry", from(ctx), $"Escalated to level {inc.Level}");
                 }
                 if (i["assignments"] is JsonArray asg)
                 {
                     var ids = asg.Select(a => a!["assignee"]?["id"]?.ToString()).ToList();
                     if (ids.Any(id => !Users.Any(u => u.Id == id))) { _ = Json(ctx, 400, Err("Assigned To User Not Found", 1007)); return; }
                     inc.Assignees = ids!;
+                    inc.Log("assign_log_entry", from(ctx), "Assigned to " + string.Join(", ", ids.Select(id => Users.First(u => u.Id == id).Name)));
                 }
             }
             await Json(ctx, 200, new JsonObject { ["incident"] = IncidentJson(inc) });

@@ -51,7 +51,7 @@ foreach ($c in (Get-Command -Module KeyServiceOps)) {
                     Assert.True(errors.Length == 0, $"{name}: example does not parse: {code}\n{string.Join("\n", errors.Select(e => e.Message))}");
                 }
                 // At least one example is a pipeline that involves another of our cmdlets.
-                Assert.True(codes.Any(c => c.Contains('|') && System.Text.RegularExpressions.Regex.Matches(c, @"\b(Get|Set|Add|Remove|Test|Invoke|Start|Restart|ConvertFrom)-(KeyService|RingBalancer|PagerDuty)\w*").Count >= 2)
+                Assert.True(codes.Any(c => c.Contains('|') && System.Text.RegularExpressions.Regex.Matches(c, @"\b(Get|Set|Add|Remove|Test|Invoke|Start|Restart|ConvertFrom|Export)-(KeyService|RingBalancer|PagerDuty)\w*").Count >= 2)
                             || name == "Get-KeyServiceOpsContext" && codes.Any(c => c.Contains("Invoke-KeyServiceSelfHealing")), $"{name}: no example pipes into or from another of our cmdlets");
             }
         }

@@ -67,6 +67,16 @@ namespace KeyServiceOps.Core.PagerDuty
         public override string ToString() => Content;
     }
 
+    /// <summary>One entry of an incident's log (trigger_log_entry, escalate_log_entry, …).</summary>
+    public sealed class PagerDutyLogEntry
+    {
+        public string IncidentId { get; set; }
+        public string Type { get; set; }
+        public string Summary { get; set; }
+        public string Agent { get; set; }
+        public DateTimeOffset? CreatedAt { get; set; }
+    }
+
     /// <summary>Parses the alert text the runbook starts from.</summary>
     public static class AlertText
     {

@@ -171,6 +171,27 @@ namespace KeyServiceOps.Core.PagerDuty
             return ((JArray)j["notes"] ?? new JArray()).Select(n => ToNote(incidentId, n)).ToList();
         }
 
+        /// <summary>The incident's log entries (triggered, acknowledged, escalated, assigned, annotated, resolved), oldest first.</summary>
+        public async Task<List<PagerDutyLogEntry>> GetLogEntriesAsync(string incidentId, CancellationToken ct)
+        {
+            ValidIncidentId(incidentId);
+            var list = new List<PagerDutyLogEntry>();
+            for (int offset = 0, page = 0; page < 50; page++)
+            {
+                var j = await SendAsync(HttpMethod.Get, $"incidents/{Uri.EscapeDataString(incidentId)}/log_entries?limit=100&offset={offset}&is_overview=false", null, incidentId, ct).ConfigureAwait(false);
+                var items = j["log_entries"] as JArray ?? new JArray();
+                foreach (var e in items)
+                    list.Add(new PagerDutyLogEntry
+                    {
+                        IncidentId = incidentId, Type = (string)e["type"], Summary = SafeText.Neutralize((string)e["summary"]), Agent = SafeText.Neutralize((string)e["agent"]?["summary"]),
+                        CreatedAt = e["created_at"]?.Type == JTokenType.Date ? new DateTimeOffset(((DateTime)e["created_at"]).ToUniversalTime()) : (DateTimeOffset?)null,
+                    });
+                if ((bool?)j["more"] != true || items.Count == 0) break;
+                offset += items.Count;
+            }
+            return list.OrderBy(e => e.CreatedAt).ToList();
+        }
+
         public async Task<PagerDutyNote> AddNoteAsync(string incidentId, string content, CancellationToken ct)
         {
             ValidIncidentId(incidentId);

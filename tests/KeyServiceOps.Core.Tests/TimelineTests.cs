@@ -1,0 +1,132 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using KeyServiceOps.Core;
+using KeyServiceOps.Core.Runbook;
+using KeyServiceOps.Lab;
+using Xunit;
+
+namespace KeyServiceOps.Core.Tests
+{
+    /// <summary>Issue #31: the incident's story from every source, against the lab's own records.</summary>
+    public class TimelineTests
+    {
+        private static readonly CancellationToken None = CancellationToken.None;
+
+        private static async Task<(Lab.Lab lab, OpsRig rig, string incident, RunbookSummary summary, DateTimeOffset before, DateTimeOffset after)> CrashAndRecover(string hostileLine = null)
+        {
+            var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            var rig = new OpsRig(lab);
+            await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
+            if (hostileLine != null) lab[0].AppendLog(hostileLine, true);
+            var before = DateTimeOffset.UtcNow;
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            var s = await rig.Runner().RunAsync(Endpoint.Parse(lab[0].Address, 8888),
+                new RunbookOptions { IncidentId = inc.Id, RestartTimeout = TimeSpan.FromSeconds(20), PollInterval = TimeSpan.FromMilliseconds(100), EscalationLogLines = 5 },
+                (t, a) => Task.FromResult(true), _ => { }, None);
+            return (lab, rig, inc.Id, s, before, DateTimeOffset.UtcNow);
+        }
+
+        [Fact]
+        public async Task A_crash_the_runbook_recovered_is_told_in_time_order_and_the_figures_match_the_lab()
+        {
+            var (lab, rig, incident, summary, before, after) = await CrashAndRecover();
+            await using var _ = lab; using var __ = rig;
+            Assert.Equal("Recovered", summary.FinalState);
+            var tl = await new IncidentTimelineBuilder(rig.Ctx, rig.Pd, rig.Audit, rig.Docker, null).BuildAsync(incident, null, null, null, None);
+            var ev = tl.Events;
+            Assert.Equal(ev.OrderBy(e => e.Time).Select(e => e.Time), ev.Select(e => e.Time));
+            Assert.Empty(tl.Summary.Missing);
+            Assert.Equal(lab[0].Address, tl.Summary.Address);
+            // Every source the lab wrote to is there.
+            Assert.Contains(ev, e => e.Source == "PagerDuty" && e.Kind == "Triggered");
+            Assert.Contains(ev, e => e.Source == "PagerDuty" && e.Kind == "Annotated");
+            Assert.Contains(ev, e => e.Source == "PagerDuty" && e.Kind == "Note" && e.Detail.Contains("manually removed target"));
+            Assert.Contains(ev, e => e.Source == "Audit" && e.Kind == "Removed");
+            Assert.Contains(ev, e => e.Source == "Audit" && e.Kind == "Restarted");
+            Assert.Contains(ev, e => e.Source == "Journal" && e.Kind == "Restarted");
+            Assert.Contains(ev, e => e.Source == "Container" && e.Kind == "Started");
+            Assert.Contains(ev, e => e.Source == "Logs" && e.Kind == "Fault");
+            // The figures against the lab's ground truth: one restart (audit and journal counted once), removed then added
+            // within the run, recovered after the alert.
+            var s = tl.Summary;
+            Assert.Equal(lab[0].Restarts, s.Restarts);
+            Assert.Equal(1, s.Restarts);
+            var removed = ev.First(e => e.Source == "Audit" && e.Kind == "Removed").Time;
+            var added = ev.First(e => e.Source == "Audit" && e.Kind == "Added").Time;
+            Assert.Equal(Math.Round((added - removed).TotalSeconds, 1), s.OutOfRotationSeconds);
+            Assert.InRange(s.OutOfRotationSeconds.Value, 0, (after - before).TotalSeconds + 1);
+            Assert.NotNull(s.TimeToRecoverSeconds);
+            Assert.True(s.TimeToRecoverSeconds >= s.OutOfRotationSeconds - 2);
+            Assert.Equal(0, s.Escalations);
+            Assert.NotEmpty(s.Responders);
+        }
+
+        [Fact]
+        public async Task A_source_that_cannot_be_read_is_listed_missing_not_left_out()
+        {
+            var (lab, rig, incident, _, _, _) = await CrashAndRecover();
+            await using var _ = lab; using var __ = rig;
+            lab.PagerDuty.Outage = true;
+            var tl = await new IncidentTimelineBuilder(rig.Ctx, rig.Pd, rig.Audit, rig.Docker, null).BuildAsync(incident, lab[0].Address, null, null, None);
+            Assert.Contains(tl.Summary.Missing, m => m.StartsWith("PagerDuty"));
+            Assert.Contains(tl.Events, e => e.Source == "Audit"); // the others still are
+        }
+
+        [Fact]
+        public async Task The_report_is_one_page_with_no_script_and_a_hostile_log_line_stays_text_in_headless_Chromium()
+        {
+            const string hostile = "panic: <script>document.title='owned'</script><img src=x onerror=alert(1)>";
+            var (lab, rig, incident, _, _, _) = await CrashAndRecover(hostile);
+            await using var _ = lab; using var __ = rig;
+            var tl = await new IncidentTimelineBuilder(rig.Ctx, rig.Pd, rig.Audit, rig.Docker, null).BuildAsync(incident, null, null, null, None);
+            var html = IncidentReport.Html(tl);
+            Assert.DoesNotContain("<script", html);
+            Assert.DoesNotContain("<img", html);
+            Assert.DoesNotContain("http://", html.Replace("http://" + lab[0].Address, "")); // nothing to fetch
+            var md = IncidentReport.Markdown(tl);
+            Assert.DoesNotContain("<script", md);
+
+            if (!File.Exists("/usr/bin/chromium")) throw new InvalidOperationException("Debian's chromium is not installed (.ci/run installs it)");
+            var dir = Directory.CreateTempSubdirectory("kso-report-").FullName;
+            var page = Path.Combine(dir, "report.html");
+            File.WriteAllText(page, html);
+            foreach (var width in new[] { 1366, 1920 })
+            {
+                var (dom, _) = await Chromium(dir, page, $"--window-size={width},900", "--dump-dom");
+                Assert.Contains($"Incident {incident}", dom);
+                Assert.DoesNotContain("owned</title>", dom);               // the hostile script never ran
+                Assert.Contains("&lt;script&gt;", dom);                     // it is shown as text
+                foreach (var lane in new[] { "PagerDuty", "Audit", "Journal", "Container", "Logs" }) Assert.Contains($"data-lane=\"{lane}\"", dom);
+                Assert.Contains("data-kind=\"out-of-rotation\"", dom);
+                Assert.Contains($"<b>{tl.Summary.Restarts}</b>", dom.Substring(dom.IndexOf("id=\"fig-restarts\"", StringComparison.Ordinal)));
+                // The dots of each lane are in time order from left to right.
+                var lefts = System.Text.RegularExpressions.Regex.Matches(dom, "data-time=\"([^\"]+)\" style=\"left:([0-9.]+)%").Select(m => (DateTimeOffset.Parse(m.Groups[1].Value), double.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture))).ToList();
+                Assert.Equal(tl.Events.Count, lefts.Count);
+                Assert.All(lefts, a => Assert.All(lefts.Where(b => b.Item1 > a.Item1), b => Assert.True(b.Item2 >= a.Item2)));
+                var shot = Path.Combine(dir, $"report-{width}.png");
+                var (_, err) = await Chromium(dir, page, $"--window-size={width},900", $"--screenshot={shot}");
+                Assert.True(File.Exists(shot) && new FileInfo(shot).Length > 1000, "no screenshot: " + err);
+            }
+        }
+
+        private static async Task<(string stdout, string stderr)> Chromium(string dir, string page, params string[] extra)
+        {
+            var psi = new ProcessStartInfo("/usr/bin/chromium") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[] { "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                                      "--disable-component-update", "--disable-sync", $"--user-data-dir={Path.Combine(dir, "profile-" + Guid.NewGuid().ToString("N"))}" })
+                psi.ArgumentList.Add(a);
+            foreach (var a in extra) psi.ArgumentList.Add(a);
+            psi.ArgumentList.Add("file://" + page);
+            using var p = Process.Start(psi)!;
+            var o = p.StandardOutput.ReadToEndAsync(); var e = p.StandardError.ReadToEndAsync();
+            using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+            await p.WaitForExitAsync(cts.Token);
+            return (await o, await e);
+        }
+    }
+}
