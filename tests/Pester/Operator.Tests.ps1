@@ -40,6 +40,31 @@ Remove-RingBalancerTarget '$target' -Confirm:`$false -Verbose
     }
 }
 
+Describe 'No one to answer: a console whose stdin is not a terminal (CI runner, systemd, cron)' {
+    It 'warns and goes on, never prompting at end-of-file (pwsh -File without -NonInteractive, stdin from /dev/null)' {
+        $target = "$($a[1]):8888"
+        $file = Join-Path $TestDrive 'noask.ps1'
+        @"
+`$ProgressPreference = 'SilentlyContinue'
+Import-Module '$module'
+. '$helpers'
+Set-KsoLabContext (Get-Content '$labFile' -Raw | ConvertFrom-Json)
+Remove-RingBalancerTarget '$target' -Confirm:`$false 3>&1 | ForEach-Object { "W:`$_" }
+"GONE:`$(-not ((Get-RingBalancerTarget -NoHealth).Target -contains '$target'))"
+"@ | Set-Content $file
+        $exe = @($pwsh)
+        if ([IO.Path]::GetFileNameWithoutExtension($pwsh) -eq 'dotnet') { $exe += (Join-Path $PSHOME 'pwsh.dll') }
+        $out = Join-Path $TestDrive 'noask.out'
+        $p = Start-Process -FilePath $exe[0] -ArgumentList (@($exe | Select-Object -Skip 1) + @('-NoProfile', '-File', $file)) -RedirectStandardInput '/dev/null' -RedirectStandardOutput $out -PassThru
+        # A liveness guard, not a timing bound: a prompt reading end-of-file would never return.
+        $p.WaitForExit(180000) | Should -BeTrue -Because 'a prompt with no one to answer must not hang the script'
+        $text = Get-Content $out -Raw
+        $text | Should -Match 'W:.*is operational'
+        $text | Should -Match 'GONE:True'
+        Add-RingBalancerTarget $target -Force -Confirm:$false -WarningAction SilentlyContinue | Out-Null
+    }
+}
+
 Describe 'The deciding text is readable at 80 columns (rows 4, 5)' {
     BeforeAll {
         Set-KsoLabMode $lab $a[3] Down

@@ -50,6 +50,9 @@ namespace KeyServiceOps.Commands
         {
             WriteWarning(warning);
             if (force || IsWhatIf) return true;
+            // A console whose stdin is not a terminal (a CI runner, systemd, cron, a pipe) has no one to answer: the
+            // warning only, never a prompt that reads end-of-file or waits forever.
+            if (Host?.Name == "ConsoleHost" && Console.IsInputRedirected) return true;
             try { return ShouldContinue(question + " (-Force: no question)", caption); }
             catch (Exception e) when (!(e is PipelineStoppedException) && (e is PSInvalidOperationException || e is System.Management.Automation.Host.HostException || e is NotImplementedException || e is PSNotImplementedException || e is InvalidOperationException))
             {
