@@ -71,6 +71,29 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal("before", c.Upstream);
         }
 
+        [Theory]
+        [InlineData("ftp://kong/", "InvalidUri")]
+        [InlineData("https://ops:Pa55word@kong:8444/", "UriWithCredentials")]
+        [InlineData("not a uri", "InvalidUri")]
+        public void One_address_rule_for_parameters_the_config_file_and_the_environment(string value, string errorId)
+        {
+            var e = Assert.Throws<OpsException>(() => HttpAddress.Require(value, "KEYSERVICEOPS_KONG_URI"));
+            Assert.Equal(errorId, e.ErrorId);
+            Assert.DoesNotContain("Pa55word", e.Message + e.TargetObject + e.RecommendedAction);
+            // The config file refuses it too, naming the key; the environment's value is warned about and not used.
+            var f = Assert.Throws<OpsException>(() => new OpsContext().LoadConfigFile(Write(new JObject { ["kongAdminUri"] = value }.ToString())));
+            Assert.Equal("ConfigFileInvalid", f.ErrorId);
+            Environment.SetEnvironmentVariable("KEYSERVICEOPS_KONG_URI", value);
+            try
+            {
+                var warnings = new System.Collections.Generic.List<string>();
+                var c = OpsContext.FromEnvironmentAndSession(warnings.Add);
+                Assert.Null(c.KongAdminUri);
+                Assert.Contains(warnings, w => w.Contains("KEYSERVICEOPS_KONG_URI") && !w.Contains("Pa55word"));
+            }
+            finally { Environment.SetEnvironmentVariable("KEYSERVICEOPS_KONG_URI", null); }
+        }
+
         [Fact]
         public void Central_log_fields_take_a_name_or_a_list_and_survive_a_round_trip()
         {

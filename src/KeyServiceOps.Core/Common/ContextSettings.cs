@@ -90,7 +90,7 @@ namespace KeyServiceOps.Core
             => All.Add(new Setting
             {
                 Key = key, Expected = "an http:// or https:// address (no user:password@ in it: credentials go in their own settings)", Get = c => get(c)?.ToString(),
-                Set = (c, t) => set(c, t.Type == JTokenType.String && Uri.TryCreate((string)t, UriKind.Absolute, out var u) && (u.Scheme == "http" || u.Scheme == "https") && string.IsNullOrEmpty(u.UserInfo) ? u : throw Bad()),
+                Set = (c, t) => set(c, t.Type == JTokenType.String && Uri.TryCreate((string)t, UriKind.Absolute, out var u) && HttpAddress.IsValid(u) ? u : throw Bad()),
             });
 
         /// <summary>The name of the environment variable holding a secret; the value itself never touches a file.</summary>

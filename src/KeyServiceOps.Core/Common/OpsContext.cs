@@ -159,14 +159,14 @@ namespace KeyServiceOps.Core
         {
             var c = new OpsContext();
             string Env(string n) => System.Environment.GetEnvironmentVariable(n);
-            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_KONG_URI"))) c.KongAdminUri = new Uri(Env("KEYSERVICEOPS_KONG_URI"));
+            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_KONG_URI"))) c.KongAdminUri = HttpAddress.Require(Env("KEYSERVICEOPS_KONG_URI"), "KEYSERVICEOPS_KONG_URI");
             if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_UPSTREAM"))) c.Upstream = Env("KEYSERVICEOPS_UPSTREAM");
             if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_WORKSPACE"))) c.Workspace = Env("KEYSERVICEOPS_WORKSPACE");
             c.KongToken = Secret.FromEnvironment("KEYSERVICEOPS_KONG_TOKEN");
             c.PagerDutyToken = Secret.FromEnvironment("KEYSERVICEOPS_PAGERDUTY_TOKEN");
-            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_PAGERDUTY_URI"))) c.PagerDutyUri = new Uri(Env("KEYSERVICEOPS_PAGERDUTY_URI"));
+            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_PAGERDUTY_URI"))) c.PagerDutyUri = HttpAddress.Require(Env("KEYSERVICEOPS_PAGERDUTY_URI"), "KEYSERVICEOPS_PAGERDUTY_URI");
             if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_PAGERDUTY_FROM"))) c.PagerDutyFrom = Env("KEYSERVICEOPS_PAGERDUTY_FROM");
-            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_CENTRAL_LOG_URI"))) c.CentralLogUri = new Uri(Env("KEYSERVICEOPS_CENTRAL_LOG_URI"));
+            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_CENTRAL_LOG_URI"))) c.CentralLogUri = HttpAddress.Require(Env("KEYSERVICEOPS_CENTRAL_LOG_URI"), "KEYSERVICEOPS_CENTRAL_LOG_URI");
             c.CentralLogApiKey = Secret.FromEnvironment("KEYSERVICEOPS_CENTRAL_LOG_APIKEY");
             if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_CONFIG")) && File.Exists(Env("KEYSERVICEOPS_CONFIG"))) c.LoadConfigFile(Env("KEYSERVICEOPS_CONFIG"));
             return c;

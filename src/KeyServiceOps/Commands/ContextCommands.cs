@@ -259,7 +259,7 @@ namespace KeyServiceOps.Commands
             }
             if (PagerDutyUri != null) c.PagerDutyUri = PagerDutyUri;
             if (MyInvocation.BoundParameters.ContainsKey(nameof(PagerDutySkipCertificateCheck))) c.PagerDutySkipCertificateCheck = PagerDutySkipCertificateCheck;
-            if (PagerDutyCaCertificatePath != null) c.PagerDutyCaCertificatePath = PagerDutyCaCertificatePath;
+            if (PagerDutyCaCertificatePath != null) c.PagerDutyCaCertificatePath = GetUnresolvedProviderPathFromPSPath(PagerDutyCaCertificatePath); // resolved like the other two
             if (PagerDutyToken != null) c.PagerDutyToken = Secret.FromSecureString(PagerDutyToken);
             if (PagerDutyTokenVariable != null) c.PagerDutyToken = RequireEnv(PagerDutyTokenVariable);
             if (PagerDutyFrom != null) c.PagerDutyFrom = PagerDutyFrom;
