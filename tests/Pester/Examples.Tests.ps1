@@ -30,13 +30,23 @@ BeforeAll {
     @{ inventory = @(@{ address = $a[1]; port = 8888; environment = 'prod-eu-1' }) } | ConvertTo-Json -Depth 4 | Set-Content $config
     $env:KONG_ADMIN_TOKEN = 'lab-has-no-rbac'
     $env:PD_API_KEY = $lab.pagerDutyToken
-    # pattern -> why the lab cannot run it
-    $script:notHere = @{ 'ConvertFrom-PagerDutyWebhook' = 'needs a delivery signed by PagerDuty on stdin or from Azure: WebhookCmdletTests plays signed deliveries, and the runner recipe in a fresh pwsh' }
+    $script:notHere = @{}   # pattern -> why the lab cannot run it (none at present)
+    # A PagerDuty V3 delivery for the example's incident, signed as PagerDuty signs it (the webhook examples' $body).
+    function script:New-SignedDelivery([string] $Incident, [string] $Address) {
+        $json = @{ event = @{ id = "01EX$([guid]::NewGuid().ToString('N').Substring(0, 20))"; event_type = 'incident.triggered'; resource_type = 'incident'
+                              occurred_at = (Get-Date).ToUniversalTime().ToString('o')
+                              data = @{ id = $Incident; type = 'incident'; status = 'triggered'; title = "Service: apiplatform_key_service in env: prod is down, url is http://$($Address):8888/api/auth/healthz" } } } | ConvertTo-Json -Depth 5 -Compress
+        $bytes = [Text.Encoding]::UTF8.GetBytes($json)
+        $h = [System.Security.Cryptography.HMACSHA256]::new([Text.Encoding]::UTF8.GetBytes('whsec-examples'))
+        $sig = 'v1=' + ([Convert]::ToHexString($h.ComputeHash($bytes))).ToLowerInvariant()
+        @{ Text = $json; Bytes = $bytes; Signature = $sig }
+    }
+    $env:KEYSERVICEOPS_PD_WEBHOOK_SECRET = 'whsec-examples'; $env:PD_WEBHOOK_SECRET = 'whsec-examples'; $env:KSO_PD_WEBHOOK_SECRET = 'whsec-examples'
 }
 AfterAll {
     Stop-KsoLab $script:lab
     Remove-Item $log, $rules, $config, $env:KEYSERVICEOPS_SESSION_FILE -ErrorAction SilentlyContinue
-    Remove-Item Env:KEYSERVICEOPS_SESSION_FILE, Env:KONG_ADMIN_TOKEN, Env:PD_API_KEY -ErrorAction SilentlyContinue
+    Remove-Item Env:KEYSERVICEOPS_SESSION_FILE, Env:KONG_ADMIN_TOKEN, Env:PD_API_KEY, Env:KEYSERVICEOPS_PD_WEBHOOK_SECRET, Env:PD_WEBHOOK_SECRET, Env:KSO_PD_WEBHOOK_SECRET, Env:PD_SIGNATURE -ErrorAction SilentlyContinue
 }
 
 Describe 'Help and README pipeline examples' {
@@ -50,6 +60,8 @@ Describe 'Help and README pipeline examples' {
         Add-RingBalancerTarget "$($a[1]):8888" -Force -Confirm:$false -WarningAction SilentlyContinue | Out-Null
         Set-KsoLabScenario $lab $a[1] CleanCrash
         $incident = New-KsoLabAlert $lab $a[1]
+        $delivery = New-SignedDelivery $incident $a[1]
+        $body = $delivery.Text; $headers = @{ 'X-PagerDuty-Signature' = $delivery.Signature }; $env:PD_SIGNATURE = $delivery.Signature
         $code = $Code.Replace('10.0.0.5', $a[1]).Replace('Q1X2', $incident).Replace('./api_key_service.log', $log).Replace('./my-rules.json', $rules).
             Replace('./keyserviceops.json', $config).Replace('/etc/keyserviceops.json', $config).
             Replace('http://kong-admin:8001', $lab.kongAdminUri).Replace('https://kong-admin.internal:8444', $lab.kongAdminUri).
@@ -57,7 +69,10 @@ Describe 'Help and README pipeline examples' {
             Replace('(Read-Host -AsSecureString)', '(ConvertTo-SecureString x -AsPlainText -Force)').Replace('~/.ssh/id_ed25519', $lab.sshKeyPath).
             Replace('ops@bastion.internal', "$($lab.sshUser)@$($a[0]):$($lab.sshPort)").Replace('-SshUser ops', "-SshUser $($lab.sshUser)").Replace('you@example.com', 'oncall@example.com').
             # "After recovery, put them back": the instance recovers between the two halves of the example.
-            Replace('$removed | Add-RingBalancerTarget', 'Set-KsoLabMode $lab $a[1] Up; $removed | Add-RingBalancerTarget')
+            Replace('$removed | Add-RingBalancerTarget', 'Set-KsoLabMode $lab $a[1] Up; $removed | Add-RingBalancerTarget').
+            # The webhook examples: the delivery arrives on stdin, or as Azure's $WebhookData.
+            Replace('([Console]::In.ReadToEnd())', '$body').
+            Replace('param([object] $WebhookData)', '$WebhookData = [pscustomobject]@{ RequestBody = $body; RequestHeader = $headers }')
         # A -Follow line streams until Ctrl+C: it is left out here (SshTests follows and cancels a live stream).
         $code = ($code -split "\r?\n" | ForEach-Object { if ($_ -match '^\s*Get-KeyServiceLog .*-Follow') { "# $_" } else { $_ } }) -join "`n"
         $ConfirmPreference = 'None'
