@@ -77,7 +77,12 @@ Describe 'Help and README pipeline examples' {
         $code = ($code -split "\r?\n" | ForEach-Object { if ($_ -match '^\s*Get-KeyServiceLog .*-Follow') { "# $_" } else { $_ } }) -join "`n"
         $ConfirmPreference = 'None'
         $err = $null
-        $null = Invoke-Expression $code -ErrorVariable err -ErrorAction SilentlyContinue 3>$null 6>$null
+        # Files an example writes (./Q1X2.html) go to a folder of its own, never the repository.
+        $here = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
+        New-Item -ItemType Directory -Path $here | Out-Null
+        Push-Location $here
+        try { $null = Invoke-Expression $code -ErrorVariable err -ErrorAction SilentlyContinue 3>$null 6>$null }
+        finally { Pop-Location }
         @($err | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] }) | ForEach-Object { "$($_.FullyQualifiedErrorId): $_" } | Should -BeNullOrEmpty -Because $code
     }
 }
