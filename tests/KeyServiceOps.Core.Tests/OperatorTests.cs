@@ -51,6 +51,14 @@ namespace KeyServiceOps.Core.Tests
             }
         }
 
+        [Theory]
+        [InlineData("time=\"2026-12-05T08:27:01Z\" level=error msg=\"failed\\nagain \\\"x\\\"\" err=\"503\"", "failed again \"x\" (err=\"503\")")]
+        [InlineData("2026-12-05T08:27:01.123456789Z [stderr] time=\"t\" level=info msg=\"ok\"", "[stderr] ok")]
+        [InlineData("panic: boom", "panic: boom")]
+        [InlineData("msg=\"unterminated", "msg=\"unterminated")]
+        public void A_log_line_reads_message_first_with_logrus_escapes_as_whitespace(string line, string expected)
+            => Assert.Equal(expected, KeyServiceOps.Core.Diagnosis.LogText.Readable(line));
+
         [Fact]
         public void The_merge_holds_one_stream_back_only_until_the_other_shows_a_later_line_and_is_bounded()
         {

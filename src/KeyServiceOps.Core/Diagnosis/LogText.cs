@@ -38,7 +38,13 @@ namespace KeyServiceOps.Core.Diagnosis
                     i++;
                     while (i < text.Length && text[i] != '"')
                     {
-                        if (text[i] == '\\' && i + 1 < text.Length) { sb.Append(text[i + 1]); i += 2; continue; }
+                        if (text[i] == '\\' && i + 1 < text.Length)
+                        {
+                            // logrus/Go quoting: \n and \t are whitespace in the line as written, not the letters n and t.
+                            var c = text[i + 1];
+                            sb.Append(c == 'n' || c == 't' || c == 'r' ? ' ' : c);
+                            i += 2; continue;
+                        }
                         sb.Append(text[i++]);
                     }
                     if (i >= text.Length) return text; // unterminated quote

@@ -83,8 +83,10 @@ namespace KeyServiceOps.Core.RingBalancer
                 return Refuse(decision, "LastHealthyTarget", $"No other target of upstream '{upstream}' answers its health check; {target.Target} is the last one that might serve traffic.");
 
             // The share counts what is out of rotation now, whoever took it out and in whichever command (#27 row 2):
-            // drained (weight 0) targets Kong lists, and deleted or marked-unhealthy ones the audit log knows as this
-            // upstream's and not put back; not only what this pipeline removed. Targets that merely fail their health
+            // drained (weight 0) targets Kong lists (every machine sees them), and deleted or marked-unhealthy ones this
+            // machine's audit log knows as this upstream's, not put back, within OutOfRotationWindow; not only what this
+            // pipeline removed. A deletion made from another machine is invisible here: teams with several responders
+            // should remove by Drain or MarkUnhealthy (RemovalMethod), which Kong shows to all of them. Targets that merely fail their health
             // checks are not "taken out": removing a dead one costs no capacity (the other guards judge the rest).
             var listed = new HashSet<string>(targets.Select(t => t.Target), StringComparer.OrdinalIgnoreCase);
             var outNow = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
@@ -296,7 +298,7 @@ namespace KeyServiceOps.Core.RingBalancer
         /// what Kong still lists with a weight.
         /// </summary>
         /// <summary>How far back a removal still counts as "out of rotation now" (older ones are decommissions).</summary>
-        public static readonly TimeSpan OutOfRotationWindow = TimeSpan.FromHours(24);
+        public static readonly TimeSpan OutOfRotationWindow = TimeSpan.FromHours(2);
 
         public IReadOnlyDictionary<string, string> RemovedAndNotBack(string upstream)
         {
@@ -304,7 +306,9 @@ namespace KeyServiceOps.Core.RingBalancer
             try
             {
                 var last = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-                // The last day only: a target taken out longer ago and never put back was decommissioned, not "out now".
+                // The last two hours only (an outage's time scale): a target deleted longer ago and never put back was
+                // decommissioned, not "out now". Deletions are known from THIS machine's audit log only (Kong no longer
+                // lists them); drains and unhealthy marks are seen by every machine in Kong itself.
                 foreach (var e in _audit?.Read(DateTimeOffset.UtcNow - OutOfRotationWindow) ?? Enumerable.Empty<AuditEntry>())
                 {
                     if (e.Target == null || !string.Equals(e.Upstream, upstream, StringComparison.OrdinalIgnoreCase)) continue;

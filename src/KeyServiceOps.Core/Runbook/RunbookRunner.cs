@@ -316,8 +316,11 @@ namespace KeyServiceOps.Core.Runbook
                 // Never twice for one incident, whoever restarted it (this machine's audit log, or the VM's journal that
                 // every responder writes). What docker says now decides what to do instead; never a silent wait.
                 var already = r.Incident != null
-                    ? $"{found}; {r.Ssh.Container} was already restarted for incident {r.Incident} {prior}: not restarted twice for one incident"
+                    ? $"{found}; {r.Ssh.Container} was already restarted since incident {r.Incident} opened ({prior}): not restarted twice for one incident"
                     : $"{found}; {r.Ssh.Container} was already restarted in the last {r.O.RecentRestartWindow.TotalMinutes:0} min {prior}: not restarted twice for one outage";
+                // Died and brought back by docker's restart policy since that restart: running again, started later.
+                if (state != null && state.Running && !state.Restarting && priorAt != null && state.StartedAt > priorAt.Value.AddSeconds(30))
+                    already += $"; it stopped and docker restarted it since, at {state.StartedAt:yyyy-MM-dd HH:mm:ss}Z (restart count {state.RestartCount})";
                 if (state != null && (!state.Running || state.Restarting))
                     return (StepOutcome.AlreadyDone, $"{already}; it has stopped again since ({state.Status}, exit code {state.ExitCode}{(state.OOMKilled ? ", out of memory" : "")}{(state.FinishedAt != null ? $", at {state.FinishedAt:yyyy-MM-dd HH:mm:ss}Z" : "")})");
                 // The earlier restart had the restart timeout to recover; only what is left of it is waited (none when it
@@ -327,7 +330,7 @@ namespace KeyServiceOps.Core.Runbook
                 var h = await CheckAsync(r, ct).ConfigureAwait(false);
                 if (h.Healthy) return (StepOutcome.AlreadyDone, $"{already}; operational now");
                 if (left <= TimeSpan.Zero)
-                    return (StepOutcome.AlreadyDone, $"{already}; it is running and still not operational ({h.Status}) {(DateTimeOffset.UtcNow - priorAt.Value).TotalMinutes:0} min later: not waited for again");
+                    return (StepOutcome.AlreadyDone, $"{already}; it is running and still not operational ({h.Status}) {Ago(DateTimeOffset.UtcNow - priorAt.Value)} later: not waited for again");
                 if (r.WhatIf || r.O.WhatIf)
                     return (StepOutcome.AlreadyDone, $"{already}; it is running, not operational yet: would wait up to {left.TotalSeconds:0} s more for health");
                 _log.Verbose($"{r.Ep.Address}: {already}; waiting up to {left.TotalSeconds:0} s more for health.");
@@ -543,6 +546,8 @@ namespace KeyServiceOps.Core.Runbook
 
         /// <summary>-WhatIf asked for a preview; an operator who answered No at -Confirm declined. Two outcomes, not one.</summary>
         private static RunbookEnd Undecided(Run r) => r.O.WhatIf ? RunbookEnd.WhatIf : RunbookEnd.Declined;
+
+        private static string Ago(TimeSpan t) => t.TotalSeconds < 120 ? $"{t.TotalSeconds:0} s" : $"{t.TotalMinutes:0} min";
 
         private static void Report(Run r, string status, int secondsRemaining = -1)
             => r.O.Progress?.Invoke(new RunbookProgress { Step = r.Step, Name = Names[Math.Max(0, Math.Min(r.Step, Names.Length - 1))], Status = status, SecondsRemaining = secondsRemaining });

@@ -54,7 +54,7 @@ namespace KeyServiceOps.Commands
             // warning only, never a prompt that reads end-of-file or waits forever.
             if (Host?.Name == "ConsoleHost" && Console.IsInputRedirected) return true;
             try { return ShouldContinue(question + " (-Force: no question)", caption); }
-            catch (Exception e) when (!(e is PipelineStoppedException) && (e is PSInvalidOperationException || e is System.Management.Automation.Host.HostException || e is NotImplementedException || e is PSNotImplementedException || e is InvalidOperationException))
+            catch (Exception e) when (!(e is PipelineStoppedException) && !(e is OperationCanceledException)) // a host that cannot ask, however it fails: the warning stands
             {
                 return true;
             }

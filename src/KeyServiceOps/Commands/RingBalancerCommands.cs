@@ -109,13 +109,20 @@ namespace KeyServiceOps.Commands
             if (current == null)
             {
                 // Absent: removed earlier (the audit log says by whom), or never there — a typo gets an error, not "already absent" (#27 row 9).
-                var history = Audit.Read(null, wanted, null).Where(e => e.Action != null && e.Action.EndsWith("Target", StringComparison.Ordinal) || e.Action == "MarkTargetUnhealthy").ToList();
+                var history = Audit.Read(null, wanted, null).Where(e => (e.Action != null && e.Action.EndsWith("Target", StringComparison.Ordinal) || e.Action == "MarkTargetUnhealthy") && string.Equals(e.Upstream, upstream, StringComparison.OrdinalIgnoreCase)).ToList();
                 var lastOut = history.LastOrDefault(e => e.Action != "AddTarget");
                 if (history.Count == 0)
                 {
                     WriteOpsError(new OpsException("TargetNotInUpstream", OpsErrorCategory.ObjectNotFound,
-                        $"Target {wanted} is not in upstream '{upstream}', and the audit log has no record of it ever being there. Nothing was changed.", wanted,
-                        recommendedAction: $"Check the address (Get-RingBalancerTarget -Upstream {upstream} lists the targets; Tab completes them)."));
+                        $"Target {wanted} is not in upstream '{upstream}', and this machine's audit log has no record of it ever being there: a typo, or removed from another machine (a responder, self-healing elsewhere). Nothing was changed.", wanted,
+                        recommendedAction: $"Check the address (Get-RingBalancerTarget -Upstream {upstream} lists the targets; Tab completes them), or the incident's notes (Get-PagerDutyIncidentNote) for who removed it."));
+                    // -PassThru still carries it on (a re-run of `… -PassThru | Add-PagerDutyIncidentNote` keeps working).
+                    if (PassThru)
+                        WriteObject(new TargetChange
+                        {
+                            ActionValue = TargetChangeAction.AlreadyAbsent, Upstream = upstream, Target = wanted, Address = Address, Port = Port, Weight = 100,
+                            IncidentId = IncidentId, MethodValue = method, Detail = "not in the upstream; no record of it here: 100 (Kong's default)",
+                        });
                     return;
                 }
                 WriteWarning(lastOut != null
@@ -143,7 +150,7 @@ namespace KeyServiceOps.Commands
             {
                 // A healthy target taking traffic: the guards may allow it, the operator is asked (#27 row 2).
                 var h = Await(NewHealthChecker().CheckAsync(new Endpoint(current.Address, current.Port), Cancellation));
-                if (h.Healthy && !WarnAndAsk($"{current.Target} is operational ({h.Detail}) and taking traffic: taking it out lowers capacity.",
+                if (h.Healthy && !WarnAndAsk($"{current.Target} is operational and taking traffic: taking it out lowers capacity.",
                         $"Take {current.Target} out of '{upstream}' although it is healthy?", "Healthy target", Force))
                 {
                     WriteVerbose($"{current.Target}: kept (declined: it is healthy).");

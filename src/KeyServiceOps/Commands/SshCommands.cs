@@ -294,7 +294,7 @@ namespace KeyServiceOps.Commands
             {
                 // Restarting an operational instance drops its requests in flight: say so, and ask where the host can (#27 row 3).
                 var h = Await(NewHealthChecker().CheckAsync(new Endpoint(t.Host, Context.HealthPort), Cancellation));
-                if (h.Healthy && !WarnAndAsk($"{t.Host} is operational ({h.Detail}) and may be taking traffic: restarting it drops the requests in flight. Take it out of the ring-balancer first (Remove-RingBalancerTarget).",
+                if (h.Healthy && !WarnAndAsk($"{t.Host} is operational and may be taking traffic: restarting it drops the requests in flight. Take it out of the ring-balancer first (Remove-RingBalancerTarget).",
                         $"Restart {t.Container} on {t.Host}, operational?", "Healthy instance", Force))
                 {
                     WriteVerbose($"{t.Host}: not restarted (declined: it is operational).");
