@@ -155,7 +155,18 @@ namespace KeyServiceOps.Lab
             });
         }
 
+        // Mode changes one at a time: a restart's "back up" and a test's "Up" at the same moment both saw no listener
+        // and both bound the port; the second failed with "address in use" (a 500 from the lab's control endpoint).
+        private readonly SemaphoreSlim _modeGate = new SemaphoreSlim(1, 1);
+
         public async Task SetModeAsync(InstanceMode mode)
+        {
+            await _modeGate.WaitAsync();
+            try { await SetModeCoreAsync(mode); }
+            finally { _modeGate.Release(); }
+        }
+
+        private async Task SetModeCoreAsync(InstanceMode mode)
         {
             WebApplication toStop = null;
             bool start = false;

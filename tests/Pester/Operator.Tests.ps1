@@ -33,7 +33,7 @@ Remove-RingBalancerTarget '$target' -Confirm:`$false -Verbose
         "n" | & script -q -e -c ($argv -join ' ') $typescript | Out-Null
         $screen = [IO.File]::ReadAllText($typescript)
         $screen | Should -Match 'although it is\s+healthy\?'
-        $screen | Should -Match 'is operational .* and taking\s+traffic'
+        $screen | Should -Match 'is operational\s.*taking\s+traffic'
         $screen | Should -Match 'kept \(declined: it is healthy\)'
         $screen | Should -Match 'DONE:True'
         (Get-RingBalancerTarget -NoHealth).Target | Should -Contain $target
