@@ -276,7 +276,7 @@ namespace KeyServiceOps.Core.CentralLogs
                         ["query"] = new JObject { ["bool"] = new JObject { ["filter"] = filters } },
                         ["track_total_hits"] = false,
                     };
-                    if (pit != null) body["pit"] = pit.OpenSearch ? new JObject { ["id"] = pit.Id, ["keep_alive"] = KeepAlive } : new JObject { ["id"] = pit.Id, ["keep_alive"] = KeepAlive };
+                    if (pit != null) body["pit"] = new JObject { ["id"] = pit.Id, ["keep_alive"] = KeepAlive }; // the same shape in both flavours
                     if (after != null) body["search_after"] = after;
                     // Under a point in time the index is in the point in time, never in the path.
                     var path = pit != null ? "_search" : IndexPath() + "/_search";

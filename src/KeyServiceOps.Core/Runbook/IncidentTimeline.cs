@@ -183,6 +183,13 @@ namespace KeyServiceOps.Core.Runbook
             }
         }
 
+        /// <summary>The first removal from the ring-balancer and the first add after it (null when there is none).</summary>
+        internal static (TimelineEvent removed, TimelineEvent added) OutOfRotation(IReadOnlyList<TimelineEvent> ev)
+        {
+            var removed = ev.FirstOrDefault(e => e.Source == "Audit" && e.Kind == "Removed");
+            return (removed, removed == null ? null : ev.FirstOrDefault(e => e.Source == "Audit" && e.Kind == "Added" && e.Time >= removed.Time));
+        }
+
         /// <summary>The figures, from the events alone (so they can be checked against them).</summary>
         public static void Figures(IncidentTimeline tl)
         {
@@ -193,8 +200,7 @@ namespace KeyServiceOps.Core.Runbook
             var actions = ev.Where(e => e.Source == "Audit" && (e.Kind == "Removed" || e.Kind == "Restarted" || e.Kind == "Added")).ToList();
             var firstAction = actions.FirstOrDefault(e => s.Start == null || e.Time >= s.Start.Value.AddMinutes(-1));
             if (s.Start != null && firstAction != null) s.TimeToDetectSeconds = Math.Round(Math.Max(0, (firstAction.Time - s.Start.Value).TotalSeconds), 1);
-            var removed = ev.FirstOrDefault(e => e.Source == "Audit" && e.Kind == "Removed");
-            var added = removed == null ? null : ev.FirstOrDefault(e => e.Source == "Audit" && e.Kind == "Added" && e.Time >= removed.Time);
+            var (removed, added) = OutOfRotation(ev);
             if (removed != null) s.OutOfRotationSeconds = Math.Round(((added?.Time ?? DateTimeOffset.UtcNow) - removed.Time).TotalSeconds, 1);
             if (s.Start != null && added != null) s.TimeToRecoverSeconds = Math.Round((added.Time - s.Start.Value).TotalSeconds, 1);
             // A restart is in the audit log of the machine that made it and in the VM's journal: counted once (within 5 s).
@@ -261,9 +267,10 @@ namespace KeyServiceOps.Core.Runbook
             sb.Append("</div>");
             if (s.Missing.Count > 0) sb.Append($"<p class=\"missing\">Not read: {H(string.Join("; ", s.Missing))}</p>");
             sb.Append($"<p>{H(t0.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss"))}Z → {H(t1.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss"))}Z</p>");
-            var removed = tl.Events.FirstOrDefault(e => e.Source == "Audit" && e.Kind == "Removed");
-            var added = removed == null ? null : tl.Events.FirstOrDefault(e => e.Source == "Audit" && e.Kind == "Added" && e.Time >= removed.Time);
-            int n = 0;
+            var (removed, added) = IncidentTimelineBuilder.OutOfRotation(tl.Events);
+            // One number per event, its place in time order: a dot links to its table row.
+            var number = new Dictionary<TimelineEvent, int>();
+            for (int i = 0; i < tl.Events.Count; i++) number[tl.Events[i]] = i + 1;
             foreach (var lane in lanes)
             {
                 sb.Append($"<div class=\"lane\" data-lane=\"{H(lane)}\"><span class=\"name\">{H(lane)}</span>");
@@ -274,18 +281,13 @@ namespace KeyServiceOps.Core.Runbook
                 }
                 foreach (var e in tl.Events.Where(x => x.Source == lane))
                 {
-                    n++;
-                    sb.Append($"<a class=\"ev\" href=\"#e{n}\" data-time=\"{e.Time.UtcDateTime:o}\" style=\"left:{X(e.Time)}%\" title=\"{H($"{e.Time.UtcDateTime:HH:mm:ss}Z {e.Kind}: {e.Detail}")}\"></a>");
+                    sb.Append($"<a class=\"ev\" href=\"#e{number[e]}\" data-time=\"{e.Time.UtcDateTime:o}\" style=\"left:{X(e.Time)}%\" title=\"{H($"{e.Time.UtcDateTime:HH:mm:ss}Z {e.Kind}: {e.Detail}")}\"></a>");
                 }
                 sb.Append("</div>");
             }
             sb.Append("<table><thead><tr><th>time (UTC)</th><th>source</th><th>kind</th><th>actor</th><th>detail</th></tr></thead><tbody>");
-            var k = 0;
-            // Rows in time order; ids match the dots (numbered lane by lane above).
-            var ids = new Dictionary<TimelineEvent, int>();
-            foreach (var lane in lanes) foreach (var e in tl.Events.Where(x => x.Source == lane)) ids[e] = ++k;
             foreach (var e in tl.Events)
-                sb.Append($"<tr id=\"e{(ids.TryGetValue(e, out var id) ? id : 0)}\" data-source=\"{H(e.Source)}\"><td>{H(e.Time.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss"))}</td><td>{H(e.Source)}</td><td>{H(e.Kind)}</td><td>{H(e.Actor)}</td><td class=\"d\">{H(e.Detail)}</td></tr>");
+                sb.Append($"<tr id=\"e{number[e]}\" data-source=\"{H(e.Source)}\"><td>{H(e.Time.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss"))}</td><td>{H(e.Source)}</td><td>{H(e.Kind)}</td><td>{H(e.Actor)}</td><td class=\"d\">{H(e.Detail)}</td></tr>");
             sb.Append("</tbody></table></body></html>");
             return sb.ToString();
         }

@@ -547,6 +547,13 @@ namespace KeyServiceOps.Core.Runbook
         /// <summary>-WhatIf asked for a preview; an operator who answered No at -Confirm declined. Two outcomes, not one.</summary>
         private static RunbookEnd Undecided(Run r) => r.O.WhatIf ? RunbookEnd.WhatIf : RunbookEnd.Declined;
 
+        /// <summary>The one note an unattended run leaves on the incident: what ran, what it found, how it ended.</summary>
+        public static string UnattendedNote(RunbookSummary summary, IEnumerable<RunbookStepResult> steps)
+            => NotePrefix + $"unattended runbook for {summary.Target}: {summary.FinalState} after {summary.Seconds:0} s" +
+               (summary.Faults.Count > 0 ? $"; faults: {summary.Faults}" : "") + "\n" +
+               string.Join("\n", steps.Select(x => $"{x.Step}. {x.Name}: {x.Outcome} — {x.Detail}")) +
+               (summary.Warnings.Count > 0 ? "\nWarnings: " + string.Join(" | ", summary.Warnings) : "");
+
         private static string Ago(TimeSpan t) => t.TotalSeconds < 120 ? $"{t.TotalSeconds:0} s" : $"{t.TotalMinutes:0} min";
 
         private static void Report(Run r, string status, int secondsRemaining = -1)

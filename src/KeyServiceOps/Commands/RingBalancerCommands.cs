@@ -92,6 +92,11 @@ namespace KeyServiceOps.Commands
             var upstream = UpstreamOrDefault(Upstream);
             var wanted = TargetInput.Resolve(Target, Address, Port, Context.HealthPort);
             var method = Drain ? RemovalMethod.Drain : MyInvocation.BoundParameters.ContainsKey(nameof(Method)) ? Method : Context.RemovalMethod;
+            TargetChange AlreadyAbsent(int weight, string detail) => new TargetChange
+            {
+                ActionValue = TargetChangeAction.AlreadyAbsent, Upstream = upstream, Target = wanted, Address = Address, Port = Port, Weight = weight,
+                IncidentId = IncidentId, MethodValue = method, Detail = detail,
+            };
             if (Drain && MyInvocation.BoundParameters.ContainsKey(nameof(Method)) && Method != RemovalMethod.Drain)
                 ThrowArgument("ConflictingRemovalMethod", $"-Drain and -Method {Method} ask for two different ways out.", Method, "Give one: -Method Drain (same as -Drain), -Method Delete or -Method MarkUnhealthy.");
             // Refused here, before the guard probes anything, when this Kong cannot do it (DB-less, control plane).
@@ -117,12 +122,7 @@ namespace KeyServiceOps.Commands
                         $"Target {wanted} is not in upstream '{upstream}', and this machine's audit log has no record of it ever being there: a typo, or removed from another machine (a responder, self-healing elsewhere). Nothing was changed.", wanted,
                         recommendedAction: $"Check the address (Get-RingBalancerTarget -Upstream {upstream} lists the targets; Tab completes them), or the incident's notes (Get-PagerDutyIncidentNote) for who removed it."));
                     // -PassThru still carries it on (a re-run of `… -PassThru | Add-PagerDutyIncidentNote` keeps working).
-                    if (PassThru)
-                        WriteObject(new TargetChange
-                        {
-                            ActionValue = TargetChangeAction.AlreadyAbsent, Upstream = upstream, Target = wanted, Address = Address, Port = Port, Weight = 100,
-                            IncidentId = IncidentId, MethodValue = method, Detail = "not in the upstream; no record of it here: 100 (Kong's default)",
-                        });
+                    if (PassThru) WriteObject(AlreadyAbsent(100, "not in the upstream; no record of it here: 100 (Kong's default)"));
                     return;
                 }
                 WriteWarning(lastOut != null
@@ -132,12 +132,7 @@ namespace KeyServiceOps.Commands
                 {
                     // The weight it had when it was taken out, from the audit log; 100 (Kong's default) when the log does not say.
                     var known = RingBalancer.LastKnownWeight(wanted);
-                    WriteObject(new TargetChange
-                    {
-                        ActionValue = TargetChangeAction.AlreadyAbsent, Upstream = upstream, Target = wanted, Address = Address, Port = Port, Weight = known ?? 100,
-                        IncidentId = IncidentId, MethodValue = method,
-                        Detail = known != null ? $"already absent; it had weight {known} when last taken out (audit log)" : "already absent; its old weight is not in the audit log: 100 (Kong's default)",
-                    });
+                    WriteObject(AlreadyAbsent(known ?? 100, known != null ? $"already absent; it had weight {known} when last taken out (audit log)" : "already absent; its old weight is not in the audit log: 100 (Kong's default)"));
                 }
                 return;
             }

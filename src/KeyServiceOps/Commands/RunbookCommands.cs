@@ -85,12 +85,8 @@ namespace KeyServiceOps.Commands
                 ProgressDone(ActivityId, activity);
                 if (Unattended && !whatIf && summary.IncidentId != null && PagerDutyIfConfigured != null)
                 {
-                    // One summary note for the responder who opens the page: what ran, what it found, how it ended.
-                    var text = RunbookRunner.NotePrefix + $"unattended runbook for {summary.Target}: {summary.FinalState} after {summary.Seconds:0} s" +
-                               (summary.Faults.Count > 0 ? $"; faults: {summary.Faults}" : "") + "\n" +
-                               string.Join("\n", steps.Select(x => $"{x.Step}. {x.Name}: {x.Outcome} — {x.Detail}")) +
-                               (summary.Warnings.Count > 0 ? "\nWarnings: " + string.Join(" | ", summary.Warnings) : "");
-                    try { Await(PagerDutyIfConfigured.AddNoteAsync(summary.IncidentId, text, Cancellation)); }
+                    // One summary note for the responder who opens the page.
+                    try { Await(PagerDutyIfConfigured.AddNoteAsync(summary.IncidentId, RunbookRunner.UnattendedNote(summary, steps), Cancellation)); }
                     catch (OpsException e) when (!e.IsCancellation) { WriteWarning($"The summary note for incident {summary.IncidentId} was not written ({e.ErrorId}): {e.Message}"); }
                 }
                 WriteObject(summary);
