@@ -135,30 +135,76 @@ Describe 'A clock step between two self-healing passes (faketime)' {
 }
 
 Describe 'A second user of a shared lock folder (setpriv)' {
-    It 'a planted holder symlink never redirects our write: the victim file is untouched' {
-        $addr = $a[2]
+    BeforeAll {
         if (-not (& id -u ksolab 2>$null)) { & useradd -M -s /bin/sh ksolab 2>$null | Out-Null }
-        $shared = Join-Path ([IO.Path]::GetTempPath()) ("kso-shared-locks-{0}" -f [guid]::NewGuid().ToString('N').Substring(0, 8))
-        New-Item -ItemType Directory $shared | Out-Null
-        & chmod 0777 $shared                                              # group/world-writable, no sticky bit
-        $victim = Join-Path $TestDrive 'authorized_keys'
+        # A folder as a second user would share it, with MODE; runs the operator's Remove/Add in a real pwsh, returns its
+        # error ids (the operator runs as root: every protection below is the module's own, not the kernel's).
+        function script:Shared-Folder([string] $Mode) {
+            $dir = Join-Path ([IO.Path]::GetTempPath()) ("kso-shared-locks-{0}" -f [guid]::NewGuid().ToString('N').Substring(0, 8))
+            New-Item -ItemType Directory $dir | Out-Null
+            & chmod $Mode $dir
+            return $dir
+        }
+        function script:Remove-And-Add([string] $Addr, [string] $Dir) {
+            $argv = Operator-CommandLine @"
+`$ErrorActionPreference = 'Continue'
+Remove-RingBalancerTarget $($Addr):8888 -Force -Confirm:`$false -ErrorVariable +e -ErrorAction SilentlyContinue
+Add-RingBalancerTarget $($Addr):8888 -Force -Confirm:`$false -ErrorVariable +e -ErrorAction SilentlyContinue
+`$e | ForEach-Object { 'ERR ' + `$_.FullyQualifiedErrorId.Split(',')[0] + ' ' + `$_.Exception.Message }
+"@ @{ KEYSERVICEOPS_LOCK_DIR = $Dir }
+            return (& $argv[0] $argv[1..($argv.Count - 1)] 2>&1 | Out-String)
+        }
+        $script:victim = Join-Path $TestDrive 'authorized_keys'
+    }
+    BeforeEach {
         Set-Content $victim 'ssh-ed25519 AAAA... the victim''s key'
         & chmod 0644 $victim
+    }
+
+    It 'a folder every user can write to without the sticky bit is refused, typed, and nothing changes' {
+        $addr = $a[2]
+        $shared = Shared-Folder 0777
+        try {
+            & setpriv --reuid=ksolab --regid=ksolab --clear-groups ln -s $victim (Join-Path $shared "$addr.holder")
+            $out = Remove-And-Add $addr $shared
+            $out | Should -Match 'ERR LockDirectoryUnwritable .*no sticky bit'
+            Get-Content $victim -Raw | Should -Match 'the victim''s key'
+            (Get-RingBalancerTarget).Target | Should -Contain "$($addr):8888"      # never removed
+            Test-Path (Join-Path $shared "$addr.lock") | Should -BeFalse          # nothing created there
+        }
+        finally { Remove-Item $shared -Recurse -Force -ErrorAction SilentlyContinue }
+    }
+
+    It 'with the sticky bit (as /tmp): a planted holder symlink never redirects our write, the victim is untouched' {
+        $addr = $a[2]
+        $shared = Shared-Folder 1777
         try {
             # The other user plants <ip>.holder -> the victim's file, as themselves.
             & setpriv --reuid=ksolab --regid=ksolab --clear-groups ln -s $victim (Join-Path $shared "$addr.holder")
             $LASTEXITCODE | Should -Be 0
             (Get-Item (Join-Path $shared "$addr.holder")).LinkTarget | Should -Be $victim
-            $env:KEYSERVICEOPS_LOCK_DIR = $shared
-            $argv = Operator-CommandLine "Remove-RingBalancerTarget $($addr):8888 -Force -Confirm:`$false; Add-RingBalancerTarget $($addr):8888 -Force -Confirm:`$false" @{ KEYSERVICEOPS_LOCK_DIR = $shared }
-            & $argv[0] $argv[1..($argv.Count - 1)] | Out-Null
+            $out = Remove-And-Add $addr $shared
+            $out | Should -Not -Match 'ERR'
             Get-Content $victim -Raw | Should -Match 'the victim''s key'
             Get-Content $victim -Raw | Should -Not -Match 'process'
+            (Get-Item (Join-Path $shared "$addr.lock")).UnixFileMode | Should -Be ([IO.UnixFileMode]'UserRead, UserWrite')
         }
-        finally {
-            Remove-Item Env:KEYSERVICEOPS_LOCK_DIR -ErrorAction SilentlyContinue
-            Remove-Item $shared -Recurse -Force -ErrorAction SilentlyContinue
-        }
+        finally { Remove-Item $shared -Recurse -Force -ErrorAction SilentlyContinue }
         (Get-RingBalancerTarget).Target | Should -Contain "$($addr):8888"
+    }
+
+    It 'with the sticky bit: a lock file the other user made first, or a folder the other user owns, is refused' {
+        $addr = $a[2]
+        $shared = Shared-Folder 1777
+        $theirs = Join-Path ([IO.Path]::GetTempPath()) ("kso-their-locks-{0}" -f [guid]::NewGuid().ToString('N').Substring(0, 8))
+        try {
+            & setpriv --reuid=ksolab --regid=ksolab --clear-groups touch (Join-Path $shared "$addr.lock")
+            $LASTEXITCODE | Should -Be 0
+            Remove-And-Add $addr $shared | Should -Match 'ERR LockDirectoryUnwritable .*belongs to another user'
+            & setpriv --reuid=ksolab --regid=ksolab --clear-groups mkdir -m 1777 $theirs
+            Remove-And-Add $addr $theirs | Should -Match 'ERR LockDirectoryUnwritable .*owned by another user'
+            (Get-RingBalancerTarget).Target | Should -Contain "$($addr):8888"
+        }
+        finally { Remove-Item $shared, $theirs -Recurse -Force -ErrorAction SilentlyContinue }
     }
 }

@@ -201,6 +201,9 @@ namespace KeyServiceOps.Core.Audit
             if (!string.IsNullOrEmpty(Path) && Directory.Exists(Path))
                 throw Unreadable("it is a folder, not a file", null);
             if (string.IsNullOrEmpty(Path) || !File.Exists(Path)) return Enumerable.Empty<AuditEntry>();
+            // What is "already done" is never read from a file another user of a world-writable folder could have written.
+            var problem = SafeFile.FolderProblem(Path);
+            if (problem != null) throw Unreadable(problem, null);
             string text;
             try
             {

@@ -100,38 +100,23 @@ namespace KeyServiceOps.Core
             }
             var path = Path.Combine(directory, FileName(key) + ".lock");
             var holderPath = Path.Combine(directory, FileName(key) + ".holder");
-            var waited = Stopwatch.StartNew(); // monotonic: a clock step neither ends nor stretches the wait
-            var random = new Random();
-            while (true)
+            FileStream fs;
+            // Never through a symlink another user of a shared folder planted, never in a world-writable folder without
+            // the sticky bit (issue #26): refused, typed. Another process holding it: waited for (monotonic), then Busy.
+            try { fs = await SafeFile.OpenExclusiveAsync(path, timeout, ct).ConfigureAwait(false); }
+            catch (UnsafeFileException e) { throw Unwritable("use the lock file", path, e); }
+            catch (UnauthorizedAccessException e) { throw Unwritable("open the lock file", path, e); }
+            catch (IOException)
             {
-                try
-                {
-                    // Never through a symlink another user of a shared folder planted (issue #26): refused, typed.
-                    if (SafeFile.IsLink(path)) throw Unwritable("use the lock file", path, new IOException("it is a symbolic link"));
-                    var fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-                    if (SafeFile.IsLink(path)) { fs.Dispose(); throw Unwritable("use the lock file", path, new IOException("it is a symbolic link")); }
-                    SafeFile.OwnerOnly(path);
-                    var me = $"process {Process.GetCurrentProcess().Id} on {Environment.MachineName} ({Environment.UserName}) since {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}Z: {purpose}";
-                    // Replaced by rename, never written through: a planted <ip>.holder symlink is replaced, its target untouched.
-                    try { SafeFile.WriteAllText(holderPath, me); } catch (Exception e) when (e is IOException || e is UnauthorizedAccessException) { }
-                    lock (held) held.Add(key);
-                    return new InstanceLock(fs, key, holderPath, held);
-                }
-                catch (IOException) when (waited.Elapsed < timeout)
-                {
-                    await Task.Delay(50 + random.Next(50), ct).ConfigureAwait(false);
-                }
-                catch (IOException)
-                {
-                    string holder;
-                    try { holder = SafeFile.IsLink(holderPath) ? "another process" : SafeFile.ReadSmall(holderPath, 1024); } catch (Exception e) when (e is IOException || e is UnauthorizedAccessException) { holder = "another process"; }
-                    throw Busy(key, holder, timeout);
-                }
-                catch (UnauthorizedAccessException e)
-                {
-                    throw Unwritable("open the lock file", path, e);
-                }
+                string holder;
+                try { holder = SafeFile.IsLink(holderPath) ? "another process" : SafeFile.ReadSmall(holderPath, 1024); } catch (Exception e) when (e is IOException || e is UnauthorizedAccessException) { holder = "another process"; }
+                throw Busy(key, holder, timeout);
             }
+            var me = $"process {Process.GetCurrentProcess().Id} on {Environment.MachineName} ({Environment.UserName}) since {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}Z: {purpose}";
+            // Replaced by rename, never written through: a planted <ip>.holder symlink is replaced, its target untouched.
+            try { SafeFile.WriteAllText(holderPath, me); } catch (Exception e) when (e is IOException || e is UnauthorizedAccessException) { }
+            lock (held) held.Add(key);
+            return new InstanceLock(fs, key, holderPath, held);
         }
 
         public void Dispose()

@@ -13,31 +13,7 @@ namespace KeyServiceOps.Core
     /// </summary>
     internal static class LockedFile
     {
-        private static FileStream OpenExclusive(string path, TimeSpan timeout)
-        {
-            var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-            if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-            if (Directory.Exists(path)) throw new IOException("the path is a folder, not a file");
-            var waited = System.Diagnostics.Stopwatch.StartNew(); // monotonic: a clock step neither ends nor stretches the wait
-            var random = new Random();
-            while (true)
-            {
-                try
-                {
-                    // Never through a symlink (a shared folder's planted link would redirect our write): refused.
-                    if (SafeFile.IsLink(path)) throw new IOException("it is a symbolic link; the module never writes through one");
-                    var created = !File.Exists(path);
-                    var fs = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-                    if (SafeFile.IsLink(path)) { fs.Dispose(); throw new IOException("it is a symbolic link; the module never writes through one"); }
-                    if (created) SafeFile.OwnerOnly(path);
-                    return fs;
-                }
-                catch (IOException e) when (!(e is DirectoryNotFoundException) && !(e is PathTooLongException) && !e.Message.Contains("symbolic link") && waited.Elapsed < timeout)
-                {
-                    Thread.Sleep(2 + random.Next(15)); // another writer holds the lock
-                }
-            }
-        }
+        private static FileStream OpenExclusive(string path, TimeSpan timeout) => SafeFile.OpenExclusive(path, timeout);
 
         /// <summary>Appends one line (with its newline) in one write, after repairing a line torn by a killed writer; flushed to disk.</summary>
         public static void AppendLine(string path, string line, TimeSpan timeout)

@@ -249,6 +249,9 @@ namespace KeyServiceOps.Core
         public void LoadConfigFile(string path)
         {
             JObject o;
+            // Settings (where Kong is, which secrets to send) are never taken from a file another user could have planted.
+            var problem = File.Exists(path) ? SafeFile.FolderProblem(path) : null;
+            if (problem != null) throw ContextSettings.ConfigFileInvalid(path, problem, null);
             try { o = JObject.Parse(File.ReadAllText(path)); }
             catch (Exception e) when (e is IOException || e is JsonException || e is UnauthorizedAccessException || e is ArgumentException || e is NotSupportedException)
             {

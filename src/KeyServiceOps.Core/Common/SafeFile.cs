@@ -2,9 +2,20 @@ using System;
 using System.IO;
 using System.Runtime.InteropServices;
 using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
 
 namespace KeyServiceOps.Core
 {
+    /// <summary>
+    /// A file or folder the module refuses to use (a symbolic link, a world-writable folder without the sticky bit, a
+    /// file another user owns in a world-writable folder): never retried, the caller names it with its own typed error.
+    /// </summary>
+    public sealed class UnsafeFileException : IOException
+    {
+        public UnsafeFileException(string message) : base(message) { }
+    }
+
     /// <summary>
     /// How the module writes its own files (state, outbox, holder and context files) when the folder may be shared or the
     /// process may die mid-write (issues #25, #26): a temporary file created new (O_EXCL: never through a planted
@@ -23,6 +34,114 @@ namespace KeyServiceOps.Core
 
         [DllImport("libc", EntryPoint = "rename", SetLastError = true)]
         private static extern int Rename(string from, string to);
+
+        [DllImport("libc", EntryPoint = "lstat", SetLastError = true)]
+        private static extern int LStat(string path, byte[] buf);
+
+        [DllImport("libc", EntryPoint = "__lxstat", SetLastError = true)]
+        private static extern int LXStat(int version, string path, byte[] buf);
+
+        [DllImport("libc", EntryPoint = "geteuid")]
+        private static extern uint GetEUid();
+
+        /// <summary>Owner and mode of <paramref name="path"/> (not following a link), or null where this platform does not say.</summary>
+        internal static (uint Uid, int Mode)? OwnerAndMode(string path)
+        {
+            if (!Unix || !RuntimeInformation.IsOSPlatform(OSPlatform.Linux)) return null;
+            int modeAt, uidAt, version;
+            switch (RuntimeInformation.ProcessArchitecture)
+            {
+                case Architecture.X64: modeAt = 24; uidAt = 28; version = 1; break;   // st_dev, st_ino, st_nlink (8 each), st_mode, st_uid
+                case Architecture.Arm64: modeAt = 16; uidAt = 24; version = 0; break; // st_dev, st_ino, st_mode, st_nlink (4), st_uid
+                default: return null;
+            }
+            var buf = new byte[512];
+            int rc;
+            try { rc = LStat(path, buf); }
+            catch (EntryPointNotFoundException)
+            {
+                try { rc = LXStat(version, path, buf); } catch (Exception e) when (e is DllNotFoundException || e is EntryPointNotFoundException) { return null; }
+            }
+            catch (DllNotFoundException) { return null; }
+            if (rc != 0) return null;
+            return (BitConverter.ToUInt32(buf, uidAt), BitConverter.ToInt32(buf, modeAt));
+        }
+
+        private static uint? Me()
+        {
+            try { return Unix ? GetEUid() : (uint?)null; } catch (Exception e) when (e is DllNotFoundException || e is EntryPointNotFoundException) { return null; }
+        }
+
+        /// <summary>
+        /// Why the folder of <paramref name="file"/> may not hold the module's files, or null when it may. A folder every
+        /// user can write to is used only as /tmp is safe to use (issue #26): with the sticky bit (others cannot rename or
+        /// delete our files), owned by us or root (the folder's owner can), and only files of our own in it (an existing
+        /// file of another user is refused, as Linux's protected_regular refuses it). A folder shared through a group
+        /// (0770/2770) is trusted as the group is.
+        /// </summary>
+        public static string FolderProblem(string file)
+        {
+            var full = Path.GetFullPath(file);
+            var dir = Path.GetDirectoryName(full);
+            if (string.IsNullOrEmpty(dir)) return null;
+            var d = OwnerAndMode(dir);
+            var me = Me();
+            if (d == null || me == null) return null;
+            const int OtherWrite = 0x2 /* 0002 */, Sticky = 0x200 /* 01000 */;
+            if ((d.Value.Mode & OtherWrite) == 0) return null;
+            if ((d.Value.Mode & Sticky) == 0)
+                return $"the folder '{dir}' is writable by every user and has no sticky bit (anyone could replace or delete the module's files there)";
+            if (d.Value.Uid != 0 && d.Value.Uid != me.Value)
+                return $"the folder '{dir}' is writable by every user and owned by another user (uid {d.Value.Uid}), who can replace the module's files there";
+            var f = OwnerAndMode(full);
+            if (f != null && f.Value.Uid != me.Value && f.Value.Uid != 0)
+                return $"'{full}' belongs to another user (uid {f.Value.Uid}) in a folder every user can write to; the module uses only files of its own there";
+            return null;
+        }
+
+        /// <summary>
+        /// Opens (creating it owner-only when absent) a file of the module's own that several processes share — a lock,
+        /// a JSON-lines log, a replay list — exclusively (share-none: an exclusive lock), waiting up to
+        /// <paramref name="timeout"/> while another process holds it. Never through a symbolic link (checked before and
+        /// after the open) and never in a folder <see cref="FolderProblem"/> refuses: <see cref="UnsafeFileException"/>,
+        /// not retried. When the wait runs out, the last <see cref="IOException"/> is thrown.
+        /// </summary>
+        public static FileStream OpenExclusive(string path, TimeSpan timeout, CancellationToken ct = default(CancellationToken))
+            => OpenExclusiveAsync(path, timeout, ct, sync: true).GetAwaiter().GetResult();
+
+        /// <inheritdoc cref="OpenExclusive"/>
+        public static Task<FileStream> OpenExclusiveAsync(string path, TimeSpan timeout, CancellationToken ct) => OpenExclusiveAsync(path, timeout, ct, sync: false);
+
+        private static async Task<FileStream> OpenExclusiveAsync(string path, TimeSpan timeout, CancellationToken ct, bool sync)
+        {
+            var full = Path.GetFullPath(path);
+            var dir = Path.GetDirectoryName(full);
+            if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+            if (Directory.Exists(full)) throw new UnsafeFileException($"'{full}' is a folder, not a file");
+            var waited = System.Diagnostics.Stopwatch.StartNew(); // monotonic: a clock step neither ends nor stretches the wait
+            var random = new Random();
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                try
+                {
+                    var problem = FolderProblem(full);
+                    if (problem != null) throw new UnsafeFileException(problem);
+                    if (IsLink(full)) throw new UnsafeFileException($"'{full}' is a symbolic link; the module never writes through one");
+                    var created = !File.Exists(full);
+                    var fs = new FileStream(full, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                    if (IsLink(full)) { fs.Dispose(); throw new UnsafeFileException($"'{full}' is a symbolic link; the module never writes through one"); }
+                    if (created) ForFolder(full);
+                    return fs;
+                }
+                catch (IOException e) when (!(e is UnsafeFileException) && !(e is DirectoryNotFoundException) && !(e is PathTooLongException) && waited.Elapsed < timeout)
+                {
+                    // another process holds it
+                    if (sync) Thread.Sleep(2 + random.Next(15));
+                    else await Task.Delay(20 + random.Next(30), ct).ConfigureAwait(false);
+                }
+            }
+        }
 
         /// <summary>True when <paramref name="path"/> itself is a symbolic link (also a dangling one).</summary>
         public static bool IsLink(string path)
@@ -45,6 +164,19 @@ namespace KeyServiceOps.Core
             catch (Exception e) when (e is DllNotFoundException || e is EntryPointNotFoundException) { }
         }
 
+        /// <summary>
+        /// The permissions the folder calls for, on a file just created: owner-only (0600), or owner and group (0660) in a
+        /// folder shared through its group (group-writable, not world-writable: a lock folder for every operator of the machine).
+        /// </summary>
+        public static void ForFolder(string path)
+        {
+            if (!Unix) return;
+            var d = OwnerAndMode(Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".");
+            var mode = d != null && (d.Value.Mode & 0x10 /* 0020 */) != 0 && (d.Value.Mode & 0x2 /* 0002 */) == 0 ? "660" : "600";
+            try { Chmod(path, Convert.ToInt32(mode, 8)); }
+            catch (Exception e) when (e is DllNotFoundException || e is EntryPointNotFoundException) { }
+        }
+
         /// <summary>Replaces <paramref name="path"/> with <paramref name="text"/> atomically (see the class).</summary>
         public static void WriteAllText(string path, string text) => WriteAllBytes(path, new UTF8Encoding(false).GetBytes(text));
 
@@ -54,6 +186,8 @@ namespace KeyServiceOps.Core
             var dir = Path.GetDirectoryName(full);
             if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
             if (Directory.Exists(full)) throw new IOException($"'{full}' is a folder, not a file");
+            var problem = FolderProblem(full);
+            if (problem != null) throw new UnsafeFileException(problem);
             var tmp = Path.Combine(dir ?? ".", "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N").Substring(0, 12) + ".tmp");
             try
             {

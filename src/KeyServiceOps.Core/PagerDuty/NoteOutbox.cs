@@ -39,7 +39,12 @@ namespace KeyServiceOps.Core.PagerDuty
 
         public void Add(PendingNote n)
         {
-            lock (Gate) LockedFile.AppendLine(Path, JsonConvert.SerializeObject(n), LockTimeout);
+            try { lock (Gate) LockedFile.AppendLine(Path, JsonConvert.SerializeObject(n), LockTimeout); }
+            catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
+            {
+                throw new OpsException("NoteOutboxUnwritable", OpsErrorCategory.PermissionDenied, $"Could not keep the note in the outbox '{Path}': {e.Message}.", Path,
+                    recommendedAction: "Add the note by hand with Add-PagerDutyIncidentNote, and point -AuditLogPath at a folder of your own (the outbox lives beside the audit log).", inner: e);
+            }
         }
 
         private static string Key(string line)
@@ -53,6 +58,8 @@ namespace KeyServiceOps.Core.PagerDuty
             lock (Gate)
             {
                 if (!File.Exists(Path)) return new List<PendingNote>();
+                // Notes planted by another user of a folder every user can write to are never sent (issue #26); Add refuses that folder, typed.
+                if (SafeFile.IsLink(Path) || SafeFile.FolderProblem(Path) != null) return new List<PendingNote>();
                 var list = new List<PendingNote>();
                 foreach (var line in File.ReadAllLines(Path))
                 {

@@ -140,29 +140,25 @@ namespace KeyServiceOps.Core.PagerDuty
         public static WebhookReplayGuard For(OpsContext c)
             => new WebhookReplayGuard(System.IO.Path.ChangeExtension(c.AuditLogPath, null) + ".webhook-events.txt");
 
-        private FileStream Open()
-        {
-            // Two deliveries at once (PagerDuty retries, several events per incident): the second waits its turn.
-            var waited = System.Diagnostics.Stopwatch.StartNew();
-            while (true)
-            {
-                try { return new FileStream(Path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
-                catch (IOException) when (waited.Elapsed < TimeSpan.FromSeconds(15)) { System.Threading.Thread.Sleep(50); }
-            }
-        }
-
         /// <summary>True the first time <paramref name="eventId"/> is seen (and records it); false for a replay.</summary>
         public bool FirstTime(string eventId)
         {
             if (string.IsNullOrEmpty(eventId) || eventId.Any(char.IsControl)) throw new ArgumentException("event id", nameof(eventId));
-            var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path));
-            if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-            if (SafeFile.IsLink(Path))
-                throw new OpsException("StateFileUnsafe", OpsErrorCategory.SecurityError, $"The webhook replay file {Path} is a symbolic link; it is not used.", Path,
-                    recommendedAction: "Remove the link (someone else may have planted it) or point -AuditLogPath at a folder only you can write.");
-            using (var fs = Open())
+            FileStream opened;
+            // Two deliveries at once (PagerDuty retries, several events per incident): the second waits its turn.
+            try { opened = SafeFile.OpenExclusive(Path, TimeSpan.FromSeconds(15)); }
+            catch (IOException e) when (!(e is UnsafeFileException))
             {
-                SafeFile.OwnerOnly(Path);
+                throw new OpsException("WebhookReplayFileBusy", OpsErrorCategory.ResourceBusy, $"The webhook replay file {Path} stayed locked by another delivery for 15 s; this delivery was not run.", Path,
+                    recommendedAction: "PagerDuty retries an unanswered delivery; if this repeats, look for a hung process holding the file.", inner: e);
+            }
+            catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
+            {
+                throw new OpsException("StateFileUnsafe", OpsErrorCategory.SecurityError, $"The webhook replay file {Path} is not used: {e.Message}.", Path,
+                    recommendedAction: "Remove a link someone else may have planted, or point -AuditLogPath at a folder only you can write (a folder every user can write to needs the sticky bit).", inner: e);
+            }
+            using (var fs = opened)
+            {
                 var seen = new List<string>();
                 using (var r = new StreamReader(fs, new UTF8Encoding(false), false, 4096, leaveOpen: true))
                 {

@@ -538,7 +538,7 @@ namespace KeyServiceOps.Core.Runbook
                 r.PendingNotes.Add(content);
                 var outbox = NoteOutbox.For(_ctx);
                 try { outbox?.Add(new PendingNote { IncidentId = r.Incident, Content = content, Since = DateTimeOffset.UtcNow, LastError = e.ErrorId }); }
-                catch (Exception x) when (x is IOException || x is UnauthorizedAccessException) { outbox = null; }
+                catch (OpsException x) when (x.ErrorId == "NoteOutboxUnwritable") { outbox = null; }
                 _log.Warning($"Could not add the note to incident {r.Incident} ({e.ErrorId}: {e.Message}); the runbook goes on. " +
                     (outbox != null ? $"It is kept in {outbox.Path} and written by the next command that talks to PagerDuty (or Add-PagerDutyIncidentNote -RetryPendingNotes)." : "It is listed in the summary's PendingNotes: add it with Add-PagerDutyIncidentNote once PagerDuty answers."));
             }

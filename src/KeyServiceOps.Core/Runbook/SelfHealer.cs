@@ -405,19 +405,9 @@ namespace KeyServiceOps.Core.Runbook
 
         private static async Task<FileStream> LockAsync(string statePath, TimeSpan timeout, CancellationToken ct)
         {
-            var dir = Path.GetDirectoryName(Path.GetFullPath(statePath));
-            if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
-            var waited = System.Diagnostics.Stopwatch.StartNew(); // monotonic: a clock step neither ends nor stretches the wait
-            while (true)
-            {
-                try
-                {
-                    if (SafeFile.IsLink(statePath + ".lock")) throw new IOException("the state's lock file is a symbolic link");
-                    return new FileStream(statePath + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-                }
-                catch (IOException e) when (!e.Message.Contains("symbolic link") && waited.Elapsed < timeout) { await Task.Delay(50, ct).ConfigureAwait(false); }
-                catch (IOException) { return null; }
-            }
+            try { return await SafeFile.OpenExclusiveAsync(statePath + ".lock", timeout, ct).ConfigureAwait(false); }
+            catch (UnsafeFileException e) { throw StateUnwritable(statePath + ".lock", e); }
+            catch (IOException) { return null; }
         }
 
         private static OpsException StateInvalid(string path, string why, Exception inner = null)
@@ -429,6 +419,8 @@ namespace KeyServiceOps.Core.Runbook
             if (Directory.Exists(path)) throw StateInvalid(path, "is a folder, not a file");
             // Another user of a shared folder could plant the state (what to add back, what to leave out) through a link.
             if (SafeFile.IsLink(path)) throw StateInvalid(path, "is a symbolic link; the state is read only from a file of its own (another user of the folder may have planted the link)");
+            var problem = SafeFile.FolderProblem(path);
+            if (problem != null) throw StateInvalid(path, $"is not read: {problem}");
             if (!File.Exists(path)) return new HealingState();
             try
             {
@@ -454,14 +446,14 @@ namespace KeyServiceOps.Core.Runbook
             {
                 // A temporary file created new (never through a planted symlink), flushed, renamed over the state: a
                 // crash leaves the old state or the new one, never an empty or torn file (issue #25).
-                if (SafeFile.IsLink(path)) throw new IOException("it is a symbolic link; the state is never written through one");
+                if (SafeFile.IsLink(path)) throw new UnsafeFileException("it is a symbolic link; the state is never written through one");
                 SafeFile.WriteAllText(path, JsonConvert.SerializeObject(s, Formatting.Indented));
             }
-            catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
-            {
-                throw new OpsException("SelfHealingStateUnwritable", OpsErrorCategory.PermissionDenied, $"Cannot save the self-healing state to '{path}': {e.Message}", path,
-                    recommendedAction: "Point -StatePath at a writable file (the folder must be writable too: the state is replaced atomically).", inner: e);
-            }
+            catch (Exception e) when (e is IOException || e is UnauthorizedAccessException) { throw StateUnwritable(path, e); }
         }
+
+        private static OpsException StateUnwritable(string path, Exception e)
+            => new OpsException("SelfHealingStateUnwritable", OpsErrorCategory.PermissionDenied, $"Cannot save the self-healing state to '{path}': {e.Message}. Nothing was changed.", path,
+                recommendedAction: "Point -StatePath at a writable file in a folder of your own (the folder must be writable too: the state is replaced atomically; a folder every user can write to needs the sticky bit, as /tmp has).", inner: e);
     }
 }
