@@ -86,6 +86,39 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal("Added", Last(rig.Audit, lab[2].Target, "AddTarget"));
         }
 
+        [Theory]
+        [InlineData(RemovalMethod.Drain)]
+        [InlineData(RemovalMethod.MarkUnhealthy)]
+        public async Task A_drain_or_unhealthy_mark_and_its_undoing_applied_behind_a_gateway_504_are_recorded_from_Kongs_read_back(RemovalMethod method)
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            using var rig = new OpsRig(lab);
+            var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[1].Target, None);
+            await lab[1].SetModeAsync(InstanceMode.Down);
+            var (outAction, outAudit, backAction, backAudit) = method == RemovalMethod.Drain
+                ? (TargetChangeAction.Drained, "DrainTarget", TargetChangeAction.Restored, "AddTarget")
+                : (TargetChangeAction.MarkedUnhealthy, "MarkTargetUnhealthy", TargetChangeAction.MarkedHealthy, "MarkTargetHealthy");
+
+            lab.Kong.WritesLandThenGateway504 = 1;
+            var taken = await rig.Rb.RemoveResolvedAsync(lab.Upstream, t, method, false, null, null, None);
+            Assert.Equal(outAction, taken.ActionValue);                      // what Kong shows, not KongInvalidResponse
+            Assert.False(In(lab, lab[1]) && method == RemovalMethod.Drain);
+            if (method == RemovalMethod.MarkUnhealthy) Assert.Equal("UNHEALTHY", lab.Kong.Marks[lab[1].Target]);
+            var line = rig.Audit.Read(null, lab[1].Target, outAudit).Last();
+            Assert.Equal(outAction.ToString(), line.Outcome);
+            Assert.Contains("answer was lost", line.Detail);
+
+            await lab[1].SetModeAsync(InstanceMode.Up);
+            lab.Kong.WritesLandThenGateway504 = 1;
+            var back = await rig.Rb.AddAsync(lab.Upstream, lab[1].Target, 100, null, false, null, null, None, method);
+            Assert.Equal(backAction, back.ActionValue);
+            Assert.True(In(lab, lab[1]));
+            Assert.False(lab.Kong.Marks.ContainsKey(lab[1].Target));
+            var backLine = rig.Audit.Read(null, lab[1].Target, backAudit).Last();
+            Assert.Equal(backAction.ToString(), backLine.Outcome);
+            Assert.Contains("answer was lost", backLine.Detail);
+        }
+
         [Fact]
         public async Task Self_healing_keeps_a_removal_a_gateway_504_hid_and_adds_the_target_back()
         {
@@ -338,6 +371,46 @@ namespace KeyServiceOps.Core.Tests
             Assert.Contains(s.Warnings, w => w.Contains("PagerDuty did not answer"));
             Assert.True(s.PendingNotes.Count >= 3);
             Assert.Equal(s.PendingNotes.Count, NoteOutbox.For(rig.Ctx).Pending().Count);
+        }
+
+        [Theory]
+        [InlineData(FaultScenario.PortInUse, false)]        // step 5: escalate to level 2
+        [InlineData(FaultScenario.PortInUse, true)]
+        [InlineData(FaultScenario.CipherDependency, false)] // step 3: hand over to the dependency's owner
+        [InlineData(FaultScenario.CipherDependency, true)]
+        public async Task An_escalation_or_hand_over_is_read_back_from_the_incident_landed_behind_a_502_is_done_refused_is_by_hand(FaultScenario fault, bool refused)
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await lab[2].ApplyScenarioAsync(fault, persists: true);
+            var inc = lab.PagerDuty.AddAlert(lab[2].Address);
+            using var rig = Machine(lab);
+            // Reads answer throughout; every incident update lands then a gateway answers 502 (past the retries), or
+            // PagerDuty's write path refuses everything (nothing lands).
+            if (refused) lab.PagerDuty.WriteOutage = true; else lab.PagerDuty.UpdatesLandThenGateway502 = 100;
+            var steps = new List<RunbookStepResult>();
+            var s = await Runbook(rig, lab[2], inc.Id, steps, restartTimeoutSec: 1);
+            var escalate = fault == FaultScenario.PortInUse;
+            var step = escalate ? steps[4] : steps[2];
+            if (refused)
+            {
+                Assert.Equal(escalate ? "Failed" : "DependencyFault", s.FinalState);   // never Escalated / AssignedToOwner
+                Assert.Equal(StepOutcome.Failed, step.OutcomeValue);
+                Assert.Contains("by hand", step.Detail);
+                Assert.Equal(1, lab.PagerDuty.Incident(inc.Id).Level);
+                Assert.Equal(AuditLog.Failed, Last(rig.Audit, inc.Id, "UpdateIncident"));   // read back: not applied
+            }
+            else
+            {
+                Assert.Equal(escalate ? "Escalated" : "AssignedToOwner", s.FinalState);
+                Assert.Equal(StepOutcome.Done, step.OutcomeValue);
+                Assert.DoesNotContain(s.Warnings, w => w.Contains("by hand"));
+                if (escalate) Assert.Equal(2, lab.PagerDuty.Incident(inc.Id).Level);
+                else Assert.Equal(new[] { "PCIPHER" }, lab.PagerDuty.Incident(inc.Id).Assignees);
+                var line = rig.Audit.Read(null, inc.Id, "UpdateIncident").Last();
+                Assert.Equal("Updated", line.Outcome);
+                Assert.Contains("answer was lost", line.Detail);
+            }
+            Assert.Equal(escalate ? 1 : 0, lab[2].Restarts);
         }
 
         [Fact]

@@ -54,6 +54,10 @@ namespace KeyServiceOps.Lab
         public volatile bool Outage;
         /// <summary>The next N notes are added, then a gateway in front answers 502 with its HTML page (applied, unanswered).</summary>
         public int NotesLandThenGateway502;
+        /// <summary>The next N incident updates (PUT: escalate, assign, resolve) are applied, then a gateway answers 502 (applied, unanswered).</summary>
+        public int UpdatesLandThenGateway502;
+        /// <summary>Reads answer; every write answers 500 and changes nothing (a partial outage of PagerDuty's write path).</summary>
+        public volatile bool WriteOutage;
         /// <summary>Every request answers 200 with an HTML sign-in page (an SSO proxy in front of the API).</summary>
         public volatile bool SignInPage;
         /// <summary>From now on every request about notes (GET or POST …/notes) answers 429: a storm that starts at the first note.</summary>
@@ -161,6 +165,11 @@ namespace KeyServiceOps.Lab
                 await Json(ctx, 500, Err("Internal Server Error", 2000));
                 return;
             }
+            if (WriteOutage && m != "GET")
+            {
+                await Json(ctx, 500, Err("Internal Server Error", 2000));
+                return;
+            }
             if (ServerErrorNext > 0 && Interlocked.Decrement(ref ServerErrorNext) >= 0)
             {
                 await Json(ctx, 500, Err("Internal Server Error", 2000));
@@ -202,7 +211,21 @@ namespace KeyServiceOps.Lab
                 lock (_gate) inc = segs.Length >= 2 ? Incidents.FirstOrDefault(i => i.Id == segs[1] || i.Number.ToString() == segs[1]) : null;
                 if (inc == null) { await Json(ctx, 404, Err("Not Found", 2100)); return; }
                 if (segs.Length == 2 && m == "GET") { await Json(ctx, 200, new JsonObject { ["incident"] = IncidentJson(inc) }); return; }
-                if (segs.Length == 2 && m == "PUT") { await UpdateIncident(ctx, inc, body); return; }
+                if (segs.Length == 2 && m == "PUT")
+                {
+                    if (UpdatesLandThenGateway502 > 0 && Interlocked.Decrement(ref UpdatesLandThenGateway502) >= 0)
+                    {
+                        var real = ctx.Response.Body;
+                        ctx.Response.Body = new System.IO.MemoryStream();
+                        await UpdateIncident(ctx, inc, body);
+                        ctx.Response.Body = real;
+                        ctx.Response.StatusCode = 502; ctx.Response.ContentType = "text/html"; ctx.Response.Headers.ContentLength = null;
+                        await ctx.Response.WriteAsync("<html><body><h1>502 Bad Gateway</h1></body></html>");
+                        return;
+                    }
+                    await UpdateIncident(ctx, inc, body);
+                    return;
+                }
                 if (segs.Length == 3 && segs[2] == "log_entries" && m == "GET")
                 {
                     lock (_gate)

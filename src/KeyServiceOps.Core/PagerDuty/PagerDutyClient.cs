@@ -279,7 +279,34 @@ namespace KeyServiceOps.Core.PagerDuty
                     return ToIncident(confirmed);
                 },
                 // What PagerDuty answered, not what was asked.
-                a => new AuditEntry { BeforeData = beforeJson, AfterData = new JObject { ["status"] = a.Status, ["level"] = a.EscalationLevel, ["assignees"] = new JArray(a.AssigneeIds ?? new string[0]), ["policy"] = a.EscalationPolicyId }, Outcome = "Updated" }).ConfigureAwait(false);
+                a => new AuditEntry { BeforeData = beforeJson, AfterData = new JObject { ["status"] = a.Status, ["level"] = a.EscalationLevel, ["assignees"] = new JArray(a.AssigneeIds ?? new string[0]), ["policy"] = a.EscalationPolicyId }, Outcome = "Updated" },
+                reconcile: async e =>
+                {
+                    // The answer was lost (a gateway's 5xx past the retries, a timeout): the incident itself says whether
+                    // the escalation, hand-over or status landed; never "escalate by hand" for an escalation PagerDuty made.
+                    PagerDutyIncident now;
+                    try { now = await GetIncidentAsync(incidentId, ct).ConfigureAwait(false); }
+                    catch (OpsException x) when (!x.IsCancellation) { return Reconciliation<PagerDutyIncident>.CannotTell($"the incident could not be read back ({x.ErrorId})"); }
+                    var why = Unmet(fields, now);
+                    return why == null
+                        ? Reconciliation<PagerDutyIncident>.WasApplied(now, "the incident read back shows the change")
+                        : Reconciliation<PagerDutyIncident>.NotApplied($"the incident read back shows {why}");
+                }).ConfigureAwait(false);
+        }
+
+        /// <summary>What of <paramref name="fields"/> the incident does not show (null when it shows all of it).</summary>
+        private static string Unmet(JObject fields, PagerDutyIncident now)
+        {
+            if (fields["escalation_level"] != null && (now.EscalationLevel ?? 1) < (int)fields["escalation_level"]) return $"level {now.EscalationLevel ?? 1}";
+            if (fields["status"] != null && !string.Equals(now.Status, (string)fields["status"], StringComparison.OrdinalIgnoreCase)) return $"status {now.Status}";
+            if (fields["escalation_policy"] is JObject p && !string.Equals(now.EscalationPolicyId, (string)p["id"], StringComparison.Ordinal)) return $"policy {now.EscalationPolicyId}";
+            if (fields["assignments"] is JArray a)
+            {
+                var want = a.Select(x => (string)x["assignee"]?["id"]).Where(x => x != null).ToList();
+                var have = now.AssigneeIds?.ToList() ?? new List<string>();
+                if (want.Any(w => !have.Contains(w))) return $"assignees {string.Join(", ", have)}";
+            }
+            return null;
         }
 
         private static OpsException Unconfirmed(string what, string incidentId)
