@@ -297,6 +297,97 @@ namespace KeyServiceOps.Core.Tests
             Assert.False(File.Exists(file));                                 // released
         }
 
+        [Theory]
+        [InlineData("banner")]
+        [InlineData("no flock")]
+        [InlineData("folder not ours")]
+        [InlineData("unreachable")]
+        [InlineData("rewrites output")]
+        public async Task The_lease_on_a_VM_that_prints_lacks_flock_or_cannot_be_reached_is_held_warned_or_refused_never_silently_skipped(string vm)
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
+            var theirs = Path.Combine(Path.GetTempPath(), "kso-theirs-" + Guid.NewGuid().ToString("N").Substring(0, 8));
+            switch (vm)
+            {
+                case "banner": // a VM whose shell start-up prints before every command (motd, "Last login", a .bashrc echo)
+                    lab.Ssh.ShellPrelude = "echo 'Welcome to vm-01 (KeyServiceOps lab)'; echo 'HELD by nobody: this line is not the answer'";
+                    break;
+                case "no flock":
+                    lab.Ssh.ShellPrelude = "command() { if [ \"$1\" = -v ] && [ \"$2\" = flock ]; then return 1; fi; builtin command \"$@\"; }";
+                    break;
+                case "folder not ours":
+                    Directory.CreateDirectory(theirs);
+                    if (Environment.UserName == "root") File.SetUnixFileMode(theirs, (UnixFileMode)Convert.ToInt32("777", 8));
+                    System.Diagnostics.Process.Start("chown", new[] { "1001:1001", theirs })!.WaitForExit();
+                    lab.Ssh.ShellPrelude = $"export KEYSERVICEOPS_VM_DIR={theirs}";
+                    break;
+                case "rewrites output": // a wrapper that rewrites every line the command prints
+                    lab.Ssh.ShellPrelude = "echo() { builtin echo \"vm-01: $*\"; }";
+                    break;
+            }
+            using var a = Machine(lab, c => { if (vm == "unreachable") c.SshPort = 1; });
+            var file = Path.Combine(lab.Ssh.VmStateDir, $"lease-{lab[0].Address}-api_key_service");
+            try
+            {
+                if (vm == "rewrites output")
+                {
+                    var e = await Assert.ThrowsAsync<OpsException>(() => a.Ctx.Leases.AcquireAsync(lab[0].Address, "operator A", TimeSpan.FromSeconds(2), None));
+                    Assert.Equal("VmLeaseUnreadable", e.ErrorId);                 // failed open before: a warning, and the change went ahead
+                    Assert.Contains("vm-01: KSOLEASE", e.Message);
+                    return;
+                }
+                using (await a.Ctx.Leases.AcquireAsync(lab[0].Address, "operator A", TimeSpan.FromSeconds(2), None))
+                {
+                    if (vm == "banner")
+                    {
+                        Assert.Contains("operator A", File.ReadAllText(file));   // held on the VM (failed open before: the banner was read as the answer)
+                        Assert.DoesNotContain(a.Log.Lines, l => l.StartsWith("W "));
+                    }
+                    else
+                    {
+                        Assert.False(File.Exists(file));
+                        var why = vm == "no flock" ? "flock is not installed" : vm == "folder not ours" ? "is not a folder of this user" : "could not take the lease";
+                        Assert.Contains(a.Log.Lines, l => l.StartsWith("W ") && l.Contains(why) && l.Contains("only this machine's lock protects this change"));
+                    }
+                }
+                if (vm == "banner") Assert.False(File.Exists(file));             // released
+            }
+            finally { if (Directory.Exists(theirs)) Directory.Delete(theirs, true); }
+        }
+
+        [Fact]
+        public async Task Without_SSH_settings_a_Kong_change_says_in_verbose_that_only_the_local_lock_protects_it()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            using var rig = Machine(lab);
+            Assert.False(rig.Ctx.SshConfiguredFor(lab[1].Address));
+            var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[1].Target, None);
+            await lab[1].SetModeAsync(InstanceMode.Down);
+            var change = await rig.Rb.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Delete, false, null, null, None);
+            Assert.Equal(TargetChangeAction.Removed, change.ActionValue);
+            Assert.Contains(rig.Log.Lines, l => l.StartsWith("V ") && l.Contains(lab[1].Address) && l.Contains("only this machine's lock protects this change"));
+            Assert.DoesNotContain(rig.Log.Lines, l => l.StartsWith("W "));       // not a warning: Kong-only use is a setting, not a fault
+        }
+
+        [Fact]
+        public async Task A_lease_taken_over_while_held_is_said_by_the_next_renewal()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
+            using var a = Machine(lab);
+            var file = Path.Combine(lab.Ssh.VmStateDir, $"lease-{lab[0].Address}-api_key_service");
+            using (var held = await a.Ctx.Leases.AcquireAsync(lab[0].Address, "operator A", TimeSpan.FromSeconds(2), None))
+            {
+                // Our renewals failed for a whole Ttl (a partition); another machine found the lease lapsed and took it.
+                File.WriteAllText(file, $"othertoken\n{DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 90}\nsecond@other-host pid 7: restart for incident Q2\n");
+                var h = Assert.IsType<VmLeases.HeldLease>(held);
+                h.RenewNow();
+                Assert.True(h.Lost);
+                Assert.Contains(a.Log.Lines, l => l.StartsWith("W ") && l.Contains("taken over by second@other-host"));
+                Assert.Contains("second@other-host", File.ReadAllText(file));     // never written back over the new holder
+            }
+            Assert.Contains("second@other-host", File.ReadAllText(file));         // nor released
+        }
+
         [Fact]
         public async Task A_slow_yes_never_acts_on_a_stale_reading_the_guard_runs_after_the_answer()
         {

@@ -41,7 +41,7 @@ namespace KeyServiceOps.Core.Tests
             Health = HealthChecker.FromContext(Ctx, Log);
             Rb = new RingBalancerService(Ctx, new KongClient(Ctx.ForKong(), Log), Health, Audit, Log);
             Docker = new DockerClient(new RemoteShell(Pool, Log), Log);
-            if (lab.Ssh != null) Ctx.Leases = new VmLeases(Ctx, new RemoteShell(Pool, Log), Log);
+            Ctx.Leases = new VmLeases(Ctx, new RemoteShell(Pool, Log), Log); // as every cmdlet has it (without SSH settings it only says so in -Verbose)
             Restarter = new KeyServiceRestarter(Docker, Health, Audit, null, Ctx.FaultOwners, Log);
             if (lab.PagerDuty != null)
             {
@@ -121,6 +121,15 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal(s.PendingNotes.OrderBy(x => x), lab.PagerDuty.Incident(inc.Id).Notes.Select(n => n.Content).OrderBy(x => x));
             Assert.Equal((0, 0), await outbox.FlushAsync(rig.Pd, rig.Log, None));
             Assert.Equal(s.PendingNotes.Count, lab.PagerDuty.Incident(inc.Id).Notes.Count);
+
+            // Four commands ending at once each flush the outbox while PagerDuty is slow: every note lands once (two
+            // flushers both found a note missing and both added it before).
+            foreach (var i in Enumerable.Range(1, 5)) outbox.Add(new PendingNote { IncidentId = inc.Id, Content = $"kept note {i}", Since = DateTimeOffset.UtcNow });
+            lab.PagerDuty.NoteReadDelayMs = 300;
+            await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => outbox.FlushAsync(rig.Pd, rig.Log, None))));
+            lab.PagerDuty.NoteReadDelayMs = 0;
+            foreach (var i in Enumerable.Range(1, 5)) Assert.Single(lab.PagerDuty.Incident(inc.Id).Notes, n => n.Content.EndsWith($"kept note {i}"));
+            Assert.Empty(outbox.Pending());
         }
 
         [Fact]

@@ -55,6 +55,15 @@ namespace KeyServiceOps.Lab
         /// <summary>Where the module keeps its per-VM state on the "VMs" (leases, the restart journal): KEYSERVICEOPS_VM_DIR in every login.</summary>
         public string VmStateDir => Path.Combine(Dir, "vmstate");
         public DockerSim Docker { get; private set; }
+        /// <summary>
+        /// Sourced before every command, in the shell that runs it, as a VM's start-up files are (sshd's ForceCommand runs
+        /// <see cref="LoginWrapperPath"/>; bash run by sshd reads ~/.bashrc, never BASH_ENV). Empty by default: the command
+        /// then runs exactly as sshd would run it.
+        /// </summary>
+        public string ShellPreludePath => Path.Combine(Dir, "vm_prelude.sh");
+        private string LoginWrapperPath => Path.Combine(Dir, "vm_login.sh");
+        /// <summary>Lab switch: what the VMs' shells do before each command (print a banner, hide flock, point KEYSERVICEOPS_VM_DIR elsewhere).</summary>
+        public string ShellPrelude { set => File.WriteAllText(ShellPreludePath, (value ?? "").Replace("\r\n", "\n") + "\n"); }
 
         /// <summary>The host key as a known_hosts key field ("ssh-ed25519 AAAA...").</summary>
         public string HostKeyLine => File.ReadAllText(HostKeyPath + ".pub").Trim().Split(' ').Take(2).Aggregate((a, b) => a + " " + b);
@@ -114,6 +123,13 @@ namespace KeyServiceOps.Lab
             Directory.CreateDirectory(s.Dir);
             Directory.CreateDirectory(s.ShimDir);
             Directory.CreateDirectory(s.VmShimDir);
+            File.WriteAllText(s.ShellPreludePath, "");
+            File.WriteAllText(s.LoginWrapperPath,
+                "#!/bin/bash\n" +
+                $"if [ -s '{s.ShellPreludePath}' ]; then . '{s.ShellPreludePath}'; eval \"$SSH_ORIGINAL_COMMAND\"; exit $?; fi\n" +
+                "if [ -z \"$SSH_ORIGINAL_COMMAND\" ]; then exec /bin/bash -l; fi\n" +
+                "exec /bin/bash -c \"$SSH_ORIGINAL_COMMAND\"\n");
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(s.LoginWrapperPath, (UnixFileMode)Convert.ToInt32("755", 8));
             Directory.CreateDirectory("/run/sshd");
             s.Docker = new DockerSim(byAddress);
             (s._control, s.ControlUri) = await LabHost.StartAsync(s.Docker.HandleAsync);
@@ -229,6 +245,7 @@ exec /usr/bin/curl ""${args[@]}""
             cfg.AppendLine("MaxSessions 100");
             cfg.AppendLine("MaxStartups 100:30:200");
             cfg.AppendLine("LogLevel VERBOSE");
+            cfg.AppendLine($"ForceCommand {LoginWrapperPath}");
             if (_dockerHosts == null)
                 cfg.AppendLine($"SetEnv PATH={ShimDir}:/usr/local/bin:/usr/bin:/bin KSO_LAB_CONTROL={ControlUri.ToString().TrimEnd('/')} KEYSERVICEOPS_VM_DIR={VmStateDir}");
             else

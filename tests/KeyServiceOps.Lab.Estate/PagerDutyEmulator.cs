@@ -56,6 +56,8 @@ namespace KeyServiceOps.Lab
         public int NotesLandThenGateway502;
         /// <summary>The next N incident updates (PUT: escalate, assign, resolve) are applied, then a gateway answers 502 (applied, unanswered).</summary>
         public int UpdatesLandThenGateway502;
+        /// <summary>Lab switch: every read of an incident's notes waits this long first (a slow PagerDuty; races between two writers show).</summary>
+        public volatile int NoteReadDelayMs;
         /// <summary>Reads answer; every write answers 500 and changes nothing (a partial outage of PagerDuty's write path).</summary>
         public volatile bool WriteOutage;
         /// <summary>Every request answers 200 with an HTML sign-in page (an SSO proxy in front of the API).</summary>
@@ -241,6 +243,7 @@ namespace KeyServiceOps.Lab
                 }
                 if (segs.Length == 3 && segs[2] == "notes")
                 {
+                    if (m == "GET" && NoteReadDelayMs > 0) await Task.Delay(NoteReadDelayMs);
                     if (m == "GET") { lock (_gate) { var notes = new JsonArray(inc.Notes.Select(n => (JsonNode)NoteJson(n)).ToArray()); _ = Json(ctx, 200, new JsonObject { ["notes"] = notes }); } return; }
                     if (m == "POST")
                     {

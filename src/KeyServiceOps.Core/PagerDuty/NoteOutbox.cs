@@ -76,6 +76,19 @@ namespace KeyServiceOps.Core.PagerDuty
         {
             var pending = Pending();
             if (pending.Count == 0 || pd == null) return (0, pending.Count);
+            // One flusher at a time (two commands of this machine ending together would both find a note missing on the
+            // incident and both add it): a second flusher leaves the notes to the first. Its own lock file, so a runbook
+            // adding a note never waits on a flush that waits on PagerDuty.
+            FileStream flushing;
+            try { flushing = SafeFile.OpenExclusive(Path + ".flush", TimeSpan.Zero); }
+            catch (Exception e) when (e is IOException || e is UnauthorizedAccessException) { return (0, pending.Count); }
+            using (flushing) return await FlushLockedAsync(pd, log, ct).ConfigureAwait(false);
+        }
+
+        private async Task<(int written, int pending)> FlushLockedAsync(PagerDutyClient pd, IOpsLog log, CancellationToken ct)
+        {
+            var pending = Pending(); // again, inside the flush lock: what another flusher wrote meanwhile is gone
+            if (pending.Count == 0) return (0, 0);
             var left = new List<PendingNote>();
             var written = 0;
             foreach (var n in pending)

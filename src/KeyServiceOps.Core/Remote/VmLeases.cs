@@ -73,7 +73,7 @@ namespace KeyServiceOps.Core.Remote
                     case "HELD":
                         if (a.Previous != null) _log.Warning($"{address}: took over a lapsed lease on the VM (its holder stopped renewing it): {a.Previous}");
                         _log.Verbose($"{address}: lease taken on the VM ({file}).");
-                        return new Held(this, t, file, token, who);
+                        return new HeldLease(this, t, file, token, who);
                     case "BUSY":
                         if (dead == null && HolderIsDeadHere(a.HolderLines))
                         {
@@ -84,6 +84,8 @@ namespace KeyServiceOps.Core.Remote
                         if (sw.Elapsed >= timeout) throw InstanceLock.Busy(address, a.Holder + " (its lease on the VM)", timeout);
                         await Task.Delay(TimeSpan.FromMilliseconds(300 + random.Next(300)), ct).ConfigureAwait(false);
                         continue;
+                    case "UNREADABLE":
+                        throw Unreadable(address, a.Holder);
                     default:
                         _log.Warning($"{address}: the VM could not keep a lease ({a.Holder}); only this machine's lock protects this change from other operators.");
                         return Released.Instance;
@@ -118,19 +120,36 @@ namespace KeyServiceOps.Core.Remote
             catch (InvalidOperationException) { return true; }
         }
 
+        /// <summary>The tag every answer line of the lease scripts starts with: what a login shell prints before it is skipped.</summary>
+        internal const string Tag = "KSOLEASE ";
+
         private async Task<LeaseAnswer> RunAsync(SshTarget t, string script, CancellationToken ct)
         {
-            var lines = new List<string>();
+            var all = new List<string>();
             var err = new List<string>();
-            var status = await _shell.RunAsync(t, script, lines.Add, err.Add, t.CommandTimeout, ct).ConfigureAwait(false);
+            var status = await _shell.RunAsync(t, script, all.Add, err.Add, t.CommandTimeout, ct).ConfigureAwait(false);
+            // A VM whose shell start-up prints (a banner, "Last login", a .bashrc echo) puts lines before the answer:
+            // the answer starts at the first tagged line, whatever came before it.
+            var at = all.FindIndex(l => l.StartsWith(Tag, StringComparison.Ordinal));
+            var lines = at < 0 ? new List<string>() : all.Skip(at).Select((l, i) => i == 0 || l.StartsWith(Tag, StringComparison.Ordinal) ? l.Substring(Tag.Length) : l).ToList();
             var first = lines.FirstOrDefault() ?? "";
             var a = new LeaseAnswer { State = first.Split(' ')[0] };
-            if (status != 0 || a.State.Length == 0) { a.State = "ERR"; a.Holder = $"exit {status}: {string.Join(" ", err.Concat(lines)).Trim()}"; return a; }
+            if (status != 0) { a.State = "ERR"; a.Holder = $"exit {status}: {SafeText.Neutralize(string.Join(" ", err.Concat(all)).Trim())}"; return a; }
+            if (at < 0) { a.State = "UNREADABLE"; a.Holder = SafeText.Neutralize(string.Join(" ", all.Concat(err)).Trim()); return a; }
             if (a.State == "BUSY") { a.HolderLines = lines.Skip(1).ToList(); a.Holder = Describe(a.HolderLines, first); }
             if (a.State == "ERR") a.Holder = first.Substring(3).Trim();
             if (a.State == "HELD" && lines.Count > 1 && lines[1].StartsWith("STALE ")) a.Previous = Describe(lines.Skip(2).ToList(), lines[1]);
             return a;
         }
+
+        /// <summary>
+        /// The VM ran the lease script and answered, but not with its answer (a shell that rewrites output, a wrapper):
+        /// whether the lease is held cannot be told, so nothing is changed (fail closed, as a contended lease folder is).
+        /// </summary>
+        private static OpsException Unreadable(string address, string answer)
+            => new OpsException("VmLeaseUnreadable", OpsErrorCategory.InvalidResult,
+                $"{address}: the VM answered the lease request without the lease's answer (it printed: '{(answer.Length > 200 ? answer.Substring(0, 200) + "…" : answer)}'), so whether another operator holds the instance cannot be told. Nothing was changed.", address,
+                recommendedAction: "Check what the SSH user's shell does with a command (ssh user@vm 'echo KSOLEASE ok' must print 'KSOLEASE ok'): a ForceCommand or a start-up file that rewrites output hides the lease. A banner or message printed before the command is fine.");
 
         /// <summary>"who ... until HH:mm:ss on the VM" from a holder file's lines (token, expiry in epoch seconds, description).</summary>
         private static string Describe(List<string> holder, string header)
@@ -149,35 +168,39 @@ namespace KeyServiceOps.Core.Remote
         /// </summary>
         internal static string AcquireScript(string file, string token, string who, string deadToken = null)
             => Prelude + $"f=\"$d/{file}\"; now=$(date +%s); tok=''; exp=0; prev=''\n" +
-               "if [ -L \"$f\" ]; then echo \"ERR $f is a symbolic link\"; exit 0; fi\n" +
+               "if [ -L \"$f\" ]; then echo \"KSOLEASE ERR $f is a symbolic link\"; exit 0; fi\n" +
                "if [ -f \"$f\" ]; then prev=$(head -c 2048 \"$f\"); tok=$(sed -n 1p \"$f\"); exp=$(sed -n 2p \"$f\"); case \"$exp\" in ''|*[!0-9]*) exp=0;; esac; fi\n" +
-               $"if [ -n \"$tok\" ] && [ \"$tok\" != {ShellText.Quote(token)} ] && [ \"$tok\" != {ShellText.Quote(deadToken ?? "-")} ] && [ \"$exp\" -ge \"$now\" ]; then echo \"BUSY $now\"; cat \"$f\"; exit 0; fi\n" +
-               $"printf '%s\\n%s\\n%s\\n' {ShellText.Quote(token)} \"$((now + {(long)Ttl.TotalSeconds}))\" {ShellText.Quote(who)} > \"$f.$$\" && mv -f \"$f.$$\" \"$f\" || {{ echo \"ERR cannot write $f\"; exit 0; }}\n" +
-               "echo \"HELD $now\"\n" +
-               $"if [ -n \"$tok\" ] && [ \"$tok\" != {ShellText.Quote(token)} ]; then echo \"STALE $now\"; printf '%s\\n' \"$prev\"; fi\n";
+               $"if [ -n \"$tok\" ] && [ \"$tok\" != {ShellText.Quote(token)} ] && [ \"$tok\" != {ShellText.Quote(deadToken ?? "-")} ] && [ \"$exp\" -ge \"$now\" ]; then echo \"KSOLEASE BUSY $now\"; cat \"$f\"; exit 0; fi\n" +
+               $"printf '%s\\n%s\\n%s\\n' {ShellText.Quote(token)} \"$((now + {(long)Ttl.TotalSeconds}))\" {ShellText.Quote(who)} > \"$f.$$\" && mv -f \"$f.$$\" \"$f\" || {{ echo \"KSOLEASE ERR cannot write $f\"; exit 0; }}\n" +
+               "echo \"KSOLEASE HELD $now\"\n" +
+               $"if [ -n \"$tok\" ] && [ \"$tok\" != {ShellText.Quote(token)} ]; then echo \"KSOLEASE STALE $now\"; printf '%s\\n' \"$prev\"; fi\n";
 
         internal static string ReleaseScript(string file, string token)
             => Prelude + $"f=\"$d/{file}\"\n" +
-               $"if [ -f \"$f\" ] && [ ! -L \"$f\" ] && [ \"$(sed -n 1p \"$f\")\" = {ShellText.Quote(token)} ]; then rm -f \"$f\"; fi\necho RELEASED\n";
+               $"if [ -f \"$f\" ] && [ ! -L \"$f\" ] && [ \"$(sed -n 1p \"$f\")\" = {ShellText.Quote(token)} ]; then rm -f \"$f\"; fi\necho KSOLEASE RELEASED\n";
 
         /// <summary>Makes the folder owner-only, refuses a symlinked one, and takes flock on its lock file for the rest of the script.</summary>
         private const string Prelude =
             "umask 077; d=\"" + VmDir + "\"\n" +
-            "mkdir -p \"$d\" 2>/dev/null; if [ -L \"$d\" ] || [ ! -d \"$d\" ] || [ ! -O \"$d\" ]; then echo \"ERR $d is not a folder of this user\"; exit 0; fi\n" +
-            "command -v flock >/dev/null 2>&1 || { echo 'ERR flock is not installed on the VM'; exit 0; }\n" +
-            "exec 9>>\"$d/.lock\" || { echo 'ERR cannot open the lease folder lock'; exit 0; }\n" +
+            "mkdir -p \"$d\" 2>/dev/null; if [ -L \"$d\" ] || [ ! -d \"$d\" ] || [ ! -O \"$d\" ]; then echo \"KSOLEASE ERR $d is not a folder of this user\"; exit 0; fi\n" +
+            "command -v flock >/dev/null 2>&1 || { echo 'KSOLEASE ERR flock is not installed on the VM'; exit 0; }\n" +
+            "exec 9>>\"$d/.lock\" || { echo 'KSOLEASE ERR cannot open the lease folder lock'; exit 0; }\n" +
             // Another actor is inside the lock right now: that is "busy", never "no lease" (fail closed).
-            "flock -w 10 9 || { echo 'BUSY 0'; printf '%s\\n%s\\n%s\\n' '-' '0' 'another actor holding the lease folder lock on the VM'; exit 0; }\n";
+            "flock -w 10 9 || { echo 'KSOLEASE BUSY 0'; printf '%s\\n%s\\n%s\\n' '-' '0' 'another actor holding the lease folder lock on the VM'; exit 0; }\n";
 
-        private sealed class Held : IDisposable
+        internal sealed class HeldLease : IDisposable
         {
             private readonly VmLeases _owner;
             private readonly SshTarget _t;
             private readonly string _file, _token, _who;
             private readonly Timer _renew;
             private int _disposed;
+            /// <summary>Another actor took the lease over (seen by a renewal).</summary>
+            internal bool Lost { get; private set; }
+            /// <summary>A renewal now (tests; the timer does it every Ttl/4).</summary>
+            internal void RenewNow() => Renew();
 
-            public Held(VmLeases owner, SshTarget t, string file, string token, string who)
+            public HeldLease(VmLeases owner, SshTarget t, string file, string token, string who)
             {
                 _owner = owner; _t = t; _file = file; _token = token; _who = who;
                 var every = TimeSpan.FromTicks(Ttl.Ticks / 4);
@@ -193,8 +216,15 @@ namespace KeyServiceOps.Core.Remote
                 lock (_gate)
                 {
                     if (_disposed != 0) return;
-                    try { _owner.RunAsync(_t, AcquireScript(_file, _token, _who), CancellationToken.None).GetAwaiter().GetResult(); }
-                    catch (Exception) { /* the next renewal tries again; a lease that lapses is taken over with a warning */ }
+                    LeaseAnswer a;
+                    try { a = _owner.RunAsync(_t, AcquireScript(_file, _token, _who), CancellationToken.None).GetAwaiter().GetResult(); }
+                    catch (Exception) { return; /* the next renewal tries again; a lease that lapses is taken over with a warning */ }
+                    // Our renewals failed for a whole Ttl and another actor took the lease over: say so, once, loudly.
+                    if (a.State == "BUSY" && !Lost)
+                    {
+                        Lost = true;
+                        _owner._log.Warning($"{_t.Host}: the lease on the VM was taken over by {a.Holder} after this machine's renewals failed for {Ttl.TotalSeconds:0} s: another actor may be changing this instance now. Check Get-KeyServiceAuditLog and the incident's notes before going on.");
+                    }
                 }
             }
 
