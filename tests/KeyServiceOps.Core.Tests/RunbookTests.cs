@@ -226,6 +226,29 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task A_healthy_instance_Kong_still_marks_unhealthy_is_put_back_by_a_re_run_never_reported_nothing_to_fix()
+        {
+            // An earlier run marked it unhealthy (RemovalMethod MarkUnhealthy) and was stopped before step 4; it is up now.
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            using var rig = new OpsRig(lab, c => c.RemovalMethod = RemovalMethod.MarkUnhealthy);
+            lab.Kong.ActiveHealthchecks = false; // passive checks only: Kong itself never clears the mark (with active checks it does)
+            var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[1].Target, None);
+            await lab[1].SetModeAsync(InstanceMode.Down);
+            await rig.Rb.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.MarkUnhealthy, false, null, null, None);
+            await lab[1].SetModeAsync(InstanceMode.Up);
+            Assert.Equal("UNHEALTHY", lab.Kong.Marks[lab[1].Target]);
+
+            var (s, steps) = await Run(rig, lab[1]);
+            Assert.NotEqual("Healthy", s.FinalState);                          // was "Healthy: nothing to fix", the mark left in place
+            Assert.Contains("marked unhealthy in Kong", steps[1].Detail);
+            Assert.Equal(StepOutcome.Done, steps[3].OutcomeValue);
+            Assert.False(lab.Kong.Marks.ContainsKey(lab[1].Target));
+            Assert.Equal(0, lab[1].Restarts);
+            var (again, _) = await Run(rig, lab[1]);
+            Assert.Equal("Healthy", again.FinalState);                         // and a second re-run has nothing to do
+        }
+
+        [Fact]
         public async Task A_cipher_fault_removes_the_target_assigns_the_incident_to_the_owner_and_does_not_restart()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });

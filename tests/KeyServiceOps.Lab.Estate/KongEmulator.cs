@@ -68,6 +68,8 @@ namespace KeyServiceOps.Lab
         public Uri BaseUri { get; private set; }
         /// <summary>Kong's view of a target's health when health checks are on (the lab wires it to the instances).</summary>
         public Func<string, string> HealthOf { get; set; } = _ => "HEALTHY";
+        /// <summary>Lab switch: false = only passive health checks (Kong never probes, so nothing but a "healthy" mark clears an "unhealthy" one).</summary>
+        public bool ActiveHealthchecks { get; set; } = true;
         /// <summary>Fails write requests (POST/PATCH/DELETE) with 500 while &gt; 0 (chaos).</summary>
         public int FailWrites;
         /// <summary>The next N DELETEs of a target take effect, then the answer never comes (a proxy or Kong stalling after the commit).</summary>
@@ -301,7 +303,8 @@ namespace KeyServiceOps.Lab
                 var j = TargetJson(u, t);
                 if (health)
                 {
-                    var h = !u.HealthchecksOn ? "HEALTHCHECKS_OFF" : HealthOf(t.Target);
+                    var h = !u.HealthchecksOn ? "HEALTHCHECKS_OFF" : ActiveHealthchecks ? HealthOf(t.Target) : "UNHEALTHY_UNLESS_MARKED";
+                    if (h == "UNHEALTHY_UNLESS_MARKED") h = Marks.TryGetValue(t.Target, out var passiveMark) ? passiveMark : "HEALTHY";
                     // A mark holds until marked healthy, or until Kong's active checks see the target pass.
                     if (u.HealthchecksOn && Marks.TryGetValue(t.Target, out var mark))
                     {

@@ -28,6 +28,26 @@ namespace KeyServiceOps.Module.Tests
         }
 
         [Fact]
+        public async Task Row1_a_wait_for_another_actor_shows_a_progress_bar_naming_the_holder_with_a_countdown()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            var locks = Path.Combine(Path.GetTempPath(), "kso-wait-" + Guid.NewGuid().ToString("N").Substring(0, 8));
+            using var sh = Shell.For(lab, out _, $"-LockDirectory '{locks}'");
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            // Another operator's command holds the instance for 2.5 s: the lock file opened share-none (an exclusive flock,
+            // as the module takes it) and its holder file, as another process leaves them.
+            Directory.CreateDirectory(locks);
+            File.WriteAllText(Path.Combine(locks, lab[0].Address + ".holder"), "process 4242 on ops-b (bob) since 2026-12-06 03:00:00Z: operator B's runbook");
+            var held = new FileStream(Path.Combine(locks, lab[0].Address + ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            _ = Task.Delay(2500).ContinueWith(_ => held.Dispose());
+            var r = sh.Run($"Remove-RingBalancerTarget {lab[0].Target} -Confirm:$false -LockTimeoutSec 20");
+            Assert.Empty(r.Errors);
+            Assert.Contains(r.Progress, p => p.Activity == $"Waiting for {lab[0].Address}" && p.StatusDescription.Contains("operator B's runbook") && p.SecondsRemaining > 0 && p.SecondsRemaining <= 20);
+            Assert.Contains(r.Progress, p => p.Activity == $"Waiting for {lab[0].Address}" && p.RecordType == System.Management.Automation.ProgressRecordType.Completed);
+            Assert.DoesNotContain(lab.Kong.Targets(lab.Upstream), t => t.Target == lab[0].Target);
+        }
+
+        [Fact]
         public async Task Row3_restarting_an_operational_instance_warns_that_it_is_taking_traffic()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });

@@ -44,6 +44,10 @@ namespace KeyServiceOps.Core
                     OnRetry = args =>
                     {
                         log.Verbose($"{service} answered {args.Outcome.Result?.Status}; retry {args.AttemptNumber + 1} of {maxRetries} in {args.RetryDelay.TotalMilliseconds:0} ms.");
+                        // A back-off of seconds is a wait the operator sees (a progress bar with a countdown), not a frozen screen.
+                        var activity = $"Waiting for {service}";
+                        WaitProgress.Waiting(log, activity, $"it answered {args.Outcome.Result?.Status}: retry {args.AttemptNumber + 1} of {maxRetries}", args.RetryDelay);
+                        _ = Task.Delay(args.RetryDelay).ContinueWith(_ => WaitProgress.Over(log, activity), TaskScheduler.Default);
                         return default;
                     },
                 })

@@ -1,3 +1,5 @@
+using System;
+
 namespace KeyServiceOps.Core
 {
     /// <summary>
@@ -9,6 +11,26 @@ namespace KeyServiceOps.Core
         void Verbose(string message);
         void Debug(string message);
         void Warning(string message);
+    }
+
+    /// <summary>
+    /// A log that can also show a wait as it happens (the cmdlet layer: a progress bar with a countdown). The core tells
+    /// it of every wait longer than a moment — another actor's lock or lease, a retry's back-off — so nothing waits
+    /// silently (issue #27). <see cref="WaitProgress"/> reaches it through any <see cref="IOpsLog"/>.
+    /// </summary>
+    public interface IOpsWaitProgress
+    {
+        void Waiting(string activity, string status, int secondsRemaining);
+        void WaitOver(string activity);
+    }
+
+    public static class WaitProgress
+    {
+        /// <summary>Shows the wait where <paramref name="log"/> can show one; nothing otherwise.</summary>
+        public static void Waiting(IOpsLog log, string activity, string status, TimeSpan remaining)
+            => (log as IOpsWaitProgress)?.Waiting(activity, status, remaining <= TimeSpan.Zero ? 0 : (int)Math.Ceiling(remaining.TotalSeconds));
+
+        public static void Over(IOpsLog log, string activity) => (log as IOpsWaitProgress)?.WaitOver(activity);
     }
 
     public sealed class NullOpsLog : IOpsLog

@@ -53,18 +53,19 @@ namespace KeyServiceOps.Core
 
         /// <summary>Takes the lock on <paramref name="key"/> (an instance address), waiting up to <paramref name="timeout"/>.</summary>
         /// <param name="leases">The lease every actor on every machine passes (on the VM); taken after this machine's lock, within the same timeout.</param>
-        public static Task<IDisposable> AcquireAsync(string directory, string key, string purpose, TimeSpan timeout, CancellationToken ct, IInstanceLeases leases = null)
+        /// <param name="log">Where a wait for another actor is shown as it happens (a progress bar with the holder and a countdown).</param>
+        public static Task<IDisposable> AcquireAsync(string directory, string key, string purpose, TimeSpan timeout, CancellationToken ct, IInstanceLeases leases = null, IOpsLog log = null)
         {
             // Made here, synchronously, so the set lives in the caller's flow: what the async part adds to it is
             // seen by everything the caller runs next (an AsyncLocal set inside an async method would not be).
             if (Held.Value == null) Held.Value = new HashSet<string>();
-            return AcquireWithLeaseAsync(Held.Value, directory, (key ?? "").ToLowerInvariant(), purpose, timeout, ct, leases);
+            return AcquireWithLeaseAsync(Held.Value, directory, (key ?? "").ToLowerInvariant(), purpose, timeout, ct, leases, log);
         }
 
-        private static async Task<IDisposable> AcquireWithLeaseAsync(HashSet<string> held, string directory, string key, string purpose, TimeSpan timeout, CancellationToken ct, IInstanceLeases leases)
+        private static async Task<IDisposable> AcquireWithLeaseAsync(HashSet<string> held, string directory, string key, string purpose, TimeSpan timeout, CancellationToken ct, IInstanceLeases leases, IOpsLog log)
         {
             var sw = Stopwatch.StartNew();
-            var local = await AcquireCoreAsync(held, directory, key, purpose, timeout, ct).ConfigureAwait(false);
+            var local = await AcquireCoreAsync(held, directory, key, purpose, timeout, ct, log).ConfigureAwait(false);
             if (leases == null || local is Nothing) return local;
             try
             {
@@ -89,7 +90,7 @@ namespace KeyServiceOps.Core
                 $"{key} is being worked on by {holder}. Waited {waited.TotalSeconds:0.#} s; nothing was changed.", key,
                 recommendedAction: "Let the other operator's command finish (see Get-KeyServiceAuditLog and the incident's notes), then run yours again, or wait longer with -LockTimeoutSec.");
 
-        private static async Task<IDisposable> AcquireCoreAsync(HashSet<string> held, string directory, string key, string purpose, TimeSpan timeout, CancellationToken ct)
+        private static async Task<IDisposable> AcquireCoreAsync(HashSet<string> held, string directory, string key, string purpose, TimeSpan timeout, CancellationToken ct, IOpsLog log)
         {
             lock (held) if (held.Contains(key)) return new Nothing(); // this flow holds it already
             directory = string.IsNullOrEmpty(directory) ? DefaultDirectory() : directory;
@@ -103,15 +104,25 @@ namespace KeyServiceOps.Core
             FileStream fs;
             // Never through a symlink another user of a shared folder planted, never in a world-writable folder without
             // the sticky bit (issue #26): refused, typed. Another process holding it: waited for (monotonic), then Busy.
-            try { fs = await SafeFile.OpenExclusiveAsync(path, timeout, ct).ConfigureAwait(false); }
+            string Holder()
+            {
+                try { return SafeFile.IsLink(holderPath) ? "another process" : SafeFile.ReadSmall(holderPath, 1024); }
+                catch (Exception e) when (e is IOException || e is UnauthorizedAccessException) { return "another process"; }
+            }
+            var activity = $"Waiting for {key}";
+            var shown = false;
+            try
+            {
+                fs = await SafeFile.OpenExclusiveAsync(path, timeout, ct, waited =>
+                {
+                    shown = true;
+                    WaitProgress.Waiting(log, activity, "held by " + SafeText.Neutralize(Holder()), timeout - waited);
+                }).ConfigureAwait(false);
+            }
             catch (UnsafeFileException e) { throw Unwritable("use the lock file", path, e); }
             catch (UnauthorizedAccessException e) { throw Unwritable("open the lock file", path, e); }
-            catch (IOException)
-            {
-                string holder;
-                try { holder = SafeFile.IsLink(holderPath) ? "another process" : SafeFile.ReadSmall(holderPath, 1024); } catch (Exception e) when (e is IOException || e is UnauthorizedAccessException) { holder = "another process"; }
-                throw Busy(key, holder, timeout);
-            }
+            catch (IOException) { throw Busy(key, Holder(), timeout); }
+            finally { if (shown) WaitProgress.Over(log, activity); }
             var me = $"process {Process.GetCurrentProcess().Id} on {Environment.MachineName} ({Environment.UserName}) since {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}Z: {purpose}";
             // Replaced by rename, never written through: a planted <ip>.holder symlink is replaced, its target untouched.
             try { SafeFile.WriteAllText(holderPath, me); } catch (Exception e) when (e is IOException || e is UnauthorizedAccessException) { }

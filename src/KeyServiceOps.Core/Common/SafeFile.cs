@@ -110,10 +110,12 @@ namespace KeyServiceOps.Core
             => OpenExclusiveAsync(path, timeout, ct, sync: true).GetAwaiter().GetResult();
 
         /// <inheritdoc cref="OpenExclusive"/>
-        public static Task<FileStream> OpenExclusiveAsync(string path, TimeSpan timeout, CancellationToken ct) => OpenExclusiveAsync(path, timeout, ct, sync: false);
+        /// <param name="waiting">Told, about once a second, how long it has waited for another process so far.</param>
+        public static Task<FileStream> OpenExclusiveAsync(string path, TimeSpan timeout, CancellationToken ct, Action<TimeSpan> waiting = null) => OpenExclusiveAsync(path, timeout, ct, sync: false, waiting);
 
-        private static async Task<FileStream> OpenExclusiveAsync(string path, TimeSpan timeout, CancellationToken ct, bool sync)
+        private static async Task<FileStream> OpenExclusiveAsync(string path, TimeSpan timeout, CancellationToken ct, bool sync, Action<TimeSpan> waiting = null)
         {
+            var told = TimeSpan.Zero;
             var full = Path.GetFullPath(path);
             var dir = Path.GetDirectoryName(full);
             if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
@@ -137,6 +139,7 @@ namespace KeyServiceOps.Core
                 catch (IOException e) when (!(e is UnsafeFileException) && !(e is DirectoryNotFoundException) && !(e is PathTooLongException) && waited.Elapsed < timeout)
                 {
                     // another process holds it
+                    if (waiting != null && waited.Elapsed - told >= TimeSpan.FromSeconds(1)) { told = waited.Elapsed; waiting(told); }
                     if (sync) Thread.Sleep(2 + random.Next(15));
                     else await Task.Delay(20 + random.Next(30), ct).ConfigureAwait(false);
                 }

@@ -127,7 +127,7 @@ namespace KeyServiceOps.Core.Remote
         {
             var result = new RestartResult { Address = t.Host, Container = t.Container, IncidentId = o.IncidentId };
             // One actor per instance: a second operator (or the healer) waits here, then gets InstanceBusy.
-            using (await InstanceLock.AcquireAsync(o.LockDirectory, t.Host, $"restart {t.Container}{(o.IncidentId != null ? " for incident " + o.IncidentId : "")}", o.LockTimeout, ct, o.Leases).ConfigureAwait(false))
+            using (await InstanceLock.AcquireAsync(o.LockDirectory, t.Host, $"restart {t.Container}{(o.IncidentId != null ? " for incident " + o.IncidentId : "")}", o.LockTimeout, ct, o.Leases, _log).ConfigureAwait(false))
                 return await RestartLockedAsync(t, o, progress, result, ct).ConfigureAwait(false);
         }
 

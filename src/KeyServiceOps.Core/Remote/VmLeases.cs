@@ -71,6 +71,7 @@ namespace KeyServiceOps.Core.Remote
                 switch (a.State)
                 {
                     case "HELD":
+                        WaitProgress.Over(_log, $"Waiting for {address}");
                         if (a.Previous != null) _log.Warning($"{address}: took over a lapsed lease on the VM (its holder stopped renewing it): {a.Previous}");
                         _log.Verbose($"{address}: lease taken on the VM ({file}).");
                         return new HeldLease(this, t, file, token, who);
@@ -81,7 +82,8 @@ namespace KeyServiceOps.Core.Remote
                             _log.Warning($"{address}: the lease on the VM is held by a process of this machine that is gone ({a.Holder}): taking it over.");
                             continue;
                         }
-                        if (sw.Elapsed >= timeout) throw InstanceLock.Busy(address, a.Holder + " (its lease on the VM)", timeout);
+                        if (sw.Elapsed >= timeout) { WaitProgress.Over(_log, $"Waiting for {address}"); throw InstanceLock.Busy(address, a.Holder + " (its lease on the VM)", timeout); }
+                        WaitProgress.Waiting(_log, $"Waiting for {address}", $"held on the VM by {SafeText.Neutralize(a.Holder)}", timeout - sw.Elapsed);
                         await Task.Delay(TimeSpan.FromMilliseconds(300 + random.Next(300)), ct).ConfigureAwait(false);
                         continue;
                     case "UNREADABLE":

@@ -170,7 +170,7 @@ namespace KeyServiceOps.Core.RingBalancer
                 if (preview.Allowed || q.Force) await confirm(q.ConfirmTarget ?? t.Target, action).ConfigureAwait(false);
                 return new RemovalResult { Guard = preview, Forced = !preview.Allowed && q.Force };
             }
-            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, t.Address ?? t.Target, $"{Verb(q.Method)} {t.Target} from {q.Upstream}", _ctx.LockTimeout, ct, _ctx.Leases).ConfigureAwait(false))
+            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, t.Address ?? t.Target, $"{Verb(q.Method)} {t.Target} from {q.Upstream}", _ctx.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))
             {
                 if (!await confirm(q.ConfirmTarget ?? t.Target, action).ConfigureAwait(false))
                     return new RemovalResult { Declined = true, Guard = await EvaluateRemovalAsync(q.Upstream, t, q.RemovedInBatch, ct).ConfigureAwait(false) };
@@ -198,7 +198,7 @@ namespace KeyServiceOps.Core.RingBalancer
         public async Task<TargetChange> RemoveResolvedAsync(string upstream, RingBalancerTarget target, RemovalMethod method, bool forced, string actor, string incident, CancellationToken ct)
         {
             // One actor per instance (a runbook holding it already passes straight through).
-            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, target.Address ?? target.Target, $"{Verb(method)} {target.Target} from {upstream}", _ctx.LockTimeout, ct, _ctx.Leases).ConfigureAwait(false))
+            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, target.Address ?? target.Target, $"{Verb(method)} {target.Target} from {upstream}", _ctx.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))
                 return await RemoveResolvedLockedAsync(upstream, target, method, forced, actor, incident, ct).ConfigureAwait(false);
         }
 
@@ -333,6 +333,21 @@ namespace KeyServiceOps.Core.RingBalancer
         }
 
         /// <summary>
+        /// True when Kong lists <paramref name="target"/> with a weight but marks it UNHEALTHY (an unhealthy mark a
+        /// runbook or a responder set and never undid, or Kong's own checks): out of rotation all the same. False when
+        /// Kong says otherwise or cannot say (no health checker, a read that fails: the listing's word stands).
+        /// </summary>
+        public async Task<bool> MarkedUnhealthyInKongAsync(string upstream, string target, CancellationToken ct)
+        {
+            try
+            {
+                var health = await _kong.GetHealthAsync(upstream, ct).ConfigureAwait(false);
+                return health.TryGetValue(target, out var h) && h == "UNHEALTHY";
+            }
+            catch (OpsException e) when (!e.IsCancellation) { _log.Verbose($"Kong's health listing of '{upstream}' could not be read ({e.ErrorId}); its target listing is taken as is."); return false; }
+        }
+
+        /// <summary>
         /// A drained (weight-0) target: from a single-target GET in 3.x, from the listing in 2.x (where that GET
         /// answers 404 for weight 0). Null when the upstream has no such target.
         /// </summary>
@@ -350,7 +365,7 @@ namespace KeyServiceOps.Core.RingBalancer
         public async Task<TargetChange> AddAsync(string upstream, string target, int weight, string[] tags, bool skipHealthCheck, string actor, string incident, CancellationToken ct, RemovalMethod method = RemovalMethod.Delete)
         {
             Endpoint.TryParse(target, _ctx.HealthPort, out var lockEp, out _);
-            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, lockEp.Address ?? target, $"add {target} to {upstream}", _ctx.LockTimeout, ct, _ctx.Leases).ConfigureAwait(false))
+            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, lockEp.Address ?? target, $"add {target} to {upstream}", _ctx.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))
                 return method == RemovalMethod.MarkUnhealthy
                     ? await MarkHealthyLockedAsync(upstream, target, skipHealthCheck, actor, incident, ct).ConfigureAwait(false)
                     : await AddLockedAsync(upstream, target, weight, tags, skipHealthCheck, actor, incident, method, ct).ConfigureAwait(false);

@@ -179,7 +179,7 @@ namespace KeyServiceOps.Core.Runbook
             }
             if (o.WhatIf) return await RunLockedAsync(r, summary, total, ct).ConfigureAwait(false); // decides only: no lock
             // One actor per instance for the whole run: a second runbook (another operator) waits, then sees the result.
-            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, ep.Address, $"Invoke-KeyServiceRunbook {ep.Target}{(r.Incident != null ? " for incident " + r.Incident : "")}", o.LockTimeout ?? _ctx.LockTimeout, ct, _ctx.Leases).ConfigureAwait(false))
+            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, ep.Address, $"Invoke-KeyServiceRunbook {ep.Target}{(r.Incident != null ? " for incident " + r.Incident : "")}", o.LockTimeout ?? _ctx.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))
                 return await RunLockedAsync(r, summary, total, ct).ConfigureAwait(false);
         }
 
@@ -192,6 +192,13 @@ namespace KeyServiceOps.Core.Runbook
             await StepAsync(r, 1, "Verify health", () => VerifyAsync(r, ct)).ConfigureAwait(false);
             var target = await _rb.ResolveAsync(r.Upstream, ep.Target, ct).ConfigureAwait(false);
             var inUpstream = target != null && target.Weight > 0;
+            // Listed with its weight but marked unhealthy (an earlier run stopped before step 4, or a responder's mark):
+            // out of rotation all the same, and put back by marking it healthy, never reported "nothing to fix".
+            if (inUpstream && r.Health.Healthy && await _rb.MarkedUnhealthyInKongAsync(r.Upstream, target.Target, ct).ConfigureAwait(false))
+            {
+                inUpstream = false;
+                r.MarkedUnhealthy = true;
+            }
             if (r.Health.Healthy && inUpstream)
             {
                 for (int s = 2; s <= 5; s++) Skip(r, s, "the instance is healthy and in the ring-balancer: nothing to fix");
@@ -222,7 +229,7 @@ namespace KeyServiceOps.Core.Runbook
             }
             else
             {
-                Skip(r, 2, $"healthy again but not in the upstream: continuing with step 4");
+                Skip(r, 2, r.MarkedUnhealthy ? "healthy again but marked unhealthy in Kong: continuing with step 4" : "healthy again but not in the upstream: continuing with step 4");
                 Skip(r, 3, "healthy: nothing to diagnose or restart");
             }
 

@@ -153,7 +153,10 @@ namespace KeyServiceOps.Commands
         protected void ProgressDone(int activityId, string activity)
             => WriteProgress(new ProgressRecord(activityId, activity, "Done") { RecordType = ProgressRecordType.Completed });
 
-        private sealed class QueueLog : IOpsLog
+        /// <summary>The progress activity every wait for another actor or a retry is shown under (one bar, replaced as waits change).</summary>
+        private const int WaitActivityId = 0x4b57;
+
+        private sealed class QueueLog : IOpsLog, IOpsWaitProgress
         {
             private readonly OpsCmdlet _c;
             public QueueLog(OpsCmdlet c) { _c = c; }
@@ -161,6 +164,12 @@ namespace KeyServiceOps.Commands
             public void Verbose(string message) { message = SafeText.Lines(_c.Redactor.Scrub(message)); _c.TryPost(() => _c.WriteVerbose(message)); }
             public void Debug(string message) { message = SafeText.Lines(_c.Redactor.Scrub(message)); _c.TryPost(() => _c.WriteDebug(message)); }
             public void Warning(string message) { message = SafeText.Lines(_c.Redactor.Scrub(message)); _c.TryPost(() => _c.WriteWarning(message)); }
+            public void Waiting(string activity, string status, int secondsRemaining)
+            {
+                activity = SafeText.Neutralize(_c.Redactor.Scrub(activity)); status = SafeText.Neutralize(_c.Redactor.Scrub(status));
+                _c.TryPost(() => _c.Progress(WaitActivityId, activity, status, -1, secondsRemaining));
+            }
+            public void WaitOver(string activity) { activity = SafeText.Neutralize(_c.Redactor.Scrub(activity)); _c.TryPost(() => _c.ProgressDone(WaitActivityId, activity)); }
         }
     }
 }
