@@ -37,9 +37,15 @@ namespace KeyServiceOps.Core.Tests
             var (lab, rig, incident, summary, before, after) = await CrashAndRecover();
             await using var _ = lab; using var __ = rig;
             Assert.Equal("Recovered", summary.FinalState);
-            var tl = await new IncidentTimelineBuilder(rig.Ctx, rig.Pd, rig.Audit, rig.Docker, null).BuildAsync(incident, null, null, null, None);
+            var tl = await new IncidentTimelineBuilder(rig.Ctx, rig.Pd, rig.Audit, rig.Docker, null, rig.Rb).BuildAsync(incident, null, null, null, None);
             var ev = tl.Events;
             Assert.Equal(ev.OrderBy(e => e.Time).Select(e => e.Time), ev.Select(e => e.Time));
+            // Kong's own word: the target was created again when the runbook added it back (between the audit's intent
+            // and outcome of that add), and it is in rotation now.
+            var listed = Assert.Single(ev, e => e.Source == "Kong" && e.Kind == "Listed");
+            var addLines = rig.Audit.Read(null, lab[0].Target, "AddTarget").ToList();
+            Assert.InRange(listed.Time, addLines.Min(a => a.Time).AddSeconds(-1), addLines.Max(a => a.Time).AddSeconds(1));
+            Assert.Contains(ev, e => e.Source == "Kong" && e.Kind == "InRotation");
             Assert.Empty(tl.Summary.Missing);
             Assert.Equal(lab[0].Address, tl.Summary.Address);
             // Every source the lab wrote to is there.
@@ -64,6 +70,42 @@ namespace KeyServiceOps.Core.Tests
             Assert.True(s.TimeToRecoverSeconds >= s.OutOfRotationSeconds - 2);
             Assert.Equal(0, s.Escalations);
             Assert.NotEmpty(s.Responders);
+        }
+
+        [Fact]
+        public async Task A_self_healing_incident_is_told_with_the_healers_removal_restart_and_add_and_the_figures_match_the_lab()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, Ssh = true, PagerDuty = true });
+            using var rig = new OpsRig(lab);
+            await lab[1].ApplyScenarioAsync(FaultScenario.CleanCrash);
+            var inc = lab.PagerDuty.AddAlert(lab[1].Address);
+            var o = new SelfHealingOptions { StatePath = Path.Combine(Path.GetTempPath(), $"kso-tl-heal-{Guid.NewGuid():N}.json"), FailuresToRemove = 1, PassesToAdd = 1, Restart = true, RestartBackoff = TimeSpan.Zero };
+            var healer = rig.Healer();
+            var passes = 0;
+            while (passes < 30 && !(lab[1].Restarts == 1 && lab.Kong.Targets(lab.Upstream).Any(t => t.Target == lab[1].Target && t.Weight > 0)))
+            {
+                await healer.PassAsync(o, (t, a) => Task.FromResult(true), null, None);
+                passes++;
+                await Task.Delay(200);
+            }
+            Assert.Equal(1, lab[1].Restarts);
+
+            var tl = await new IncidentTimelineBuilder(rig.Ctx, rig.Pd, rig.Audit, rig.Docker, null, rig.Rb).BuildAsync(inc.Id, null, null, null, None);
+            var ev = tl.Events;
+            Assert.Empty(tl.Summary.Missing);
+            var removed = Assert.Single(ev, e => e.Source == "Audit" && e.Kind == "Removed");
+            var added = Assert.Single(ev, e => e.Source == "Audit" && e.Kind == "Added");
+            Assert.StartsWith("self-healing", removed.Actor);
+            Assert.Contains(ev, e => e.Source == "Audit" && e.Kind == "Restarted" && e.Actor.StartsWith("self-healing"));
+            Assert.Contains(ev, e => e.Source == "Journal" && e.Kind == "Restarted");
+            Assert.Contains(ev, e => e.Source == "Container" && e.Kind == "Started");
+            Assert.Contains(ev, e => e.Source == "Kong" && e.Kind == "Listed" && e.Time >= removed.Time);
+            Assert.Contains(ev, e => e.Source == "Kong" && e.Kind == "InRotation");
+            Assert.Contains(ev, e => e.Source == "PagerDuty" && e.Kind == "Note" && e.Detail.Contains("self-healing"));
+            // The figures against the lab: one restart; out of rotation from the healer's removal to its add.
+            Assert.Equal(lab[1].Restarts, tl.Summary.Restarts);
+            Assert.Equal(Math.Round((added.Time - removed.Time).TotalSeconds, 1), tl.Summary.OutOfRotationSeconds);
+            Assert.Contains(tl.Summary.Responders, r => r.StartsWith("self-healing"));
         }
 
         [Fact]

@@ -137,7 +137,9 @@ namespace KeyServiceOps.Lab
             for (int i = 0; i < count; i++) _canned.Enqueue((status, body, contentType));
         }
 
-        private double Tick() { _clock += 0.001; return Math.Round(_clock, 3); }
+        // Kong's created_at: the wall clock in seconds with milliseconds (3.x), kept strictly increasing so two targets made
+        // in one millisecond still list in creation order.
+        private double Tick() { lock (_gate) { _clock = Math.Max(_clock + 0.001, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0); return Math.Round(_clock, 3); } }
 
         // ---------- HTTP ----------
 

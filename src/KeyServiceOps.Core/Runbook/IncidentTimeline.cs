@@ -1,4 +1,5 @@
 using System;
+using KeyServiceOps.Core.RingBalancer;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
@@ -17,7 +18,7 @@ namespace KeyServiceOps.Core.Runbook
     public sealed class TimelineEvent
     {
         public DateTimeOffset Time { get; set; }
-        /// <summary>PagerDuty, Audit, Journal (the VM's restart journal), Container (docker inspect), Logs (flagged lines).</summary>
+        /// <summary>PagerDuty, Audit, Kong (its listing: when the target was created, what it shows now), Journal (the VM's restart journal), Container (docker inspect), Logs (flagged lines).</summary>
         public string Source { get; set; }
         public string Actor { get; set; }
         /// <summary>Triggered, Acknowledged, Escalated, Assigned, Note, Resolved; Removed, Added, Restarted, …; Started, Exited; Fault.</summary>
@@ -69,10 +70,12 @@ namespace KeyServiceOps.Core.Runbook
         private readonly AuditLog _audit;
         private readonly DockerClient _docker;
         private readonly FaultRuleSet _rules;
+        private readonly RingBalancerService _kong;
 
-        public IncidentTimelineBuilder(OpsContext ctx, PagerDutyClient pd, AuditLog audit, DockerClient docker, FaultRuleSet rules)
+        /// <param name="kong">Kong's own word (optional): the target's created_at (when it was last put in) and its state now.</param>
+        public IncidentTimelineBuilder(OpsContext ctx, PagerDutyClient pd, AuditLog audit, DockerClient docker, FaultRuleSet rules, RingBalancerService kong = null)
         {
-            _ctx = ctx; _pd = pd; _audit = audit; _docker = docker; _rules = rules ?? FaultRuleSet.Default;
+            _ctx = ctx; _pd = pd; _audit = audit; _docker = docker; _rules = rules ?? FaultRuleSet.Default; _kong = kong;
         }
 
         public async Task<IncidentTimeline> BuildAsync(string incidentId, string address, DateTimeOffset? since, DateTimeOffset? until, CancellationToken ct)
@@ -129,6 +132,28 @@ namespace KeyServiceOps.Core.Runbook
                 }
             }
             catch (OpsException e) { s.Missing.Add($"audit log ({e.ErrorId})"); }
+
+            // Kong keeps no history, but it says when the target was created (the last time anyone put it in, whoever did:
+            // a responder on another machine too) and how it stands now.
+            if (s.Address != null && _kong != null)
+            {
+                var target = $"{s.Address}:{_ctx.HealthPort}";
+                try
+                {
+                    var upstream = _ctx.Upstream;
+                    var now = await _kong.FindIncludingDrainedAsync(upstream, target, ct).ConfigureAwait(false);
+                    if (now?.CreatedAt != null && now.CreatedAt >= from && now.CreatedAt <= to)
+                        Add(now.CreatedAt, "Kong", null, "Listed", target, $"{target} created in upstream '{upstream}' (weight {now.Weight})", "Kong target created_at");
+                    if (until == null)
+                    {
+                        var marked = now != null && now.Weight > 0 && await _kong.MarkedUnhealthyInKongAsync(upstream, target, ct).ConfigureAwait(false);
+                        var (kind, what) = now == null ? ("Absent", "not in the upstream") : now.Weight == 0 ? ("Drained", "listed with weight 0")
+                            : marked ? ("MarkedUnhealthy", $"listed (weight {now.Weight}) but marked unhealthy") : ("InRotation", $"in rotation (weight {now.Weight})");
+                        Add(DateTimeOffset.UtcNow, "Kong", null, kind, target, $"{target} {what} in '{upstream}' when this timeline was read", "Kong's listing now");
+                    }
+                }
+                catch (OpsException e) when (!e.IsCancellation) { s.Missing.Add($"Kong ({e.ErrorId})"); }
+            }
 
             // The VM: its restart journal (every responder's restarts), the container's start and exit, flagged log lines.
             if (s.Address != null && _docker != null)
@@ -243,7 +268,7 @@ namespace KeyServiceOps.Core.Runbook
         public static string Html(IncidentTimeline tl)
         {
             var s = tl.Summary;
-            var lanes = new[] { "PagerDuty", "Audit", "Journal", "Container", "Logs" };
+            var lanes = new[] { "PagerDuty", "Audit", "Kong", "Journal", "Container", "Logs" };
             var t0 = tl.Events.Count > 0 ? tl.Events.Min(e => e.Time) : DateTimeOffset.UtcNow;
             var t1 = tl.Events.Count > 0 ? tl.Events.Max(e => e.Time) : t0;
             if (s.Start != null && s.Start < t0) t0 = s.Start.Value;

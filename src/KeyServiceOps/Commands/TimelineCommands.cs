@@ -32,7 +32,7 @@ namespace KeyServiceOps.Commands
             }
             var now = DateTimeOffset.UtcNow;
             DateTimeOffset? When(object v) => v == null ? (DateTimeOffset?)null : KeyServiceOps.Core.Remote.ShellText.ResolveTime(KeyServiceOps.Core.Remote.ShellText.ValidTime(v is PSObject p ? p.BaseObject : v, "Since"), now);
-            var builder = new IncidentTimelineBuilder(Context, PagerDutyIfConfigured, Audit, Docker, Setup(() => FaultRuleSet.Load(Context.FaultRulesPath)));
+            var builder = new IncidentTimelineBuilder(Context, PagerDutyIfConfigured, Audit, Docker, Setup(() => FaultRuleSet.Load(Context.FaultRulesPath)), RingBalancer);
             var tl = Await(builder.BuildAsync(string.IsNullOrEmpty(IncidentId) ? null : IncidentId, address, When(Since), When(Until), Cancellation));
             foreach (var m in tl.Summary.Missing) WriteWarning($"Not in the timeline: {m}.");
             return tl;
