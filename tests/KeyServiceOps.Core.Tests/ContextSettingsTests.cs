@@ -71,6 +71,21 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal("before", c.Upstream);
         }
 
+        [Fact]
+        public void The_default_throttle_sizes_direct_probes_to_the_fleet_and_bounds_probes_over_SSH()
+        {
+            var c = new OpsContext();
+            Assert.Equal(0, c.ThrottleLimit);                                   // automatic
+            Assert.Equal(1024, c.HttpThrottle);                                 // was 64: 100 hung of 1,000 took two timeouts
+            Assert.Equal(64, c.SshThrottle);
+            c.ThrottleLimit = 8;
+            Assert.Equal((8, 8), (c.HttpThrottle, c.SshThrottle));              // a number bounds both
+            // Saved and read back as automatic (0 is a valid value in the file).
+            var back = new OpsContext { ThrottleLimit = 5 };
+            back.LoadConfigFile(Write(ContextSettings.ToJson(new OpsContext { KongAdminUri = new Uri("http://kong:8001/"), Upstream = "u1" }).ToString()));
+            Assert.Equal(0, back.ThrottleLimit);
+        }
+
         [Theory]
         [InlineData("ftp://kong/", "InvalidUri")]
         [InlineData("https://ops:Pa55word@kong:8444/", "UriWithCredentials")]

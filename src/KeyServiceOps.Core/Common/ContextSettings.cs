@@ -138,7 +138,7 @@ namespace KeyServiceOps.Core
             Str("healthPath", c => c.HealthPath, (c, v) => c.HealthPath = v);
             Str("expectedText", c => c.ExpectedText, (c, v) => c.ExpectedText = v);
             Seconds("healthTimeoutSeconds", 0.05, 600, c => c.HealthTimeout, (c, v) => c.HealthTimeout = v);
-            Int("throttleLimit", 1, 1024, c => c.ThrottleLimit, (c, v) => c.ThrottleLimit = v);
+            Int("throttleLimit", 0, 1024, c => c.ThrottleLimit, (c, v) => c.ThrottleLimit = v); // 0: automatic
             Share("maxRemoveShare", c => c.MaxRemoveShare, (c, v) => c.MaxRemoveShare = v);
             Str("maintenanceTag", c => c.MaintenanceTag, (c, v) => c.MaintenanceTag = v);
             Enum<RemovalMethod>("removalMethod", c => c.RemovalMethod, (c, v) => c.RemovalMethod = v);

@@ -64,7 +64,16 @@ namespace KeyServiceOps.Core
         public string HealthPath { get; set; } = DefaultHealthPath;
         public string ExpectedText { get; set; } = DefaultExpectedText;
         public TimeSpan HealthTimeout { get; set; } = TimeSpan.FromSeconds(5);
-        public int ThrottleLimit { get; set; } = 64;
+        /// <summary>How many health checks at once; 0 (the default) is automatic: see <see cref="HttpThrottle"/> and <see cref="SshThrottle"/>.</summary>
+        public int ThrottleLimit { get; set; }
+
+        /// <summary>Direct HTTP probes at once: the setting, or automatically as many as there are instances up to 1,024 (a probe is a socket; a fleet with hung instances is then one timeout, not several).</summary>
+        public int HttpThrottle => ThrottleLimit > 0 ? ThrottleLimit : AutoHttpThrottle;
+
+        /// <summary>Probes over SSH at once (-Via Ssh: an SSH command each, through a jump host): the setting, or 64.</summary>
+        public int SshThrottle => ThrottleLimit > 0 ? ThrottleLimit : 64;
+
+        public const int AutoHttpThrottle = 1024;
 
         // Guards
         public double MaxRemoveShare { get; set; } = 0.5;

@@ -196,7 +196,7 @@ namespace KeyServiceOps.Core.Runbook
                 }
                 var watch = HealingPolicy.Watch(state, upstream, targets, out var present);
                 var endpoints = watch.Select(w => Endpoint.Parse(w, _ctx.HealthPort)).ToList();
-                var probes = await _health.CheckManyAsync(endpoints, Math.Max(1, _ctx.ThrottleLimit), ct).ConfigureAwait(false);
+                var probes = await _health.CheckManyAsync(endpoints, _ctx.HttpThrottle, ct).ConfigureAwait(false);
                 // A probe cut short by Ctrl+C says nothing about the instance: never act on a cancelled pass's checks.
                 ct.ThrowIfCancellationRequested();
                 var seen = watch.Select((w, i) =>

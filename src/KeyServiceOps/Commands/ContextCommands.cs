@@ -123,7 +123,7 @@ namespace KeyServiceOps.Commands
         [Parameter] public string CentralLogUser { get; set; }
         [Parameter] public string CentralLogPasswordVariable { get; set; }
         [Parameter] public string LockDirectory { get; set; }
-        [Parameter, ValidateRange(1, 1024)] public int ThrottleLimit { get; set; }
+        [Parameter, ValidateRange(0, 1024)] public int ThrottleLimit { get; set; }
         [Parameter, ValidateRange(0.01, 1.0)] public double MaxRemoveShare { get; set; }
         [Parameter] public string[] MaintenanceTarget { get; set; }
         /// <summary>How the runbook, self-healing and Remove-RingBalancerTarget take a target out: Delete (default), Drain (weight 0) or MarkUnhealthy (Kong's health mark).</summary>

@@ -42,7 +42,7 @@ namespace KeyServiceOps.Commands
         [Parameter] public string Path { get; set; }
         [Parameter] public string ExpectedText { get; set; }
         [Parameter, ValidateRange(0.05, 600)] public double TimeoutSec { get; set; }
-        [Parameter, ValidateRange(1, 1024)] public int ThrottleLimit { get; set; }
+        [Parameter, ValidateRange(0, 1024)] public int ThrottleLimit { get; set; }
         /// <summary>Http (default): probe from here. Ssh: run the runbook's curl to localhost on the VM, for ports not reachable from here.</summary>
         [Parameter] public KeyServiceOps.Core.Remote.HealthVia Via { get; set; } = KeyServiceOps.Core.Remote.HealthVia.Http;
 
@@ -66,7 +66,7 @@ namespace KeyServiceOps.Commands
         {
             _checker = NewHealthChecker();
             if (Via == KeyServiceOps.Core.Remote.HealthVia.Ssh) { var _ = Docker; } // made here, not on a worker thread
-            _gate = new SemaphoreSlim(Context.ThrottleLimit);
+            _gate = new SemaphoreSlim(Via == KeyServiceOps.Core.Remote.HealthVia.Ssh ? Context.SshThrottle : Context.HttpThrottle);
             _clock.Start();
         }
 
