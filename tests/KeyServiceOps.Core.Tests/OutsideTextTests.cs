@@ -6,6 +6,7 @@ using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core;
+using KeyServiceOps.Core.Audit;
 using KeyServiceOps.Core.Diagnosis;
 using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Core.Runbook;
@@ -127,6 +128,58 @@ namespace KeyServiceOps.Core.Tests
 namespace KeyServiceOps.Core.Tests
 {
     /// <summary>Issue #26 row 5: every client method answers a 2xx that is not what it asked for (HTML, empty) with its typed …InvalidResponse.</summary>
+    /// <summary>Issue #26 item 1 siblings found by a hostile review: every field a server fills, not only titles and log lines.</summary>
+    public class OutsideFieldsTests
+    {
+        private const string Evil = "\u001b]52;c;ZXZpbA==\u0007\u001b[2J\u001b[3J\u009b6n\u202e";
+
+        private static void Clean(string what, object value)
+        {
+            foreach (var s in value is System.Collections.IEnumerable e && !(value is string) ? e.Cast<object>().Select(x => x?.ToString()) : new[] { value?.ToString() })
+                Assert.False(s != null && s.Any(c => (c < 0x20 && c != '\n' && c != '\t') || (c >= 0x7f && c <= 0x9f) || c == '\u202e'), $"{what} holds a raw control character: {s}");
+        }
+
+        [Fact]
+        public async Task PagerDuty_Kong_audit_and_error_texts_with_control_sequences_are_read_escaped_everywhere()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, PagerDuty = true });
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            var pdInc = lab.PagerDuty.Incident(inc.Id);
+            pdInc.ServiceName = "svc" + Evil;
+            lab.PagerDuty.Users.Add(new PdUser { Id = "PEVIL01", Email = "evil@example.com", Name = "Mallory" + Evil });
+            pdInc.Assignees.Add("PEVIL01");
+            pdInc.Notes.Add(new PdNote { Id = "PNOTEX", UserId = "PEVIL01", Content = "look" + Evil + "\nsecond line", CreatedAt = DateTimeOffset.UtcNow });
+            var ctx = TestCtx.For(lab);
+            ctx.PagerDutyUri = lab.PagerDuty.BaseUri; ctx.PagerDutyToken = Secret.FromPlainText(lab.PagerDuty.Token); ctx.PagerDutyFrom = "oncall@example.com";
+            var pd = new KeyServiceOps.Core.PagerDuty.PagerDutyClient(ctx.ForPagerDuty(), null, null, TimeSpan.FromMilliseconds(5));
+            var i = await pd.GetIncidentAsync(inc.Id, CancellationToken.None);
+            foreach (var p in i.GetType().GetProperties()) Clean("incident." + p.Name, p.GetValue(i));
+            var notes = await pd.GetNotesAsync(inc.Id, CancellationToken.None);
+            var note = Assert.Single(notes, n => n.NoteId == "PNOTEX");
+            foreach (var p in note.GetType().GetProperties()) Clean("note." + p.Name, p.GetValue(note));
+            Assert.Contains("second line", note.Content.Split('\n')[1]);             // line structure kept
+
+            var kong = new KeyServiceOps.Core.RingBalancer.KongClient(ctx.ForKong(), null);
+            await kong.AddTargetAsync(lab.Upstream, "127.9.9.9:8888", 100, new[] { "tag" + Evil }, CancellationToken.None);
+            foreach (var t in await kong.GetTargetsAsync(lab.Upstream, CancellationToken.None))
+                foreach (var p in t.GetType().GetProperties()) Clean("target." + p.Name, p.GetValue(t));
+
+            // An error's message quotes what it was given; the audit log's detail is written and read escaped.
+            var err = new OpsException("X", OpsErrorCategory.InvalidResult, "server said" + Evil, "t" + Evil, "details" + Evil);
+            Clean("exception.Message", err.Message); Clean("exception.Details", err.Details); Clean("exception.Target", err.TargetObject);
+            var path = Path.Combine(Path.GetTempPath(), $"kso-evil-audit-{Guid.NewGuid():N}.jsonl");
+            try
+            {
+                new AuditLog(path).Append(new AuditEntry { Action = "RemoveTarget", Target = "10.0.0.5:8888", Outcome = "Failed", Detail = "KongServerError: " + Evil });
+                File.AppendAllText(path, "{\"time\":\"2026-12-06T00:00:00Z\",\"actor\":\"planted\\u001b]0;pwned\\u0007\",\"action\":\"AddTarget\",\"target\":\"x\",\"outcome\":\"Added\",\"detail\":\"\\u001b[2J\"}\n");
+                Assert.DoesNotContain('\u001b', File.ReadAllText(path).Replace("\\u001b", ""));
+                foreach (var a in new AuditLog(path).Read())
+                    foreach (var p in a.GetType().GetProperties().Where(p => p.PropertyType == typeof(string))) Clean("audit." + p.Name, p.GetValue(a));
+            }
+            finally { File.Delete(path); }
+        }
+    }
+
     public class HtmlTwoHundredTests
     {
         private static readonly CancellationToken None = CancellationToken.None;
@@ -160,6 +213,69 @@ namespace KeyServiceOps.Core.Tests
             var got = new Dictionary<string, string>();
             foreach (var kv in calls) got[kv.Key] = await IdOf(kv.Value);
             Assert.All(got, kv => Assert.True(kv.Value == "PagerDutyInvalidResponse", $"{kv.Key}: {kv.Value}"));
+        }
+
+        [Fact]
+        public async Task Every_Kong_and_PagerDuty_method_answers_a_200_of_the_wrong_JSON_shape_with_its_typed_error()
+        {
+            // Issue #26 item 5, found by a hostile review: JSON of the wrong shape (a list where an object is, a string
+            // where a list is, an object where text is) was InvalidCastException, ArgumentException or
+            // NullReferenceException from 10 methods. Every one is now the client's ...InvalidResponse (or another typed error).
+            var bodies = new (string name, string body)[]
+            {
+                ("a JSON array", "[1,2,3]"),
+                ("lists as strings", "{\"data\":\"nope\",\"incident\":\"x\",\"incidents\":\"x\",\"notes\":\"x\",\"users\":\"x\",\"log_entries\":\"x\",\"note\":\"x\",\"next\":null}"),
+                ("items of the wrong type", "{\"data\":[1,2],\"incident\":{\"id\":{\"a\":1}},\"incidents\":[1],\"notes\":[1],\"users\":[1],\"log_entries\":[1],\"next\":null}"),
+                ("fields of the wrong type", "{\"data\":[{\"target\":{\"a\":1},\"id\":\"x\"}],\"target\":[1],\"id\":7,\"incident\":{\"id\":\"P1\",\"service\":\"str\",\"assignments\":\"x\",\"incident_number\":\"n\"},\"incidents\":[{\"id\":\"P1\",\"escalation_policy\":[1]}],\"notes\":[{\"id\":\"n\",\"user\":\"u\",\"content\":{\"x\":1}}],\"next\":null}"),
+            };
+            using var l = new System.Net.HttpListener();
+            var uri = KeyServiceOps.Lab.Loopback.FreeHttpPrefix();
+            l.Prefixes.Add(uri.ToString());
+            l.Start();
+            var answer = "";
+            _ = Task.Run(async () =>
+            {
+                while (l.IsListening)
+                {
+                    System.Net.HttpListenerContext c;
+                    try { c = await l.GetContextAsync(); } catch { return; }
+                    var bytes = Encoding.UTF8.GetBytes(answer);
+                    c.Response.StatusCode = 200; c.Response.ContentType = "application/json";
+                    c.Response.OutputStream.Write(bytes, 0, bytes.Length);
+                    c.Response.Close();
+                }
+            });
+            var ctx = new OpsContext { KongAdminUri = uri, PagerDutyUri = uri, PagerDutyToken = Secret.FromPlainText("pd-token"), PagerDutyFrom = "oncall@example.com", PagerDutyMaxRetries = 0 };
+            var kong = new KeyServiceOps.Core.RingBalancer.KongClient(ctx.ForKong(), null);
+            var pd = new KeyServiceOps.Core.PagerDuty.PagerDutyClient(ctx.ForPagerDuty(), null, null, TimeSpan.FromMilliseconds(5));
+            var calls = new Dictionary<string, Func<Task>>
+            {
+                ["Kong GetTargets"] = () => kong.GetTargetsAsync("u", None),
+                ["Kong FindTarget"] = () => kong.FindTargetAsync("u", "10.0.0.5:8888", None),
+                ["Kong GetHealth"] = () => kong.GetHealthAsync("u", None),
+                ["Kong GetUpstream"] = () => kong.GetUpstreamAsync("u", None),
+                ["Kong AddTarget"] = () => kong.AddTargetAsync("u", "10.0.0.5:8888", 100, null, None),
+                ["Kong SetWeight"] = () => kong.SetWeightAsync("u", "10.0.0.5:8888", 0, None),
+                ["PD GetIncident"] = () => pd.GetIncidentAsync("P1ABCDE", None),
+                ["PD ListIncidents"] = () => pd.ListIncidentsAsync(new[] { "triggered" }, null, None),
+                ["PD GetNotes"] = () => pd.GetNotesAsync("P1ABCDE", None),
+                ["PD AddNote"] = () => pd.AddNoteAsync("P1ABCDE", "a note", None),
+                ["PD GetLogEntries"] = () => pd.GetLogEntriesAsync("P1ABCDE", None),
+                ["PD EscalateTo"] = () => pd.EscalateToAsync("P1ABCDE", 2, None),
+                ["PD ResolveUserId"] = () => pd.ResolveUserIdAsync("someone@example.com", None),
+            };
+            var got = new List<string>();
+            foreach (var (name, body) in bodies)
+            {
+                answer = body;
+                foreach (var kv in calls)
+                {
+                    var id = await IdOf(kv.Value);
+                    got.Add($"{(id.StartsWith("raw ") ? "WRONG" : "ok")} {name} / {kv.Key}: {id}");
+                }
+            }
+            l.Stop();
+            Assert.True(got.All(g => g.StartsWith("ok")), string.Join("\n", got.Where(g => !g.StartsWith("ok"))));
         }
 
         [Fact]

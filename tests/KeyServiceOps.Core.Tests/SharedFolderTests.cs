@@ -154,5 +154,32 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal("SelfHealingStateInvalid", Assert.Throws<OpsException>(() => SelfHealer.Load(state)).ErrorId);
             Assert.Equal("{\"Targets\":{}}", File.ReadAllText(victim));
         }
+
+        [Fact]
+        public void A_private_folder_of_another_user_and_a_folder_below_an_unsafe_one_are_refused_before_anything_is_made()
+        {
+            if (!Root) return;
+            // Another user's own folder (0755): its owner can replace anything in it (found by a hostile review: every file was written there).
+            var theirs = Folder("0755");
+            Run("chown", "1001:1001", theirs);
+            foreach (var w in Writers)
+            {
+                var id = w.Write(theirs);
+                Assert.True(id != null && !id.StartsWith("RAW"), $"{w.Name} in a 0755 folder of uid 1001: {id ?? "wrote"}");
+            }
+            Assert.Empty(Directory.GetFileSystemEntries(theirs));
+            // A folder of ours below one every user can write to without the sticky bit: anyone can rename it away.
+            var open = Folder("0777");
+            foreach (var w in Writers)
+            {
+                var id = w.Write(Path.Combine(open, "ours", "deeper"));
+                Assert.True(id != null && !id.StartsWith("RAW"), $"{w.Name} below a 0777 folder: {id ?? "wrote"}");
+            }
+            Assert.Empty(Directory.GetFileSystemEntries(open));                  // not even the subfolders were made
+            // Shared through a group (2770 of another user): trusted as the group is.
+            var group = Folder("2770");
+            Run("chown", "1001:0", group);
+            Assert.Null(Writers[0].Write(group));
+        }
     }
 }

@@ -20,7 +20,7 @@ namespace KeyServiceOps.Module.Tests
             public int Requests;
             public string LastHeaders = "";
             public Uri Uri { get; }
-            public EchoServer(int status)
+            public EchoServer(int status, int pad = 0)
             {
                 Uri = KeyServiceOps.Lab.Loopback.FreeHttpPrefix();
                 _l.Prefixes.Add(Uri.ToString());
@@ -34,7 +34,7 @@ namespace KeyServiceOps.Module.Tests
                         Interlocked.Increment(ref Requests);
                         var headers = string.Join("\n", c.Request.Headers.AllKeys.Select(k => $"{k}: {c.Request.Headers[k]}"));
                         LastHeaders = headers;
-                        var body = Encoding.UTF8.GetBytes("{\"message\":\"bad request, you sent: " + headers.Replace("\"", "'").Replace("\n", " | ") + "\"}");
+                        var body = Encoding.UTF8.GetBytes("{\"message\":\"" + new string('A', pad) + "bad request, you sent: " + headers.Replace("\"", "'").Replace("\n", " | ") + "\"}");
                         c.Response.StatusCode = status;
                         c.Response.ContentType = "application/json";
                         c.Response.OutputStream.Write(body, 0, body.Length);
@@ -71,6 +71,30 @@ Get-PagerDutyIncident -IncidentId PX1 -PagerDutyUri '{pd.Uri}' -PagerDutyToken (
             Assert.DoesNotContain("kong-canary-7f3a9", text);
             Assert.DoesNotContain("pd-canary-91c2e", text);
             Assert.Contains("***", text);
+        }
+
+        [Theory]
+        [InlineData(200)]
+        [InlineData(230)]
+        [InlineData(245)]
+        [InlineData(260)]
+        public void An_echoed_secret_the_error_excerpt_would_cut_in_half_is_scrubbed_before_the_cut(int pad)
+        {
+            // Found by a hostile review: the excerpt of the answer was cut at 300 characters before it was scrubbed, so a
+            // secret straddling the cut showed its first part (a key id and all but 2 characters of the key).
+            using var kong = new EchoServer(500, pad);
+            using var pd = new EchoServer(500, pad);
+            using var logs = new EchoServer(500, pad);
+            using var sh = new HostedShell();
+            var r = sh.Run(Secure + $@"$DebugPreference = 'SilentlyContinue'
+Get-RingBalancerTarget -Upstream u -KongAdminUri '{kong.Uri}' -KongToken (Sec 'KongTopSecretValue1234567890')
+Set-KeyServiceOpsContext -PagerDutyMaxRetries 0 -CentralLogUri '{logs.Uri}' -CentralLogApiKey (Sec 'logid:LogTopSecretValue1234567') -Confirm:$false
+Get-PagerDutyIncident -IncidentId PX1 -PagerDutyUri '{pd.Uri}' -PagerDutyToken (Sec 'PdTopSecretValue1234567890')
+Get-KeyServiceLog 127.0.0.1 -Source Central -Since 1h");
+            Assert.True(kong.Requests > 0 && pd.Requests > 0 && logs.Requests > 0, "the servers were not asked");
+            var text = Everything(r);
+            foreach (var prefix in new[] { "KongTopSecretValue12", "PdTopSecretValue12", "LogTopSecretValue12", "bG9naWQ6TG9nVG9wU2VjcmV0VmFsdWUx" })
+                Assert.DoesNotContain(prefix, text);
         }
 
         [Fact]

@@ -58,6 +58,9 @@ BeforeDiscovery {
         @{ Name = 'a truncated state file'; Id = 'SelfHealingStateInvalid'; Run = { $p = Join-Path $TestDrive 'state-cut.json'; '{"Pass": 3, "Targets": {' | Set-Content $p; Invoke-KeyServiceSelfHealing -StatePath $p -Confirm:$false } }
         @{ Name = 'a state file with a null target'; Id = 'SelfHealingStateInvalid'; Run = { $p = Join-Path $TestDrive 'state-null.json'; '{"Pass": 3, "Targets": {"10.0.0.5:8888": null}}' | Set-Content $p; Invoke-KeyServiceSelfHealing -StatePath $p -Confirm:$false } }
         # outside text and files others can write to (issue #26)
+        @{ Name = 'a config path that never ends (/dev/zero)'; Id = 'ConfigFileInvalid'; Run = { Set-KeyServiceOpsContext -ConfigPath /dev/zero -Confirm:$false } }
+        @{ Name = 'a report path that is a folder'; Id = 'ReportPathIsFolder'; Run = { Export-KeyServiceIncidentReport -IncidentId Q1X2 -Path $TestDrive -Confirm:$false } }
+        @{ Name = 'a report in a folder every user can write to without the sticky bit'; Id = 'ReportUnwritable'; Run = { $d = Join-Path $TestDrive 'open'; New-Item -ItemType Directory $d | Out-Null; & chmod 0777 $d; Export-KeyServiceIncidentReport -IncidentId $incident -Path (Join-Path $d 'r.html') -Confirm:$false } }
         @{ Name = 'a target holding OSC 52'; Id = 'InvalidTarget'; Run = { Add-RingBalancerTarget "10.0.0.5$([char]27)]52;c;Y3VybA==$([char]7)" -Force -Confirm:$false } }
         @{ Name = 'an incident id holding a screen wipe'; Id = 'InvalidIncidentId'; Run = { Get-PagerDutyIncident -IncidentId "P1$([char]27)[2J$([char]27)[3J" } }
         @{ Name = 'a host holding a bidi override'; Id = 'InvalidAddress'; Run = { Test-KeyServiceHealth "10.0.0.5$([char]0x202E)evil" } }

@@ -173,7 +173,7 @@ namespace KeyServiceOps.Core.Audit
             {
                 time = entry.Time.UtcDateTime, actor = entry.Actor, host = entry.Host, action = entry.Action,
                 target = entry.Target, upstream = entry.Upstream, before = entry.BeforeData, after = entry.AfterData,
-                outcome = entry.Outcome, incident = entry.Incident, forced = entry.Forced ? (bool?)true : null, detail = entry.Detail,
+                outcome = entry.Outcome, incident = entry.Incident, forced = entry.Forced ? (bool?)true : null, detail = SafeText.Lines(entry.Detail),
                 op = entry.Operation,
             }, Settings) + "\n";
             lock (Gate)
@@ -242,7 +242,8 @@ namespace KeyServiceOps.Core.Audit
                 .ToList();
         }
 
-        private static string Str(JToken t) => t == null || t.Type == JTokenType.Null ? null : t.Type == JTokenType.String ? (string)t : t.ToString(Formatting.None);
+        // What a line says is shown, never obeyed: a hand-edited or planted line with control sequences reads escaped.
+        private static string Str(JToken t) => t == null || t.Type == JTokenType.Null ? null : SafeText.Lines(t.Type == JTokenType.String ? (string)t : t.ToString(Formatting.None));
 
         /// <summary>An unreadable time (a hand-edited line) reads as MinValue rather than stopping the whole read.</summary>
         private static DateTimeOffset ParseTime(JToken t)

@@ -97,7 +97,7 @@ namespace KeyServiceOps.Core.CentralLogs
             _rest = new RestClient("CentralLog", ctx.Uri,
                 HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath), ctx.HttpTimeout, _log,
                 req => { if (auth != null) req.Headers.TryAddWithoutValidation("Authorization", Authorization(ctx)); },
-                s => secrets.Aggregate(s, (acc, x) => acc.Replace(x, "***")));
+                Redactor.Of(secrets.Concat(new[] { auth, ctx.Password == null ? null : ctx.User + ":" + ctx.Password.Reveal() })).Scrub);
             _rest.MaxResponseBytes = ctx.MaxResponseBytes;
             _retry = HttpRetry.Build("The central log service", ctx.MaxRetries, retryBaseDelay ?? TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(20), _log);
         }
@@ -414,6 +414,9 @@ namespace KeyServiceOps.Core.CentralLogs
             e.LevelValue = lv != LogLevel.Unknown ? lv : LogEntry.DetectLevel(e.GetRawMessage());
             return e;
         }
+
+        /// <summary>A search answer read with the wrong JSON types somewhere the parsing did not expect (see <see cref="ClientAnswers"/>).</summary>
+        internal static OpsException Malformed(Exception e) => Invalid(new RestResponse { Status = 200 }, null, $"JSON of a shape the search API does not send ({e.Message})");
 
         private static OpsException Invalid(RestResponse r, object target, string why)
             => new OpsException("CentralLogInvalidResponse", OpsErrorCategory.InvalidResult,

@@ -94,6 +94,8 @@ namespace KeyServiceOps.Core
         {
             lock (held) if (held.Contains(key)) return new Nothing(); // this flow holds it already
             directory = string.IsNullOrEmpty(directory) ? DefaultDirectory() : directory;
+            var unsafeFolder = SafeFile.FolderProblem(Path.Combine(directory, "x.lock"));
+            if (unsafeFolder != null) throw Unwritable("use the lock folder", directory, new UnsafeFileException(unsafeFolder)); // before it is made
             try { Directory.CreateDirectory(directory); }
             catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
             {

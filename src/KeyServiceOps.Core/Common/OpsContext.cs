@@ -255,13 +255,22 @@ namespace KeyServiceOps.Core
         /// Reads a JSON config file: top-level settings (same names as the properties) and an
         /// "inventory" array. Secrets are never read from it, only the names of environment variables holding them.
         /// </summary>
+        /// <summary>The largest config file read (1 MiB).</summary>
+        public const int MaxConfigBytes = 1024 * 1024;
+
         public void LoadConfigFile(string path)
         {
             JObject o;
             // Settings (where Kong is, which secrets to send) are never taken from a file another user could have planted.
             var problem = File.Exists(path) ? SafeFile.FolderProblem(path) : null;
             if (problem != null) throw ContextSettings.ConfigFileInvalid(path, problem, null);
-            try { o = JObject.Parse(File.ReadAllText(path)); }
+            try
+            {
+                // Bounded (a config is a few KiB): -ConfigPath /dev/zero or a log file by mistake is a typed error, not out of memory.
+                var text = SafeFile.ReadSmall(path, MaxConfigBytes + 1);
+                if (System.Text.Encoding.UTF8.GetByteCount(text) > MaxConfigBytes) throw ContextSettings.ConfigFileInvalid(path, $"it is larger than {MaxConfigBytes / 1024} KiB (is it the config file?)", null);
+                o = JObject.Parse(text);
+            }
             catch (Exception e) when (e is IOException || e is JsonException || e is UnauthorizedAccessException || e is ArgumentException || e is NotSupportedException)
             {
                 var what = Directory.Exists(path) ? "it is a folder, not a file" : e is JsonException ? "it is not valid JSON (" + e.Message + ")" : e.Message;

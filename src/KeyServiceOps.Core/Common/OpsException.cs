@@ -18,12 +18,13 @@ namespace KeyServiceOps.Core
     {
         public OpsException(string errorId, OpsErrorCategory category, string message,
             object target = null, string details = null, string recommendedAction = null, Exception inner = null)
-            : base(message, inner)
+            : base(SafeText.Lines(message), inner)
         {
+            // Messages quote servers, docker and files: never a control sequence for whoever prints .Message (issue #26).
             ErrorId = errorId ?? throw new ArgumentNullException(nameof(errorId));
             Category = category;
-            TargetObject = target;
-            Details = details;
+            TargetObject = target is string text ? SafeText.Neutralize(text) : target;
+            Details = SafeText.Lines(details);
             RecommendedAction = recommendedAction;
         }
 

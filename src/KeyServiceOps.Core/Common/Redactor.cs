@@ -36,11 +36,27 @@ namespace KeyServiceOps.Core
             return new Redactor(forms);
         }
 
+        /// <summary>
+        /// A redactor for the secrets one client sends (its token, key, password, or the whole header value), in every
+        /// wire form <see cref="For"/> knows: what a client scrubs from a server's answer before any of it is cut, quoted
+        /// in an error or written to the audit log (a secret cut in half is no longer recognised).
+        /// </summary>
+        public static Redactor Of(IEnumerable<string> raw)
+        {
+            var list = (raw ?? Enumerable.Empty<string>()).Where(s => !string.IsNullOrEmpty(s)).ToList();
+            var forms = new List<string>();
+            foreach (var s in list) forms.AddRange(WireForms(s));
+            foreach (var s in list.Where(x => x.IndexOf(':') > 0)) forms.AddRange(WireForms(s.Substring(s.IndexOf(':') + 1)));
+            return new Redactor(forms);
+        }
+
         private static IEnumerable<string> WireForms(string s)
         {
             yield return s;
             yield return Uri.EscapeDataString(s);
-            yield return Newtonsoft.Json.JsonConvert.ToString(s).Trim('"');
+            var json = Newtonsoft.Json.JsonConvert.ToString(s).Trim('"');
+            yield return json;
+            yield return Newtonsoft.Json.JsonConvert.ToString(json).Trim('"'); // JSON inside a JSON error string
             var b64 = Convert.ToBase64String(Encoding.UTF8.GetBytes(s));
             yield return b64;
             yield return b64.TrimEnd('=');

@@ -54,10 +54,13 @@ namespace KeyServiceOps.Core
             => Headers != null && Headers.TryGetValues(name, out var v) ? v.FirstOrDefault() : null;
 
         /// <summary>A short, single-line excerpt of the body for error details.</summary>
+        /// <summary>The client's redactor: applied to the whole body before an excerpt is cut from it.</summary>
+        internal Func<string, string> Redact { get; set; }
+
         public string Excerpt(int max = 300)
         {
             if (string.IsNullOrEmpty(Body)) return "(empty body)";
-            var s = Body.Replace("\r", " ").Replace("\n", " ");
+            var s = (Redact == null ? Body : Redact(Body)).Replace("\r", " ").Replace("\n", " ");
             return SafeText.Neutralize(s.Length <= max ? s : s.Substring(0, max) + "…");
         }
     }
@@ -161,10 +164,13 @@ namespace KeyServiceOps.Core
                         {
                             var text = await ReadBoundedAsync(resp, method, uri, cts.Token).ConfigureAwait(false);
                             sw.Stop();
+                            // An error answer may echo what we sent (a proxy, a debug build): the whole body is scrubbed of
+                            // this client's secrets before anything reads, cuts or quotes it.
+                            var status = (int)resp.StatusCode;
                             var r = new RestResponse
                             {
-                                Status = (int)resp.StatusCode, Method = method, Body = text, Headers = resp.Headers,
-                                ContentType = resp.Content?.Headers?.ContentType?.MediaType, Elapsed = sw.Elapsed,
+                                Status = status, Method = method, Body = status >= 200 && status < 300 ? text : _redact(text), Headers = resp.Headers,
+                                ContentType = resp.Content?.Headers?.ContentType?.MediaType, Elapsed = sw.Elapsed, Redact = _redact,
                             };
                             _log.Verbose($"{_service}: {method} {uri.AbsolutePath}{uri.Query} -> {r.Status} ({sw.ElapsedMilliseconds} ms)");
                             if (body != null) _log.Debug(_redact($"{_service} request body: {body.ToString(Formatting.None)}"));

@@ -84,15 +84,33 @@ namespace KeyServiceOps.Core
             var full = Path.GetFullPath(file);
             var dir = Path.GetDirectoryName(full);
             if (string.IsNullOrEmpty(dir)) return null;
-            var d = OwnerAndMode(dir);
             var me = Me();
-            if (d == null || me == null) return null;
-            const int OtherWrite = 0x2 /* 0002 */, Sticky = 0x200 /* 01000 */;
-            if ((d.Value.Mode & OtherWrite) == 0) return null;
-            if ((d.Value.Mode & Sticky) == 0)
-                return $"the folder '{dir}' is writable by every user and has no sticky bit (anyone could replace or delete the module's files there)";
-            if (d.Value.Uid != 0 && d.Value.Uid != me.Value)
-                return $"the folder '{dir}' is writable by every user and owned by another user (uid {d.Value.Uid}), who can replace the module's files there";
+            if (me == null || OwnerAndMode("/") == null) return null;
+            const int OtherWrite = 0x2 /* 0002 */, GroupWrite = 0x10 /* 0020 */, Sticky = 0x200 /* 01000 */;
+            // The folder may not exist yet (it is created for us): judge the nearest one that does, and every folder
+            // above it — one writable by every user without the sticky bit lets anyone rename what is below it.
+            var existing = dir;
+            while (!string.IsNullOrEmpty(existing) && OwnerAndMode(existing) == null) existing = Path.GetDirectoryName(existing);
+            if (string.IsNullOrEmpty(existing)) return null;
+            for (var up = Path.GetDirectoryName(existing); !string.IsNullOrEmpty(up); up = Path.GetDirectoryName(up))
+            {
+                var a = OwnerAndMode(up);
+                if (a != null && (a.Value.Mode & OtherWrite) != 0 && (a.Value.Mode & Sticky) == 0)
+                    return $"the folder '{up}' above it is writable by every user and has no sticky bit (anyone could rename the folders below it)";
+            }
+            var d = OwnerAndMode(existing).Value;
+            if ((d.Mode & OtherWrite) == 0)
+            {
+                // A private folder of another user (not shared through its group): its owner can replace anything in it.
+                if (d.Uid != 0 && d.Uid != me.Value && (d.Mode & GroupWrite) == 0)
+                    return $"the folder '{existing}' belongs to another user (uid {d.Uid}), who can replace the module's files there";
+                return null;
+            }
+            if ((d.Mode & Sticky) == 0)
+                return $"the folder '{existing}' is writable by every user and has no sticky bit (anyone could replace or delete the module's files there)";
+            if (d.Uid != 0 && d.Uid != me.Value)
+                return $"the folder '{existing}' is writable by every user and owned by another user (uid {d.Uid}), who can replace the module's files there";
+            if (existing != dir) return null;
             var f = OwnerAndMode(full);
             if (f != null && f.Value.Uid != me.Value && f.Value.Uid != 0)
                 return $"'{full}' belongs to another user (uid {f.Value.Uid}) in a folder every user can write to; the module uses only files of its own there";
@@ -118,6 +136,8 @@ namespace KeyServiceOps.Core
             var told = TimeSpan.Zero;
             var full = Path.GetFullPath(path);
             var dir = Path.GetDirectoryName(full);
+            var before = FolderProblem(full);
+            if (before != null) throw new UnsafeFileException(before); // before any folder is made there
             if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
             if (Directory.Exists(full)) throw new UnsafeFileException($"'{full}' is a folder, not a file");
             var waited = System.Diagnostics.Stopwatch.StartNew(); // monotonic: a clock step neither ends nor stretches the wait
@@ -187,10 +207,10 @@ namespace KeyServiceOps.Core
         {
             var full = Path.GetFullPath(path);
             var dir = Path.GetDirectoryName(full);
+            var problem = FolderProblem(full);
+            if (problem != null) throw new UnsafeFileException(problem); // before any folder is made there
             if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
             if (Directory.Exists(full)) throw new IOException($"'{full}' is a folder, not a file");
-            var problem = FolderProblem(full);
-            if (problem != null) throw new UnsafeFileException(problem);
             var tmp = Path.Combine(dir ?? ".", "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N").Substring(0, 12) + ".tmp");
             try
             {

@@ -42,7 +42,7 @@ namespace KeyServiceOps.Core.PagerDuty
                     req.Headers.TryAddWithoutValidation("Authorization", "Token token=" + token.RevealForHeader("PagerDuty API token"));
                     req.Headers.TryAddWithoutValidation("Accept", "application/vnd.pagerduty+json;version=2");
                 },
-                s => s.Replace(secret, "***"));
+                Redactor.Of(new[] { secret, "Token token=" + secret }).Scrub);
             _rest.MaxResponseBytes = ctx.MaxResponseBytes;
             _retry = HttpRetry.Build("PagerDuty", ctx.MaxRetries, baseDelay ?? TimeSpan.FromMilliseconds(500), ctx.MaxBackoff, _log);
             _retryOnce = HttpRetry.Build("PagerDuty", ctx.MaxRetries, baseDelay ?? TimeSpan.FromMilliseconds(500), ctx.MaxBackoff, _log, retryAmbiguous: false);
@@ -118,7 +118,7 @@ namespace KeyServiceOps.Core.PagerDuty
         {
             ValidIncidentId(idOrNumber);
             var j = await SendAsync(HttpMethod.Get, "incidents/" + Uri.EscapeDataString(idOrNumber), null, idOrNumber, ct).ConfigureAwait(false);
-            return ToIncident(j["incident"]);
+            return ToIncident(Part<JObject>(j, "incident", idOrNumber, "the incident"));
         }
 
         /// <summary>Incidents with the given statuses/services, every page (bounded), in API order.</summary>
@@ -131,7 +131,7 @@ namespace KeyServiceOps.Core.PagerDuty
             for (int page = 0, offset = 0; page < MaxPages && offset + limit <= 10000; page++, offset += limit)
             {
                 var j = await SendAsync(HttpMethod.Get, $"incidents?limit={limit}&offset={offset}{filter}", null, "incidents", ct).ConfigureAwait(false);
-                foreach (var i in (JArray)j["incidents"] ?? new JArray()) list.Add(ToIncident(i));
+                foreach (var i in Part<JArray>(j, "incidents", null, "the incident list") ?? new JArray()) list.Add(ToIncident(i));
                 if (!((bool?)j["more"] ?? false)) break;
             }
             return list;
@@ -168,7 +168,7 @@ namespace KeyServiceOps.Core.PagerDuty
         public async Task<List<PagerDutyNote>> GetNotesAsync(string incidentId, CancellationToken ct)
         {
             var j = await SendAsync(HttpMethod.Get, $"incidents/{Uri.EscapeDataString(incidentId)}/notes", null, incidentId, ct).ConfigureAwait(false);
-            return ((JArray)j["notes"] ?? new JArray()).Select(n => ToNote(incidentId, n)).ToList();
+            return (Part<JArray>(j, "notes", incidentId, "the notes") ?? new JArray()).Select(n => ToNote(incidentId, n)).ToList();
         }
 
         /// <summary>The incident's log entries (triggered, acknowledged, escalated, assigned, annotated, resolved), oldest first.</summary>
@@ -179,8 +179,8 @@ namespace KeyServiceOps.Core.PagerDuty
             for (int offset = 0, page = 0; page < 50; page++)
             {
                 var j = await SendAsync(HttpMethod.Get, $"incidents/{Uri.EscapeDataString(incidentId)}/log_entries?limit=100&offset={offset}&is_overview=false", null, incidentId, ct).ConfigureAwait(false);
-                var items = j["log_entries"] as JArray ?? new JArray();
-                foreach (var e in items)
+                var items = Part<JArray>(j, "log_entries", incidentId, "the log entries") ?? new JArray();
+                foreach (var e in items.OfType<JObject>())
                     list.Add(new PagerDutyLogEntry
                     {
                         IncidentId = incidentId, Type = (string)e["type"], Summary = SafeText.Neutralize((string)e["summary"]), Agent = SafeText.Neutralize((string)e["agent"]?["summary"]),
@@ -220,7 +220,7 @@ namespace KeyServiceOps.Core.PagerDuty
                             await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(_ctx.MaxBackoff.TotalMilliseconds, 200 << Math.Min(attempt, 6))), ct).ConfigureAwait(false);
                             continue;
                         }
-                        if (!(j?["note"] is JObject n) || string.IsNullOrEmpty((string)n["id"]))
+                        if (!(j?["note"] is JObject n) || string.IsNullOrEmpty(Text(n["id"])))
                             throw Unconfirmed("note", incidentId);
                         return ToNote(incidentId, n);
                     }
@@ -274,7 +274,7 @@ namespace KeyServiceOps.Core.PagerDuty
                 async () =>
                 {
                     var j = await SendAsync(HttpMethod.Put, $"incidents/{Uri.EscapeDataString(incidentId)}", new JObject { ["incident"] = inc }, incidentId, ct).ConfigureAwait(false);
-                    if (!(j?["incident"] is JObject confirmed) || string.IsNullOrEmpty((string)confirmed["id"]))
+                    if (!(j?["incident"] is JObject confirmed) || string.IsNullOrEmpty(Text(confirmed["id"])))
                         throw Unconfirmed("incident update", incidentId);
                     return ToIncident(confirmed);
                 },
@@ -313,6 +313,9 @@ namespace KeyServiceOps.Core.PagerDuty
             => InvalidResponse(incidentId, $"answered the {what} for incident {incidentId} without confirming it (no {what.Split(' ')[0]} id in the answer); it may not have been recorded", null);
 
         // One factory per id raised from more than one place: one message and one advice per id.
+        /// <summary>A PagerDuty answer read with the wrong JSON types somewhere the parsing did not expect (see <see cref="ClientAnswers"/>).</summary>
+        internal static OpsException Malformed(Exception e) => InvalidResponse(null, $"answered with JSON of a shape PagerDuty does not send ({e.Message})", null);
+
         private static OpsException InvalidResponse(object target, string why, string details)
             => new OpsException("PagerDutyInvalidResponse", OpsErrorCategory.InvalidResult, $"PagerDuty {why}.", target, details,
                 "Check the incident in PagerDuty (Get-PagerDutyIncident) and that -PagerDutyUri points at the REST API; a proxy or captive page may be answering instead.");
@@ -335,23 +338,55 @@ namespace KeyServiceOps.Core.PagerDuty
         {
             if (!idOrEmail.Contains("@")) return idOrEmail;
             var j = await SendAsync(HttpMethod.Get, "users?query=" + Uri.EscapeDataString(idOrEmail), null, idOrEmail, ct).ConfigureAwait(false);
-            var u = ((JArray)j["users"] ?? new JArray()).FirstOrDefault(x => string.Equals((string)x["email"], idOrEmail, StringComparison.OrdinalIgnoreCase));
+            var u = (Part<JArray>(j, "users", idOrEmail, "the user list") ?? new JArray()).OfType<JObject>().FirstOrDefault(x => string.Equals(Text(x["email"]), idOrEmail, StringComparison.OrdinalIgnoreCase));
             if (u == null) throw AssigneeNotFound(idOrEmail, $"a user with the email '{idOrEmail}'", null);
             return (string)u["id"];
         }
 
+        /// <summary>
+        /// PROPERTY of a PagerDuty answer as the shape asked for: absent is null (the caller decides), present with another
+        /// shape is PagerDutyInvalidResponse (a proxy's or a wrong service's JSON), never a cast exception (issue #26).
+        /// </summary>
+        private static T Part<T>(JToken j, string property, object target, string what) where T : JToken
+        {
+            var v = j?[property];
+            if (v == null || v.Type == JTokenType.Null) return null;
+            return v as T ?? throw InvalidResponse(target, $"answered with {what} ('{property}') as {v.Type}, not the JSON PagerDuty sends", Short(v));
+        }
+
+        /// <summary>A JSON value as text when it is one (string, number, boolean); null for objects and arrays.</summary>
+        private static string Text(JToken t) => t == null || t.Type == JTokenType.Null || t is JContainer ? null : (string)t;
+
+        private static int? Int(JToken t) => t != null && t.Type == JTokenType.Integer ? (int?)(long)t : null;
+
         internal static PagerDutyIncident ToIncident(JToken j)
+        {
+            if (!(j is JObject) || Text(j["id"]) == null) throw InvalidResponse(null, "answered with an incident that is not an object with an id", Short(j));
+            try { return ToIncidentCore(j); }
+            catch (Exception e) when (WrongShape(e)) { throw InvalidResponse(Text(j["id"]), $"answered with an incident whose fields have the wrong JSON types ({e.Message})", Short(j)); }
+        }
+
+        /// <summary>What a JSON value of the wrong type throws when it is read as another (Newtonsoft's casts and child access).</summary>
+        internal static bool WrongShape(Exception e) => e is InvalidCastException || e is ArgumentException || e is InvalidOperationException || e is FormatException || e is OverflowException;
+
+        private static string Short(JToken j)
+        {
+            var text = j?.ToString(Newtonsoft.Json.Formatting.None) ?? "null";
+            return SafeText.Neutralize(text.Length > 200 ? text.Substring(0, 200) + "…" : text);
+        }
+
+        private static PagerDutyIncident ToIncidentCore(JToken j)
         {
             var i = new PagerDutyIncident
             {
-                IncidentId = (string)j["id"], Number = (int?)j["incident_number"] ?? 0, Title = SafeText.Neutralize((string)j["title"]), Status = (string)j["status"],
-                Urgency = (string)j["urgency"], Service = (string)j["service"]?["summary"], ServiceId = (string)j["service"]?["id"],
-                EscalationPolicy = (string)j["escalation_policy"]?["summary"], EscalationPolicyId = (string)j["escalation_policy"]?["id"],
-                EscalationLevel = (int?)j["escalation_level"], HtmlUrl = (string)j["html_url"],
+                IncidentId = (string)j["id"], Number = (int?)j["incident_number"] ?? 0, Title = SafeText.Neutralize((string)j["title"]), Status = SafeText.Neutralize((string)j["status"]),
+                Urgency = SafeText.Neutralize((string)j["urgency"]), Service = SafeText.Neutralize((string)j["service"]?["summary"]), ServiceId = (string)j["service"]?["id"],
+                EscalationPolicy = SafeText.Neutralize((string)j["escalation_policy"]?["summary"]), EscalationPolicyId = (string)j["escalation_policy"]?["id"],
+                EscalationLevel = (int?)j["escalation_level"], HtmlUrl = SafeText.Neutralize((string)j["html_url"]),
                 CreatedAt = j["created_at"]?.Type == JTokenType.Date ? new DateTimeOffset(((DateTime)j["created_at"]).ToUniversalTime()) : (DateTimeOffset?)null,
             };
             var asg = (j["assignments"] as JArray) ?? new JArray();
-            i.Assignees = asg.Select(a => (string)a["assignee"]?["summary"]).ToArray();
+            i.Assignees = asg.Select(a => SafeText.Neutralize((string)a["assignee"]?["summary"])).ToArray();
             i.AssigneeIds = asg.Select(a => (string)a["assignee"]?["id"]).ToArray();
             foreach (var text in new[] { i.Title, (string)j["summary"], j["body"]?.ToString() })
             {
@@ -364,9 +399,17 @@ namespace KeyServiceOps.Core.PagerDuty
             return i;
         }
 
-        private static PagerDutyNote ToNote(string incidentId, JToken n) => new PagerDutyNote
+        private static PagerDutyNote ToNote(string incidentId, JToken n)
         {
-            IncidentId = incidentId, NoteId = (string)n["id"], User = (string)n["user"]?["summary"], Content = (string)n["content"],
+            if (!(n is JObject)) throw InvalidResponse(incidentId, "answered with a note that is not an object", Short(n));
+            try { return ToNoteCore(incidentId, n); }
+            catch (Exception e) when (WrongShape(e)) { throw InvalidResponse(incidentId, $"answered with a note whose fields have the wrong JSON types ({e.Message})", Short(n)); }
+        }
+
+        private static PagerDutyNote ToNoteCore(string incidentId, JToken n) => new PagerDutyNote
+        {
+            // Anyone with a PagerDuty account writes notes: shown, never obeyed by the terminal (issue #26).
+            IncidentId = incidentId, NoteId = (string)n["id"], User = SafeText.Neutralize((string)n["user"]?["summary"]), Content = SafeText.Lines((string)n["content"]),
             CreatedAt = n["created_at"]?.Type == JTokenType.Date ? new DateTimeOffset(((DateTime)n["created_at"]).ToUniversalTime()) : (DateTimeOffset?)null,
         };
     }

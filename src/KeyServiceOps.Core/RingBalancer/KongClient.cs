@@ -42,7 +42,7 @@ namespace KeyServiceOps.Core.RingBalancer
             _rest = new RestClient("Kong", ctx.AdminUri, HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath),
                 ctx.HttpTimeout, log,
                 req => { if (token != null) req.Headers.TryAddWithoutValidation(header, token.RevealForHeader("Kong Admin token")); },
-                s => string.IsNullOrEmpty(secret) ? s : s.Replace(secret, "***"));
+                Redactor.Of(new[] { secret }).Scrub);
             _rest.MaxResponseBytes = ctx.MaxResponseBytes;
             _prefix = string.IsNullOrEmpty(ctx.Workspace) ? "" : Uri.EscapeDataString(ctx.Workspace) + "/";
             _pageSize = Math.Max(1, Math.Min(1000, ctx.PageSize));
@@ -142,7 +142,12 @@ namespace KeyServiceOps.Core.RingBalancer
         public async Task<Dictionary<string, string>> GetHealthAsync(string upstream, CancellationToken ct)
         {
             var map = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-            await PagesAsync(U(upstream) + "/health", "GET health", upstream, t => { if (t["target"] != null) map[(string)t["target"]] = (string)t["health"]; }, ct).ConfigureAwait(false);
+            await PagesAsync(U(upstream) + "/health", "GET health", upstream, t =>
+            {
+                if (!(t is JObject o) || o["target"]?.Type != JTokenType.String)
+                    throw NotAdminApi($"Kong answered GET health with an entry that is not an object with a 'target' string ({SafeText.Neutralize(Shorten(t))}): not the Admin API's JSON.", upstream, null, "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.");
+                map[(string)o["target"]] = o["health"]?.Type == JTokenType.String ? SafeText.Neutralize((string)o["health"]) : null;
+            }, ct).ConfigureAwait(false);
             return map;
         }
 
@@ -158,7 +163,10 @@ namespace KeyServiceOps.Core.RingBalancer
                 var q = $"?size={_pageSize}" + (offset != null ? "&offset=" + Uri.EscapeDataString(offset) : "");
                 var r = await _rest.SendAsync(HttpMethod.Get, path + q, null, ct).ConfigureAwait(false);
                 var j = Expect(r, what, upstream, upstream);
-                foreach (var item in (JArray)j["data"] ?? new JArray()) onItem(item);
+                var data = j["data"];
+                if (data != null && data.Type != JTokenType.Null && !(data is JArray))
+                    throw NotAdminApi($"Kong answered {what} with 'data' as {data.Type}, not a list: not the Admin API's JSON.", upstream, r.Excerpt(), "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.");
+                foreach (var item in (data as JArray) ?? new JArray()) onItem(item);
                 afterPage?.Invoke();
                 offset = NextOffset(j);
                 if (offset == null) return;
@@ -231,6 +239,24 @@ namespace KeyServiceOps.Core.RingBalancer
 
         internal static RingBalancerTarget ToTarget(JToken t, string upstream)
         {
+            // A target is an object with its target text (and an id): anything else is not Kong's answer (issue #26).
+            if (!(t is JObject) || t["target"]?.Type != JTokenType.String)
+                throw NotAdminApi($"Kong answered with a target that is not an object with a 'target' string ({SafeText.Neutralize(Shorten(t))}): not the Admin API's JSON.", upstream, null, "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.");
+            try { return ToTargetCore(t, upstream); }
+            catch (Exception e) when (e is InvalidCastException || e is ArgumentException || e is InvalidOperationException || e is FormatException || e is OverflowException)
+            {
+                throw NotAdminApi($"Kong answered with a target whose fields have the wrong JSON types ({e.Message}).", upstream, SafeText.Neutralize(Shorten(t)), "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.");
+            }
+        }
+
+        private static string Shorten(JToken t)
+        {
+            var text = t?.ToString(Newtonsoft.Json.Formatting.None) ?? "null";
+            return text.Length > 200 ? text.Substring(0, 200) + "…" : text;
+        }
+
+        private static RingBalancerTarget ToTargetCore(JToken t, string upstream)
+        {
             var s = (string)t["target"];
             Endpoint.TryParse(s, 8000, out var ep, out _);
             DateTimeOffset? created = null;
@@ -240,13 +266,17 @@ namespace KeyServiceOps.Core.RingBalancer
             {
                 Upstream = upstream, Id = (string)t["id"], Target = s, Address = ep.Address, Port = ep.Port,
                 Weight = t["weight"]?.Type == JTokenType.Integer ? (int)t["weight"] : 100,
-                Tags = ReadTags(t["tags"]), CreatedAt = created, KongHealth = (string)t["health"],
+                Tags = ReadTags(t["tags"]), CreatedAt = created, KongHealth = SafeText.Neutralize((string)t["health"]),
             };
         }
 
-        private static string[] ReadTags(JToken t) => t is JArray a ? a.Select(x => (string)x).ToArray() : new string[0];
+        private static string[] ReadTags(JToken t) => t is JArray a ? a.Select(x => SafeText.Neutralize(x.Type == JTokenType.String ? (string)x : x.ToString(Newtonsoft.Json.Formatting.None))).ToArray() : new string[0];
 
         /// <summary>KongInvalidResponse: what answered is not Kong's Admin API (a proxy's page, another service).</summary>
+        /// <summary>A Kong answer read with the wrong JSON types somewhere the parsing did not expect (see <see cref="ClientAnswers"/>).</summary>
+        internal static OpsException Malformed(Exception e)
+            => NotAdminApi($"Kong answered with JSON of a shape the Admin API does not send ({e.Message}).", null, null, "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.");
+
         private static OpsException NotAdminApi(string message, object target, string details, string advice)
             => new OpsException("KongInvalidResponse", OpsErrorCategory.InvalidResult, message, target, details, advice);
 
@@ -254,7 +284,9 @@ namespace KeyServiceOps.Core.RingBalancer
         private JToken Expect(RestResponse r, string what, object target, string upstream)
         {
             var json = r.TryJson();
-            if (r.IsSuccess && json != null) return json;
+            if (r.IsSuccess && json is JObject) return json;
+            if (r.IsSuccess && json != null)
+                throw NotAdminApi($"Kong answered {what} with HTTP {r.Status} and JSON that is not an object ({json.Type}): not the Admin API.", target, r.Excerpt(), "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.").MaybeAppliedIf(r.IsWrite);
             if (r.IsSuccess && json == null && r.Status == 204) return new JObject();
             string message = (string)json?["message"];
             // A gateway's page (502/504 HTML) or a 5xx: the request may have reached Kong and been applied (OutcomeUnknown).

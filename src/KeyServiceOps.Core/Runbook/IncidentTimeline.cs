@@ -86,7 +86,7 @@ namespace KeyServiceOps.Core.Runbook
             void Add(DateTimeOffset? t, string source, string actor, string kind, string target, string detail, string evidence)
             {
                 if (t == null) return;
-                tl.Events.Add(new TimelineEvent { Time = t.Value.ToUniversalTime(), Source = source, Actor = actor, Kind = kind, Target = target, Detail = SafeText.Neutralize(detail), Evidence = evidence });
+                tl.Events.Add(new TimelineEvent { Time = t.Value.ToUniversalTime(), Source = source, Actor = SafeText.Neutralize(actor), Kind = SafeText.Neutralize(kind), Target = SafeText.Neutralize(target), Detail = SafeText.Neutralize(detail), Evidence = SafeText.Neutralize(evidence) });
             }
 
             PagerDutyIncident inc = null;

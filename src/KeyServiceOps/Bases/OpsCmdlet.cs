@@ -77,6 +77,7 @@ namespace KeyServiceOps.Commands
             try { return task.GetAwaiter().GetResult(); }
             catch (OperationCanceledException) when (_cts.IsCancellationRequested) { throw new PipelineStoppedException(); }
             catch (OpsException e) when (_perItem == 0 && !e.IsCancellation) { ThrowOps(e); throw; }
+            catch (Exception e) when (ClientAnswers.Translate(e) is OpsException typed) { if (_perItem == 0) ThrowOps(typed); throw typed; }
         }
 
         protected void Await(Task task)
@@ -85,6 +86,7 @@ namespace KeyServiceOps.Commands
             try { task.GetAwaiter().GetResult(); }
             catch (OperationCanceledException) when (_cts.IsCancellationRequested) { throw new PipelineStoppedException(); }
             catch (OpsException e) when (_perItem == 0 && !e.IsCancellation) { ThrowOps(e); }
+            catch (Exception e) when (ClientAnswers.Translate(e) is OpsException typed) { if (_perItem == 0) ThrowOps(typed); throw typed; }
         }
 
         /// <summary>Inside <see cref="PerItem"/> an OpsException is that item's (non-terminating) error; outside, a terminating ErrorRecord.</summary>
@@ -138,6 +140,7 @@ namespace KeyServiceOps.Commands
             try { work(); }
             catch (OpsException e) when (e.IsCancellation) { throw new PipelineStoppedException(); }
             catch (OpsException e) { WriteOpsError(e); }
+            catch (Exception e) when (ClientAnswers.Translate(e) is OpsException typed) { WriteOpsError(typed); }
             finally { _perItem--; }
         }
 

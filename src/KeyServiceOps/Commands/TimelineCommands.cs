@@ -69,13 +69,21 @@ namespace KeyServiceOps.Commands
         protected override void ProcessRecord() => PerItem(() =>
         {
             var full = GetUnresolvedProviderPathFromPSPath(Path);
+            if (Directory.Exists(full))
+                throw new OpsException("ReportPathIsFolder", OpsErrorCategory.InvalidArgument, $"'{full}' is a folder; nothing was written.", full, recommendedAction: "Give the report's file name, e.g. -Path ./incident.html.");
             if (File.Exists(full) && !Force)
                 throw new OpsException("ReportExists", OpsErrorCategory.ResourceExists, $"'{full}' exists; nothing was written.", full, recommendedAction: "Give another -Path, or -Force to replace it.");
             var tl = Build();
             if (!ShouldProcess(full, "Write the incident report")) return;
             var text = AsMarkdown ? IncidentReport.Markdown(tl) : IncidentReport.Html(tl);
-            // Written by rename, never through a link someone planted at that path.
-            SafeFile.WriteAllText(full, text);
+            // Written by rename, never through a link someone planted at that path; never into a folder others control.
+            try { SafeFile.WriteAllText(full, text); }
+            catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
+            {
+                throw new OpsException("ReportUnwritable", e is UnsafeFileException ? OpsErrorCategory.SecurityError : OpsErrorCategory.PermissionDenied,
+                    $"Could not write the report to '{full}': {e.Message}. Nothing was written.", full,
+                    recommendedAction: "Write it into a folder of your own (a folder every user can write to needs the sticky bit, as /tmp has).", inner: e);
+            }
             WriteObject(new FileInfo(full));
         });
     }
