@@ -181,5 +181,15 @@ namespace KeyServiceOps.Core.Tests
             Run("chown", "1001:0", group);
             Assert.Null(Writers[0].Write(group));
         }
+
+        [Fact]
+        public void Folders_the_module_makes_are_owner_only()
+        {
+            if (OperatingSystem.IsWindows()) return;
+            var d = Folder("0755");
+            foreach (var w in Writers) Assert.True(w.Write(Path.Combine(d, "made", w.Name.Replace(' ', '-'))) == null, w.Name);
+            foreach (var made in Directory.GetDirectories(d, "*", SearchOption.AllDirectories))
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(made));
+        }
     }
 }

@@ -96,7 +96,7 @@ namespace KeyServiceOps.Core
             directory = string.IsNullOrEmpty(directory) ? DefaultDirectory() : directory;
             var unsafeFolder = SafeFile.FolderProblem(Path.Combine(directory, "x.lock"));
             if (unsafeFolder != null) throw Unwritable("use the lock folder", directory, new UnsafeFileException(unsafeFolder)); // before it is made
-            try { Directory.CreateDirectory(directory); }
+            try { SafeFile.CreateFolder(directory); }
             catch (Exception e) when (e is IOException || e is UnauthorizedAccessException)
             {
                 throw Unwritable("create the lock folder", directory, e);

@@ -138,7 +138,7 @@ namespace KeyServiceOps.Core
             var dir = Path.GetDirectoryName(full);
             var before = FolderProblem(full);
             if (before != null) throw new UnsafeFileException(before); // before any folder is made there
-            if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+            if (!string.IsNullOrEmpty(dir)) CreateFolder(dir);
             if (Directory.Exists(full)) throw new UnsafeFileException($"'{full}' is a folder, not a file");
             var waited = System.Diagnostics.Stopwatch.StartNew(); // monotonic: a clock step neither ends nor stretches the wait
             var random = new Random();
@@ -163,6 +163,23 @@ namespace KeyServiceOps.Core
                     if (sync) Thread.Sleep(2 + random.Next(15));
                     else await Task.Delay(20 + random.Next(30), ct).ConfigureAwait(false);
                 }
+            }
+        }
+
+        /// <summary>
+        /// Creates <paramref name="dir"/> and any missing folder above it, each one the module makes owner-only (0700:
+        /// other users of the machine do not list which instances it works on); folders that exist keep their mode.
+        /// </summary>
+        public static void CreateFolder(string dir)
+        {
+            var made = new System.Collections.Generic.List<string>();
+            for (var d = Path.GetFullPath(dir); !string.IsNullOrEmpty(d) && !Directory.Exists(d); d = Path.GetDirectoryName(d)) made.Add(d);
+            Directory.CreateDirectory(dir);
+            if (!Unix) return;
+            foreach (var d in made)
+            {
+                try { Chmod(d, Convert.ToInt32("700", 8)); }
+                catch (Exception e) when (e is DllNotFoundException || e is EntryPointNotFoundException) { return; }
             }
         }
 
@@ -209,7 +226,7 @@ namespace KeyServiceOps.Core
             var dir = Path.GetDirectoryName(full);
             var problem = FolderProblem(full);
             if (problem != null) throw new UnsafeFileException(problem); // before any folder is made there
-            if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+            if (!string.IsNullOrEmpty(dir)) CreateFolder(dir);
             if (Directory.Exists(full)) throw new IOException($"'{full}' is a folder, not a file");
             var tmp = Path.Combine(dir ?? ".", "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N").Substring(0, 12) + ".tmp");
             try
