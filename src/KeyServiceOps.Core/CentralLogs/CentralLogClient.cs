@@ -97,7 +97,7 @@ namespace KeyServiceOps.Core.CentralLogs
             _rest = new RestClient("CentralLog", ctx.Uri,
                 HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath), ctx.HttpTimeout, _log,
                 req => { if (auth != null) req.Headers.TryAddWithoutValidation("Authorization", Authorization(ctx)); },
-                Redactor.Of(secrets.Concat(new[] { auth, ctx.Password == null ? null : ctx.User + ":" + ctx.Password.Reveal() })).Scrub);
+                Redactor.Of(secrets.Concat(new[] { ctx.Password == null ? null : ctx.User + ":" + ctx.Password.Reveal() })).Scrub);
             _rest.MaxResponseBytes = ctx.MaxResponseBytes;
             _retry = HttpRetry.Build("The central log service", ctx.MaxRetries, retryBaseDelay ?? TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(20), _log);
         }

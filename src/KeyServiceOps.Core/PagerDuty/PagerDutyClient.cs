@@ -42,7 +42,7 @@ namespace KeyServiceOps.Core.PagerDuty
                     req.Headers.TryAddWithoutValidation("Authorization", "Token token=" + token.RevealForHeader("PagerDuty API token"));
                     req.Headers.TryAddWithoutValidation("Accept", "application/vnd.pagerduty+json;version=2");
                 },
-                Redactor.Of(new[] { secret, "Token token=" + secret }).Scrub);
+                Redactor.Of(new[] { secret }).Scrub);
             _rest.MaxResponseBytes = ctx.MaxResponseBytes;
             _retry = HttpRetry.Build("PagerDuty", ctx.MaxRetries, baseDelay ?? TimeSpan.FromMilliseconds(500), ctx.MaxBackoff, _log);
             _retryOnce = HttpRetry.Build("PagerDuty", ctx.MaxRetries, baseDelay ?? TimeSpan.FromMilliseconds(500), ctx.MaxBackoff, _log, retryAmbiguous: false);

@@ -1,9 +1,10 @@
 using System;
+using KeyServiceOps.Core;
 using KeyServiceOps.Core.CentralLogs;
 using KeyServiceOps.Core.PagerDuty;
 using KeyServiceOps.Core.RingBalancer;
 
-namespace KeyServiceOps.Core
+namespace KeyServiceOps
 {
     /// <summary>
     /// The last net for a server's 2xx JSON of an unexpected shape (issue #26 row 5): the clients check the shapes they
