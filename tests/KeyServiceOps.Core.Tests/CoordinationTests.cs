@@ -448,6 +448,79 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal("Escalated", s2.FinalState);
         }
 
+        [Theory]
+        [InlineData("-5m")] // behind only: the lab fakes the VM shell's clock, not the one docker's StartedAt comes from
+        public async Task A_VM_whose_clock_is_minutes_off_still_never_restarts_twice_for_one_incident(string skew)
+        {
+            // Found by a hostile review: with the VM's clock 5 min behind, a restart made after the incident opened was
+            // journalled "before" it, and the runbook restarted again. Journal times are now read against the VM's own
+            // clock, measured as the journal is read.
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            lab.Ssh.ShellPrelude = $"export LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 FAKETIME={skew}";
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            lab[0].ModeAfterRestart = InstanceMode.Down;                    // it dies again: the runbook looks for a prior restart
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            await Task.Delay(1100);
+            using var b = Machine(lab);
+            using var a = Machine(lab);
+            // Machine B restarts it by hand, without naming the incident, after the incident opened.
+            await b.Restarter.RestartAsync(SshTarget.For(b.Ctx, lab[0].Address), new RestartOptions { Wait = false, Timeout = TimeSpan.FromSeconds(2) }, null, None);
+            Assert.Equal(1, lab[0].Restarts);
+            var steps = new List<RunbookStepResult>();
+            await Runbook(a, lab[0], inc.Id, steps, restartTimeoutSec: 1);
+            Assert.Equal(1, lab[0].Restarts);                               // was 2 with the clock 5 min behind
+            Assert.Equal(StepOutcome.AlreadyDone, steps.Single(x => x.Step == 3).OutcomeValue);
+        }
+
+        [Fact]
+        public async Task In_a_PagerDuty_outage_a_recent_restart_for_another_incident_does_not_stop_this_incidents_restart()
+        {
+            // Found by a hostile review: with PagerDuty down the incident's opening is unknown, so "any restart in the last
+            // 10 min" counted a restart journalled for an earlier incident, and the instance stayed down.
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            using var a = Machine(lab);
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            await a.Restarter.RestartAsync(SshTarget.For(a.Ctx, lab[0].Address), new RestartOptions { Wait = true, IncidentId = "QEARLIER", Timeout = TimeSpan.FromSeconds(15), PollInterval = TimeSpan.FromMilliseconds(100) }, null, None);
+            Assert.Equal(1, lab[0].Restarts);
+            await lab[0].SetModeAsync(InstanceMode.Down);                   // down again: a new incident
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            lab.PagerDuty.Outage = true;
+            var steps = new List<RunbookStepResult>();
+            var s = await Runbook(a, lab[0], inc.Id, steps);
+            Assert.True(2 == lab[0].Restarts, string.Join("\n", steps.Select(x => $"{x.Step} {x.Outcome} {x.Detail}")));  // restarted for this incident
+            Assert.Equal("Recovered", s.FinalState);
+        }
+
+        [Fact]
+        public async Task A_lease_whose_expiry_is_further_ahead_than_its_own_span_is_taken_over_with_a_warning()
+        {
+            // A holder whose VM clock ran ahead, or a planted file: "renewed until a year from now" blocked every machine.
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
+            using var a = Machine(lab);
+            var file = Path.Combine(lab.Ssh.VmStateDir, $"lease-{lab[0].Address}-api_key_service");
+            Directory.CreateDirectory(lab.Ssh.VmStateDir);
+            File.WriteAllText(file, $"deadbeef\n{DateTimeOffset.UtcNow.AddYears(1).ToUnixTimeSeconds()}\nghost@ahead pid 1: a runbook on a clock a year ahead\n");
+            using (await a.Ctx.Leases.AcquireAsync(lab[0].Address, "operator A", TimeSpan.FromSeconds(2), None))
+                Assert.Contains("operator A", File.ReadAllText(file));
+            Assert.Contains(a.Log.Lines, l => l.StartsWith("W ") && l.Contains("lapsed lease") && l.Contains("ghost@ahead"));
+        }
+
+        [Fact]
+        public async Task A_state_file_without_its_targets_is_a_typed_error_never_nothing_is_out()
+        {
+            var path = Path.Combine(Path.GetTempPath(), $"kso-state-{Guid.NewGuid():N}.json");
+            try
+            {
+                foreach (var text in new[] { "{\"Pass\": 8}", "{\"Pass\": 8, \"Targets\": null}", "{\"Pass\": 8, \"Targets\": []}" })
+                {
+                    File.WriteAllText(path, text);
+                    Assert.Equal("SelfHealingStateInvalid", Assert.Throws<OpsException>(() => SelfHealer.Load(path)).ErrorId);
+                }
+            }
+            finally { File.Delete(path); }
+            await Task.CompletedTask;
+        }
+
         [Fact]
         public async Task A_PagerDuty_outage_does_not_block_remediation_notes_wait_in_the_outbox()
         {

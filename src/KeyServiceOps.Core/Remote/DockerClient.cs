@@ -186,7 +186,10 @@ namespace KeyServiceOps.Core.Remote
         /// <summary>One line of the VM's restart journal: when (the VM's clock), and the incident and actor it was written with.</summary>
         public sealed class JournalEntry
         {
+            /// <summary>When, on the VM's clock (the clock docker's StartedAt uses).</summary>
             public DateTimeOffset Time { get; set; }
+            /// <summary>When, on this machine's clock: <see cref="Time"/> less the VM clock's offset measured as the journal was read (a VM minutes behind or ahead is no longer read as a restart before or after the incident).</summary>
+            public DateTimeOffset LocalTime { get; set; }
             public string Incident { get; set; }
             public string Actor { get; set; }
             /// <summary>The container restarted (docker's id), when the line records it.</summary>
@@ -196,14 +199,25 @@ namespace KeyServiceOps.Core.Remote
         /// <summary>The VM's restart journal (the newest 200 lines); empty when there is none.</summary>
         public async Task<IReadOnlyList<JournalEntry>> ReadRestartJournalAsync(SshTarget t, CancellationToken ct)
         {
-            var (status, stdout, _) = await CaptureAsync(t, $"f=\"{VmLeases.VmDir}/{JournalFile(t)}\"; [ -f \"$f\" ] && [ ! -L \"$f\" ] && tail -n 200 \"$f\"; true", ct).ConfigureAwait(false);
+            var asked = DateTimeOffset.UtcNow;
+            var (status, stdout, _) = await CaptureAsync(t, $"date -u +%s; f=\"{VmLeases.VmDir}/{JournalFile(t)}\"; [ -f \"$f\" ] && [ ! -L \"$f\" ] && tail -n 200 \"$f\"; true", ct).ConfigureAwait(false);
+            var answered = DateTimeOffset.UtcNow;
             var list = new List<JournalEntry>();
             if (status != 0) return list;
-            foreach (var line in stdout.Split('\n'))
+            // The VM's clock against ours (the middle of the round trip): journal times are the VM's.
+            var offset = TimeSpan.Zero;
+            var lines = stdout.Split('\n');
+            if (lines.Length > 0 && long.TryParse(lines[0].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var vmNow))
+            {
+                var ours = asked + TimeSpan.FromTicks((answered - asked).Ticks / 2);
+                offset = DateTimeOffset.FromUnixTimeSeconds(vmNow) - ours;
+                if (Math.Abs(offset.TotalSeconds) < 2) offset = TimeSpan.Zero; // within the second `date` rounds to and the round trip
+            }
+            foreach (var line in lines)
             {
                 var parts = line.Trim().Split(new[] { ' ' }, 3);
                 if (parts.Length < 2 || !DateTimeOffset.TryParse(parts[0], CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var when)) continue;
-                var e = new JournalEntry { Time = when, Incident = parts[1] == "-" ? null : parts[1], Actor = parts.Length > 2 ? parts[2] : null };
+                var e = new JournalEntry { Time = when, LocalTime = when - offset, Incident = parts[1] == "-" ? null : parts[1], Actor = parts.Length > 2 ? parts[2] : null };
                 // Lines since issue #25's second part carry the container's id ("c:<id>" or "c:-") before the actor.
                 if (e.Actor != null && e.Actor.StartsWith("c:", StringComparison.Ordinal))
                 {

@@ -36,6 +36,8 @@ namespace KeyServiceOps.Core.Remote
         /// incident's creation time; self-healing: the start of its start-up grace). Null: only <see cref="IncidentId"/>.
         /// </summary>
         public DateTimeOffset? PriorSince { get; set; }
+        /// <summary><see cref="PriorSince"/> is a recent window, not the incident's opening (see FindPriorRestartAsync).</summary>
+        public bool PriorSinceIsWindow { get; set; }
         /// <summary>
         /// This actor's own earlier restarts (same actor, same user and machine) do not count: self-healing governs its
         /// own with its budget, back-off and grace; only another responder's restart holds it back.
@@ -138,19 +140,23 @@ namespace KeyServiceOps.Core.Remote
         /// `docker restart` was sent leaves the start time older, so the restart is done now; one killed after it is not
         /// repeated. Null when there is none (or no incident).
         /// </summary>
-        public async Task<PriorRestart> FindPriorRestartAsync(SshTarget t, string incident, CancellationToken ct, DateTimeOffset? since = null, string ignoreActor = null)
+        /// <param name="sinceIsWindow">True when <paramref name="since"/> is only a recent window (the incident's opening is not known,
+        /// PagerDuty did not say): a restart recorded for ANOTHER incident in that window does not count then — it was
+        /// that incident's, and nothing says it came after this one opened.</param>
+        public async Task<PriorRestart> FindPriorRestartAsync(SshTarget t, string incident, CancellationToken ct, DateTimeOffset? since = null, string ignoreActor = null, bool sinceIsWindow = false)
         {
             if ((incident == null && since == null) || t == null) return null;
             var from = since;
             bool Counts(string inc, DateTimeOffset at, string actor)
                 => (ignoreActor == null || !string.Equals(actor, ignoreActor, StringComparison.Ordinal))
-                   && ((incident != null && string.Equals(inc, incident, StringComparison.OrdinalIgnoreCase)) || (from != null && at >= from.Value));
+                   && ((incident != null && string.Equals(inc, incident, StringComparison.OrdinalIgnoreCase))
+                       || (from != null && at >= from.Value && !(sinceIsWindow && incident != null && inc != null)));
             var local = _audit?.Read(null, t.Host, "RestartContainer")
                 .LastOrDefault(e => Counts(e.Incident, e.Time, e.Actor) && e.Outcome != AuditLog.Failed);
             IReadOnlyList<DockerClient.JournalEntry> journal;
             try { journal = await _docker.ReadRestartJournalAsync(t, ct).ConfigureAwait(false); }
             catch (OpsException e) when (!e.IsCancellation) { journal = new List<DockerClient.JournalEntry>(); _log.Verbose($"{t.Host}: the VM's restart journal could not be read ({e.ErrorId})."); }
-            var shared = journal.Where(j => Counts(j.Incident, j.Time, j.Actor)).ToList();
+            var shared = journal.Where(j => Counts(j.Incident, j.LocalTime, j.Actor)).ToList();
             if (local == null && shared.Count == 0) return null;
             var state = await _docker.InspectAsync(t, ct).ConfigureAwait(false);
             if (state.StartedAt == null) return null;
@@ -175,7 +181,7 @@ namespace KeyServiceOps.Core.Remote
         {
             // Never twice for one incident, whoever asks (the cmdlet, the runbook, self-healing, on any machine): checked
             // here, inside the lease, so two responders that both looked before either restarted cannot both go on.
-            var prior = await FindPriorRestartAsync(t, o.IncidentId, ct, o.PriorSince, o.IgnoreOwnRestarts ? JournalActor(o) : null).ConfigureAwait(false);
+            var prior = await FindPriorRestartAsync(t, o.IncidentId, ct, o.PriorSince, o.IgnoreOwnRestarts ? JournalActor(o) : null, o.PriorSinceIsWindow).ConfigureAwait(false);
             if (prior != null)
                 throw new AlreadyRestartedException(t, o.IncidentId, prior);
             var fault = await CheckGateAsync(t, o, ct).ConfigureAwait(false);
@@ -281,7 +287,7 @@ namespace KeyServiceOps.Core.Remote
         public AlreadyRestartedException(SshTarget t, string incident, PriorRestart prior)
             : base("AlreadyRestartedForIncident", OpsErrorCategory.ResourceExists,
                 $"{t.Container} on {t.Host} was already restarted {(incident != null ? "for incident " + incident + " " : "")}{prior.Description}: not restarted twice for one incident. Nothing was run.",
-                t.Host, recommendedAction: "Check its health and logs (Test-KeyServiceHealth, Get-KeyServiceLog). If it still fails, escalate the incident; to restart it anyway, run Restart-KeyServiceContainer without -IncidentId.")
+                t.Host, recommendedAction: "Check its health and logs (Test-KeyServiceHealth, Get-KeyServiceLog). If it still fails, escalate the incident; to restart it anyway, run Restart-KeyService without -IncidentId.")
         { Prior = prior; }
 
         public PriorRestart Prior { get; }

@@ -172,6 +172,9 @@ namespace KeyServiceOps.Core.Remote
             => Prelude + $"f=\"$d/{file}\"; now=$(date +%s); tok=''; exp=0; prev=''\n" +
                "if [ -L \"$f\" ]; then echo \"KSOLEASE ERR $f is a symbolic link\"; exit 0; fi\n" +
                "if [ -f \"$f\" ]; then prev=$(head -c 2048 \"$f\"); tok=$(sed -n 1p \"$f\"); exp=$(sed -n 2p \"$f\"); case \"$exp\" in ''|*[!0-9]*) exp=0;; esac; fi\n" +
+               // An expiry further ahead than one Ttl was never written by a holder renewing on this clock (a clock that
+               // stepped back, a planted file): lapsed, and taken over with the warning that names the old holder.
+               $"if [ \"$exp\" -gt $((now + {(long)Ttl.TotalSeconds + 5})) ]; then exp=0; fi\n" +
                $"if [ -n \"$tok\" ] && [ \"$tok\" != {ShellText.Quote(token)} ] && [ \"$tok\" != {ShellText.Quote(deadToken ?? "-")} ] && [ \"$exp\" -ge \"$now\" ]; then echo \"KSOLEASE BUSY $now\"; cat \"$f\"; exit 0; fi\n" +
                $"printf '%s\\n%s\\n%s\\n' {ShellText.Quote(token)} \"$((now + {(long)Ttl.TotalSeconds}))\" {ShellText.Quote(who)} > \"$f.$$\" && mv -f \"$f.$$\" \"$f\" || {{ echo \"KSOLEASE ERR cannot write $f\"; exit 0; }}\n" +
                "echo \"KSOLEASE HELD $now\"\n" +

@@ -165,7 +165,7 @@ namespace KeyServiceOps.Core.Runbook
                     try
                     {
                         foreach (var j in await _docker.ReadRestartJournalAsync(t, ct).ConfigureAwait(false))
-                            if (j.Time >= from && j.Time <= to) Add(j.Time, "Journal", j.Actor, "Restarted", s.Address, $"docker restart{(j.Incident != null ? " for incident " + j.Incident : "")}", "the VM's restart journal");
+                            if (j.LocalTime >= from && j.LocalTime <= to) Add(j.LocalTime, "Journal", j.Actor, "Restarted", s.Address, $"docker restart{(j.Incident != null ? " for incident " + j.Incident : "")}", "the VM's restart journal");
                         var state = await _docker.InspectAsync(t, ct).ConfigureAwait(false);
                         if (state.StartedAt >= from) Add(state.StartedAt, "Container", null, "Started", s.Address, $"{t.Container} started (restart count {state.RestartCount})", "docker inspect .State.StartedAt");
                         if (state.FinishedAt >= from && state.FinishedAt <= to) Add(state.FinishedAt, "Container", null, "Exited", s.Address, $"{t.Container} exited (exit code {state.ExitCode}{(state.OOMKilled ? ", out of memory" : "")})", "docker inspect .State.FinishedAt");

@@ -322,8 +322,10 @@ namespace KeyServiceOps.Core.Runbook
             {
                 // Never twice for one incident, whoever restarted it (this machine's audit log, or the VM's journal that
                 // every responder writes). What docker says now decides what to do instead; never a silent wait.
-                var already = r.Incident != null
+                var already = r.Incident != null && r.IncidentCreated != null
                     ? $"{found}; {r.Ssh.Container} was already restarted since incident {r.Incident} opened ({prior}): not restarted twice for one incident"
+                    : r.Incident != null
+                    ? $"{found}; {r.Ssh.Container} was already restarted for incident {r.Incident}, or in the last {r.O.RecentRestartWindow.TotalMinutes:0} min for no named incident ({prior}; PagerDuty did not say when the incident opened): not restarted twice for one outage"
                     : $"{found}; {r.Ssh.Container} was already restarted in the last {r.O.RecentRestartWindow.TotalMinutes:0} min {prior}: not restarted twice for one outage";
                 // Died and brought back by docker's restart policy since that restart: running again, started later.
                 if (state != null && state.Running && !state.Restarting && priorAt != null && state.StartedAt > priorAt.Value.AddSeconds(30))
@@ -347,7 +349,7 @@ namespace KeyServiceOps.Core.Runbook
             // Looked up before the question (no prompt for a restart that will not be done); the restarter checks again
             // inside the lease, where another responder's restart since this look cannot slip through.
             Report(r, $"looking for an earlier restart of {r.Ssh.Container} on {ep.Address}");
-            var p0 = await _restarter.FindPriorRestartAsync(r.Ssh, r.Incident, ct, PriorSince(r)).ConfigureAwait(false);
+            var p0 = await _restarter.FindPriorRestartAsync(r.Ssh, r.Incident, ct, PriorSince(r), null, r.IncidentCreated == null).ConfigureAwait(false);
             if (p0 != null) return await Already(p0.Description, p0.Time, p0.State).ConfigureAwait(false);
             if (!await r.Confirm($"{r.Ssh.Container} on {ep.Address}", "docker restart and wait for health (runbook step 3)").ConfigureAwait(false))
                 return (StepOutcome.WouldDo, $"{found}; would restart {r.Ssh.Container} and wait up to {r.O.RestartTimeout.TotalSeconds:0} s for health");
@@ -358,7 +360,7 @@ namespace KeyServiceOps.Core.Runbook
                 {
                     LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout, Leases = _ctx.Leases,
                     Wait = true, Timeout = r.O.RestartTimeout, PollInterval = r.O.PollInterval, KnownFaults = faults, Via = r.O.Via,
-                    HealthPort = ep.Port, IncidentId = r.Incident, Actor = r.O.Actor, PriorSince = PriorSince(r),
+                    HealthPort = ep.Port, IncidentId = r.Incident, Actor = r.O.Actor, PriorSince = PriorSince(r), PriorSinceIsWindow = r.IncidentCreated == null,
                 }, p => Report(r, $"{p.Phase}; {Math.Ceiling(p.Remaining.TotalSeconds):0} s left", (int)Math.Ceiling(p.Remaining.TotalSeconds)), ct).ConfigureAwait(false);
             }
             catch (AlreadyRestartedException e) { return await Already(e.Prior.Description, e.Prior.Time == default ? (DateTimeOffset?)null : e.Prior.Time, e.Prior.State).ConfigureAwait(false); }
@@ -580,7 +582,8 @@ namespace KeyServiceOps.Core.Runbook
             }
             catch (OpsException e) when (!e.IsCancellation)
             {
-                Emit(r, step, name, StepOutcome.Failed, $"{e.ErrorId}: {e.Message}", started, sw.Elapsed);
+                // A change whose answer was lost and could not be read back may have happened: Unknown, never Failed.
+                Emit(r, step, name, e.OutcomeUnknown ? StepOutcome.Unknown : StepOutcome.Failed, $"{e.ErrorId}: {e.Message}", started, sw.Elapsed);
                 throw;
             }
         }

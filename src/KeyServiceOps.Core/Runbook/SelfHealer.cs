@@ -63,7 +63,7 @@ namespace KeyServiceOps.Core.Runbook
         /// <summary>The typed value for code; PowerShell sees <see cref="Action"/> (its name), so JSON and CSV read the same as the views.</summary>
         internal HealingAction ActionValue { get; set; }
         public string Action => ActionValue.ToString();
-        /// <summary>Done, Skipped, WouldDo (-WhatIf) or Failed. The typed value for code; PowerShell sees <see cref="Outcome"/> (its name), so JSON and CSV read the same as the views.</summary>
+        /// <summary>Done, Skipped, WouldDo (-WhatIf), Failed, or Unknown (an answer lost: the change may have happened). The typed value for code; PowerShell sees <see cref="Outcome"/> (its name), so JSON and CSV read the same as the views.</summary>
         internal StepOutcome OutcomeValue { get; set; }
         public string Outcome => OutcomeValue.ToString();
         /// <summary>The typed value for code; PowerShell sees <see cref="Reason"/> (its name): Unhealthy, Recovered, CapacityGuard, MaxEjection, PanicFloor, Hysteresis, RestartBudget, RestartBackoff, FailingRemediation, Maintenance, StartupGrace, DependencyFault, LockHeld, Error, AlreadyRestarted.</summary>
@@ -250,7 +250,8 @@ namespace KeyServiceOps.Core.Runbook
                     }
                     catch (OpsException e) when (!e.IsCancellation)
                     {
-                        Out(A(StepOutcome.Failed, HealingReason.Error, $"{e.ErrorId}: {e.Message}"));
+                        // An answer lost and not read back: the change may have happened (the mark is kept): Unknown, never Failed.
+                        Out(A(e.OutcomeUnknown ? StepOutcome.Unknown : StepOutcome.Failed, HealingReason.Error, $"{e.ErrorId}: {e.Message}"));
                     }
                 }
                 if (!o.WhatIf) Save(statePath, state);
@@ -428,6 +429,10 @@ namespace KeyServiceOps.Core.Runbook
                 // An empty or torn file is never read as "nothing happened": what self-healing removed would be forgotten.
                 if (string.IsNullOrWhiteSpace(text)) throw StateInvalid(path, "is empty (a crash while it was written, or someone truncated it)");
                 if (!text.TrimStart().StartsWith("{")) throw StateInvalid(path, "does not hold a JSON object");
+                // Every state this module writes has its Targets object (empty or not): one without it lost what
+                // self-healing took out, and is never read as "nothing is out" (a hostile review wrote {"Pass": 8}).
+                var shape = Newtonsoft.Json.Linq.JObject.Parse(text);
+                if (!(shape["Targets"] is Newtonsoft.Json.Linq.JObject)) throw StateInvalid(path, "has no Targets object (what self-healing took out would be forgotten)");
                 var s = JsonConvert.DeserializeObject<HealingState>(text) ?? new HealingState();
                 s.Targets = new Dictionary<string, HealingTargetState>(s.Targets ?? new Dictionary<string, HealingTargetState>(), StringComparer.OrdinalIgnoreCase);
                 foreach (var kv in s.Targets)
