@@ -506,6 +506,23 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task A_removal_whose_answer_is_lost_and_cannot_be_read_back_is_Unknown_in_the_step_too_never_Failed()
+        {
+            // Found by a hostile review: the audit log said Unknown, the runbook's step 2 object said Failed.
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, Ssh = true, PagerDuty = true });
+            var inc = lab.PagerDuty.AddAlert(lab[0].Address);
+            using var rig = Machine(lab);
+            await lab[0].SetModeAsync(InstanceMode.Down);
+            lab.Kong.WritesLandThenGateway504 = 1;
+            lab.Kong.FailAfterGateway504 = 12;                             // the read-back cannot tell either
+            var steps = new List<RunbookStepResult>();
+            var e = await Assert.ThrowsAsync<OpsException>(() => Runbook(rig, lab[0], inc.Id, steps));
+            Assert.True(e.OutcomeUnknown);
+            Assert.Equal(StepOutcome.Unknown, steps.Single(x => x.Step == 2).OutcomeValue);
+            Assert.Equal(AuditLog.Unknown, Last(rig.Audit, lab[0].Target, "RemoveTarget"));
+        }
+
+        [Fact]
         public async Task A_state_file_without_its_targets_is_a_typed_error_never_nothing_is_out()
         {
             var path = Path.Combine(Path.GetTempPath(), $"kso-state-{Guid.NewGuid():N}.json");

@@ -79,6 +79,8 @@ namespace KeyServiceOps.Lab
         public int StallNext;
         /// <summary>The next N writes (POST/PUT/PATCH/DELETE) take effect in Kong, then a gateway in front answers 504 with its HTML page.</summary>
         public int WritesLandThenGateway504;
+        /// <summary>With <see cref="WritesLandThenGateway504"/>: the next N requests after that 504 answer 503 too (the gateway stays down: the read-back cannot tell).</summary>
+        public int FailAfterGateway504;
 
         public IReadOnlyList<string> Requests => _requests.ToArray();
         public int RequestCount => _requests.Count;
@@ -156,6 +158,8 @@ namespace KeyServiceOps.Lab
                 ctx.Response.ContentType = "text/html";
                 ctx.Response.Headers.ContentLength = null;
                 await ctx.Response.WriteAsync("<html><head><title>504 Gateway Time-out</title></head><body><center><h1>504 Gateway Time-out</h1></center><hr><center>nginx</center></body></html>");
+                for (int i = 0; i < FailAfterGateway504; i++) _canned.Enqueue((503, "<html><body><h1>503 Service Unavailable</h1></body></html>", "text/html"));
+                FailAfterGateway504 = 0;
                 return;
             }
             await HandleKongAsync(ctx);
