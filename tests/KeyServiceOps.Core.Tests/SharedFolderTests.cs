@@ -191,5 +191,21 @@ namespace KeyServiceOps.Core.Tests
             foreach (var made in Directory.GetDirectories(d, "*", SearchOption.AllDirectories))
                 Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(made));
         }
+
+        [Fact]
+        public void A_folder_reached_through_a_symlink_is_judged_by_what_it_points_to()
+        {
+            // Review of the folder rule: a symlink's own mode is 0777 without the sticky bit; a lock folder set through a
+            // link (or below one, as /var/run is) must not read as "writable by every user".
+            if (OperatingSystem.IsWindows()) return;
+            var real = Folder("0700");
+            var link = Path.Combine(_root, "link-" + Guid.NewGuid().ToString("N").Substring(0, 6));
+            Directory.CreateSymbolicLink(link, real);
+            foreach (var w in Writers)
+            {
+                Assert.True(w.Write(link) == null, $"{w.Name} through a link: {w.Write(link)}");
+                Assert.True(w.Write(Path.Combine(link, "below")) == null, $"{w.Name} below a link: {w.Write(Path.Combine(link, "below"))}");
+            }
+        }
     }
 }

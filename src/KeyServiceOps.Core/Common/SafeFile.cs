@@ -41,11 +41,17 @@ namespace KeyServiceOps.Core
         [DllImport("libc", EntryPoint = "__lxstat", SetLastError = true)]
         private static extern int LXStat(int version, string path, byte[] buf);
 
+        [DllImport("libc", EntryPoint = "stat", SetLastError = true)]
+        private static extern int Stat(string path, byte[] buf);
+
+        [DllImport("libc", EntryPoint = "__xstat", SetLastError = true)]
+        private static extern int XStat(int version, string path, byte[] buf);
+
         [DllImport("libc", EntryPoint = "geteuid")]
         private static extern uint GetEUid();
 
-        /// <summary>Owner and mode of <paramref name="path"/> (not following a link), or null where this platform does not say.</summary>
-        internal static (uint Uid, int Mode)? OwnerAndMode(string path)
+        /// <summary>Owner and mode of <paramref name="path"/> (not following a link unless <paramref name="follow"/>), or null where this platform does not say.</summary>
+        internal static (uint Uid, int Mode)? OwnerAndMode(string path, bool follow = false)
         {
             if (!Unix || !RuntimeInformation.IsOSPlatform(OSPlatform.Linux)) return null;
             int modeAt, uidAt, version;
@@ -57,10 +63,10 @@ namespace KeyServiceOps.Core
             }
             var buf = new byte[512];
             int rc;
-            try { rc = LStat(path, buf); }
+            try { rc = follow ? Stat(path, buf) : LStat(path, buf); }
             catch (EntryPointNotFoundException)
             {
-                try { rc = LXStat(version, path, buf); } catch (Exception e) when (e is DllNotFoundException || e is EntryPointNotFoundException) { return null; }
+                try { rc = follow ? XStat(version, path, buf) : LXStat(version, path, buf); } catch (Exception e) when (e is DllNotFoundException || e is EntryPointNotFoundException) { return null; }
             }
             catch (DllNotFoundException) { return null; }
             if (rc != 0) return null;
@@ -90,15 +96,16 @@ namespace KeyServiceOps.Core
             // The folder may not exist yet (it is created for us): judge the nearest one that does, and every folder
             // above it — one writable by every user without the sticky bit lets anyone rename what is below it.
             var existing = dir;
-            while (!string.IsNullOrEmpty(existing) && OwnerAndMode(existing) == null) existing = Path.GetDirectoryName(existing);
+            // Folders are judged by what they are (a symlinked folder or /var/run's link has mode 0777 of its own, which says nothing).
+            while (!string.IsNullOrEmpty(existing) && OwnerAndMode(existing, follow: true) == null) existing = Path.GetDirectoryName(existing);
             if (string.IsNullOrEmpty(existing)) return null;
             for (var up = Path.GetDirectoryName(existing); !string.IsNullOrEmpty(up); up = Path.GetDirectoryName(up))
             {
-                var a = OwnerAndMode(up);
+                var a = OwnerAndMode(up, follow: true);
                 if (a != null && (a.Value.Mode & OtherWrite) != 0 && (a.Value.Mode & Sticky) == 0)
                     return $"the folder '{up}' above it is writable by every user and has no sticky bit (anyone could rename the folders below it)";
             }
-            var d = OwnerAndMode(existing).Value;
+            var d = OwnerAndMode(existing, follow: true).Value;
             if ((d.Mode & OtherWrite) == 0)
             {
                 // A private folder of another user (not shared through its group): its owner can replace anything in it.
@@ -211,7 +218,7 @@ namespace KeyServiceOps.Core
         public static void ForFolder(string path)
         {
             if (!Unix) return;
-            var d = OwnerAndMode(Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".");
+            var d = OwnerAndMode(Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".", follow: true);
             var mode = d != null && (d.Value.Mode & 0x10 /* 0020 */) != 0 && (d.Value.Mode & 0x2 /* 0002 */) == 0 ? "660" : "600";
             try { Chmod(path, Convert.ToInt32(mode, 8)); }
             catch (Exception e) when (e is DllNotFoundException || e is EntryPointNotFoundException) { }
