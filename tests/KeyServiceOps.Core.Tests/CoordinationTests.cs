@@ -317,7 +317,7 @@ namespace KeyServiceOps.Core.Tests
                     break;
                 case "folder not ours":
                     Directory.CreateDirectory(theirs);
-                    if (Environment.UserName == "root") File.SetUnixFileMode(theirs, (UnixFileMode)Convert.ToInt32("777", 8));
+                    if (!OperatingSystem.IsWindows() && Environment.UserName == "root") File.SetUnixFileMode(theirs, (UnixFileMode)Convert.ToInt32("777", 8));
                     System.Diagnostics.Process.Start("chown", new[] { "1001:1001", theirs })!.WaitForExit();
                     lab.Ssh.ShellPrelude = $"export KEYSERVICEOPS_VM_DIR={theirs}";
                     break;
