@@ -57,7 +57,7 @@ namespace KeyServiceOps.Core
         public int KongPageSize { get; set; } = 1000;
         /// <summary>The most of any HTTP answer (Kong, PagerDuty, central logs) that is read.</summary>
         public long MaxResponseBytes { get; set; } = DefaultMaxResponseBytes;
-        public const long DefaultMaxResponseBytes = 32L * 1024 * 1024;
+        public const long DefaultMaxResponseBytes = 16L * 1024 * 1024; // 16 MiB: a Kong page of 1,000 targets is ~0.4 MB, a log page ~1 MB; a 16 MiB answer costs ~35 MB as text (#26: ≤ 64 MB)
 
         // Health
         public int HealthPort { get; set; } = DefaultServicePort;
