@@ -278,7 +278,7 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal("Escalated", s.FinalState);
             Assert.Equal(2, lab.PagerDuty.Incident(inc.Id).Level);
             var note = lab.PagerDuty.Incident(inc.Id).Notes.Last().Content;
-            Assert.Contains("escalating to level 2", note);
+            Assert.Contains("escalated to level 2", note);                  // what PagerDuty confirmed, written after it
             Assert.Contains("address already in use", note);
             Assert.False(InUpstream(lab, lab[2]));
             Assert.Equal(StepOutcome.Skipped, steps[3].OutcomeValue);

@@ -410,15 +410,21 @@ namespace KeyServiceOps.Core.Runbook
             }
             if (!await r.Confirm($"incident {r.Incident}", $"Escalate to level {r.O.EscalationLevel} with the last {lines.Count} log lines (runbook step 5)").ConfigureAwait(false))
                 return (StepOutcome.WouldDo, $"would escalate to level {r.O.EscalationLevel}");
-            await NoteAsync(r, $"{ep.Address} still does not work after the runbook; escalating to level {r.O.EscalationLevel}. Last {lines.Count} lines of docker logs {r.Ssh?.Container}:\n{string.Join("\n", lines)}", ct).ConfigureAwait(false);
+            // The escalation first, then the note saying what PagerDuty confirmed (a note written first said "escalating"
+            // and, kept in the outbox through an outage, told responders of an escalation that never happened).
+            var evidence = $"Last {lines.Count} lines of docker logs {r.Ssh?.Container}:\n{string.Join("\n", lines)}";
             PagerDutyIncident inc; bool escalated;
             try { (inc, escalated) = await _pd.EscalateToAsync(r.Incident, r.O.EscalationLevel, ct).ConfigureAwait(false); }
             catch (OpsException e) when (!e.IsCancellation && e.Category != OpsErrorCategory.InvalidArgument)
             {
                 r.EscalationFailed = true;
                 Warn(r, $"PagerDuty did not take the escalation of {r.Incident} ({e.ErrorId}): escalate it to level {r.O.EscalationLevel} by hand.");
+                await NoteAsync(r, $"{ep.Address} still does not work after the runbook; the escalation to level {r.O.EscalationLevel} was NOT confirmed by PagerDuty ({e.ErrorId}): escalate by hand. {evidence}", ct).ConfigureAwait(false);
                 return (StepOutcome.Failed, $"escalation to level {r.O.EscalationLevel} not confirmed by PagerDuty ({e.ErrorId}): escalate by hand");
             }
+            await NoteAsync(r, escalated
+                ? $"{ep.Address} still does not work after the runbook; escalated to level {r.O.EscalationLevel}. {evidence}"
+                : $"{ep.Address} still does not work after the runbook; the incident is already at level {inc.EscalationLevel}. {evidence}", ct).ConfigureAwait(false);
             if (!escalated)
                 return (StepOutcome.AlreadyDone, $"incident already at level {inc.EscalationLevel}; logs attached");
             r.Actions.Add($"escalated to level {r.O.EscalationLevel}");
