@@ -523,6 +523,29 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task An_Unknown_removal_is_settled_from_Kong_by_the_next_self_healing_pass()
+        {
+            // Found by a hostile review: the audit log kept Unknown while Kong was readable again; only a later change
+            // to that target settled it. A later pass reads Kong's listing and settles it.
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, Ssh = true });
+            using var rig = Machine(lab);
+            var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[1].Target, None);
+            await lab[1].SetModeAsync(InstanceMode.Down);
+            lab.Kong.WritesLandThenGateway504 = 1;
+            lab.Kong.FailAfterGateway504 = 12;
+            var e = await Assert.ThrowsAsync<OpsException>(() => rig.Rb.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Delete, false, null, null, None));
+            Assert.True(e.OutcomeUnknown);
+            Assert.Equal(AuditLog.Unknown, Last(rig.Audit, lab[1].Target, "RemoveTarget"));
+            lab.Kong.ClearCanned();
+            var o = new SelfHealingOptions { StatePath = Path.Combine(Path.GetTempPath(), $"kso-heal-{Guid.NewGuid():N}.json") };
+            await rig.Healer().PassAsync(o, Yes, null, None);
+            var settled = rig.Audit.Read(null, lab[1].Target, "RemoveTarget").Last();
+            Assert.Equal("Removed", settled.Outcome);                       // what Kong shows: the DELETE had landed
+            Assert.Contains("settled from Kong's listing", settled.Detail);
+            Assert.False(In(lab, lab[1]));
+        }
+
+        [Fact]
         public async Task A_state_file_without_its_targets_is_a_typed_error_never_nothing_is_out()
         {
             var path = Path.Combine(Path.GetTempPath(), $"kso-state-{Guid.NewGuid():N}.json");

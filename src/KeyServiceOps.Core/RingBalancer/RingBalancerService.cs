@@ -321,6 +321,51 @@ namespace KeyServiceOps.Core.RingBalancer
             return result;
         }
 
+        /// <summary>
+        /// Settles the audit log's Unknown outcomes for this upstream's targets from Kong's listing (issue #25: the audit
+        /// log's last word on every target agrees with Kong once a later pass has read it): a removal, an add or a drain
+        /// whose answer was lost gets an outcome line saying what Kong shows now. Marks (health) are not settled here.
+        /// Returns how many were settled; -WhatIf callers do not call it.
+        /// </summary>
+        public int SettleUnknown(string upstream, IReadOnlyCollection<RingBalancerTarget> listing)
+        {
+            if (_audit == null || listing == null) return 0;
+            var last = new Dictionary<string, AuditEntry>(StringComparer.OrdinalIgnoreCase);
+            try
+            {
+                foreach (var e in _audit.Read(DateTimeOffset.UtcNow - TimeSpan.FromDays(7)))
+                    if (e.Target != null && string.Equals(e.Upstream, upstream, StringComparison.OrdinalIgnoreCase)
+                        && (e.Action == "RemoveTarget" || e.Action == "AddTarget" || e.Action == "DrainTarget") && e.Outcome != AuditLog.Started)
+                        last[e.Target] = e;
+            }
+            catch (OpsException) { return 0; }
+            var settled = 0;
+            foreach (var e in last.Values.Where(x => x.Outcome == AuditLog.Unknown))
+            {
+                var now = listing.FirstOrDefault(t => string.Equals(t.Target, e.Target, StringComparison.OrdinalIgnoreCase));
+                var state = now == null ? "not in the upstream" : now.Weight == 0 ? "listed with weight 0" : $"listed with weight {now.Weight}";
+                string outcome;
+                switch (e.Action)
+                {
+                    case "RemoveTarget": outcome = now == null ? TargetChangeAction.Removed.ToString() : AuditLog.Failed; break;
+                    case "DrainTarget": outcome = now == null ? TargetChangeAction.Removed.ToString() : now.Weight == 0 ? TargetChangeAction.Drained.ToString() : AuditLog.Failed; break;
+                    default: outcome = now != null && now.Weight > 0 ? TargetChangeAction.Added.ToString() : AuditLog.Failed; break;
+                }
+                try
+                {
+                    _audit.Append(new AuditEntry
+                    {
+                        Operation = e.Operation, Action = e.Action, Target = e.Target, Upstream = e.Upstream, Incident = e.Incident, Actor = e.Actor,
+                        Outcome = outcome, Detail = $"settled from Kong's listing after an answer was lost: {e.Target} is {state} now" + (outcome == AuditLog.Failed ? " (the change is not in effect)" : ""),
+                    });
+                    settled++;
+                }
+                catch (OpsException) { return settled; }
+            }
+            if (settled > 0) _log.Verbose($"Settled {settled} Unknown audit outcome(s) of upstream '{upstream}' from Kong's listing.");
+            return settled;
+        }
+
         public int? LastKnownWeight(string target)
         {
             try

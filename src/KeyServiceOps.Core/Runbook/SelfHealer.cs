@@ -194,6 +194,8 @@ namespace KeyServiceOps.Core.Runbook
                     if (!o.WhatIf) Save(statePath, state);
                     return;
                 }
+                // What a lost answer left Unknown in the audit log is settled from this listing (not under -WhatIf).
+                if (!o.WhatIf) _rb.SettleUnknown(upstream, targets);
                 var watch = HealingPolicy.Watch(state, upstream, targets, out var present);
                 var endpoints = watch.Select(w => Endpoint.Parse(w, _ctx.HealthPort)).ToList();
                 var probes = await _health.CheckManyAsync(endpoints, _ctx.HttpThrottle, ct).ConfigureAwait(false);
