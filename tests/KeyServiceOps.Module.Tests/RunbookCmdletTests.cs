@@ -137,5 +137,24 @@ namespace KeyServiceOps.Module.Tests
             Assert.Contains(loop.Progress, p => p.StatusDescription.Contains("next pass in"));
             Assert.Contains(File.ReadAllLines(audit), l => l.Contains("self-healing") && l.Contains("\"AddTarget\""));
         }
+
+        [Fact]
+        public async Task Self_healing_Unattended_never_asks_even_when_the_engine_s_profile_sets_ConfirmPreference_Low()
+        {
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await lab[1].SetModeAsync(InstanceMode.Down);
+            var state = Path.Combine(Path.GetTempPath(), $"kso-unatt-{Guid.NewGuid():N}.json");
+            var module = Path.Combine(HostedShell.RepoRoot, "out", "KeyServiceOps", "KeyServiceOps.psd1");
+            string Script(string extra) => $"Import-Module '{module}'; $ConfirmPreference = 'Low'; " +
+                $"Set-KeyServiceOpsContext -KongAdminUri '{lab.KongUri}' -Upstream '{lab.Upstream}' -HealthTimeoutSec 1.5 -AuditLogPath '{state}.audit.jsonl' -Confirm:$false; " +
+                $"Invoke-KeyServiceSelfHealing -StatePath '{state}' -FailuresToRemove 1 {extra} | ForEach-Object {{ 'ACTION ' + $_.Action + ' ' + $_.Outcome }}";
+            // A real engine's pwsh (-NonInteractive) whose profile sets $ConfirmPreference = 'Low': the pass asks and fails.
+            var asked = await RealPwsh.RunAsync(Script(""), null, TimeSpan.FromMinutes(2));
+            Assert.Contains(lab.Kong.Targets(lab.Upstream), t => t.Target == lab[1].Target);
+            var r = await RealPwsh.RunAsync(Script("-Unattended"), null, TimeSpan.FromMinutes(2));
+            Assert.True(r.StdOut.Contains("ACTION Remove Done"), r.ToString());
+            Assert.DoesNotContain(lab.Kong.Targets(lab.Upstream), t => t.Target == lab[1].Target);
+            Assert.DoesNotContain("ACTION Remove Done", asked.StdOut);
+        }
     }
 }

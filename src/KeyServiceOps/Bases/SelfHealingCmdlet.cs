@@ -27,6 +27,8 @@ namespace KeyServiceOps.Commands
         [Parameter, ValidateRange(0, 3600)] public double StartupGraceSec { get; set; } = 60;
         /// <summary>Counters between passes (default ~/.keyserviceops/selfhealing-state.json), locked while a pass runs.</summary>
         [Parameter] public string StatePath { get; set; }
+        /// <summary>Started by an engine with no one at the keyboard: never asks, whatever $ConfirmPreference says; the pass's own limits decide.</summary>
+        [Parameter] public SwitchParameter Unattended { get; set; }
 
         private SelfHealer _healer;
 
@@ -54,7 +56,9 @@ namespace KeyServiceOps.Commands
         protected int RunPass()
         {
             var n = 0;
-            Await(Healer.PassAsync(Options(), ConfirmAsync, a => Post(() => { n++; WriteObject(a); }), Cancellation,
+            var whatIf = IsWhatIf;
+            Func<string, string, System.Threading.Tasks.Task<bool>> confirm = Unattended ? (t, a) => System.Threading.Tasks.Task.FromResult(!whatIf) : (Func<string, string, System.Threading.Tasks.Task<bool>>)ConfirmAsync;
+            Await(Healer.PassAsync(Options(), confirm, a => Post(() => { n++; WriteObject(a); }), Cancellation,
                 summary => Post(() => WriteObject(summary))));
             return n;
         }
