@@ -415,13 +415,13 @@ namespace KeyServiceOps.Core.Tests
             using var a = Machine(lab);
             var file = Path.Combine(lab.Ssh.VmStateDir, $"lease-{lab[0].Address}-api_key_service");
             Directory.CreateDirectory(lab.Ssh.VmStateDir);
-            // Not expired for another hour, but its process (a SIGKILLed pwsh on this machine) is gone.
-            File.WriteAllText(file, $"cafebabe\n{DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 3600}\nroot@{Environment.MachineName} pid 2147483000 since 2026-12-05T00:00:00Z: a killed runbook\n");
+            // Not expired for another minute (within one Ttl: a live renewal), but its process (a SIGKILLed pwsh on this machine) is gone.
+            File.WriteAllText(file, $"cafebabe\n{DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 60}\nroot@{Environment.MachineName} pid 2147483000 since 2026-12-05T00:00:00Z: a killed runbook\n");
             using (await a.Ctx.Leases.AcquireAsync(lab[0].Address, "operator A", TimeSpan.Zero, None))
                 Assert.Contains("operator A", File.ReadAllText(file));
             Assert.Contains(a.Log.Lines, l => l.StartsWith("W ") && l.Contains("process of this machine that is gone"));
             // Another machine's holder is never judged by our process table: it waits, then InstanceBusy.
-            File.WriteAllText(file, $"cafebabe\n{DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 3600}\nroot@other-host pid 2147483000 since 2026-12-05T00:00:00Z: a runbook elsewhere\n");
+            File.WriteAllText(file, $"cafebabe\n{DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 60}\nroot@other-host pid 2147483000 since 2026-12-05T00:00:00Z: a runbook elsewhere\n");
             var e = await Assert.ThrowsAsync<OpsException>(() => a.Ctx.Leases.AcquireAsync(lab[0].Address, "operator A", TimeSpan.Zero, None));
             Assert.Equal("InstanceBusy", e.ErrorId);
             Assert.Contains("other-host", e.Message);

@@ -161,7 +161,7 @@ namespace KeyServiceOps.Core.Tests
         {
             var inst = _f.Fresh();
             await inst.ApplyScenarioAsync(FaultScenario.OutOfMemory);
-            inst.RestartDelay = TimeSpan.FromMilliseconds(700);
+            inst.RestartDelay = TimeSpan.FromSeconds(2); // long enough that the first health poll always finds it still starting, on a busy machine too
             var audit = Path.GetTempFileName();
             var (d, pool, log) = Docker();
             using (pool)
@@ -171,7 +171,7 @@ namespace KeyServiceOps.Core.Tests
                 Assert.True(r.Restarted);
                 Assert.True(r.Recovered);
                 Assert.Equal("Recovered", r.Status);
-                Assert.True(r.Elapsed >= TimeSpan.FromMilliseconds(600), $"recovered after {r.Elapsed}, before the simulated start-up delay");
+                Assert.True(r.Elapsed >= TimeSpan.FromMilliseconds(1900), $"recovered after {r.Elapsed}, before the simulated start-up delay");
                 Assert.True(r.HealthChecks >= 2);
                 Assert.True(r.Health.Healthy);
                 Assert.Equal("OutOfMemory", r.FaultCategory);
