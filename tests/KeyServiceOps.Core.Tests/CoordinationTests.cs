@@ -370,6 +370,29 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task Planted_symlinks_for_the_VMs_lease_and_restart_journal_never_redirect_a_write()
+        {
+            // Another user of the VM plants the lease file and the restart journal as links to a victim file.
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
+            using var a = Machine(lab);
+            Directory.CreateDirectory(lab.Ssh.VmStateDir);
+            var victim = Path.Combine(Path.GetTempPath(), $"kso-vm-victim-{Guid.NewGuid():N}");
+            File.WriteAllText(victim, "precious\n");
+            try
+            {
+                File.CreateSymbolicLink(Path.Combine(lab.Ssh.VmStateDir, $"lease-{lab[0].Address}-api_key_service"), victim);
+                File.CreateSymbolicLink(Path.Combine(lab.Ssh.VmStateDir, $"restarts-{lab[0].Address}-api_key_service.log"), victim);
+                using (await a.Ctx.Leases.AcquireAsync(lab[0].Address, "operator A", TimeSpan.FromSeconds(2), None)) { }
+                Assert.Contains(a.Log.Lines, l => l.StartsWith("W ") && l.Contains("symbolic link") && l.Contains("only this machine's lock protects this change"));
+                await a.Restarter.RestartAsync(SshTarget.For(a.Ctx, lab[0].Address), new RestartOptions { Wait = false, IncidentId = "QLINK01", Timeout = TimeSpan.FromSeconds(2) }, null, None);
+                Assert.Equal(1, lab[0].Restarts);                                   // the restart itself went ahead
+                Assert.Equal("precious\n", File.ReadAllText(victim));               // nothing written through either link
+                Assert.Empty(await a.Docker.ReadRestartJournalAsync(SshTarget.For(a.Ctx, lab[0].Address), None)); // a linked journal is not read
+            }
+            finally { File.Delete(victim); }
+        }
+
+        [Fact]
         public async Task A_lease_taken_over_while_held_is_said_by_the_next_renewal()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
