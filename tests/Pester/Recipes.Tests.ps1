@@ -159,6 +159,34 @@ Describe 'systemd: the long-running loop the unit starts' {
     }
 }
 
+Describe 'The on-page recipe when the runbook cannot act' {
+    It 'exits 2 with one JSON line saying why, notes the incident, and prints no warning text on stdout' {
+        $addr = $a[2]
+        $dir = (New-Item -ItemType Directory (Join-Path $TestDrive 'cannot')).FullName
+        $config = New-RecipeConfig $dir
+        $c = Get-Content $config -Raw | ConvertFrom-Json; $c.kongAdminUri = 'http://127.0.0.1:1/'; $c | ConvertTo-Json | Set-Content $config
+        Set-KsoLabScenario $lab $addr CleanCrash
+        $incident = New-KsoLabAlert $lab $addr
+        $before = Restarts $addr
+        $delivery = New-Delivery $incident $addr 'whsec-cannot'
+        Set-Content (Join-Path $dir 'body.json') $delivery.Text -NoNewline
+        $recipe = Join-Path $PSScriptRoot '../../docs/recipes/on-page.ps1'
+        $env = @{ PD_BODY_FILE = (Join-Path $dir 'body.json'); PD_SIGNATURE = $delivery.Signature; KSO_CONFIG = $config; KSO_MODULE = $module
+                  KEYSERVICEOPS_PD_WEBHOOK_SECRET = 'whsec-cannot'; KSO_RECIPE_PD_TOKEN = $lab.pagerDutyToken }
+        $r = Invoke-Fresh "& '$recipe'; exit `$LASTEXITCODE" $env $dir
+        $r.ExitCode | Should -Be 2 -Because "$($r.Out)`n$($r.Err)"                 # was 0, with nothing on stdout
+        $lines = @($r.Out -split "`r?`n" | Where-Object { $_.Trim() })
+        $lines.Count | Should -Be 1 -Because $r.Out
+        $j = $lines[0] | ConvertFrom-Json
+        $j.result | Should -Be 'error'
+        $j.error | Should -Match 'Kong'
+        $r.Out | Should -Not -Match "`e"                                            # no colour codes in the job log
+        (Restarts $addr) | Should -Be $before
+        @((Get-PagerDutyIncidentNote -IncidentId $incident) | Where-Object Content -match 'unattended runbook could not run').Count | Should -Be 1
+        Set-KsoLabMode $lab $addr Up
+    }
+}
+
 Describe 'A delivery while a responder''s own runbook works the instance' {
     It 'the unattended run waits for the responder and restarts nothing: one restart' {
         $addr = $a[3]

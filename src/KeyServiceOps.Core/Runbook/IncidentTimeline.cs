@@ -125,8 +125,9 @@ namespace KeyServiceOps.Core.Runbook
                 foreach (var a in _audit?.Read(from) ?? Enumerable.Empty<AuditEntry>())
                 {
                     if (a.Time > to) continue;
-                    var mine = (incidentId != null && string.Equals(a.Incident, incidentId, StringComparison.OrdinalIgnoreCase))
-                               || (s.Address != null && a.Target != null && (a.Target == s.Address || a.Target.StartsWith(s.Address + ":", StringComparison.Ordinal)));
+                    var other = incidentId != null && a.Incident != null && !string.Equals(a.Incident, incidentId, StringComparison.OrdinalIgnoreCase);
+                    var mine = !other && ((incidentId != null && string.Equals(a.Incident, incidentId, StringComparison.OrdinalIgnoreCase))
+                               || (s.Address != null && a.Target != null && (a.Target == s.Address || a.Target.StartsWith(s.Address + ":", StringComparison.Ordinal))));
                     if (!mine) continue;
                     Add(a.Time, "Audit", a.Actor, ActionKind(a.Action, a.Outcome), a.Target, $"{a.Action}: {a.Outcome}{(string.IsNullOrEmpty(a.Detail) ? "" : " — " + a.Detail)}", $"audit {a.Host}");
                 }
@@ -165,7 +166,9 @@ namespace KeyServiceOps.Core.Runbook
                     try
                     {
                         foreach (var j in await _docker.ReadRestartJournalAsync(t, ct).ConfigureAwait(false))
-                            if (j.LocalTime >= from && j.LocalTime <= to) Add(j.LocalTime, "Journal", j.Actor, "Restarted", s.Address, $"docker restart{(j.Incident != null ? " for incident " + j.Incident : "")}", "the VM's restart journal");
+                            // A restart journalled for another incident is that incident's, not this one's (it was counted as ours).
+                            if (j.LocalTime >= from && j.LocalTime <= to && (incidentId == null || j.Incident == null || string.Equals(j.Incident, incidentId, StringComparison.OrdinalIgnoreCase)))
+                                Add(j.LocalTime, "Journal", j.Actor, "Restarted", s.Address, $"docker restart{(j.Incident != null ? " for incident " + j.Incident : "")}", "the VM's restart journal");
                         var state = await _docker.InspectAsync(t, ct).ConfigureAwait(false);
                         if (state.StartedAt >= from) Add(state.StartedAt, "Container", null, "Started", s.Address, $"{t.Container} started (restart count {state.RestartCount})", "docker inspect .State.StartedAt");
                         if (state.FinishedAt >= from && state.FinishedAt <= to) Add(state.FinishedAt, "Container", null, "Exited", s.Address, $"{t.Container} exited (exit code {state.ExitCode}{(state.OOMKilled ? ", out of memory" : "")})", "docker inspect .State.FinishedAt");
@@ -211,8 +214,13 @@ namespace KeyServiceOps.Core.Runbook
         /// <summary>The first removal from the ring-balancer and the first add after it (null when there is none).</summary>
         internal static (TimelineEvent removed, TimelineEvent added) OutOfRotation(IReadOnlyList<TimelineEvent> ev)
         {
+            // The first removal, and the add after the LAST removal (taken out again after an add: not back yet).
             var removed = ev.FirstOrDefault(e => e.Source == "Audit" && e.Kind == "Removed");
-            return (removed, removed == null ? null : ev.FirstOrDefault(e => e.Source == "Audit" && e.Kind == "Added" && e.Time >= removed.Time));
+            var lastRemoved = ev.LastOrDefault(e => e.Source == "Audit" && e.Kind == "Removed");
+            var added = lastRemoved == null ? null : ev.FirstOrDefault(e => e.Source == "Audit" && e.Kind == "Added" && e.Time >= lastRemoved.Time);
+            // Kong's word now outranks the audit log: a target Kong shows out of rotation has not recovered.
+            if (ev.Any(e => e.Source == "Kong" && (e.Kind == "Absent" || e.Kind == "Drained" || e.Kind == "MarkedUnhealthy"))) added = null;
+            return (removed, added);
         }
 
         /// <summary>The figures, from the events alone (so they can be checked against them).</summary>
@@ -263,7 +271,21 @@ namespace KeyServiceOps.Core.Runbook
             return sb.ToString();
         }
 
-        private static string Md(string s) => (s ?? "").Replace("|", "\\|").Replace("\r", " ").Replace("\n", " ").Replace("<", "&lt;").Replace(">", "&gt;");
+        /// <summary>
+        /// Text for a Markdown table cell, inert: every character Markdown (CommonMark, GitHub) gives a meaning to is
+        /// backslash-escaped, so a log line or a note cannot become a link, an image (a request when the page is viewed),
+        /// a heading or HTML; line breaks become spaces.
+        /// </summary>
+        private static string Md(string s)
+        {
+            var b = new StringBuilder();
+            foreach (var c in (s ?? "").Replace("\r", " ").Replace("\n", " "))
+            {
+                if ("\\`*_{}[]()<>#!|~&@:".IndexOf(c) >= 0) b.Append('\\'); // ':' too: no bare-URL autolink
+                b.Append(c);
+            }
+            return b.ToString();
+        }
 
         public static string Html(IncidentTimeline tl)
         {
