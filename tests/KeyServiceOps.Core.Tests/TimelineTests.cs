@@ -196,7 +196,13 @@ namespace KeyServiceOps.Core.Tests
                 Assert.DoesNotContain("owned</title>", dom);               // the hostile script never ran
                 Assert.Contains("&lt;script&gt;", dom);                     // it is shown as text
                 foreach (var lane in new[] { "PagerDuty", "Audit", "Journal", "Container", "Logs" }) Assert.Contains($"data-lane=\"{lane}\"", dom);
-                Assert.Contains("data-kind=\"out-of-rotation\"", dom);
+                // The intervals as bars on the shared axis: down, out of rotation, restarting (the restart inside the time out).
+                foreach (var kind in new[] { "down", "out-of-rotation", "restarting" }) Assert.Contains($"data-kind=\"{kind}\"", dom);
+                var bars = System.Text.RegularExpressions.Regex.Matches(dom, "data-kind=\"([a-z-]+)\" data-from=\"([^\"]+)\" data-to=\"([^\"]+)\"")
+                    .ToDictionary(m => m.Groups[1].Value, m => (from: DateTimeOffset.Parse(m.Groups[2].Value), to: DateTimeOffset.Parse(m.Groups[3].Value)));
+                Assert.True(bars["down"].from <= bars["out-of-rotation"].from && bars["out-of-rotation"].from <= bars["restarting"].from && bars["restarting"].to <= bars["out-of-rotation"].to,
+                    string.Join("; ", bars.Select(b => $"{b.Key} {b.Value.from:HH:mm:ss.fff}-{b.Value.to:HH:mm:ss.fff}")));
+                Assert.Matches("<div class=\"axis\"><span[^>]*>\\d\\d:\\d\\d:\\d\\d</span>", dom);
                 Assert.Contains($"<b>{tl.Summary.Restarts}</b>", dom.Substring(dom.IndexOf("id=\"fig-restarts\"", StringComparison.Ordinal)));
                 // The dots of each lane are in time order from left to right.
                 var lefts = System.Text.RegularExpressions.Regex.Matches(dom, "data-time=\"([^\"]+)\" style=\"left:([0-9.]+)%").Select(m => (DateTimeOffset.Parse(m.Groups[1].Value), double.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture))).ToList();

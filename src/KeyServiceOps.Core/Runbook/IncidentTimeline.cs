@@ -302,7 +302,8 @@ namespace KeyServiceOps.Core.Runbook
             sb.Append("body{font-family:system-ui,sans-serif;margin:1.5rem;color:#111}h1{font-size:1.3rem}.figs{display:flex;flex-wrap:wrap;gap:1rem;margin:1rem 0}");
             sb.Append(".fig{border:1px solid #ccc;border-radius:6px;padding:.5rem .8rem;min-width:8rem}.fig b{display:block;font-size:1.4rem}");
             sb.Append(".lane{position:relative;height:2.2rem;border-bottom:1px solid #eee;margin-left:7rem}.lane .name{position:absolute;left:-7rem;top:.5rem;width:6.5rem;font-size:.85rem;color:#555}");
-            sb.Append(".bar{position:absolute;top:.35rem;height:1.5rem;border-radius:3px;opacity:.35}.bar.out{background:#d33}.bar.down{background:#f90}");
+            sb.Append(".bar{position:absolute;top:.35rem;height:1.5rem;border-radius:3px;opacity:.35}.bar.out{background:#d33}.bar.down{background:#f90}.bar.restart{background:#36c}");
+            sb.Append(".axis{position:relative;height:1.2rem;margin-left:7rem;font-size:.75rem;color:#666}.axis span{position:absolute;transform:translateX(-50%)}");
             sb.Append(".ev{position:absolute;top:.55rem;width:.8rem;height:.8rem;margin-left:-.4rem;border-radius:50%;background:#246}.ev:hover{outline:2px solid #f60}");
             sb.Append("table{border-collapse:collapse;width:100%;margin-top:1.5rem;font-size:.85rem}td,th{border:1px solid #ddd;padding:.25rem .4rem;text-align:left;vertical-align:top}td.d{white-space:pre-wrap;word-break:break-word}");
             sb.Append("@media print{.lane{break-inside:avoid}}</style></head><body>");
@@ -315,17 +316,33 @@ namespace KeyServiceOps.Core.Runbook
             if (s.Missing.Count > 0) sb.Append($"<p class=\"missing\">Not read: {H(string.Join("; ", s.Missing))}</p>");
             sb.Append($"<p>{H(t0.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss"))}Z → {H(t1.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss"))}Z</p>");
             var (removed, added) = IncidentTimelineBuilder.OutOfRotation(tl.Events);
+            string W(DateTimeOffset a, DateTimeOffset b) => Math.Max(0.4, 96 * (b - a).TotalSeconds / span).ToString("0.###", CultureInfo.InvariantCulture);
+            string Bar(string kind, string cls, DateTimeOffset a, DateTimeOffset b, string title)
+                => $"<div class=\"bar {cls}\" data-kind=\"{kind}\" data-from=\"{a.UtcDateTime:o}\" data-to=\"{b.UtcDateTime:o}\" style=\"left:{X(a)}%;width:{W(a, b)}%\" title=\"{H(title)}\"></div>";
+            // The time axis: five ticks, UTC.
+            sb.Append("<div class=\"axis\">");
+            for (int i = 0; i <= 4; i++) { var t = t0 + TimeSpan.FromSeconds(span * i / 4); sb.Append($"<span style=\"left:{X(t)}%\">{H(t.UtcDateTime.ToString("HH:mm:ss"))}</span>"); }
+            sb.Append("</div>");
+            // Restarting: from each restart to the container's next start (docker inspect), when it is known.
+            var restarting = new List<(DateTimeOffset from, DateTimeOffset to)>();
+            foreach (var r in tl.Events.Where(e => e.Kind == "Restarted" && (e.Source == "Audit" || e.Source == "Journal")).OrderBy(e => e.Time))
+            {
+                var started = tl.Events.FirstOrDefault(e => e.Source == "Container" && e.Kind == "Started" && e.Time >= r.Time.AddSeconds(-1));
+                if (started != null && !restarting.Any(x => Math.Abs((x.from - r.Time).TotalSeconds) <= 5)) restarting.Add((r.Time, started.Time));
+            }
             // One number per event, its place in time order: a dot links to its table row.
             var number = new Dictionary<TimelineEvent, int>();
             for (int i = 0; i < tl.Events.Count; i++) number[tl.Events[i]] = i + 1;
             foreach (var lane in lanes)
             {
                 sb.Append($"<div class=\"lane\" data-lane=\"{H(lane)}\"><span class=\"name\">{H(lane)}</span>");
+                // Down: from the alert (or the first failure) until it was back in rotation (or to the end: not recovered).
+                if (lane == "PagerDuty" && s.Start != null)
+                    sb.Append(Bar("down", "down", s.Start.Value, added?.Time ?? t1, added != null ? "down until back in rotation" : "down: not back in rotation"));
                 if (lane == "Audit" && removed != null)
-                {
-                    var end = added?.Time ?? t1;
-                    sb.Append($"<div class=\"bar out\" data-kind=\"out-of-rotation\" style=\"left:{X(removed.Time)}%;width:{((96 * (end - removed.Time).TotalSeconds / span)).ToString("0.###", CultureInfo.InvariantCulture)}%\" title=\"out of rotation\"></div>");
-                }
+                    sb.Append(Bar("out-of-rotation", "out", removed.Time, added?.Time ?? t1, "out of rotation"));
+                if (lane == "Container")
+                    foreach (var (from, to) in restarting) sb.Append(Bar("restarting", "restart", from, to, "restarting"));
                 foreach (var e in tl.Events.Where(x => x.Source == lane))
                 {
                     sb.Append($"<a class=\"ev\" href=\"#e{number[e]}\" data-time=\"{e.Time.UtcDateTime:o}\" style=\"left:{X(e.Time)}%\" title=\"{H($"{e.Time.UtcDateTime:HH:mm:ss}Z {e.Kind}: {e.Detail}")}\"></a>");
