@@ -169,6 +169,13 @@ namespace KeyServiceOps.Core.Tests
             var tl = await new IncidentTimelineBuilder(rig.Ctx, rig.Pd, rig.Audit, rig.Docker, null).BuildAsync(incident, lab[0].Address, null, null, None);
             Assert.Contains(tl.Summary.Missing, m => m.StartsWith("PagerDuty"));
             Assert.Contains(tl.Events, e => e.Source == "Audit"); // the others still are
+            // Without -Address, PagerDuty down leaves the instance unknown: said, not silently left out (a hostile review).
+            var blind = await new IncidentTimelineBuilder(rig.Ctx, rig.Pd, rig.Audit, rig.Docker, null).BuildAsync(incident, null, null, null, None);
+            Assert.Contains(blind.Summary.Missing, m => m.Contains("give -Address"));
+            // A mistyped incident is the caller's error, not a source that is down.
+            lab.PagerDuty.Outage = false;
+            var e = await Assert.ThrowsAsync<OpsException>(() => new IncidentTimelineBuilder(rig.Ctx, rig.Pd, rig.Audit, rig.Docker, null).BuildAsync("PNOPE12", null, null, null, None));
+            Assert.Equal("PagerDutyNotFound", e.ErrorId);
         }
 
         [Fact]

@@ -113,9 +113,12 @@ namespace KeyServiceOps.Core.Runbook
                         foreach (var n in await _pd.GetNotesAsync(incidentId, ct).ConfigureAwait(false))
                             Add(n.CreatedAt, "PagerDuty", n.User, "Note", s.Address, n.Content, "note " + n.NoteId);
                     }
-                    catch (OpsException e) when (!e.IsCancellation) { s.Missing.Add($"PagerDuty ({e.ErrorId})"); }
+                    // An incident PagerDuty does not know is a mistyped id, not a source that is down: the caller's typed error.
+                    catch (OpsException e) when (!e.IsCancellation && e.ErrorId != "PagerDutyNotFound") { s.Missing.Add($"PagerDuty ({e.ErrorId})"); }
                 }
             }
+            if (s.Address == null)
+                s.Missing.Add("the VM, the container, its logs and Kong (the incident's instance is not known: give -Address)");
             var from = since ?? (s.Start - TimeSpan.FromMinutes(15)) ?? DateTimeOffset.UtcNow.AddDays(-1);
             var to = until ?? DateTimeOffset.UtcNow;
 
