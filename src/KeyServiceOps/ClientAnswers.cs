@@ -17,7 +17,7 @@ namespace KeyServiceOps
         public static OpsException Translate(Exception e)
         {
             if (e == null || e is OpsException) return e as OpsException;
-            if (!(e is InvalidCastException || e is ArgumentException || e is InvalidOperationException || e is FormatException || e is OverflowException || e is NullReferenceException)) return null;
+            if (!(JsonShape.IsWrongShape(e) || e is NullReferenceException)) return null;
             var stack = e.StackTrace ?? "";
             if (stack.Contains("KeyServiceOps.Core.RingBalancer.KongClient")) return KongClient.Malformed(e);
             if (stack.Contains("KeyServiceOps.Core.PagerDuty.PagerDutyClient")) return PagerDutyClient.Malformed(e);

@@ -28,12 +28,8 @@ namespace KeyServiceOps.Core
             // What a secret becomes on the wire (issue #26): as sent, URL-encoded, JSON-escaped, base64 (with and
             // without padding), the key half of an "id:key" API key, and the base64 of "id:key" / "user:pass" that the
             // ApiKey and Basic headers carry. A server that echoes our headers gives back one of these.
-            var forms = new List<string>();
-            foreach (var s in raw) forms.AddRange(WireForms(s));
-            foreach (var s in raw.Where(x => x.IndexOf(':') > 0)) forms.AddRange(WireForms(s.Substring(s.IndexOf(':') + 1)));
-            if (c.CentralLogPassword != null)
-                forms.AddRange(WireForms(c.CentralLogUser + ":" + c.CentralLogPassword.Reveal()));
-            return new Redactor(forms);
+            if (c.CentralLogPassword != null) raw.Add(c.CentralLogUser + ":" + c.CentralLogPassword.Reveal());
+            return Of(raw);
         }
 
         /// <summary>

@@ -141,11 +141,7 @@ namespace KeyServiceOps.Core
         private static async Task<FileStream> OpenExclusiveAsync(string path, TimeSpan timeout, CancellationToken ct, bool sync, Action<TimeSpan> waiting = null)
         {
             var told = TimeSpan.Zero;
-            var full = Path.GetFullPath(path);
-            var dir = Path.GetDirectoryName(full);
-            var before = FolderProblem(full);
-            if (before != null) throw new UnsafeFileException(before); // before any folder is made there
-            if (!string.IsNullOrEmpty(dir)) CreateFolder(dir);
+            var full = PrepareFolder(path);
             if (Directory.Exists(full)) throw new UnsafeFileException($"'{full}' is a folder, not a file");
             var waited = System.Diagnostics.Stopwatch.StartNew(); // monotonic: a clock step neither ends nor stretches the wait
             var random = new Random();
@@ -171,6 +167,20 @@ namespace KeyServiceOps.Core
                     else await Task.Delay(20 + random.Next(30), ct).ConfigureAwait(false);
                 }
             }
+        }
+
+        /// <summary>
+        /// The full path of <paramref name="path"/>, its folder judged (<see cref="FolderProblem"/>: refused before any
+        /// folder is made there) and then made (<see cref="CreateFolder"/>): the first step of both writers.
+        /// </summary>
+        private static string PrepareFolder(string path)
+        {
+            var full = Path.GetFullPath(path);
+            var problem = FolderProblem(full);
+            if (problem != null) throw new UnsafeFileException(problem);
+            var dir = Path.GetDirectoryName(full);
+            if (!string.IsNullOrEmpty(dir)) CreateFolder(dir);
+            return full;
         }
 
         /// <summary>
@@ -229,11 +239,8 @@ namespace KeyServiceOps.Core
 
         public static void WriteAllBytes(string path, byte[] bytes)
         {
-            var full = Path.GetFullPath(path);
+            var full = PrepareFolder(path);
             var dir = Path.GetDirectoryName(full);
-            var problem = FolderProblem(full);
-            if (problem != null) throw new UnsafeFileException(problem); // before any folder is made there
-            if (!string.IsNullOrEmpty(dir)) CreateFolder(dir);
             if (Directory.Exists(full)) throw new IOException($"'{full}' is a folder, not a file");
             var tmp = Path.Combine(dir ?? ".", "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N").Substring(0, 12) + ".tmp");
             try

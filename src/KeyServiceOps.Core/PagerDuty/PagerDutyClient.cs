@@ -351,7 +351,7 @@ namespace KeyServiceOps.Core.PagerDuty
         {
             var v = j?[property];
             if (v == null || v.Type == JTokenType.Null) return null;
-            return v as T ?? throw InvalidResponse(target, $"answered with {what} ('{property}') as {v.Type}, not the JSON PagerDuty sends", Short(v));
+            return v as T ?? throw InvalidResponse(target, $"answered with {what} ('{property}') as {v.Type}, not the JSON PagerDuty sends", JsonShape.Quote(v));
         }
 
         /// <summary>A JSON value as text when it is one (string, number, boolean); null for objects and arrays.</summary>
@@ -361,18 +361,9 @@ namespace KeyServiceOps.Core.PagerDuty
 
         internal static PagerDutyIncident ToIncident(JToken j)
         {
-            if (!(j is JObject) || Text(j["id"]) == null) throw InvalidResponse(null, "answered with an incident that is not an object with an id", Short(j));
+            if (!(j is JObject) || Text(j["id"]) == null) throw InvalidResponse(null, "answered with an incident that is not an object with an id", JsonShape.Quote(j));
             try { return ToIncidentCore(j); }
-            catch (Exception e) when (WrongShape(e)) { throw InvalidResponse(Text(j["id"]), $"answered with an incident whose fields have the wrong JSON types ({e.Message})", Short(j)); }
-        }
-
-        /// <summary>What a JSON value of the wrong type throws when it is read as another (Newtonsoft's casts and child access).</summary>
-        internal static bool WrongShape(Exception e) => e is InvalidCastException || e is ArgumentException || e is InvalidOperationException || e is FormatException || e is OverflowException;
-
-        private static string Short(JToken j)
-        {
-            var text = j?.ToString(Newtonsoft.Json.Formatting.None) ?? "null";
-            return SafeText.Neutralize(text.Length > 200 ? text.Substring(0, 200) + "…" : text);
+            catch (Exception e) when (JsonShape.IsWrongShape(e)) { throw InvalidResponse(Text(j["id"]), $"answered with an incident whose fields have the wrong JSON types ({e.Message})", JsonShape.Quote(j)); }
         }
 
         private static PagerDutyIncident ToIncidentCore(JToken j)
@@ -401,9 +392,9 @@ namespace KeyServiceOps.Core.PagerDuty
 
         private static PagerDutyNote ToNote(string incidentId, JToken n)
         {
-            if (!(n is JObject)) throw InvalidResponse(incidentId, "answered with a note that is not an object", Short(n));
+            if (!(n is JObject)) throw InvalidResponse(incidentId, "answered with a note that is not an object", JsonShape.Quote(n));
             try { return ToNoteCore(incidentId, n); }
-            catch (Exception e) when (WrongShape(e)) { throw InvalidResponse(incidentId, $"answered with a note whose fields have the wrong JSON types ({e.Message})", Short(n)); }
+            catch (Exception e) when (JsonShape.IsWrongShape(e)) { throw InvalidResponse(incidentId, $"answered with a note whose fields have the wrong JSON types ({e.Message})", JsonShape.Quote(n)); }
         }
 
         private static PagerDutyNote ToNoteCore(string incidentId, JToken n) => new PagerDutyNote

@@ -145,7 +145,7 @@ namespace KeyServiceOps.Core.RingBalancer
             await PagesAsync(U(upstream) + "/health", "GET health", upstream, t =>
             {
                 if (!(t is JObject o) || o["target"]?.Type != JTokenType.String)
-                    throw NotAdminApi($"Kong answered GET health with an entry that is not an object with a 'target' string ({SafeText.Neutralize(Shorten(t))}): not the Admin API's JSON.", upstream, null, "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.");
+                    throw NotAdminApi($"Kong answered GET health with an entry that is not an object with a 'target' string ({JsonShape.Quote(t)}): not the Admin API's JSON.", upstream, null, "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.");
                 map[(string)o["target"]] = o["health"]?.Type == JTokenType.String ? SafeText.Neutralize((string)o["health"]) : null;
             }, ct).ConfigureAwait(false);
             return map;
@@ -241,18 +241,12 @@ namespace KeyServiceOps.Core.RingBalancer
         {
             // A target is an object with its target text (and an id): anything else is not Kong's answer (issue #26).
             if (!(t is JObject) || t["target"]?.Type != JTokenType.String)
-                throw NotAdminApi($"Kong answered with a target that is not an object with a 'target' string ({SafeText.Neutralize(Shorten(t))}): not the Admin API's JSON.", upstream, null, "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.");
+                throw NotAdminApi($"Kong answered with a target that is not an object with a 'target' string ({JsonShape.Quote(t)}): not the Admin API's JSON.", upstream, null, "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.");
             try { return ToTargetCore(t, upstream); }
-            catch (Exception e) when (e is InvalidCastException || e is ArgumentException || e is InvalidOperationException || e is FormatException || e is OverflowException)
+            catch (Exception e) when (JsonShape.IsWrongShape(e))
             {
-                throw NotAdminApi($"Kong answered with a target whose fields have the wrong JSON types ({e.Message}).", upstream, SafeText.Neutralize(Shorten(t)), "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.");
+                throw NotAdminApi($"Kong answered with a target whose fields have the wrong JSON types ({e.Message}).", upstream, JsonShape.Quote(t), "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.");
             }
-        }
-
-        private static string Shorten(JToken t)
-        {
-            var text = t?.ToString(Newtonsoft.Json.Formatting.None) ?? "null";
-            return text.Length > 200 ? text.Substring(0, 200) + "…" : text;
         }
 
         private static RingBalancerTarget ToTargetCore(JToken t, string upstream)
