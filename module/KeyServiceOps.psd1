@@ -14,6 +14,7 @@
     CmdletsToExport      = @(
         'Set-KeyServiceOpsContext'
         'Get-KeyServiceOpsContext'
+        'New-KeyServiceOpsContext'
         'Get-KeyServiceInstance'
         'Test-KeyServiceHealth'
         'Get-RingBalancerTarget'

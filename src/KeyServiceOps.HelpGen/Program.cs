@@ -42,6 +42,10 @@ namespace KeyServiceOps.HelpGen
             var problems = new List<string>();
             var root = new XElement(Msh + "helpItems", new XAttribute("schema", "maml"));
             var cmdlets = asm.GetTypes().Where(t => t.GetCustomAttribute<CmdletAttribute>() != null).OrderBy(t => Name(t)).ToList();
+            // A parameter declared once on a base class (Set-/New-KeyServiceOpsContext's settings) is documented once: on the
+            // page of a cmdlet of that base that describes it.
+            Siblings = cmdlets.Where(t => File.Exists(Path.Combine(docs, Name(t) + ".md")))
+                .Select(t => (t, ParseSections(ParseSections(File.ReadAllText(Path.Combine(docs, Name(t) + ".md")), "## ").TryGetValue("Parameters", out var ps) ? ps : "", "### "))).ToList();
             foreach (var t in cmdlets)
             {
                 var name = Name(t);
@@ -104,15 +108,8 @@ namespace KeyServiceOps.HelpGen
 
         private static List<Param> Params(Type t)
         {
-            // Declared-first order: the cmdlet's own parameters, then the shared ones from its base classes, then the
-            // parameter groups it offers ([ParameterGroups], read by name: the same attribute drives the binding).
-            var own = Properties(t, null).OrderBy(x => Depth(t, x.Prop.DeclaringType)).ThenBy(x => x.Prop.MetadataToken).ToList();
-            var groups = t.GetCustomAttributes(true).FirstOrDefault(a => a.GetType().Name == "ParameterGroupsAttribute");
-            if (groups == null) return own;
-            var set = (string)groups.GetType().GetProperty("ParameterSetName").GetValue(groups);
-            foreach (var g in (Type[])groups.GetType().GetProperty("Groups").GetValue(groups))
-                own.AddRange(Properties(g, set).OrderBy(x => x.Prop.MetadataToken));
-            return own;
+            // Declared-first order: the cmdlet's own parameters, then the shared ones from its base classes.
+            return Properties(t, null).OrderBy(x => Depth(t, x.Prop.DeclaringType)).ThenBy(x => x.Prop.MetadataToken).ToList();
         }
 
         private static IEnumerable<Param> Properties(Type t, string setOverride)
@@ -149,6 +146,8 @@ namespace KeyServiceOps.HelpGen
             return t.Name switch { "String" => "String", "Int32" => "Int32", "Double" => "Double", "Object" => "Object", _ => t.Name };
         }
 
+        private static List<(Type type, Dictionary<string, string> parameters)> Siblings = new List<(Type, Dictionary<string, string>)>();
+
         private static XElement CommandHelp(Type t, string name, string md, Dictionary<string, string> shared, List<string> problems)
         {
             var top = ParseSections(md, "## ");
@@ -164,6 +163,10 @@ namespace KeyServiceOps.HelpGen
             {
                 var key = "-" + p.Name;
                 if (own.TryGetValue(key, out var text) || shared.TryGetValue(key, out text)) return text;
+                var declaredBy = p.Prop.DeclaringType;
+                if (declaredBy != t && declaredBy.IsAbstract)
+                    foreach (var (other, parameters) in Siblings)
+                        if (other != t && declaredBy.IsAssignableFrom(other) && parameters.TryGetValue(key, out text)) return text;
                 problems.Add($"{name}: parameter -{p.Name} is not documented (docs/cmdlets/{name}.md or _parameters.md)");
                 return "";
             }

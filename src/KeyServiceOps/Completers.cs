@@ -33,11 +33,11 @@ namespace KeyServiceOps.Commands
 
         public static OpsContext Context(IDictionary fake)
         {
-            var c = ContextStore.Current.Clone();
-            c.HttpTimeout = TimeSpan.FromSeconds(3);
-            if (fake != null && fake["KongAdminUri"] is Uri u) c.KongAdminUri = u;
-            else if (fake != null && fake["KongAdminUri"] is string s && Uri.TryCreate(s, UriKind.Absolute, out var us)) c.KongAdminUri = us;
-            if (fake != null && fake["Workspace"] is string w) c.Workspace = w;
+            var c = (fake?["Context"] is KeyServiceOpsContext k ? k.Settings : fake?["Context"] is PSObject { BaseObject: KeyServiceOpsContext pk } ? pk.Settings : ContextStore.Current).Clone();
+            c.Http.Timeout = TimeSpan.FromSeconds(3);
+            if (fake != null && fake["KongAdminUri"] is Uri u) c.Kong.AdminUri = u;
+            else if (fake != null && fake["KongAdminUri"] is string s && Uri.TryCreate(s, UriKind.Absolute, out var us)) c.Kong.AdminUri = us;
+            if (fake != null && fake["Workspace"] is string w) c.Kong.Workspace = w;
             return c;
         }
     }
@@ -47,9 +47,9 @@ namespace KeyServiceOps.Commands
         public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
         {
             var c = CompletionHelp.Context(fakeBoundParameters);
-            var names = c.KongAdminUri == null ? new List<string>() :
+            var names = c.Kong.AdminUri == null ? new List<string>() :
                 CompletionHelp.Quietly(ct => new KongClient(c.ForKong(), null).ListUpstreamsAsync(ct), new List<string>());
-            names.Add(c.Upstream);
+            names.Add(c.Kong.Upstream);
             return CompletionHelp.Filter(names, wordToComplete);
         }
     }
@@ -59,8 +59,8 @@ namespace KeyServiceOps.Commands
         public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
         {
             var c = CompletionHelp.Context(fakeBoundParameters);
-            if (c.KongAdminUri == null) return Enumerable.Empty<CompletionResult>();
-            var upstream = fakeBoundParameters?["Upstream"] as string ?? c.Upstream;
+            if (c.Kong.AdminUri == null) return Enumerable.Empty<CompletionResult>();
+            var upstream = fakeBoundParameters?["Upstream"] as string ?? c.Kong.Upstream;
             var targets = CompletionHelp.Quietly(ct => new KongClient(c.ForKong(), null).GetTargetsAsync(upstream, ct), new List<RingBalancerTarget>());
             return CompletionHelp.Filter(targets.Select(t => t.Target), wordToComplete);
         }
@@ -79,9 +79,9 @@ namespace KeyServiceOps.Commands
         {
             var c = CompletionHelp.Context(fakeBoundParameters);
             var values = c.Inventory.Select(e => e.Address).ToList();
-            if (c.KongAdminUri != null)
+            if (c.Kong.AdminUri != null)
             {
-                var upstream = fakeBoundParameters?["Upstream"] as string ?? c.Upstream;
+                var upstream = fakeBoundParameters?["Upstream"] as string ?? c.Kong.Upstream;
                 values.AddRange(CompletionHelp.Quietly(ct => new KongClient(c.ForKong(), null).GetTargetsAsync(upstream, ct), new List<RingBalancerTarget>()).Select(t => t.Address));
             }
             return CompletionHelp.Filter(values, wordToComplete);
@@ -94,11 +94,11 @@ namespace KeyServiceOps.Commands
         public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
         {
             var c = CompletionHelp.Context(fakeBoundParameters);
-            var upstream = fakeBoundParameters?["Upstream"] as string ?? c.Upstream;
+            var upstream = fakeBoundParameters?["Upstream"] as string ?? c.Kong.Upstream;
             var candidates = c.Inventory.Select(e => new Endpoint(e.Address, e.Port).Target).ToList();
-            try { candidates.AddRange(new KeyServiceOps.Core.Audit.AuditLog(c.AuditLogPath).Read(null, null, "RemoveTarget").Where(e => e.Upstream == null || e.Upstream == upstream).Select(e => e.Target)); }
+            try { candidates.AddRange(new KeyServiceOps.Core.Audit.AuditLog(c.Safety.AuditLogPath).Read(null, null, "RemoveTarget").Where(e => e.Upstream == null || e.Upstream == upstream).Select(e => e.Target)); }
             catch (Exception) { /* completion is silent on failure */ }
-            var present = c.KongAdminUri == null ? new List<RingBalancerTarget>()
+            var present = c.Kong.AdminUri == null ? new List<RingBalancerTarget>()
                 : CompletionHelp.Quietly(ct => new KongClient(c.ForKong(), null).GetTargetsAsync(upstream, ct), new List<RingBalancerTarget>());
             var there = new HashSet<string>(present.Where(t => t.Weight > 0).Select(t => t.Target), StringComparer.OrdinalIgnoreCase);
             return CompletionHelp.Filter(candidates.Where(t => t != null && !there.Contains(t)), wordToComplete);
@@ -113,7 +113,7 @@ namespace KeyServiceOps.Commands
         public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
         {
             var values = Known.ToList();
-            try { values.AddRange(new KeyServiceOps.Core.Audit.AuditLog(fakeBoundParameters?["Path"] as string ?? ContextStore.Current.AuditLogPath).Read().Select(e => e.Action)); }
+            try { values.AddRange(new KeyServiceOps.Core.Audit.AuditLog(fakeBoundParameters?["Path"] as string ?? ContextStore.Current.Safety.AuditLogPath).Read().Select(e => e.Action)); }
             catch (Exception) { /* completion is silent on failure */ }
             return CompletionHelp.Filter(values, wordToComplete);
         }

@@ -81,9 +81,9 @@ namespace KeyServiceOps.Benchmarks
         public static async Task<List<Row>> SelfHealingReactionAsync()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
-            var ctx = new OpsContext { KongAdminUri = lab.KongUri, Upstream = lab.Upstream, HealthTimeout = TimeSpan.FromSeconds(1), AuditLogPath = Path.GetTempFileName() };
+            var ctx = new OpsContext { Kong = { AdminUri = lab.KongUri, Upstream = lab.Upstream }, Health = { Timeout = TimeSpan.FromSeconds(1) }, Safety = { AuditLogPath = Path.GetTempFileName() } };
             var health = HealthChecker.FromContext(ctx, null);
-            var rb = new RingBalancerService(ctx, new KongClient(ctx.ForKong(), null), health, new AuditLog(ctx.AuditLogPath), null);
+            var rb = new RingBalancerService(ctx, new KongClient(ctx.ForKong(), null), health, new AuditLog(ctx.Safety.AuditLogPath), null);
             var healer = new SelfHealer(ctx, rb, health, null, null, null);
             var o = new SelfHealingOptions { StatePath = Path.GetTempFileName() + ".json" };
             File.Delete(o.StatePath);

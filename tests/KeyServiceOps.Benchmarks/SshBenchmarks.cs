@@ -82,7 +82,7 @@ namespace KeyServiceOps.Benchmarks
             inst.GeneratedLogLines = lines;
             using (var pool = new KeyServiceOps.Core.Remote.SshSessionPool())
             {
-                var ctx = new KeyServiceOps.Core.OpsContext { SshUser = lab.Ssh.User, SshPort = lab.Ssh.Port, SshKeyPath = lab.Ssh.KeyPath, KnownHostsPath = known };
+                var ctx = new KeyServiceOps.Core.OpsContext { Ssh = { User = lab.Ssh.User, Port = lab.Ssh.Port, KeyPath = lab.Ssh.KeyPath, KnownHostsPath = known } };
                 var docker = new KeyServiceOps.Core.Remote.DockerClient(new KeyServiceOps.Core.Remote.RemoteShell(pool, null), null);
                 var t = KeyServiceOps.Core.Remote.SshTarget.For(ctx, inst.Address);
                 long c = 0;

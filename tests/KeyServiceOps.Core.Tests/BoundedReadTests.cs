@@ -95,7 +95,7 @@ namespace KeyServiceOps.Core.Tests
         public async Task An_endless_Kong_answer_is_KongResponseTooLarge_and_the_process_grows_by_at_most_64_MB()
         {
             using var server = new EndlessServer();
-            var ctx = new OpsContext { KongAdminUri = server.Uri, HttpTimeout = TimeSpan.FromSeconds(60) };
+            var ctx = new OpsContext { Kong = { AdminUri = server.Uri }, Http = { Timeout = TimeSpan.FromSeconds(60) } };
             OpsException e = null;
             var growth = await GrowthDuring(async () => e = await Assert.ThrowsAsync<OpsException>(() => new KongClient(ctx.ForKong(), null).GetTargetsAsync("u", CancellationToken.None)));
             _out.WriteLine($"endless Kong answer: the server sent {server.BytesSent / (1024 * 1024)} MB, the process grew by {growth / (1024 * 1024)} MB at most");
@@ -110,7 +110,7 @@ namespace KeyServiceOps.Core.Tests
         public async Task An_endless_PagerDuty_answer_is_PagerDutyResponseTooLarge_under_a_smaller_cap()
         {
             using var server = new EndlessServer();
-            var ctx = new OpsContext { PagerDutyUri = server.Uri, PagerDutyToken = Secret.FromPlainText("tok"), MaxResponseBytes = 1024 * 1024, PagerDutyMaxRetries = 0 };
+            var ctx = new OpsContext { PagerDuty = { Uri = server.Uri, Token = Secret.FromPlainText("tok"), MaxRetries = 0 }, Http = { MaxResponseBytes = 1024 * 1024 } };
             var e = await Assert.ThrowsAsync<OpsException>(() => new PagerDutyClient(ctx.ForPagerDuty(), null).GetIncidentAsync("P1", CancellationToken.None));
             Assert.Equal("PagerDutyResponseTooLarge", e.ErrorId);
         }
@@ -143,7 +143,7 @@ namespace KeyServiceOps.Core.Tests
                 }
             });
             var audit = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"kso-pd-html-{Guid.NewGuid():N}.jsonl");
-            var ctx = new OpsContext { PagerDutyUri = uri, PagerDutyToken = Secret.FromPlainText("tok"), PagerDutyFrom = "a@example.com", PagerDutyMaxRetries = 0 };
+            var ctx = new OpsContext { PagerDuty = { Uri = uri, Token = Secret.FromPlainText("tok"), From = "a@example.com", MaxRetries = 0 } };
             var log = new KeyServiceOps.Core.Audit.AuditLog(audit);
             var e = await Assert.ThrowsAsync<OpsException>(() => new PagerDutyClient(ctx.ForPagerDuty(), null, log).AddNoteAsync("P1ABC", "manually removed target", CancellationToken.None));
             Assert.Equal("PagerDutyInvalidResponse", e.ErrorId);

@@ -32,9 +32,9 @@ namespace KeyServiceOps.Core.Tests
         private static OpsContext Ctx(Lab.Lab lab)
         {
             var c = TestCtx.For(lab);
-            c.CentralLogUri = lab.CentralLogs.BaseUri;
-            c.CentralLogApiKey = Secret.FromPlainText(lab.CentralLogs.ApiKey);
-            c.CentralLogMaxRetries = 2;
+            c.CentralLogs.Uri = lab.CentralLogs.BaseUri;
+            c.CentralLogs.ApiKey = Secret.FromPlainText(lab.CentralLogs.ApiKey);
+            c.CentralLogs.MaxRetries = 2;
             return c;
         }
 
@@ -63,7 +63,7 @@ namespace KeyServiceOps.Core.Tests
             // 12,000 lines of one host, 40 to a millisecond (a burst shares one sort value), past the 10,000-hit window.
             lab.CentralLogs.AddGenerated(lab[0].Address, 12_000, perMillisecond: 40);
             lab.CentralLogs.AddGenerated(lab[1].Address, 300, perMillisecond: 40);
-            var ctx = Ctx(lab); ctx.CentralLogPageSize = 1000;
+            var ctx = Ctx(lab); ctx.CentralLogs.PageSize = 1000;
             var all = await Search(Client(ctx), new CentralLogSearch { Host = lab[0].Address });
             Assert.Equal(12_000, all.Count);
             Assert.Equal(Enumerable.Range(0, 12_000), all.Select(Seq)); // every line once, in order, across 12 pages of equal timestamps
@@ -114,7 +114,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await LabAs(CentralLogFlavor.Elasticsearch, "8.11.3");
             lab.CentralLogs.AddGenerated(lab[0].Address, 2_500, perMillisecond: 50);
             lab.CentralLogs.PitForbidden = true; // a role without the point-in-time privilege
-            var ctx = Ctx(lab); ctx.CentralLogPageSize = 400;
+            var ctx = Ctx(lab); ctx.CentralLogs.PageSize = 400;
             var e = await Assert.ThrowsAsync<OpsException>(() => Client(ctx).SearchAsync(new CentralLogSearch { Host = lab[0].Address }, _ => { }, None));
             Assert.Equal("CentralLogNoTieBreaker", e.ErrorId);
             Assert.Contains("-CentralLogTieBreaker", e.RecommendedAction);
@@ -123,12 +123,12 @@ namespace KeyServiceOps.Core.Tests
 
             // The same when the cluster will not say what it is (no monitor privilege): the _id refusal is recognised.
             lab.CentralLogs.RootForbidden = true;
-            var blind = Ctx(lab); blind.CentralLogPageSize = 400;
+            var blind = Ctx(lab); blind.CentralLogs.PageSize = 400;
             e = await Assert.ThrowsAsync<OpsException>(() => Client(blind).SearchAsync(new CentralLogSearch { Host = lab[0].Address }, _ => { }, None));
             Assert.Equal("CentralLogNoTieBreaker", e.ErrorId);
             Assert.NotEqual("CentralLogBadQuery", e.ErrorId);
 
-            ctx.CentralLogTieBreaker = "log_id";
+            ctx.CentralLogs.TieBreaker = "log_id";
             var all = await Search(Client(ctx), new CentralLogSearch { Host = lab[0].Address });
             Assert.Equal(Enumerable.Range(0, 2_500), all.Select(Seq));
             Assert.All(lab.CentralLogs.Requests.Skip(2), r => Assert.Contains("log_id", r["sort"].ToJsonString())); // after the probe and the refused _id sort
@@ -142,7 +142,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await LabAs(CentralLogFlavor.Elasticsearch, version, instances: 1);
             lab.CentralLogs.RootForbidden = true; // no monitor privilege: GET / is 403
             lab.CentralLogs.AddGenerated(lab[0].Address, 1_200, perMillisecond: 40);
-            var ctx = Ctx(lab); ctx.CentralLogPageSize = 500;
+            var ctx = Ctx(lab); ctx.CentralLogs.PageSize = 500;
             var all = await Search(Client(ctx), new CentralLogSearch { Host = lab[0].Address });
             Assert.Equal(Enumerable.Range(0, 1_200), all.Select(Seq));
             var tail = await Search(Client(ctx), new CentralLogSearch { Host = lab[0].Address, Tail = 520 });
@@ -157,9 +157,9 @@ namespace KeyServiceOps.Core.Tests
         {
             await using var lab = await LabAs(CentralLogFlavor.Elasticsearch, "8.11.3", instances: 1);
             lab.CentralLogs.AddGenerated(lab[0].Address, 10);
-            var ctx = Ctx(lab); ctx.CentralLogMaxRetries = 1;
+            var ctx = Ctx(lab); ctx.CentralLogs.MaxRetries = 1;
             Assert.Equal(10, (await Search(Client(ctx), new CentralLogSearch { Host = lab[0].Address })).Count); // the session knows: Elasticsearch 8
-            if (how == "forbidden") ctx.CentralLogApiKey = Secret.FromPlainText(lab.CentralLogs.ForbiddenApiKey);
+            if (how == "forbidden") ctx.CentralLogs.ApiKey = Secret.FromPlainText(lab.CentralLogs.ForbiddenApiKey);
             else lab.CentralLogs.Answer(int.Parse(how), "text/html", "<html>busy</html>", times: 100);
             var e = await Assert.ThrowsAsync<OpsException>(() => Client(ctx).SearchAsync(new CentralLogSearch { Host = lab[0].Address }, _ => { }, None));
             Assert.Equal(errorId, e.ErrorId);
@@ -172,7 +172,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await LabAs(CentralLogFlavor.Elasticsearch, "8.11.3", instances: 1);
             lab.CentralLogs.AddGenerated(lab[0].Address, 1_000);
             lab.CentralLogs.ExpirePitsAfterSearches = 1;
-            var ctx = Ctx(lab); ctx.CentralLogPageSize = 300;
+            var ctx = Ctx(lab); ctx.CentralLogs.PageSize = 300;
             var got = new List<LogEntry>();
             var e = await Assert.ThrowsAsync<OpsException>(() => Client(ctx).SearchAsync(new CentralLogSearch { Host = lab[0].Address }, got.Add, None));
             Assert.Equal("CentralLogPointInTimeExpired", e.ErrorId);
@@ -187,7 +187,7 @@ namespace KeyServiceOps.Core.Tests
             var ctx = Ctx(lab);
             var hits = await Search(Client(ctx), new CentralLogSearch { Host = lab[0].Address, Query = "level:ERROR OR level:FATAL" });
             Assert.Equal(lab[0].Address, Assert.Single(hits).Address);
-            ctx.CentralLogIndex = "logstsh-*";
+            ctx.CentralLogs.Index = "logstsh-*";
             var log = new ListLog();
             Assert.Empty(await Search(Client(ctx, log), new CentralLogSearch { Host = lab[0].Address }));
             Assert.Contains("No index of the central log service matches 'logstsh-*'", log.All);
@@ -211,7 +211,7 @@ namespace KeyServiceOps.Core.Tests
             lab.CentralLogs.AddGenerated(lab[0].Address, 550, CentralLogDocStyle.Flat, perMillisecond: 5);
             lab.CentralLogs.AddGenerated(lab[0].Address, 300, CentralLogDocStyle.Ecs, perMillisecond: 5);
             lab.CentralLogs.AddGenerated(lab[1].Address, 200, CentralLogDocStyle.Ecs, perMillisecond: 5);
-            var ctx = Ctx(lab); ctx.CentralLogPageSize = 200;
+            var ctx = Ctx(lab); ctx.CentralLogs.PageSize = 200;
             var all = await Search(Client(ctx), new CentralLogSearch { Host = lab[0].Address });
             Assert.Equal(850, all.Count);
             Assert.All(all, e => Assert.Equal(lab[0].Address, e.Address)); // host.name read from the nested object
@@ -293,7 +293,7 @@ namespace KeyServiceOps.Core.Tests
         {
             await using var lab = await LabAs(flavour, flavour == CentralLogFlavor.OpenSearch ? "2.11.1" : "8.11.3", instances: 1);
             lab.CentralLogs.Answer(status, contentType, body, times: 100);
-            var ctx = Ctx(lab); ctx.CentralLogMaxRetries = 1;
+            var ctx = Ctx(lab); ctx.CentralLogs.MaxRetries = 1;
             var e = await Assert.ThrowsAsync<OpsException>(() => Client(ctx).SearchAsync(new CentralLogSearch { Host = lab[0].Address }, _ => { }, None));
             Assert.Equal(errorId, e.ErrorId);
             Assert.Equal(status == 401 || status == 403, CentralLogClient.FallbackErrorIds.Contains(e.ErrorId));
@@ -303,7 +303,7 @@ namespace KeyServiceOps.Core.Tests
         public async Task OpenSearch_security_401_with_an_empty_body_is_Unauthorized()
         {
             await using var lab = await LabAs(CentralLogFlavor.OpenSearch, "2.11.1", instances: 1);
-            var ctx = Ctx(lab); ctx.CentralLogApiKey = Secret.FromPlainText("wrong-id:wrong-key");
+            var ctx = Ctx(lab); ctx.CentralLogs.ApiKey = Secret.FromPlainText("wrong-id:wrong-key");
             var e = await Assert.ThrowsAsync<OpsException>(() => Client(ctx).SearchAsync(new CentralLogSearch { Host = lab[0].Address }, _ => { }, None));
             Assert.Equal("CentralLogUnauthorized", e.ErrorId);
             Assert.Contains("-Fallback", e.RecommendedAction);

@@ -19,9 +19,9 @@ namespace KeyServiceOps.Core.Tests
         private static OpsContext Ctx(Lab.Lab lab, string apiKey = null)
         {
             var c = TestCtx.For(lab);
-            c.CentralLogUri = lab.CentralLogs.BaseUri;
-            c.CentralLogApiKey = Secret.FromPlainText(apiKey ?? lab.CentralLogs.ApiKey);
-            c.CentralLogMaxRetries = 3;
+            c.CentralLogs.Uri = lab.CentralLogs.BaseUri;
+            c.CentralLogs.ApiKey = Secret.FromPlainText(apiKey ?? lab.CentralLogs.ApiKey);
+            c.CentralLogs.MaxRetries = 3;
             return c;
         }
 
@@ -41,7 +41,7 @@ namespace KeyServiceOps.Core.Tests
             lab.CentralLogs.MaxResultWindow = 1000; // a small window: reaching 2,400 hits needs search_after, not from/size
             lab.CentralLogs.AddGenerated(lab[0].Address, 2400);
             lab.CentralLogs.AddGenerated(lab[1].Address, 50);
-            var ctx = Ctx(lab); ctx.CentralLogPageSize = 500;
+            var ctx = Ctx(lab); ctx.CentralLogs.PageSize = 500;
             var client = Client(ctx);
             var all = await Search(client, new CentralLogSearch { Host = lab[0].Address });
             Assert.Equal(2400, all.Count);
@@ -110,9 +110,9 @@ namespace KeyServiceOps.Core.Tests
             {
                 case "badquery": s.Query = "instance_id:(KeyServiceApi"; break;
                 case "window": lab.CentralLogs.MaxResultWindow = 100; break;
-                case "nokey": ctx.CentralLogApiKey = null; break;
-                case "forbidden": ctx.CentralLogApiKey = Secret.FromPlainText(lab.CentralLogs.ForbiddenApiKey); break;
-                case "noindex": ctx.CentralLogIndex = "logs-x"; break;
+                case "nokey": ctx.CentralLogs.ApiKey = null; break;
+                case "forbidden": ctx.CentralLogs.ApiKey = Secret.FromPlainText(lab.CentralLogs.ForbiddenApiKey); break;
+                case "noindex": ctx.CentralLogs.Index = "logs-x"; break;
                 case "429forever": lab.CentralLogs.RateLimitNext = 100; break;
             }
             var log = new ListLog();
@@ -121,7 +121,7 @@ namespace KeyServiceOps.Core.Tests
             Assert.False(string.IsNullOrEmpty(e.RecommendedAction));
             if (!(kind == "nokey" && flavour == CentralLogFlavor.OpenSearch)) Assert.False(string.IsNullOrEmpty(e.Details)); // OpenSearch's 401 has no body
             Assert.DoesNotContain(lab.CentralLogs.ApiKey, log.All);
-            if (kind == "429forever") Assert.Equal(1 + ctx.CentralLogMaxRetries, 100 - lab.CentralLogs.RateLimitNext); // retried, then given up
+            if (kind == "429forever") Assert.Equal(1 + ctx.CentralLogs.MaxRetries, 100 - lab.CentralLogs.RateLimitNext); // retried, then given up
         }
 
         [Fact]
@@ -143,7 +143,7 @@ namespace KeyServiceOps.Core.Tests
             await lab[0].ApplyScenarioAsync(FaultScenario.IamDependency);
             await lab[1].ApplyScenarioAsync(FaultScenario.OutOfMemory);
             var ctx = TestCtx.ForSsh(lab, TestCtx.KnownHostsFor(lab));
-            ctx.CentralLogUri = lab.CentralLogs.BaseUri; ctx.CentralLogApiKey = Secret.FromPlainText(lab.CentralLogs.ApiKey);
+            ctx.CentralLogs.Uri = lab.CentralLogs.BaseUri; ctx.CentralLogs.ApiKey = Secret.FromPlainText(lab.CentralLogs.ApiKey);
             using var pool = new SshSessionPool();
             var docker = new DockerClient(new RemoteShell(pool, null), null);
             foreach (var inst in lab.Instances)

@@ -19,14 +19,8 @@ namespace KeyServiceOps.Core.Tests
         {
             Environment.SetEnvironmentVariable("KSO_CFG_TEST_TOKEN", "tok-abc");
             var c = new OpsContext
-            {
-                KongAdminUri = new Uri("https://kong.internal:8444/"), Upstream = "u1", Workspace = "ws", HealthPort = 9999, HealthPath = "/h",
-                ExpectedText = "ok", HealthTimeout = TimeSpan.FromSeconds(2.5), ThrottleLimit = 7, MaxRemoveShare = 0.25, SkipCertificateCheck = true,
-                CaCertificatePath = "/ca.pem", SshUser = "ops", SshPort = 2222, SshConnectTimeout = TimeSpan.FromSeconds(4), SshCommandTimeout = TimeSpan.FromSeconds(30),
-                RestartPollInterval = TimeSpan.FromSeconds(0.5), PagerDutySkipCertificateCheck = true, CentralLogPageSize = 77,
-                KongToken = Secret.FromEnvironment("KSO_CFG_TEST_TOKEN"),
-            };
-            c.FaultOwners["CipherDependency"] = "cipher@example.com";
+            { Kong = { AdminUri = new Uri("https://kong.internal:8444/"), Upstream = "u1", Workspace = "ws", SkipCertificateCheck = true, CaCertificatePath = "/ca.pem", Token = Secret.FromEnvironment("KSO_CFG_TEST_TOKEN") }, Health = { Port = 9999, Path = "/h", ExpectedText = "ok", Timeout = TimeSpan.FromSeconds(2.5), ThrottleLimit = 7 }, Removal = { MaxRemoveShare = 0.25 }, Ssh = { User = "ops", Port = 2222, ConnectTimeout = TimeSpan.FromSeconds(4), CommandTimeout = TimeSpan.FromSeconds(30) }, Healing = { RestartPollInterval = TimeSpan.FromSeconds(0.5) }, PagerDuty = { SkipCertificateCheck = true }, CentralLogs = { PageSize = 77 } };
+            c.Healing.FaultOwners["CipherDependency"] = "cipher@example.com";
             c.Inventory.Add(new InventoryEntry { Address = "10.0.0.5", Port = 8888, Environment = "prod" });
             var json = ContextSettings.ToJson(c);
             Assert.DoesNotContain("tok-abc", json.ToString());
@@ -37,7 +31,7 @@ namespace KeyServiceOps.Core.Tests
             var back = new OpsContext();
             back.LoadConfigFile(Write(json.ToString()));
             Assert.Equal(json.ToString(), ContextSettings.ToJson(back).ToString());
-            Assert.NotNull(back.KongToken);
+            Assert.NotNull(back.Kong.Token);
         }
 
         [Theory]
@@ -58,7 +52,7 @@ namespace KeyServiceOps.Core.Tests
         [InlineData("{\"centralLogFields\": {\"Hostname\": \"host\"}}", "centralLogFields")]
         public void A_value_of_the_wrong_type_or_range_is_ConfigFileInvalid_naming_the_key_and_changes_nothing(string json, string key)
         {
-            var c = new OpsContext { Upstream = "before" };
+            var c = new OpsContext { Kong = { Upstream = "before" } };
             var o = JObject.Parse(json);
             o["upstream"] = "after"; // a good value beside the bad one is not applied either
             var path = Write(o.ToString());
@@ -68,22 +62,22 @@ namespace KeyServiceOps.Core.Tests
             Assert.Contains($"'{key}'", e.Message);
             Assert.Contains(path, e.Message);
             Assert.False(string.IsNullOrEmpty(e.RecommendedAction));
-            Assert.Equal("before", c.Upstream);
+            Assert.Equal("before", c.Kong.Upstream);
         }
 
         [Fact]
         public void The_default_throttle_sizes_direct_probes_to_the_fleet_and_bounds_probes_over_SSH()
         {
             var c = new OpsContext();
-            Assert.Equal(0, c.ThrottleLimit);                                   // automatic
-            Assert.Equal(1024, c.HttpThrottle);                                 // was 64: 100 hung of 1,000 took two timeouts
-            Assert.Equal(64, c.SshThrottle);
-            c.ThrottleLimit = 8;
-            Assert.Equal((8, 8), (c.HttpThrottle, c.SshThrottle));              // a number bounds both
+            Assert.Equal(0, c.Health.ThrottleLimit);                                   // automatic
+            Assert.Equal(1024, c.Health.HttpThrottle);                                 // was 64: 100 hung of 1,000 took two timeouts
+            Assert.Equal(64, c.Health.SshThrottle);
+            c.Health.ThrottleLimit = 8;
+            Assert.Equal((8, 8), (c.Health.HttpThrottle, c.Health.SshThrottle));              // a number bounds both
             // Saved and read back as automatic (0 is a valid value in the file).
-            var back = new OpsContext { ThrottleLimit = 5 };
-            back.LoadConfigFile(Write(ContextSettings.ToJson(new OpsContext { KongAdminUri = new Uri("http://kong:8001/"), Upstream = "u1" }).ToString()));
-            Assert.Equal(0, back.ThrottleLimit);
+            var back = new OpsContext { Health = { ThrottleLimit = 5 } };
+            back.LoadConfigFile(Write(ContextSettings.ToJson(new OpsContext { Kong = { AdminUri = new Uri("http://kong:8001/"), Upstream = "u1" } }).ToString()));
+            Assert.Equal(0, back.Health.ThrottleLimit);
         }
 
         [Theory]
@@ -103,7 +97,7 @@ namespace KeyServiceOps.Core.Tests
             {
                 var warnings = new System.Collections.Generic.List<string>();
                 var c = OpsContext.FromEnvironmentAndSession(warnings.Add);
-                Assert.Null(c.KongAdminUri);
+                Assert.Null(c.Kong.AdminUri);
                 Assert.Contains(warnings, w => w.Contains("KEYSERVICEOPS_KONG_URI") && !w.Contains("Pa55word"));
             }
             finally { Environment.SetEnvironmentVariable("KEYSERVICEOPS_KONG_URI", null); }
@@ -114,15 +108,15 @@ namespace KeyServiceOps.Core.Tests
         {
             var c = new OpsContext();
             c.LoadConfigFile(Write("{\"centralLogFields\": {\"Timestamp\": \"event.created\", \"Host\": [\"host.name\", \"hostname\"]}, \"centralLogTieBreaker\": \"event.id\"}"));
-            Assert.Equal(new[] { "event.created" }, c.CentralLogFields.Timestamp);
-            Assert.Equal(new[] { "host.name", "hostname" }, c.CentralLogFields.Host);
-            Assert.Equal(new[] { "level", "log.level" }, c.CentralLogFields.Level); // not named: the default stays
-            Assert.Equal("event.id", c.CentralLogTieBreaker);
+            Assert.Equal(new[] { "event.created" }, c.CentralLogs.Fields.Timestamp);
+            Assert.Equal(new[] { "host.name", "hostname" }, c.CentralLogs.Fields.Host);
+            Assert.Equal(new[] { "level", "log.level" }, c.CentralLogs.Fields.Level); // not named: the default stays
+            Assert.Equal("event.id", c.CentralLogs.TieBreaker);
             var back = new OpsContext();
             back.LoadConfigFile(Write(ContextSettings.ToJson(c).ToString()));
-            Assert.Equal(c.CentralLogFields.Host, back.CentralLogFields.Host);
-            Assert.Equal(c.CentralLogFields.Timestamp, back.CentralLogFields.Timestamp);
-            Assert.Equal("event.id", back.CentralLogTieBreaker);
+            Assert.Equal(c.CentralLogs.Fields.Host, back.CentralLogs.Fields.Host);
+            Assert.Equal(c.CentralLogs.Fields.Timestamp, back.CentralLogs.Fields.Timestamp);
+            Assert.Equal("event.id", back.CentralLogs.TieBreaker);
         }
 
         [Theory]

@@ -29,8 +29,8 @@ namespace KeyServiceOps.Core.Tests
         internal static OpsRig Machine(Lab.Lab lab, Action<OpsContext> configure = null)
             => new OpsRig(lab, c =>
             {
-                c.LockDirectory = Path.Combine(Path.GetTempPath(), "kso-machine-" + Guid.NewGuid().ToString("N").Substring(0, 8), "locks");
-                c.AuditLogPath = Path.Combine(Path.GetDirectoryName(c.LockDirectory), "audit.jsonl");
+                c.Safety.LockDirectory = Path.Combine(Path.GetTempPath(), "kso-machine-" + Guid.NewGuid().ToString("N").Substring(0, 8), "locks");
+                c.Safety.AuditLogPath = Path.Combine(Path.GetDirectoryName(c.Safety.LockDirectory), "audit.jsonl");
                 configure?.Invoke(c);
             });
 
@@ -146,7 +146,7 @@ namespace KeyServiceOps.Core.Tests
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
-            using var rig = new OpsRig(lab, c => c.SshCommandTimeout = TimeSpan.FromSeconds(3));
+            using var rig = new OpsRig(lab, c => c.Ssh.CommandTimeout = TimeSpan.FromSeconds(3));
             await lab[0].SetModeAsync(InstanceMode.Down);
             lab[0].AfterRestart = fault;
             var s1 = await Runbook(rig, lab[0], inc.Id);
@@ -171,7 +171,7 @@ namespace KeyServiceOps.Core.Tests
             // read-back concluded "Not restarted" (Failed) and the run stopped; the restart then landed anyway.
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
-            using var rig = new OpsRig(lab, c => c.SshCommandTimeout = TimeSpan.FromSeconds(3));
+            using var rig = new OpsRig(lab, c => c.Ssh.CommandTimeout = TimeSpan.FromSeconds(3));
             await lab[0].SetModeAsync(InstanceMode.Down);
             lab[0].AfterRestart = AfterRestartFault.DropDuringStopGrace;
             var steps = new List<RunbookStepResult>();
@@ -189,9 +189,9 @@ namespace KeyServiceOps.Core.Tests
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
-            using var a = Machine(lab, c => c.LockTimeout = TimeSpan.FromSeconds(60));
-            using var b = Machine(lab, c => c.LockTimeout = TimeSpan.FromSeconds(60));
-            Assert.NotEqual(a.Ctx.LockDirectory, b.Ctx.LockDirectory);
+            using var a = Machine(lab, c => c.Safety.LockTimeout = TimeSpan.FromSeconds(60));
+            using var b = Machine(lab, c => c.Safety.LockTimeout = TimeSpan.FromSeconds(60));
+            Assert.NotEqual(a.Ctx.Safety.LockDirectory, b.Ctx.Safety.LockDirectory);
             await lab[0].SetModeAsync(InstanceMode.Down);
             lab[0].RestartDelay = TimeSpan.FromSeconds(2);                  // the first is still waiting on its restart
             var first = Runbook(a, lab[0], inc.Id);
@@ -217,11 +217,11 @@ namespace KeyServiceOps.Core.Tests
             // Both looked before either restarted: no restart for the incident anywhere yet.
             Assert.Null(await a.Restarter.FindPriorRestartAsync(ssh, inc.Id, None));
             Assert.Null(await b.Restarter.FindPriorRestartAsync(SshTarget.For(b.Ctx, lab[0].Address), inc.Id, None));
-            var first = await a.Restarter.RestartAsync(ssh, new RestartOptions { IncidentId = inc.Id, Leases = a.Ctx.Leases, LockDirectory = a.Ctx.LockDirectory }, null, None);
+            var first = await a.Restarter.RestartAsync(ssh, new RestartOptions { IncidentId = inc.Id, Leases = a.Ctx.Leases, LockDirectory = a.Ctx.Safety.LockDirectory }, null, None);
             Assert.True(first.Restarted);
             // The second machine's restart (the cmdlet's path) finds A's restart in the VM's journal, inside the lease.
             var e = await Assert.ThrowsAsync<AlreadyRestartedException>(() => b.Restarter.RestartAsync(SshTarget.For(b.Ctx, lab[0].Address),
-                new RestartOptions { IncidentId = inc.Id, Leases = b.Ctx.Leases, LockDirectory = b.Ctx.LockDirectory }, null, None));
+                new RestartOptions { IncidentId = inc.Id, Leases = b.Ctx.Leases, LockDirectory = b.Ctx.Safety.LockDirectory }, null, None));
             Assert.Equal("AlreadyRestartedForIncident", e.ErrorId);
             Assert.Contains("the VM's restart journal", e.Message);
             Assert.Equal(1, lab[0].Restarts);
@@ -229,14 +229,14 @@ namespace KeyServiceOps.Core.Tests
             // Self-healing on B, the same incident: skipped, with the reason, and still one restart.
             await lab[0].SetModeAsync(InstanceMode.Down);
             var healer = b.Healer();
-            var o = new SelfHealingOptions { StatePath = Path.Combine(Path.GetDirectoryName(b.Ctx.LockDirectory), "heal.json"), FailuresToRemove = 1, Restart = true };
+            var o = new SelfHealingOptions { StatePath = Path.Combine(Path.GetDirectoryName(b.Ctx.Safety.LockDirectory), "heal.json"), FailuresToRemove = 1, Restart = true };
             var seen = new List<SelfHealingAction>();
             for (int i = 0; i < 3 && !seen.Any(x => x.ActionValue == HealingAction.Restart); i++) seen.AddRange(await healer.PassAsync(o, Yes, null, None));
             var r = seen.Single(x => x.ActionValue == HealingAction.Restart);
             Assert.Equal("AlreadyRestarted", r.Reason);
             Assert.Equal(1, lab[0].Restarts);
             // Without an incident the cmdlet's path restarts (the operator asked for it explicitly).
-            var again = await b.Restarter.RestartAsync(SshTarget.For(b.Ctx, lab[0].Address), new RestartOptions { Leases = b.Ctx.Leases, LockDirectory = b.Ctx.LockDirectory }, null, None);
+            var again = await b.Restarter.RestartAsync(SshTarget.For(b.Ctx, lab[0].Address), new RestartOptions { Leases = b.Ctx.Leases, LockDirectory = b.Ctx.Safety.LockDirectory }, null, None);
             Assert.True(again.Restarted);
             Assert.Equal(2, lab[0].Restarts);
         }
@@ -267,7 +267,7 @@ namespace KeyServiceOps.Core.Tests
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
             using var a = Machine(lab);
-            using var b = Machine(lab, c => c.LockTimeout = TimeSpan.FromSeconds(1));
+            using var b = Machine(lab, c => c.Safety.LockTimeout = TimeSpan.FromSeconds(1));
             using (await a.Ctx.Leases.AcquireAsync(lab[0].Address, "operator A's runbook", TimeSpan.FromSeconds(5), None))
             {
                 var t = await b.Rb.ResolveAsync(lab.Upstream, lab[0].Target, None);
@@ -325,7 +325,7 @@ namespace KeyServiceOps.Core.Tests
                     lab.Ssh.ShellPrelude = "echo() { builtin echo \"vm-01: $*\"; }";
                     break;
             }
-            using var a = Machine(lab, c => { if (vm == "unreachable") c.SshPort = 1; });
+            using var a = Machine(lab, c => { if (vm == "unreachable") c.Ssh.Port = 1; });
             var file = Path.Combine(lab.Ssh.VmStateDir, $"lease-{lab[0].Address}-api_key_service");
             try
             {

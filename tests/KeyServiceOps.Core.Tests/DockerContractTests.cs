@@ -406,11 +406,11 @@ namespace KeyServiceOps.Core.Tests
             var (d, pool, _) = Docker();
             using (pool)
             {
-                var plain = Target(vm, c => c.SshUser = user);
+                var plain = Target(vm, c => c.Ssh.User = user);
                 var e = await Assert.ThrowsAsync<OpsException>(() => d.InspectAsync(plain, None));
                 Assert.Equal("DockerPermissionDenied", e.ErrorId);
                 Assert.Contains("-UseSudo", e.RecommendedAction);
-                var sudo = Target(vm, c => c.SshUser = user); sudo.UseSudo = true;
+                var sudo = Target(vm, c => c.Ssh.User = user); sudo.UseSudo = true;
                 var s = await d.InspectAsync(sudo, None);
                 Assert.Equal("running", s.Status);
                 await vm.WriteLogAsync("level=info msg=\"read with sudo\"", false);
@@ -470,7 +470,7 @@ namespace KeyServiceOps.Core.Tests
             B.Lab.Kong.AddUpstream(upstream);
             foreach (var t in (await B.HealthyOthersAsync(vm, 2)).Append(vm.Target)) B.Lab.Kong.AddTarget(upstream, t);
             using var rig = new OpsRig(B.Lab);
-            rig.Ctx.Upstream = upstream;
+            rig.Ctx.Kong.Upstream = upstream;
             var healer = rig.Healer();
             var o = new SelfHealingOptions
             {

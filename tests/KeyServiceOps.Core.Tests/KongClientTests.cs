@@ -22,7 +22,7 @@ namespace KeyServiceOps.Core.Tests
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Era = era, Workspace = workspace, ExtraTargets = 248 });
             var ctx = TestCtx.For(lab);
-            ctx.KongPageSize = 100;
+            ctx.Kong.PageSize = 100;
             var kong = new KongClient(ctx.ForKong(), null);
             var targets = await kong.GetTargetsAsync(lab.Upstream, None);
             Assert.Equal(250, targets.Count);
@@ -74,7 +74,7 @@ namespace KeyServiceOps.Core.Tests
             var log = new ListLog();
             Assert.Single(await new KongClient(ctx.ForKong(), log).GetTargetsAsync(lab.Upstream, None));
             Assert.DoesNotContain("s3cret-token", log.All);
-            ctx.KongToken = Secret.FromPlainText("wrong");
+            ctx.Kong.Token = Secret.FromPlainText("wrong");
             var e = await Assert.ThrowsAsync<OpsException>(() => new KongClient(ctx.ForKong(), null).GetTargetsAsync(lab.Upstream, None));
             Assert.Equal("KongUnauthorized", e.ErrorId);
             Assert.Equal(OpsErrorCategory.AuthenticationError, e.Category);
@@ -94,7 +94,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Unreachable_kong_is_KongUnreachable()
         {
-            var ctx = new OpsContext { KongAdminUri = new Uri("http://127.0.0.1:1/") };
+            var ctx = new OpsContext { Kong = { AdminUri = new Uri("http://127.0.0.1:1/") } };
             var e = await Assert.ThrowsAsync<OpsException>(() => new KongClient(ctx.ForKong(), null).GetTargetsAsync("api_key_service", None));
             Assert.Equal("KongUnreachable", e.ErrorId);
             Assert.Equal(OpsErrorCategory.ConnectionError, e.Category);

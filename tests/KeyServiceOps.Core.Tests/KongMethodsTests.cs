@@ -147,7 +147,7 @@ namespace KeyServiceOps.Core.Tests
             row = Assert.Single(lab.Kong.Targets(lab.Upstream), x => x.Target == lab[0].Target);
             Assert.Equal(40, row.Weight);
             Assert.Equal(t.Id, row.Id); // the same row: id and tags kept
-            var audit = new AuditLog(ctx.AuditLogPath).Read().Select(a => (a.Action, a.Outcome)).ToList();
+            var audit = new AuditLog(ctx.Safety.AuditLogPath).Read().Select(a => (a.Action, a.Outcome)).ToList();
             Assert.Contains(("DrainTarget", "Drained"), audit);
             Assert.Contains(("AddTarget", "Restored"), audit);
         }
@@ -174,7 +174,7 @@ namespace KeyServiceOps.Core.Tests
             var back = await svc.AddAsync(lab.Upstream, lab[1].Target, 100, null, false, null, null, None, RemovalMethod.MarkUnhealthy);
             Assert.Equal(TargetChangeAction.MarkedHealthy, back.ActionValue);
             Assert.False(lab.Kong.Marks.ContainsKey(lab[1].Target));
-            Assert.Equal(new[] { "MarkTargetUnhealthy", "MarkTargetHealthy" }, new AuditLog(ctx.AuditLogPath).Read().Select(a => a.Action).Distinct());
+            Assert.Equal(new[] { "MarkTargetUnhealthy", "MarkTargetHealthy" }, new AuditLog(ctx.Safety.AuditLogPath).Read().Select(a => a.Action).Distinct());
         }
 
         [Fact]
@@ -247,7 +247,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
             lab.Kong.UpstreamFor(lab.Upstream).Tags = new List<string> { "managed-by-deck" };
             var (svc, ctx, log) = Service(lab);
-            ctx.DeclarativeTags = new List<string> { "managed-by-deck" };
+            ctx.Removal.DeclarativeTags = new List<string> { "managed-by-deck" };
             var t = await svc.ResolveAsync(lab.Upstream, lab[0].Target, None);
             await svc.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Delete, false, null, null, None);
             var w = Assert.Single(log.Lines, l => l.StartsWith("W ") && l.Contains("next sync"));
@@ -267,7 +267,7 @@ namespace KeyServiceOps.Core.Tests
             await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab);
-            rig.Ctx.RemovalMethod = method;
+            rig.Ctx.Removal.Method = method;
             var steps = new List<KeyServiceOps.Core.Runbook.RunbookStepResult>();
             var s = await rig.Runner().RunAsync(Endpoint.Parse(lab[0].Address, 8888),
                 new KeyServiceOps.Core.Runbook.RunbookOptions { IncidentId = inc.Id, RestartTimeout = TimeSpan.FromSeconds(8), PollInterval = TimeSpan.FromMilliseconds(100), EscalationLogLines = 20 },

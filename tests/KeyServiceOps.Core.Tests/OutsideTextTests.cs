@@ -64,11 +64,7 @@ namespace KeyServiceOps.Core.Tests
         public void Redaction_covers_what_a_secret_becomes_on_the_wire()
         {
             var ctx = new OpsContext
-            {
-                CentralLogApiKey = Secret.FromPlainText("keyid42:s3cr3t-api-key"), CentralLogUser = "elastic",
-                CentralLogPassword = Secret.FromPlainText("pa55\"word"), KongToken = Secret.FromPlainText("kong-t0ken/+="),
-                PagerDutyToken = Secret.FromPlainText("pd-t0ken-xyz"), SshKeyPassphrase = Secret.FromPlainText("ssh-passphrase-1"),
-            };
+            { CentralLogs = { ApiKey = Secret.FromPlainText("keyid42:s3cr3t-api-key"), User = "elastic", Password = Secret.FromPlainText("pa55\"word") }, Kong = { Token = Secret.FromPlainText("kong-t0ken/+=") }, PagerDuty = { Token = Secret.FromPlainText("pd-t0ken-xyz") }, Ssh = { KeyPassphrase = Secret.FromPlainText("ssh-passphrase-1") } };
             var r = Redactor.For(ctx);
             string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s));
             var echoed = string.Join(" | ", new[]
@@ -150,7 +146,7 @@ namespace KeyServiceOps.Core.Tests
             pdInc.Assignees.Add("PEVIL01");
             pdInc.Notes.Add(new PdNote { Id = "PNOTEX", UserId = "PEVIL01", Content = "look" + Evil + "\nsecond line", CreatedAt = DateTimeOffset.UtcNow });
             var ctx = TestCtx.For(lab);
-            ctx.PagerDutyUri = lab.PagerDuty.BaseUri; ctx.PagerDutyToken = Secret.FromPlainText(lab.PagerDuty.Token); ctx.PagerDutyFrom = "oncall@example.com";
+            ctx.PagerDuty.Uri = lab.PagerDuty.BaseUri; ctx.PagerDuty.Token = Secret.FromPlainText(lab.PagerDuty.Token); ctx.PagerDuty.From = "oncall@example.com";
             var pd = new KeyServiceOps.Core.PagerDuty.PagerDutyClient(ctx.ForPagerDuty(), null, null, TimeSpan.FromMilliseconds(5));
             var i = await pd.GetIncidentAsync(inc.Id, CancellationToken.None);
             foreach (var p in i.GetType().GetProperties()) Clean("incident." + p.Name, p.GetValue(i));
@@ -197,7 +193,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             var ctx = TestCtx.For(lab);
-            ctx.PagerDutyUri = lab.PagerDuty.BaseUri; ctx.PagerDutyToken = Secret.FromPlainText(lab.PagerDuty.Token); ctx.PagerDutyFrom = "oncall@example.com";
+            ctx.PagerDuty.Uri = lab.PagerDuty.BaseUri; ctx.PagerDuty.Token = Secret.FromPlainText(lab.PagerDuty.Token); ctx.PagerDuty.From = "oncall@example.com";
             var pd = new KeyServiceOps.Core.PagerDuty.PagerDutyClient(ctx.ForPagerDuty(), null, null, TimeSpan.FromMilliseconds(5));
             lab.PagerDuty.SignInPage = true;
             var calls = new Dictionary<string, Func<Task>>
@@ -245,7 +241,7 @@ namespace KeyServiceOps.Core.Tests
                     c.Response.Close();
                 }
             });
-            var ctx = new OpsContext { KongAdminUri = uri, PagerDutyUri = uri, PagerDutyToken = Secret.FromPlainText("pd-token"), PagerDutyFrom = "oncall@example.com", PagerDutyMaxRetries = 0 };
+            var ctx = new OpsContext { Kong = { AdminUri = uri }, PagerDuty = { Uri = uri, Token = Secret.FromPlainText("pd-token"), From = "oncall@example.com", MaxRetries = 0 } };
             var kong = new KeyServiceOps.Core.RingBalancer.KongClient(ctx.ForKong(), null);
             var pd = new KeyServiceOps.Core.PagerDuty.PagerDutyClient(ctx.ForPagerDuty(), null, null, TimeSpan.FromMilliseconds(5));
             var calls = new Dictionary<string, Func<Task>>
@@ -315,7 +311,7 @@ namespace KeyServiceOps.Core.Tests
                     c.Response.Close();
                 }
             });
-            var ctx = new OpsContext { CentralLogUri = uri, CentralLogApiKey = Secret.FromPlainText("id:key"), CentralLogMaxRetries = 0 };
+            var ctx = new OpsContext { CentralLogs = { Uri = uri, ApiKey = Secret.FromPlainText("id:key"), MaxRetries = 0 } };
             var client = new KeyServiceOps.Core.CentralLogs.CentralLogClient(ctx.ForCentralLogs(), null, TimeSpan.FromMilliseconds(5));
             var got = new List<string>();
             foreach (var (name, contentType, body, shapeError) in bodies)

@@ -19,11 +19,11 @@ namespace KeyServiceOps.Core.Tests
         private static OpsContext Ctx(Lab.Lab lab, string token = null, string from = "oncall@example.com")
         {
             var c = TestCtx.For(lab);
-            c.PagerDutyUri = lab.PagerDuty.BaseUri;
-            c.PagerDutyToken = Secret.FromPlainText(token ?? lab.PagerDuty.Token);
-            c.PagerDutyFrom = from;
-            c.PagerDutyMaxRetries = 4;
-            c.PagerDutyMaxBackoff = TimeSpan.FromSeconds(2);
+            c.PagerDuty.Uri = lab.PagerDuty.BaseUri;
+            c.PagerDuty.Token = Secret.FromPlainText(token ?? lab.PagerDuty.Token);
+            c.PagerDuty.From = from;
+            c.PagerDuty.MaxRetries = 4;
+            c.PagerDuty.MaxBackoff = TimeSpan.FromSeconds(2);
             return c;
         }
 
@@ -70,7 +70,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             var ctx = Ctx(lab);
-            var pd = new PagerDutyClient(ctx.ForPagerDuty(), null, new Audit.AuditLog(ctx.AuditLogPath), TimeSpan.FromMilliseconds(20));
+            var pd = new PagerDutyClient(ctx.ForPagerDuty(), null, new Audit.AuditLog(ctx.Safety.AuditLogPath), TimeSpan.FromMilliseconds(20));
             await pd.AddNoteAsync(inc.Id, "manually removed target", None);
             Assert.Equal("manually removed target", Assert.Single(lab.PagerDuty.Incident(inc.Id).Notes).Content);
             var esc = await pd.UpdateIncidentAsync(inc.Id, new JObject { ["escalation_level"] = 2 }, null, None);
@@ -80,7 +80,7 @@ namespace KeyServiceOps.Core.Tests
             await pd.UpdateIncidentAsync(inc.Id, new JObject { ["assignments"] = new JArray(new JObject { ["assignee"] = new JObject { ["id"] = uid, ["type"] = "user_reference" } }) }, null, None);
             Assert.Equal(new[] { "PCIPHER" }, lab.PagerDuty.Incident(inc.Id).Assignees);
             Assert.All(lab.PagerDuty.Requests.Where(r => !r.StartsWith("GET")), r => Assert.Contains("From=oncall@example.com", r));
-            Assert.Equal(3, new Audit.AuditLog(ctx.AuditLogPath).Read().Count());
+            Assert.Equal(3, new Audit.AuditLog(ctx.Safety.AuditLogPath).Read().Count());
         }
 
         [Fact]
@@ -182,8 +182,8 @@ namespace KeyServiceOps.Core.Tests
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             lab.PagerDuty.RateLimitNext = 100;
             var ctx = Ctx(lab);
-            ctx.PagerDutyMaxRetries = 50;
-            ctx.PagerDutyMaxBackoff = TimeSpan.FromSeconds(30);
+            ctx.PagerDuty.MaxRetries = 50;
+            ctx.PagerDuty.MaxBackoff = TimeSpan.FromSeconds(30);
             using var cts = new CancellationTokenSource(1500);
             var sw = Stopwatch.StartNew();
             // Cancelled, not rate-limited out: 50 retries with 1 s+ back-offs end as PagerDutyRateLimited otherwise.

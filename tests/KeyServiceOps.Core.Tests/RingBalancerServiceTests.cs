@@ -58,7 +58,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, Threshold = 60 });
             await lab[3].SetModeAsync(InstanceMode.Down);
             var ctx = TestCtx.For(lab);
-            ctx.MaxRemoveShare = 1.0;
+            ctx.Removal.MaxRemoveShare = 1.0;
             var svc = TestCtx.Service(ctx);
             // Removing a healthy one leaves 2 healthy of 3 = 66 % > 60 %: allowed. Then the next leaves 1 of 2 = 50 %: refused.
             var a = await svc.ResolveAsync(lab.Upstream, lab[0].Target, None);
@@ -85,11 +85,11 @@ namespace KeyServiceOps.Core.Tests
             var back = lab.Kong.Targets(lab.Upstream).Single(x => x.Target == "127.0.0.99:8888");
             Assert.Equal(37, back.Weight);
             Assert.Equal(new[] { "blue", "canary" }, back.Tags);
-            var audit = new AuditLog(ctx.AuditLogPath).Read().ToList();
+            var audit = new AuditLog(ctx.Safety.AuditLogPath).Read().ToList();
             Assert.Equal(new[] { "RemoveTarget", "AddTarget" }, audit.Select(a => a.Action));
             Assert.Equal("Q1", audit[0].Incident);
             Assert.Equal(37, (int)audit[0].BeforeData["weight"]);
-            File.Delete(ctx.AuditLogPath);
+            File.Delete(ctx.Safety.AuditLogPath);
         }
 
         [Fact]

@@ -34,19 +34,19 @@ namespace KeyServiceOps.Core.Tests
         public OpsRig(Lab.Lab lab, Action<OpsContext> configure = null)
         {
             Ctx = lab.Ssh != null ? TestCtx.ForSsh(lab, TestCtx.KnownHostsFor(lab)) : TestCtx.For(lab);
-            Ctx.HealthTimeout = TimeSpan.FromSeconds(1);
-            Ctx.FaultOwners["CipherDependency"] = "cipher-owner@example.com";
+            Ctx.Health.Timeout = TimeSpan.FromSeconds(1);
+            Ctx.Healing.FaultOwners["CipherDependency"] = "cipher-owner@example.com";
             configure?.Invoke(Ctx);
-            Audit = new AuditLog(Ctx.AuditLogPath);
+            Audit = new AuditLog(Ctx.Safety.AuditLogPath);
             Health = HealthChecker.FromContext(Ctx, Log);
             Rb = new RingBalancerService(Ctx, new KongClient(Ctx.ForKong(), Log), Health, Audit, Log);
             Docker = new DockerClient(new RemoteShell(Pool, Log), Log);
             Ctx.Leases = new VmLeases(Ctx, new RemoteShell(Pool, Log), Log); // as every cmdlet has it (without SSH settings it only says so in -Verbose)
-            Restarter = new KeyServiceRestarter(Docker, Health, Audit, null, Ctx.FaultOwners, Log);
+            Restarter = new KeyServiceRestarter(Docker, Health, Audit, null, Ctx.Healing.FaultOwners, Log);
             if (lab.PagerDuty != null)
             {
-                Ctx.PagerDutyUri = lab.PagerDuty.BaseUri; Ctx.PagerDutyToken = Secret.FromPlainText(lab.PagerDuty.Token);
-                Ctx.PagerDutyFrom = "oncall@example.com"; Ctx.PagerDutyMaxRetries = 6; Ctx.PagerDutyMaxBackoff = TimeSpan.FromMilliseconds(200);
+                Ctx.PagerDuty.Uri = lab.PagerDuty.BaseUri; Ctx.PagerDuty.Token = Secret.FromPlainText(lab.PagerDuty.Token);
+                Ctx.PagerDuty.From = "oncall@example.com"; Ctx.PagerDuty.MaxRetries = 6; Ctx.PagerDuty.MaxBackoff = TimeSpan.FromMilliseconds(200);
                 Pd = new PagerDutyClient(Ctx.ForPagerDuty(), Log, Audit, TimeSpan.FromMilliseconds(5));
             }
         }
@@ -154,7 +154,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
             using var rig = new OpsRig(lab);
-            using (await Task.Run(() => InstanceLock.AcquireAsync(rig.Ctx.LockDirectory, lab[0].Address, "a test holding it", TimeSpan.Zero, None)))
+            using (await Task.Run(() => InstanceLock.AcquireAsync(rig.Ctx.Safety.LockDirectory, lab[0].Address, "a test holding it", TimeSpan.Zero, None)))
             {
                 var e = await Assert.ThrowsAsync<OpsException>(() => Task.Run(() => rig.Runner().RunAsync(Endpoint.Parse(lab[0].Address, 8888),
                     new RunbookOptions { LockTimeout = TimeSpan.FromMilliseconds(300), PollInterval = TimeSpan.FromMilliseconds(100) }, Yes, null, None)));
@@ -230,7 +230,7 @@ namespace KeyServiceOps.Core.Tests
         {
             // An earlier run marked it unhealthy (RemovalMethod MarkUnhealthy) and was stopped before step 4; it is up now.
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
-            using var rig = new OpsRig(lab, c => c.RemovalMethod = RemovalMethod.MarkUnhealthy);
+            using var rig = new OpsRig(lab, c => c.Removal.Method = RemovalMethod.MarkUnhealthy);
             lab.Kong.ActiveHealthchecks = false; // passive checks only: Kong itself never clears the mark (with active checks it does)
             var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[1].Target, None);
             await lab[1].SetModeAsync(InstanceMode.Down);

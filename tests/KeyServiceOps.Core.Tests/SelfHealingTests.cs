@@ -32,7 +32,7 @@ namespace KeyServiceOps.Core.Tests
             // Kong commits the DELETE and the answer is lost (timeout, or Ctrl+C while waiting): the healer cannot know it
             // landed, so it must keep its mark; the next pass sees the target gone, and adds it back once healthy.
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
-            using var rig = new OpsRig(lab, c => c.HttpTimeout = TimeSpan.FromSeconds(1));
+            using var rig = new OpsRig(lab, c => c.Http.Timeout = TimeSpan.FromSeconds(1));
             var healer = rig.Healer();
             var o = Opts(); o.FailuresToRemove = 1; o.PassesToAdd = 1;
             await lab[1].SetModeAsync(InstanceMode.Down);
@@ -101,7 +101,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, PagerDuty = true });
             lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab);
-            rig.Ctx.PagerDutyMaxRetries = 50; rig.Ctx.PagerDutyMaxBackoff = TimeSpan.FromSeconds(2);
+            rig.Ctx.PagerDuty.MaxRetries = 50; rig.Ctx.PagerDuty.MaxBackoff = TimeSpan.FromSeconds(2);
             var healer = new SelfHealer(rig.Ctx, rig.Rb, rig.Health, rig.Restarter,
                 new KeyServiceOps.Core.PagerDuty.PagerDutyClient(rig.Ctx.ForPagerDuty(), rig.Log, rig.Audit, TimeSpan.FromMilliseconds(200)), rig.Log);
             var o = Opts(); o.FailuresToRemove = 1;
@@ -165,7 +165,7 @@ namespace KeyServiceOps.Core.Tests
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
             using var rig = new OpsRig(lab);
-            rig.Ctx.MaxRemoveShare = 1.0;
+            rig.Ctx.Removal.MaxRemoveShare = 1.0;
             var healer = rig.Healer(); var o = Opts();
             // The contract's own limits opened wide, so the ring-balancer guard is what holds.
             o.FailuresToRemove = 1; o.PassesToAdd = 5; o.PanicThreshold = 0; o.MaxEjectionShare = 1.0;
@@ -292,7 +292,7 @@ namespace KeyServiceOps.Core.Tests
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 5, PagerDuty = true });
             foreach (var i in lab.Instances) lab.PagerDuty.AddAlert(i.Address);
             using var rig = new OpsRig(lab);
-            rig.Ctx.MaxRemoveShare = 1.0; // let the last-healthy guard be the one that holds
+            rig.Ctx.Removal.MaxRemoveShare = 1.0; // let the last-healthy guard be the one that holds
             var healer = rig.Healer(); var o = Opts();
             var healthyStreak = lab.Instances.ToDictionary(i => i.Address, _ => 0);
             const int M = 2;
@@ -339,7 +339,7 @@ namespace KeyServiceOps.Core.Tests
 
                     Assert.True(after.Count >= 1, $"pass {pass}: the upstream is empty");
                     // Every audit line parses, and every outcome line follows its own intent line (write-ahead).
-                    var raw = (File.Exists(rig.Ctx.AuditLogPath) ? File.ReadAllLines(rig.Ctx.AuditLogPath) : new string[0]).Select(Newtonsoft.Json.Linq.JObject.Parse).ToList();
+                    var raw = (File.Exists(rig.Ctx.Safety.AuditLogPath) ? File.ReadAllLines(rig.Ctx.Safety.AuditLogPath) : new string[0]).Select(Newtonsoft.Json.Linq.JObject.Parse).ToList();
                     var intents = new HashSet<string>();
                     foreach (var line in raw)
                     {

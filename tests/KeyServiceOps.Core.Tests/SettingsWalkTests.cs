@@ -12,7 +12,7 @@ using Xunit;
 namespace KeyServiceOps.Core.Tests
 {
     /// <summary>
-    /// Every setting of the config file (ContextSettings.Surfaces), walked through all three places it lives: the config
+    /// Every setting of the config file (ContextSettings.Settings), walked through all three places it lives: the config
     /// file, its Set-KeyServiceOpsContext parameter, and its property on Get-KeyServiceOpsContext. A setting added to one
     /// and not the others fails here.
     /// </summary>
@@ -21,7 +21,7 @@ namespace KeyServiceOps.Core.Tests
         private static readonly string Dir = Path.Combine(Path.GetTempPath(), "kso-walk-" + Guid.NewGuid().ToString("N").Substring(0, 8));
 
         /// <summary>A value for the setting that is not its default: (JSON for the file, PowerShell for the parameter, text the view shows).</summary>
-        private static (JToken json, string ps, string shown) Sample(ContextSettings.Surface s)
+        private static (JToken json, string ps, string shown) Sample(ContextSettings.Setting s)
         {
             var e = s.Expected;
             if (e.StartsWith("an http")) return ("http://127.0.0.1:9/", "'http://127.0.0.1:9/'", "http://127.0.0.1:9/");
@@ -69,14 +69,14 @@ namespace KeyServiceOps.Core.Tests
             Directory.CreateDirectory(Dir);
             File.WriteAllText(Path.Combine(Dir, "faultRulesPath"), "{\"rules\": []}");
             using var sh = new HostedShell();
-            var surfaces = ContextSettings.Surfaces;
+            var surfaces = ContextSettings.Settings;
             Assert.True(surfaces.Count >= 50, $"{surfaces.Count} settings");
             var parameters = sh.Run("(Get-Command Set-KeyServiceOpsContext).Parameters.Keys").Output.Select(o => o.ToString()).ToHashSet();
             var viewProps = sh.Run("Get-KeyServiceOpsContext | ForEach-Object { $_.PSObject.Properties.Name }").Output.Select(o => o.ToString()).ToHashSet();
             var problems = new List<string>();
             foreach (var s in surfaces)
             {
-                if (!parameters.Contains(s.Parameter)) problems.Add($"{s.Key}: no parameter -{s.Parameter}");
+                if (!parameters.Contains(s.Name)) problems.Add($"{s.Key}: no parameter -{s.Name}");
                 if (!viewProps.Contains(s.View)) problems.Add($"{s.Key}: no view property {s.View}");
             }
             Assert.True(problems.Count == 0, string.Join("\n", problems));
@@ -96,11 +96,11 @@ namespace KeyServiceOps.Core.Tests
             // Through each parameter, one at a time, from a fresh context.
             foreach (var s in surfaces)
             {
-                var p = sh.Run($"Set-KeyServiceOpsContext -Reset; Set-KeyServiceOpsContext -{s.Parameter}:{Sample(s).ps} -PassThru");
-                if (p.Errors.Count > 0) { problems.Add($"{s.Key} via -{s.Parameter}: {string.Join("; ", p.Errors.Select(x => x.ToString()))}"); continue; }
+                var p = sh.Run($"Set-KeyServiceOpsContext -Reset; Set-KeyServiceOpsContext -{s.Name}:{Sample(s).ps} -PassThru");
+                if (p.Errors.Count > 0) { problems.Add($"{s.Key} via -{s.Name}: {string.Join("; ", p.Errors.Select(x => x.ToString()))}"); continue; }
                 var v = p.Output.Last();
                 if (!string.Equals(Shown(v.Properties[s.View].Value), Sample(s).shown, StringComparison.OrdinalIgnoreCase))
-                    problems.Add($"{s.Key} via -{s.Parameter}: the view shows '{Shown(v.Properties[s.View].Value)}', expected '{Sample(s).shown}'");
+                    problems.Add($"{s.Key} via -{s.Name}: the view shows '{Shown(v.Properties[s.View].Value)}', expected '{Sample(s).shown}'");
             }
             sh.Run("Set-KeyServiceOpsContext -Reset");
             Assert.True(problems.Count == 0, string.Join("\n", problems));

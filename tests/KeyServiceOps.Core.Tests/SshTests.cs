@@ -266,7 +266,7 @@ namespace KeyServiceOps.Core.Tests
             var (d, pool, _) = Docker();
             using (pool)
             {
-                var e = Assert.Throws<OpsException>(() => Target(inst, c => c.ContainerName = name));
+                var e = Assert.Throws<OpsException>(() => Target(inst, c => c.Ssh.ContainerName = name));
                 Assert.Equal("InvalidContainerName", e.ErrorId);
                 var t = Target(inst); t.Container = name;
                 var e2 = await Assert.ThrowsAsync<OpsException>(() => d.LogsAsync(t, new LogQuery(), _ => { }, None));
@@ -312,7 +312,7 @@ namespace KeyServiceOps.Core.Tests
             var (d, pool, _) = Docker();
             using (pool)
             {
-                var t = Target(inst, c => c.UseSudo = sudo);
+                var t = Target(inst, c => c.Ssh.UseSudo = sudo);
                 if (errorId == "ContainerNotFound") t.Container = "api_key_service_old";
                 var logs = await Assert.ThrowsAsync<OpsException>(() => d.LogsAsync(t, new LogQuery { Tail = 5 }, _ => { }, None));
                 var inspect = await Assert.ThrowsAsync<OpsException>(() => d.InspectAsync(t, None));
@@ -335,7 +335,7 @@ namespace KeyServiceOps.Core.Tests
             var (d, pool, _) = Docker();
             using (pool)
             {
-                var s = await d.InspectAsync(Target(inst, c => c.UseSudo = true), None);
+                var s = await d.InspectAsync(Target(inst, c => c.Ssh.UseSudo = true), None);
                 Assert.Equal("running", s.Status);
                 Assert.True(Lab.Ssh.Docker.Calls.Last(c => c.Address == inst.Address).Sudo);
             }
@@ -390,16 +390,16 @@ namespace KeyServiceOps.Core.Tests
             var (d, pool, log) = Docker();
             using (pool)
             {
-                var t = Target(inst, c => { c.SshKeyPath = Lab.Ssh.RsaPemKeyPath; c.SshKeyPassphrase = Secret.FromPlainText(LabSsh.RsaPassphrase); });
+                var t = Target(inst, c => { c.Ssh.KeyPath = Lab.Ssh.RsaPemKeyPath; c.Ssh.KeyPassphrase = Secret.FromPlainText(LabSsh.RsaPassphrase); });
                 Assert.Equal("running", (await d.InspectAsync(t, None)).Status);
 
-                var wrong = Target(inst, c => { c.SshKeyPath = Lab.Ssh.RsaPemKeyPath; c.SshKeyPassphrase = Secret.FromPlainText("not-the-passphrase"); c.SshUser = "root"; });
+                var wrong = Target(inst, c => { c.Ssh.KeyPath = Lab.Ssh.RsaPemKeyPath; c.Ssh.KeyPassphrase = Secret.FromPlainText("not-the-passphrase"); c.Ssh.User = "root"; });
                 wrong.Port = Lab.Ssh.Port; wrong.User = Lab.Ssh.User + "x"; // a different pool key: a new connection
                 var e = await Assert.ThrowsAsync<OpsException>(() => d.InspectAsync(wrong, None));
                 Assert.Equal("SshKeyInvalid", e.ErrorId);
                 Assert.DoesNotContain("not-the-passphrase", e.Message);
 
-                var none = Target(inst, c => c.SshKeyPath = Lab.Ssh.RsaPemKeyPath); none.User = Lab.Ssh.User + "y";
+                var none = Target(inst, c => c.Ssh.KeyPath = Lab.Ssh.RsaPemKeyPath); none.User = Lab.Ssh.User + "y";
                 Assert.Equal("SshKeyPassphraseRequired", (await Assert.ThrowsAsync<OpsException>(() => d.InspectAsync(none, None))).ErrorId);
                 Assert.DoesNotContain(LabSsh.RsaPassphrase, log.All);
             }
@@ -412,7 +412,7 @@ namespace KeyServiceOps.Core.Tests
             var (d, pool, _) = Docker();
             using (pool)
             {
-                var t = Target(inst, c => c.JumpHost = $"{Lab.Ssh.User}@{bastion.Address}:{Lab.Ssh.Port}");
+                var t = Target(inst, c => c.Ssh.JumpHost = $"{Lab.Ssh.User}@{bastion.Address}:{Lab.Ssh.Port}");
                 var s = await d.InspectAsync(t, None);
                 Assert.Equal(inst.Address, s.Address);
                 // The docker shim saw the target's address, so the command ran on the target, not the bastion.
@@ -448,11 +448,11 @@ namespace KeyServiceOps.Core.Tests
                 Assert.Contains(lab.Ssh.HostKeyFingerprint, e.Message);
                 Assert.Empty(lab.Ssh.Docker.Calls);
 
-                ctx.AcceptNewHostKey = true;
+                ctx.Ssh.AcceptNewHostKey = true;
                 await d.InspectAsync(SshTarget.For(ctx, lab[0].Address), None);
                 Assert.Contains(lab.Ssh.KnownHostsEntry(lab[0].Address), File.ReadAllText(known));
             }
-            ctx.AcceptNewHostKey = false;
+            ctx.Ssh.AcceptNewHostKey = false;
             var (d2, pool2) = Docker();
             using (pool2) await d2.InspectAsync(SshTarget.For(ctx, lab[0].Address), None);
 
@@ -461,7 +461,7 @@ namespace KeyServiceOps.Core.Tests
             var calls = lab.Ssh.Docker.Calls.Count;
             foreach (var accept in new[] { false, true })
             {
-                ctx.AcceptNewHostKey = accept; // accept-new never overrides a changed key
+                ctx.Ssh.AcceptNewHostKey = accept; // accept-new never overrides a changed key
                 var (d3, pool3) = Docker();
                 using (pool3)
                 {
@@ -506,8 +506,8 @@ namespace KeyServiceOps.Core.Tests
 
                 // A wrong passphrase for the (passphrase-protected) key of the same user.
                 var c3 = TestCtx.ForSsh(lab, good);
-                c3.SshKeyPath = lab.Ssh.RsaPemKeyPath;
-                c3.SshKeyPassphrase = Secret.FromPlainText("not-the-passphrase");
+                c3.Ssh.KeyPath = lab.Ssh.RsaPemKeyPath;
+                c3.Ssh.KeyPassphrase = Secret.FromPlainText("not-the-passphrase");
                 Assert.Equal("SshKeyInvalid", (await Assert.ThrowsAsync<OpsException>(() => d.InspectAsync(SshTarget.For(c3, lab[0].Address), None))).ErrorId);
 
                 Assert.Equal(calls, lab.Ssh.Docker.Calls.Count); // none of them ran a command

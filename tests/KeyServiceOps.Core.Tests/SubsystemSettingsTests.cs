@@ -31,11 +31,7 @@ namespace KeyServiceOps.Core.Tests
         public void Each_service_gets_its_own_tls_token_and_retries_from_the_context()
         {
             var c = new OpsContext
-            {
-                KongAdminUri = new Uri("https://kong.example:8444"), SkipCertificateCheck = true, CaCertificatePath = "/kong-ca.pem", KongPageSize = 77,
-                PagerDutyUri = new Uri("https://pd.example"), PagerDutyCaCertificatePath = "/pd-ca.pem", PagerDutyMaxRetries = 9, PagerDutyFrom = "me@example.com", HealthPort = 9999,
-                CentralLogUri = new Uri("https://logs.example:9200"), CentralLogSkipCertificateCheck = true, CentralLogIndex = "svc-*", CentralLogMaxRetries = 2,
-            };
+            { Kong = { AdminUri = new Uri("https://kong.example:8444"), SkipCertificateCheck = true, CaCertificatePath = "/kong-ca.pem", PageSize = 77 }, PagerDuty = { Uri = new Uri("https://pd.example"), CaCertificatePath = "/pd-ca.pem", MaxRetries = 9, From = "me@example.com" }, Health = { Port = 9999 }, CentralLogs = { Uri = new Uri("https://logs.example:9200"), SkipCertificateCheck = true, Index = "svc-*", MaxRetries = 2 } };
             var (k, p, l) = (c.ForKong(), c.ForPagerDuty(), c.ForCentralLogs());
             Assert.Equal((true, "/kong-ca.pem", 77), (k.SkipCertificateCheck, k.CaCertificatePath, k.PageSize));
             Assert.Equal((false, "/pd-ca.pem", 9, "me@example.com", 9999), (p.SkipCertificateCheck, p.CaCertificatePath, p.MaxRetries, p.From, p.InstancePort));
@@ -59,11 +55,11 @@ namespace KeyServiceOps.Core.Tests
         public void The_ring_balancer_service_reads_a_narrow_live_view_of_the_context()
         {
             Assert.All(typeof(RingBalancerService).GetConstructors(), c => Assert.DoesNotContain(c.GetParameters(), p => p.ParameterType == typeof(OpsContext)));
-            var ctx = new OpsContext { KongAdminUri = new Uri("http://127.0.0.1:9"), MaintenanceTag = "maintenance" };
+            var ctx = new OpsContext { Kong = { AdminUri = new Uri("http://127.0.0.1:9") }, Removal = { MaintenanceTag = "maintenance" } };
             var rb = new RingBalancerService(ctx, new KongClient(ctx.ForKong(), null), HealthChecker.FromContext(ctx, null), null, null);
             var t = new RingBalancerTarget { Target = "10.0.0.1:8888", Address = "10.0.0.1", Port = 8888, Tags = new TextList(new[] { "drain-me" }) };
             Assert.False(rb.IsMaintenance(t));
-            ctx.MaintenanceTag = "drain-me";          // Set-KeyServiceOpsContext later in the session: the service follows it
+            ctx.Removal.MaintenanceTag = "drain-me";          // Set-KeyServiceOpsContext later in the session: the service follows it
             Assert.True(rb.IsMaintenance(t));
         }
     }

@@ -22,11 +22,7 @@ namespace KeyServiceOps.Core.Tests
     {
         public static OpsContext For(Lab.Lab lab, string auditPath = null)
             => new OpsContext
-            {
-                KongAdminUri = lab.KongUri, Upstream = lab.Upstream, Workspace = lab.Options.Workspace,
-                KongToken = Secret.FromPlainText(lab.Options.RbacToken), HealthTimeout = TimeSpan.FromSeconds(2),
-                AuditLogPath = auditPath ?? Path.Combine(Path.GetTempPath(), $"ksops-test-{Guid.NewGuid():N}.jsonl"),
-            };
+            { Kong = { AdminUri = lab.KongUri, Upstream = lab.Upstream, Workspace = lab.Options.Workspace, Token = Secret.FromPlainText(lab.Options.RbacToken) }, Health = { Timeout = TimeSpan.FromSeconds(2) }, Safety = { AuditLogPath = auditPath ?? Path.Combine(Path.GetTempPath(), $"ksops-test-{Guid.NewGuid():N}.jsonl") } };
 
         /// <summary>A known_hosts file that trusts the lab's sshd on every instance address.</summary>
         public static string KnownHostsFor(Lab.Lab lab) => lab.WriteKnownHosts();
@@ -34,12 +30,12 @@ namespace KeyServiceOps.Core.Tests
         public static OpsContext ForSsh(Lab.Lab lab, string knownHosts)
         {
             var c = For(lab);
-            c.SshUser = lab.Ssh.User; c.SshPort = lab.Ssh.Port; c.SshKeyPath = lab.Ssh.KeyPath; c.KnownHostsPath = knownHosts;
-            c.SshConnectTimeout = TimeSpan.FromSeconds(10); c.SshCommandTimeout = TimeSpan.FromSeconds(20);
+            c.Ssh.User = lab.Ssh.User; c.Ssh.Port = lab.Ssh.Port; c.Ssh.KeyPath = lab.Ssh.KeyPath; c.Ssh.KnownHostsPath = knownHosts;
+            c.Ssh.ConnectTimeout = TimeSpan.FromSeconds(10); c.Ssh.CommandTimeout = TimeSpan.FromSeconds(20);
             return c;
         }
 
         public static RingBalancerService Service(OpsContext ctx, IOpsLog log = null)
-            => new RingBalancerService(ctx, new KongClient(ctx.ForKong(), log), HealthChecker.FromContext(ctx, log), new AuditLog(ctx.AuditLogPath), log);
+            => new RingBalancerService(ctx, new KongClient(ctx.ForKong(), log), HealthChecker.FromContext(ctx, log), new AuditLog(ctx.Safety.AuditLogPath), log);
     }
 }

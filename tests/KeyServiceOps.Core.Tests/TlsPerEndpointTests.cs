@@ -54,15 +54,12 @@ namespace KeyServiceOps.Core.Tests
         public async Task Skipping_Kongs_certificate_check_never_skips_PagerDutys()
         {
             await using var server = await SelfSignedServer.StartAsync();
-            var ctx = new OpsContext
-            {
-                KongAdminUri = server.Uri, SkipCertificateCheck = true,          // a lab Kong with a self-signed certificate
-                PagerDutyUri = server.Uri, PagerDutyToken = Secret.FromPlainText("tok"), PagerDutyMaxRetries = 0,
-            };
+            // a lab Kong with a self-signed certificate
+            var ctx = new OpsContext { Kong = { AdminUri = server.Uri, SkipCertificateCheck = true }, PagerDuty = { Uri = server.Uri, Token = Secret.FromPlainText("tok"), MaxRetries = 0 } };
             Assert.Empty(await new KongClient(ctx.ForKong(), null).GetTargetsAsync("u", CancellationToken.None)); // Kong: accepted
             var e = await Assert.ThrowsAsync<OpsException>(() => new PagerDutyClient(ctx.ForPagerDuty(), null).GetIncidentAsync("P1ABC", CancellationToken.None));
             Assert.Equal("PagerDutyUnreachable", e.ErrorId);                   // PagerDuty: the same certificate is refused
-            ctx.PagerDutySkipCertificateCheck = true;                           // only its own setting lets it through
+            ctx.PagerDuty.SkipCertificateCheck = true;                           // only its own setting lets it through
             Assert.Equal("P1ABC", (await new PagerDutyClient(ctx.ForPagerDuty(), null).GetIncidentAsync("P1ABC", CancellationToken.None)).Id);
         }
     }

@@ -37,13 +37,13 @@ namespace KeyServiceOps.Core.Tests
             _out.WriteLine($"chaos seed {seed} (rerun with KSO_CHAOS_SEED={seed})");
             var rnd = new Random(seed);
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 5, Ssh = true, PagerDuty = true });
-            void Configure(OpsContext c) { c.SshCommandTimeout = TimeSpan.FromSeconds(3); c.LockTimeout = TimeSpan.FromSeconds(90); }
+            void Configure(OpsContext c) { c.Ssh.CommandTimeout = TimeSpan.FromSeconds(3); c.Safety.LockTimeout = TimeSpan.FromSeconds(90); }
             using var a = CoordinationTests.Machine(lab, Configure);
             using var b = Machine2(lab, Configure);
             var healer = b.Healer();
             var heal = new SelfHealingOptions
             {
-                StatePath = Path.Combine(Path.GetDirectoryName(b.Ctx.LockDirectory), "heal.json"),
+                StatePath = Path.Combine(Path.GetDirectoryName(b.Ctx.Safety.LockDirectory), "heal.json"),
                 FailuresToRemove = 1, PassesToAdd = 1, Restart = true, StartupGrace = TimeSpan.FromSeconds(20), Actor = "self-healing-B",
             };
             var figures = new List<string>();

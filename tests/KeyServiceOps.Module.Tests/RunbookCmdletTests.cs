@@ -93,17 +93,17 @@ namespace KeyServiceOps.Module.Tests
         }
 
         [Fact]
-        public async Task Runbook_and_self_healing_take_the_Kong_endpoint_per_call_over_the_context()
+        public async Task Runbook_and_self_healing_take_a_context_object_over_the_sessions_context()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[0].SetModeAsync(InstanceMode.Down);
             using var sh = ShellFor(lab, out _);
-            Assert.Empty(sh.Run("Set-KeyServiceOpsContext -KongAdminUri 'http://127.0.0.1:9/'").Errors); // the context points nowhere
+            Assert.Empty(sh.Run("$good = Get-KeyServiceOpsContext; Set-KeyServiceOpsContext -KongAdminUri 'http://127.0.0.1:9/'").Errors); // the session's context points nowhere
             var state = Path.Combine(Path.GetTempPath(), $"kso-heal-{Guid.NewGuid():N}.json");
             var broken = sh.Run($"Invoke-KeyServiceSelfHealing -StatePath '{state}'");
             Assert.Equal("Error", Assert.Single(Actions(broken)).S("Reason"));
             Assert.Equal(1, Assert.Single(Summaries(broken)).P("Failed"));
-            var r = sh.Run($"Invoke-KeyServiceSelfHealing -KongAdminUri '{lab.KongUri}' -StatePath '{state}'; Invoke-KeyServiceRunbook {lab[1].Address} -KongAdminUri '{lab.KongUri}' -Confirm:$false");
+            var r = sh.Run($"Invoke-KeyServiceSelfHealing -Context $good -StatePath '{state}'; Invoke-KeyServiceRunbook {lab[1].Address} -Context $good -Confirm:$false");
             Assert.Empty(r.Errors);
             Assert.Equal("Hysteresis", r.Output.First().S("Reason"));
             Assert.Equal("Healthy", r.Output.Last().S("FinalState"));

@@ -145,7 +145,7 @@ namespace KeyServiceOps.Module.Tests
         }
 
         [Fact]
-        public void A_container_name_with_shell_metacharacters_is_refused_at_binding()
+        public void A_container_name_with_shell_metacharacters_is_refused_before_any_connection()
         {
             var inst = _f.Fresh();
             File.Delete("/tmp/kso-pwned-mod");
@@ -155,7 +155,8 @@ namespace KeyServiceOps.Module.Tests
             {
                 var r = sh.Run($"Get-KeyServiceLog {inst.Address} -Container '{name}'; Restart-KeyService {inst.Address} -Container '{name}' -Confirm:$false");
                 Assert.Equal(2, r.Errors.Count);
-                Assert.All(r.Errors, e => Assert.StartsWith("ParameterArgumentValidationError", e.FullyQualifiedErrorId));
+                Assert.All(r.Errors, e => Assert.StartsWith("InvalidSettingValue", e.FullyQualifiedErrorId));
+                Assert.All(r.Errors, e => Assert.StartsWith("-Container must be a container name", e.Exception.Message));
             }
             Assert.Equal(before, _f.Lab.Ssh.AcceptedConnections());
             Assert.False(File.Exists("/tmp/kso-pwned-mod"));

@@ -23,9 +23,9 @@ BeforeDiscovery {
         @{ Name = 'space in a host name'; Id = 'InvalidAddress'; Run = { Test-KeyServiceHealth 'a b' } }
         @{ Name = 'a 300-character host'; Id = 'InvalidAddress'; Run = { Test-KeyServiceHealth ('x' * 300) } }
         @{ Name = 'unicode host'; Id = 'InvalidAddress'; Run = { Test-KeyServiceHealth 'ключ.example' } }
-        @{ Name = 'health timeout out of range'; Id = 'ParameterArgumentValidationError'; Run = { Test-KeyServiceHealth 10.0.0.5 -TimeoutSec 0 } }
+        @{ Name = 'health timeout out of range'; Id = 'InvalidSettingValue'; Run = { Test-KeyServiceHealth 10.0.0.5 -TimeoutSec 0 } }
         # SSH and docker
-        @{ Name = 'container with shell metacharacters'; Id = 'ParameterArgumentValidationError'; Run = { Restart-KeyService $a[0] -Container 'api; id' -Confirm:$false } }
+        @{ Name = 'container with shell metacharacters'; Id = 'InvalidSettingValue'; Run = { Restart-KeyService $a[0] -Container 'api; id' -Confirm:$false } }
         @{ Name = 'an 11-year -Since'; Id = 'InvalidTime'; Run = { Get-KeyServiceLog $a[0] -Source Central -Since (New-TimeSpan -Days 4000) } }
         @{ Name = 'an absurd -Since'; Id = 'InvalidTime'; Run = { Get-KeyServiceLog $a[0] -Since ('999999h' * 20) } }
         @{ Name = 'full-width -Since'; Id = 'InvalidTime'; Run = { Get-KeyServiceLog $a[0] -Since '１２３' } }
@@ -40,7 +40,10 @@ BeforeDiscovery {
         @{ Name = 'unknown central-log field'; Id = 'UnknownCentralLogField'; Run = { Set-KeyServiceOpsContext -CentralLogFieldMap @{ Colour = 'x' } } }
         @{ Name = 'an ftp Kong address'; Id = 'InvalidUri'; Run = { Set-KeyServiceOpsContext -KongAdminUri 'ftp://kong.internal/' } }
         @{ Name = 'an ftp Kong address for one call'; Id = 'InvalidUri'; Run = { Get-RingBalancerTarget -KongAdminUri 'ftp://kong.internal/' } }
-        @{ Name = 'an ftp PagerDuty address for one call'; Id = 'InvalidUri'; Run = { Invoke-KeyServiceRunbook $a[0] -PagerDutyUri 'ftp://pd.internal/' -WhatIf } }
+        @{ Name = 'an ftp PagerDuty address for one call'; Id = 'InvalidUri'; Run = { Get-PagerDutyIncident -PagerDutyUri 'ftp://pd.internal/' } }
+        @{ Name = 'an ftp PagerDuty address in a context object'; Id = 'InvalidUri'; Run = { New-KeyServiceOpsContext -PagerDutyUri 'ftp://pd.internal/' } }
+        @{ Name = 'an SSH port out of range for one call'; Id = 'InvalidSettingValue'; Run = { Get-KeyServiceLog $a[0] -SshPort 0 } }
+        @{ Name = 'a health timeout out of range in a context object'; Id = 'InvalidSettingValue'; Run = { New-KeyServiceOpsContext -HealthTimeoutSec 0 } }
         @{ Name = 'a token variable that is not set'; Id = 'TokenVariableEmpty'; Run = { Set-KeyServiceOpsContext -KongTokenVariable KSO_NOT_SET_ANYWHERE } }
         @{ Name = 'config with a bad URI'; Id = 'ConfigFileInvalid'; Run = { $p = Join-Path $TestDrive 'bad.json'; '{"kongAdminUri": "not a uri"}' | Set-Content $p; Set-KeyServiceOpsContext -ConfigPath $p } }
         @{ Name = 'config path is a folder'; Id = 'ConfigFileInvalid'; Run = { Set-KeyServiceOpsContext -ConfigPath $TestDrive } }

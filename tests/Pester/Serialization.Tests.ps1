@@ -23,6 +23,7 @@ BeforeAll {
         RunbookStep        = { Invoke-KeyServiceRunbook $a[0] -Confirm:$false }
         SelfHealing        = { Invoke-KeyServiceSelfHealing -WhatIf -StatePath (Join-Path ([IO.Path]::GetTempPath()) "kso-ser-$([guid]::NewGuid()).json") }
         Context            = { Get-KeyServiceOpsContext }
+        NewContext         = { New-KeyServiceOpsContext -KongAdminUri http://127.0.0.1:1/ -DeclarativeTag a, b }
     }
     $script:made = @{}
     foreach ($k in $samples.Keys) { $made[$k] = @(& $samples[$k]) }
@@ -35,7 +36,7 @@ BeforeAll {
 }
 AfterAll { Stop-KsoLab $script:lab }
 
-Describe 'Serialisation of <_>' -ForEach @('HealthResult', 'RingBalancerTarget', 'TargetChange', 'KeyServiceInstance', 'AuditEntry', 'PagerDutyIncident', 'PagerDutyNote', 'ContainerState', 'LogEntry', 'Fault', 'RestartResult', 'RunbookStep', 'SelfHealing', 'Context') {
+Describe 'Serialisation of <_>' -ForEach @('HealthResult', 'RingBalancerTarget', 'TargetChange', 'KeyServiceInstance', 'AuditEntry', 'PagerDutyIncident', 'PagerDutyNote', 'ContainerState', 'LogEntry', 'Fault', 'RestartResult', 'RunbookStep', 'SelfHealing', 'Context', 'NewContext') {
     BeforeAll { $script:objs = $made[$_]; $script:name = $_ }
     It 'has samples' { $objs.Count | Should -BeGreaterThan 0 }
     It 'ConvertTo-Json writes enum names, seconds and plain values' {

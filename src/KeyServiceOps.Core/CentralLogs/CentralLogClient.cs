@@ -95,10 +95,10 @@ namespace KeyServiceOps.Core.CentralLogs
             var auth = Authorization(ctx);
             var secrets = new[] { ctx.ApiKey?.Reveal(), ctx.Password?.Reveal(), auth?.Split(' ').Last() }.Where(x => !string.IsNullOrEmpty(x)).ToArray();
             _rest = new RestClient("CentralLog", ctx.Uri,
-                HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath), ctx.HttpTimeout, _log,
+                HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath), ctx.Http.Timeout, _log,
                 req => { if (auth != null) req.Headers.TryAddWithoutValidation("Authorization", Authorization(ctx)); },
                 Redactor.Of(secrets.Concat(new[] { ctx.Password == null ? null : ctx.User + ":" + ctx.Password.Reveal() })).Scrub);
-            _rest.MaxResponseBytes = ctx.MaxResponseBytes;
+            _rest.MaxResponseBytes = ctx.Http.MaxResponseBytes;
             _retry = HttpRetry.Build("The central log service", ctx.MaxRetries, retryBaseDelay ?? TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(20), _log);
         }
 

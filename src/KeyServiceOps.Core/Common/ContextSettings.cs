@@ -9,41 +9,42 @@ using Newtonsoft.Json.Linq;
 namespace KeyServiceOps.Core
 {
     /// <summary>
-    /// One description per setting of the config file (key, how to read it with a typed error, how to write it),
-    /// used by <see cref="OpsContext.LoadConfigFile"/> and by the saved session defaults, so the two cannot drift.
-    /// Secrets are never read or written: only the names of the environment variables that hold them.
+    /// The catalog: one line per setting says where it lives (its section of <see cref="OpsContext"/>), its config-file
+    /// key, its parameter and view name, the environment variable that sets it (if any), its range, and how a path is
+    /// resolved. The config file, the saved session, the environment, Set-/New-KeyServiceOpsContext and
+    /// Get-KeyServiceOpsContext's view all go through it, so one rule holds for every source (issue #29).
+    /// Secrets are never read or written here: only the names of the environment variables that hold them.
     /// </summary>
     public static class ContextSettings
     {
-        private sealed class Setting
+        /// <summary>One setting, described once.</summary>
+        public sealed class Setting
         {
-            public string Key;
-            public string Expected;
-            public Func<OpsContext, JToken> Get;
-            public Action<OpsContext, JToken> Set;
+            /// <summary>The config-file key (camelCase).</summary>
+            public string Key { get; internal set; }
+            /// <summary>The Set-/New-KeyServiceOpsContext parameter and the view's property.</summary>
+            public string Name { get; internal set; }
+            /// <summary>The view's property (the parameter's name unless a list: DeclarativeTag → DeclarativeTags).</summary>
+            public string View { get; internal set; }
+            /// <summary>The section of the context it lives in.</summary>
+            public string Section { get; internal set; }
+            /// <summary>An environment variable that sets it in a new session, or null.</summary>
+            public string Environment { get; internal set; }
+            public string Expected { get; internal set; }
+            internal Func<OpsContext, object> Get;
+            internal Action<OpsContext, object> Put;
+            /// <summary>A value from a file (JSON), checked; FormatException when it is not what is expected.</summary>
+            internal Func<JToken, Func<string, string>, object> FromJson;
+            /// <summary>A value from a parameter or the environment (text), checked; FormatException when it is not what is expected.</summary>
+            internal Func<object, Func<string, string>, string, object> FromValue;
+            internal Func<object, JToken> ToJson = v => v == null ? null : JToken.FromObject(v);
+            internal Func<object, object> ToView = v => v;
         }
 
         private static readonly List<Setting> All = new List<Setting>();
 
+        public static IReadOnlyList<Setting> Settings => All;
         public static IReadOnlyList<string> Keys => All.Select(s => s.Key).ToList();
-
-        /// <summary>
-        /// Where each setting shows up besides the config and session files: its Set-KeyServiceOpsContext parameter and
-        /// its property on Get-KeyServiceOpsContext's view. By rule the key in PascalCase ("...Seconds" as "...Sec");
-        /// the exceptions are listed here. A test walks every setting through all three, so they cannot drift.
-        /// </summary>
-        public sealed class Surface
-        {
-            public string Key { get; internal set; }
-            public string Parameter { get; internal set; }
-            public string View { get; internal set; }
-            public string Expected { get; internal set; }
-        }
-
-        private static readonly Dictionary<string, (string parameter, string view)> Exceptions = new Dictionary<string, (string, string)>
-        {
-            ["declarativeTags"] = ("DeclarativeTag", "DeclarativeTags"),
-        };
 
         private static string Pascal(string key)
         {
@@ -51,140 +52,255 @@ namespace KeyServiceOps.Core
             return p.EndsWith("Seconds", StringComparison.Ordinal) ? p.Substring(0, p.Length - "onds".Length) : p;
         }
 
-        public static IReadOnlyList<Surface> Surfaces => All.Select(s => new Surface
+        private static Setting Add(string section, string key, string expected, Func<OpsContext, object> get, Action<OpsContext, object> put,
+            Func<JToken, Func<string, string>, object> fromJson, Func<object, Func<string, string>, string, object> fromValue, string env = null, string name = null)
         {
-            Key = s.Key, Expected = s.Expected,
-            Parameter = Exceptions.TryGetValue(s.Key, out var e) ? e.parameter : Pascal(s.Key),
-            View = Exceptions.TryGetValue(s.Key, out var v) ? v.view : Pascal(s.Key),
-        }).ToList();
-
-        private static void Str(string key, Func<OpsContext, string> get, Action<OpsContext, string> set)
-            => All.Add(new Setting { Key = key, Expected = "a string", Get = c => get(c), Set = (c, t) => set(c, t.Type == JTokenType.String ? (string)t : throw Bad()) });
-
-        private static void Bool(string key, Func<OpsContext, bool> get, Action<OpsContext, bool> set)
-            => All.Add(new Setting { Key = key, Expected = "true or false", Get = c => get(c), Set = (c, t) => set(c, t.Type == JTokenType.Boolean ? (bool)t : throw Bad()) });
-
-        private static void Int(string key, int min, int max, Func<OpsContext, int> get, Action<OpsContext, int> set)
-            => All.Add(new Setting
-            {
-                Key = key, Expected = $"a whole number from {min} to {max}", Get = c => get(c),
-                Set = (c, t) => set(c, t.Type == JTokenType.Integer && (long)t >= min && (long)t <= max ? (int)(long)t : throw Bad()),
-            });
-
-        private static void Seconds(string key, double min, double max, Func<OpsContext, TimeSpan> get, Action<OpsContext, TimeSpan> set)
-            => All.Add(new Setting
-            {
-                Key = key, Expected = $"a number of seconds from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}",
-                Get = c => Math.Round(get(c).TotalSeconds, 3),
-                Set = (c, t) => set(c, (t.Type == JTokenType.Integer || t.Type == JTokenType.Float) && (double)t >= min && (double)t <= max ? TimeSpan.FromSeconds((double)t) : throw Bad()),
-            });
-
-        private static void Share(string key, Func<OpsContext, double> get, Action<OpsContext, double> set)
-            => All.Add(new Setting
-            {
-                Key = key, Expected = "a share from 0.01 to 1.0", Get = c => get(c),
-                Set = (c, t) => set(c, (t.Type == JTokenType.Integer || t.Type == JTokenType.Float) && (double)t >= 0.01 && (double)t <= 1.0 ? (double)t : throw Bad()),
-            });
-
-        private static void Http(string key, Func<OpsContext, Uri> get, Action<OpsContext, Uri> set)
-            => All.Add(new Setting
-            {
-                Key = key, Expected = "an http:// or https:// address (no user:password@ in it: credentials go in their own settings)", Get = c => get(c)?.ToString(),
-                Set = (c, t) => set(c, t.Type == JTokenType.String && Uri.TryCreate((string)t, UriKind.Absolute, out var u) && HttpAddress.IsValid(u) ? u : throw Bad()),
-            });
-
-        /// <summary>The name of the environment variable holding a secret; the value itself never touches a file.</summary>
-        private static void SecretVariable(string key, Func<OpsContext, Secret> get, Action<OpsContext, Secret> set)
-            => All.Add(new Setting
-            {
-                Key = key, Expected = "the name of an environment variable", Get = c => get(c)?.Variable,
-                Set = (c, t) =>
-                {
-                    if (t.Type != JTokenType.String || string.IsNullOrWhiteSpace((string)t)) throw Bad();
-                    var s = Secret.FromEnvironment((string)t);
-                    if (s != null) set(c, s);
-                },
-            });
-
-        private static void Enum<T>(string key, Func<OpsContext, T> get, Action<OpsContext, T> set) where T : struct
-            => All.Add(new Setting
-            {
-                Key = key, Expected = "one of " + string.Join(", ", System.Enum.GetNames(typeof(T))), Get = c => get(c).ToString(),
-                Set = (c, t) => set(c, t.Type == JTokenType.String && System.Enum.TryParse<T>((string)t, true, out var v) && System.Enum.IsDefined(typeof(T), v) ? v : throw Bad()),
-            });
-
-        private static void StrList(string key, Func<OpsContext, List<string>> get, Action<OpsContext, List<string>> set)
-            => All.Add(new Setting
-            {
-                Key = key, Expected = "a list of strings", Get = c => new JArray(get(c)),
-                Set = (c, t) => set(c, t is JArray a && a.All(x => x.Type == JTokenType.String) ? a.Select(x => (string)x).ToList() : throw Bad()),
-            });
+            var s = new Setting { Section = section, Key = key, Name = name ?? Pascal(key), View = Pascal(key), Expected = expected, Get = get, Put = put, FromJson = fromJson, FromValue = fromValue, Environment = env };
+            All.Add(s);
+            return s;
+        }
 
         private static Exception Bad() => new FormatException();
+        private static string AsText(object v) => v is string s ? s : v is Uri u ? u.OriginalString : v == null ? null : Convert.ToString(v, CultureInfo.InvariantCulture);
+        private static double AsNumber(object v) => v is string s ? (double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : throw Bad()) : Convert.ToDouble(v, CultureInfo.InvariantCulture);
+
+        /// <summary>Text; <paramref name="clearable"/>: '' clears it (null); <paramref name="check"/>: what else it must be.</summary>
+        private static void Text(string section, string key, Func<OpsContext, string> get, Action<OpsContext, string> set, bool clearable = false, Func<string, bool> check = null, string expected = "a string", string env = null)
+        {
+            object Parse(string t) => t == null ? throw Bad() : t.Length == 0 ? (clearable ? null : throw Bad()) : check == null || check(t) ? t : throw Bad();
+            Add(section, key, expected, c => get(c), (c, v) => set(c, (string)v),
+                (t, _) => Parse(t.Type == JTokenType.String ? (string)t : throw Bad()), (v, _, src) => Parse(AsText(v)), env);
+        }
+
+        /// <summary>A file or folder path: resolved by the source's rule (a parameter against the PowerShell location, a file against its folder); '' clears it when <paramref name="clearable"/>.</summary>
+        private static void PathSetting(string section, string key, Func<OpsContext, string> get, Action<OpsContext, string> set, bool clearable = true)
+        {
+            object Parse(string t, Func<string, string> resolve) => t == null ? throw Bad() : t.Length == 0 ? (clearable ? null : throw Bad()) : (resolve == null ? t : resolve(t));
+            Add(section, key, "a path", c => get(c), (c, v) => set(c, (string)v),
+                (t, r) => Parse(t.Type == JTokenType.String ? (string)t : throw Bad(), r), (v, r, src) => Parse(AsText(v), r));
+        }
+
+        private static void Bool(string section, string key, Func<OpsContext, bool> get, Action<OpsContext, bool> set)
+            => Add(section, key, "true or false", c => get(c), (c, v) => set(c, (bool)v),
+                (t, _) => t.Type == JTokenType.Boolean ? (bool)t : throw Bad(),
+                (v, _, src) => v is bool b ? b : v is string s && bool.TryParse(s, out var p) ? p : LanguageTrue(v));
+
+        private static object LanguageTrue(object v)
+        {
+            // A PowerShell switch arrives as SwitchParameter; it is read by its IsPresent without a reference to PowerShell.
+            var isPresent = v?.GetType().GetProperty("IsPresent");
+            if (isPresent != null && isPresent.PropertyType == typeof(bool)) return (bool)isPresent.GetValue(v);
+            throw Bad();
+        }
+
+        private static void Int(string section, string key, int min, int max, Func<OpsContext, int> get, Action<OpsContext, int> set, string note = null)
+            => Add(section, key, $"a whole number from {min} to {max}{note}", c => get(c), (c, v) => set(c, (int)v),
+                (t, _) => t.Type == JTokenType.Integer && (long)t >= min && (long)t <= max ? (int)(long)t : throw Bad(),
+                (v, _, src) => { var d = AsNumber(v); return d >= min && d <= max && Math.Abs(d - Math.Round(d)) < 1e-9 ? (object)(int)Math.Round(d) : throw Bad(); });
+
+        private static void Seconds(string section, string key, double min, double max, Func<OpsContext, TimeSpan> get, Action<OpsContext, TimeSpan> set)
+        {
+            var s = Add(section, key, $"a number of seconds from {min.ToString(CultureInfo.InvariantCulture)} to {max.ToString(CultureInfo.InvariantCulture)}",
+                c => get(c), (c, v) => set(c, (TimeSpan)v),
+                (t, _) => (t.Type == JTokenType.Integer || t.Type == JTokenType.Float) && (double)t >= min && (double)t <= max ? TimeSpan.FromSeconds((double)t) : throw Bad(),
+                (v, _, src) => { var d = AsNumber(v); return d >= min && d <= max ? (object)TimeSpan.FromSeconds(d) : throw Bad(); });
+            s.ToJson = v => Math.Round(((TimeSpan)v).TotalSeconds, 3);
+            s.ToView = v => ((TimeSpan)v).TotalSeconds;
+        }
+
+        private static void Share(string section, string key, double min, Func<OpsContext, double> get, Action<OpsContext, double> set)
+            => Add(section, key, $"a share from {min.ToString(CultureInfo.InvariantCulture)} to 1.0", c => get(c), (c, v) => set(c, (double)v),
+                (t, _) => (t.Type == JTokenType.Integer || t.Type == JTokenType.Float) && (double)t >= min && (double)t <= 1.0 ? (double)t : throw Bad(),
+                (v, _, src) => { var d = AsNumber(v); return d >= min && d <= 1.0 ? (object)d : throw Bad(); });
+
+        /// <summary>A service address: the one rule (HttpAddress) for every source.</summary>
+        private static void Http(string section, string key, Func<OpsContext, Uri> get, Action<OpsContext, Uri> set, string env)
+        {
+            var s = Add(section, key, "an http:// or https:// address (no user:password@ in it: credentials go in their own settings)", c => get(c), (c, v) => set(c, (Uri)v),
+                (t, _) => t.Type == JTokenType.String && Uri.TryCreate((string)t, UriKind.Absolute, out var u) && HttpAddress.IsValid(u) ? u : throw Bad(),
+                null, env);
+            s.FromValue = (v, _, src) => v is Uri u ? HttpAddress.Require(u, src) : HttpAddress.Require(AsText(v), src);
+            s.ToJson = v => ((Uri)v)?.ToString();
+        }
+
+        /// <summary>The name of the environment variable holding a secret; the value itself never touches a file.</summary>
+        private static void SecretVariable(string section, string key, Func<OpsContext, Secret> get, Action<OpsContext, Secret> set, string env = null)
+        {
+            var s = Add(section, key, "the name of an environment variable that is set", c => get(c), (c, v) => set(c, (Secret)v),
+                (t, _) =>
+                {
+                    if (t.Type != JTokenType.String || string.IsNullOrWhiteSpace((string)t)) throw Bad();
+                    return Secret.FromEnvironment((string)t) ?? (object)Unset.Value; // a file may name a variable this process lacks: the setting stays
+                },
+                (v, _, src) => { var n = AsText(v); return string.IsNullOrWhiteSpace(n) ? throw Bad() : Secret.FromEnvironment(n) ?? throw TokenVariableEmpty(n); });
+            s.ToJson = v => ((Secret)v)?.Variable;
+            s.ToView = v => ((Secret)v)?.Variable;
+            // A variable with a fixed name sets the secret itself in a new session (KEYSERVICEOPS_KONG_TOKEN).
+            s.Environment = env;
+        }
+
+        private static void Enum<T>(string section, string key, Func<OpsContext, T> get, Action<OpsContext, T> set) where T : struct
+        {
+            object Parse(string t) => t != null && System.Enum.TryParse<T>(t, true, out var v) && System.Enum.IsDefined(typeof(T), v) ? v : throw Bad();
+            var s = Add(section, key, "one of " + string.Join(", ", System.Enum.GetNames(typeof(T))), c => get(c), (c, v) => set(c, (T)v),
+                (t, _) => Parse(t.Type == JTokenType.String ? (string)t : throw Bad()), (v, _, src) => v is T e && System.Enum.IsDefined(typeof(T), e) ? e : Parse(AsText(v)));
+            s.ToJson = v => v.ToString();
+            s.ToView = v => v.ToString();
+        }
+
+        private static void StrList(string section, string key, Func<OpsContext, List<string>> get, Action<OpsContext, List<string>> set, string name = null)
+        {
+            var s = Add(section, key, "a list of strings", c => get(c), (c, v) => set(c, (List<string>)v),
+                (t, _) => t is JArray a && a.All(x => x.Type == JTokenType.String) ? a.Select(x => (string)x).Where(x => !string.IsNullOrWhiteSpace(x)).ToList() : throw Bad(),
+                (v, _, src) => v is string one ? new List<string> { one }.Where(x => !string.IsNullOrWhiteSpace(x)).ToList()
+                    : v is System.Collections.IEnumerable e ? e.Cast<object>().Select(AsText).Where(x => !string.IsNullOrWhiteSpace(x)).ToList() : throw Bad(), null, name);
+            s.ToJson = v => new JArray((List<string>)v);
+            s.ToView = v => new TextList((List<string>)v);
+        }
+
+        /// <summary>A parameter names a variable this process does not have.</summary>
+        public static OpsException TokenVariableEmpty(string name)
+            => new OpsException("TokenVariableEmpty", OpsErrorCategory.InvalidArgument, $"The environment variable '{name}' is not set or empty. Nothing was changed.", name,
+                recommendedAction: $"Set it first: $env:{name} = '...'");
+
+        /// <summary>A file naming a variable this process does not have: the setting keeps its value.</summary>
+        private sealed class Unset { public static readonly Unset Value = new Unset(); }
 
         static ContextSettings()
         {
-            Http("kongAdminUri", c => c.KongAdminUri, (c, v) => c.KongAdminUri = v);
-            Str("upstream", c => c.Upstream, (c, v) => c.Upstream = v);
-            Str("workspace", c => c.Workspace, (c, v) => c.Workspace = v.Length == 0 ? null : v);
-            Str("kongTokenHeader", c => c.KongTokenHeader, (c, v) => c.KongTokenHeader = v);
-            SecretVariable("kongTokenVariable", c => c.KongToken, (c, v) => c.KongToken = v);
-            Bool("skipCertificateCheck", c => c.SkipCertificateCheck, (c, v) => c.SkipCertificateCheck = v);
-            Str("caCertificatePath", c => c.CaCertificatePath, (c, v) => c.CaCertificatePath = v);
-            Seconds("httpTimeoutSeconds", 1, 3600, c => c.HttpTimeout, (c, v) => c.HttpTimeout = v);
-            Int("kongPageSize", 1, 1000, c => c.KongPageSize, (c, v) => c.KongPageSize = v);
-            Int("maxResponseMegabytes", 1, 1024, c => (int)(c.MaxResponseBytes / (1024 * 1024)), (c, v) => c.MaxResponseBytes = v * 1024L * 1024);
-            Int("healthPort", 1, 65535, c => c.HealthPort, (c, v) => c.HealthPort = v);
-            Str("healthPath", c => c.HealthPath, (c, v) => c.HealthPath = v);
-            Str("expectedText", c => c.ExpectedText, (c, v) => c.ExpectedText = v);
-            Seconds("healthTimeoutSeconds", 0.05, 600, c => c.HealthTimeout, (c, v) => c.HealthTimeout = v);
-            Int("throttleLimit", 0, 1024, c => c.ThrottleLimit, (c, v) => c.ThrottleLimit = v); // 0: automatic
-            Share("maxRemoveShare", c => c.MaxRemoveShare, (c, v) => c.MaxRemoveShare = v);
-            Str("maintenanceTag", c => c.MaintenanceTag, (c, v) => c.MaintenanceTag = v);
-            Enum<RemovalMethod>("removalMethod", c => c.RemovalMethod, (c, v) => c.RemovalMethod = v);
-            StrList("declarativeTags", c => c.DeclarativeTags, (c, v) => c.DeclarativeTags = v);
-            Str("sshUser", c => c.SshUser, (c, v) => c.SshUser = v.Length == 0 ? throw Bad() : v);
-            Int("sshPort", 1, 65535, c => c.SshPort, (c, v) => c.SshPort = v);
-            Str("sshKeyPath", c => c.SshKeyPath, (c, v) => c.SshKeyPath = v);
-            Str("knownHostsPath", c => c.KnownHostsPath, (c, v) => c.KnownHostsPath = v);
-            Bool("acceptNewHostKey", c => c.AcceptNewHostKey, (c, v) => c.AcceptNewHostKey = v);
-            Str("jumpHost", c => c.JumpHost, (c, v) => c.JumpHost = v.Length == 0 ? null : v);
-            Bool("useSudo", c => c.UseSudo, (c, v) => c.UseSudo = v);
-            Str("containerName", c => c.ContainerName, (c, v) => c.ContainerName = ContainerNames.Pattern.IsMatch(v) && v.Length <= 128 ? v : throw Bad());
-            Seconds("sshConnectTimeoutSeconds", 1, 600, c => c.SshConnectTimeout, (c, v) => c.SshConnectTimeout = v);
-            Seconds("sshCommandTimeoutSeconds", 1, 3600, c => c.SshCommandTimeout, (c, v) => c.SshCommandTimeout = v);
-            Str("faultRulesPath", c => c.FaultRulesPath, (c, v) => c.FaultRulesPath = v);
-            Seconds("restartWaitSeconds", 1, 3600, c => c.RestartWaitTimeout, (c, v) => c.RestartWaitTimeout = v);
-            Seconds("restartPollSeconds", 0.05, 600, c => c.RestartPollInterval, (c, v) => c.RestartPollInterval = v);
-            Http("pagerDutyUri", c => c.PagerDutyUri, (c, v) => c.PagerDutyUri = v);
-            SecretVariable("pagerDutyTokenVariable", c => c.PagerDutyToken, (c, v) => c.PagerDutyToken = v);
-            Str("pagerDutyFrom", c => c.PagerDutyFrom, (c, v) => c.PagerDutyFrom = v);
-            Bool("pagerDutySkipCertificateCheck", c => c.PagerDutySkipCertificateCheck, (c, v) => c.PagerDutySkipCertificateCheck = v);
-            Str("pagerDutyCaCertificatePath", c => c.PagerDutyCaCertificatePath, (c, v) => c.PagerDutyCaCertificatePath = v);
-            Int("pagerDutyMaxRetries", 0, 20, c => c.PagerDutyMaxRetries, (c, v) => c.PagerDutyMaxRetries = v);
-            Http("centralLogUri", c => c.CentralLogUri, (c, v) => c.CentralLogUri = v);
-            Str("centralLogIndex", c => c.CentralLogIndex, (c, v) => c.CentralLogIndex = v);
-            Str("centralLogQuery", c => c.CentralLogQuery, (c, v) => c.CentralLogQuery = v);
-            SecretVariable("centralLogApiKeyVariable", c => c.CentralLogApiKey, (c, v) => c.CentralLogApiKey = v);
-            Str("centralLogUser", c => c.CentralLogUser, (c, v) => c.CentralLogUser = v);
-            SecretVariable("centralLogPasswordVariable", c => c.CentralLogPassword, (c, v) => c.CentralLogPassword = v);
-            Bool("centralLogSkipCertificateCheck", c => c.CentralLogSkipCertificateCheck, (c, v) => c.CentralLogSkipCertificateCheck = v);
-            Str("centralLogCaCertificatePath", c => c.CentralLogCaCertificatePath, (c, v) => c.CentralLogCaCertificatePath = v);
-            Int("centralLogPageSize", 1, 10000, c => c.CentralLogPageSize, (c, v) => c.CentralLogPageSize = v);
-            Str("centralLogTieBreaker", c => c.CentralLogTieBreaker, (c, v) => c.CentralLogTieBreaker = v.Length == 0 ? null : v);
-            Str("auditLogPath", c => c.AuditLogPath, (c, v) => c.AuditLogPath = v);
-            Str("lockDirectory", c => c.LockDirectory, (c, v) => c.LockDirectory = v.Length == 0 ? null : v);
-            Seconds("lockTimeoutSeconds", 0, 3600, c => c.LockTimeout, (c, v) => c.LockTimeout = v);
+            // One line per setting. Section, key (the parameter and view name is its PascalCase, "...Seconds" as "...Sec").
+            Http("Kong", "kongAdminUri", c => c.Kong.AdminUri, (c, v) => c.Kong.AdminUri = v, "KEYSERVICEOPS_KONG_URI");
+            Text("Kong", "upstream", c => c.Kong.Upstream, (c, v) => c.Kong.Upstream = v, env: "KEYSERVICEOPS_UPSTREAM");
+            Text("Kong", "workspace", c => c.Kong.Workspace, (c, v) => c.Kong.Workspace = v, clearable: true, env: "KEYSERVICEOPS_WORKSPACE");
+            Text("Kong", "kongTokenHeader", c => c.Kong.TokenHeader, (c, v) => c.Kong.TokenHeader = v);
+            SecretVariable("Kong", "kongTokenVariable", c => c.Kong.Token, (c, v) => c.Kong.Token = v, "KEYSERVICEOPS_KONG_TOKEN");
+            Bool("Kong", "skipCertificateCheck", c => c.Kong.SkipCertificateCheck, (c, v) => c.Kong.SkipCertificateCheck = v);
+            PathSetting("Kong", "caCertificatePath", c => c.Kong.CaCertificatePath, (c, v) => c.Kong.CaCertificatePath = v);
+            Int("Kong", "kongPageSize", 1, 1000, c => c.Kong.PageSize, (c, v) => c.Kong.PageSize = v);
+            Seconds("Http", "httpTimeoutSeconds", 1, 3600, c => c.Http.Timeout, (c, v) => c.Http.Timeout = v);
+            Int("Http", "maxResponseMegabytes", 1, 1024, c => (int)(c.Http.MaxResponseBytes / (1024 * 1024)), (c, v) => c.Http.MaxResponseBytes = v * 1024L * 1024);
+            Int("Health", "healthPort", 1, 65535, c => c.Health.Port, (c, v) => c.Health.Port = v);
+            Text("Health", "healthPath", c => c.Health.Path, (c, v) => c.Health.Path = v);
+            Text("Health", "expectedText", c => c.Health.ExpectedText, (c, v) => c.Health.ExpectedText = v);
+            Seconds("Health", "healthTimeoutSeconds", 0.05, 600, c => c.Health.Timeout, (c, v) => c.Health.Timeout = v);
+            Int("Health", "throttleLimit", 0, 1024, c => c.Health.ThrottleLimit, (c, v) => c.Health.ThrottleLimit = v, " (0: automatic)");
+            Share("Removal", "maxRemoveShare", 0.01, c => c.Removal.MaxRemoveShare, (c, v) => c.Removal.MaxRemoveShare = v);
+            Text("Removal", "maintenanceTag", c => c.Removal.MaintenanceTag, (c, v) => c.Removal.MaintenanceTag = v);
+            StrList("Removal", "maintenanceTargets", c => c.Removal.MaintenanceTargets, (c, v) => c.Removal.MaintenanceTargets = v, "MaintenanceTarget");
+            Enum<RemovalMethod>("Removal", "removalMethod", c => c.Removal.Method, (c, v) => c.Removal.Method = v);
+            StrList("Removal", "declarativeTags", c => c.Removal.DeclarativeTags, (c, v) => c.Removal.DeclarativeTags = v, "DeclarativeTag");
+            Text("Ssh", "sshUser", c => c.Ssh.User, (c, v) => c.Ssh.User = v);
+            Int("Ssh", "sshPort", 1, 65535, c => c.Ssh.Port, (c, v) => c.Ssh.Port = v);
+            PathSetting("Ssh", "sshKeyPath", c => c.Ssh.KeyPath, (c, v) => c.Ssh.KeyPath = v);
+            PathSetting("Ssh", "knownHostsPath", c => c.Ssh.KnownHostsPath, (c, v) => c.Ssh.KnownHostsPath = v);
+            Bool("Ssh", "acceptNewHostKey", c => c.Ssh.AcceptNewHostKey, (c, v) => c.Ssh.AcceptNewHostKey = v);
+            Text("Ssh", "jumpHost", c => c.Ssh.JumpHost, (c, v) => c.Ssh.JumpHost = v, clearable: true);
+            Bool("Ssh", "useSudo", c => c.Ssh.UseSudo, (c, v) => c.Ssh.UseSudo = v);
+            Text("Ssh", "containerName", c => c.Ssh.ContainerName, (c, v) => c.Ssh.ContainerName = v, check: v => ContainerNames.Pattern.IsMatch(v) && v.Length <= 128, expected: "a container name (letters, digits, _ . -)");
+            Seconds("Ssh", "sshConnectTimeoutSeconds", 1, 600, c => c.Ssh.ConnectTimeout, (c, v) => c.Ssh.ConnectTimeout = v);
+            Seconds("Ssh", "sshCommandTimeoutSeconds", 1, 3600, c => c.Ssh.CommandTimeout, (c, v) => c.Ssh.CommandTimeout = v);
+            PathSetting("Healing", "faultRulesPath", c => c.Healing.FaultRulesPath, (c, v) => c.Healing.FaultRulesPath = v);
+            Seconds("Healing", "restartWaitSeconds", 1, 3600, c => c.Healing.RestartWaitTimeout, (c, v) => c.Healing.RestartWaitTimeout = v);
+            Seconds("Healing", "restartPollSeconds", 0.05, 600, c => c.Healing.RestartPollInterval, (c, v) => c.Healing.RestartPollInterval = v);
+            Http("PagerDuty", "pagerDutyUri", c => c.PagerDuty.Uri, (c, v) => c.PagerDuty.Uri = v, "KEYSERVICEOPS_PAGERDUTY_URI");
+            SecretVariable("PagerDuty", "pagerDutyTokenVariable", c => c.PagerDuty.Token, (c, v) => c.PagerDuty.Token = v, "KEYSERVICEOPS_PAGERDUTY_TOKEN");
+            Text("PagerDuty", "pagerDutyFrom", c => c.PagerDuty.From, (c, v) => c.PagerDuty.From = v, env: "KEYSERVICEOPS_PAGERDUTY_FROM");
+            Bool("PagerDuty", "pagerDutySkipCertificateCheck", c => c.PagerDuty.SkipCertificateCheck, (c, v) => c.PagerDuty.SkipCertificateCheck = v);
+            PathSetting("PagerDuty", "pagerDutyCaCertificatePath", c => c.PagerDuty.CaCertificatePath, (c, v) => c.PagerDuty.CaCertificatePath = v);
+            Int("PagerDuty", "pagerDutyMaxRetries", 0, 20, c => c.PagerDuty.MaxRetries, (c, v) => c.PagerDuty.MaxRetries = v);
+            Http("CentralLogs", "centralLogUri", c => c.CentralLogs.Uri, (c, v) => c.CentralLogs.Uri = v, "KEYSERVICEOPS_CENTRAL_LOG_URI");
+            Text("CentralLogs", "centralLogIndex", c => c.CentralLogs.Index, (c, v) => c.CentralLogs.Index = v);
+            Text("CentralLogs", "centralLogQuery", c => c.CentralLogs.Query, (c, v) => c.CentralLogs.Query = v);
+            SecretVariable("CentralLogs", "centralLogApiKeyVariable", c => c.CentralLogs.ApiKey, (c, v) => c.CentralLogs.ApiKey = v, "KEYSERVICEOPS_CENTRAL_LOG_APIKEY");
+            Text("CentralLogs", "centralLogUser", c => c.CentralLogs.User, (c, v) => c.CentralLogs.User = v);
+            SecretVariable("CentralLogs", "centralLogPasswordVariable", c => c.CentralLogs.Password, (c, v) => c.CentralLogs.Password = v);
+            Bool("CentralLogs", "centralLogSkipCertificateCheck", c => c.CentralLogs.SkipCertificateCheck, (c, v) => c.CentralLogs.SkipCertificateCheck = v);
+            PathSetting("CentralLogs", "centralLogCaCertificatePath", c => c.CentralLogs.CaCertificatePath, (c, v) => c.CentralLogs.CaCertificatePath = v);
+            Int("CentralLogs", "centralLogPageSize", 1, 10000, c => c.CentralLogs.PageSize, (c, v) => c.CentralLogs.PageSize = v);
+            Text("CentralLogs", "centralLogTieBreaker", c => c.CentralLogs.TieBreaker, (c, v) => c.CentralLogs.TieBreaker = v?.Trim(), clearable: true);
+            PathSetting("Safety", "auditLogPath", c => c.Safety.AuditLogPath, (c, v) => c.Safety.AuditLogPath = v, clearable: false);
+            PathSetting("Safety", "lockDirectory", c => c.Safety.LockDirectory, (c, v) => c.Safety.LockDirectory = v);
+            Seconds("Safety", "lockTimeoutSeconds", 0, 3600, c => c.Safety.LockTimeout, (c, v) => c.Safety.LockTimeout = v);
+        }
+
+        public static Setting Find(string nameOrKey)
+            => All.FirstOrDefault(s => string.Equals(s.Name, nameOrKey, StringComparison.OrdinalIgnoreCase) || string.Equals(s.Key, nameOrKey, StringComparison.OrdinalIgnoreCase));
+
+        /// <summary>
+        /// Sets one setting from a parameter's value (the source named as "-Name"); paths resolved by <paramref name="resolvePath"/>
+        /// (the PowerShell location). A value out of range is the typed InvalidSettingValue; nothing is changed.
+        /// </summary>
+        public static void SetFromParameter(OpsContext c, string name, object value, Func<string, string> resolvePath, string parameter = null)
+        {
+            var s = Find(name) ?? throw new ArgumentException("not a setting: " + name, nameof(name));
+            c.Put(s, Check(s, value, resolvePath, "-" + (parameter ?? s.Name)));
+        }
+
+        private static void Put(this OpsContext c, Setting s, object v) { if (!(v is Unset)) s.Put(c, v); }
+
+        private static object Check(Setting s, object value, Func<string, string> resolvePath, string source)
+        {
+            try { return s.FromValue(value, resolvePath, source); }
+            catch (Exception e) when (e is FormatException || e is InvalidCastException || e is OverflowException || e is ArgumentException)
+            {
+                throw InvalidSettingValue(source, s, value);
+            }
+        }
+
+        /// <summary>The one InvalidSettingValue: a parameter or an environment variable out of its setting's range.</summary>
+        public static OpsException InvalidSettingValue(string source, Setting s, object value)
+        {
+            var shown = s.Key.EndsWith("Variable", StringComparison.Ordinal) || value is System.Security.SecureString ? "(not shown)" : SafeText.Neutralize(AsText(value) ?? "nothing");
+            if (shown.Length > 200) shown = shown.Substring(0, 200) + "…";
+            return new OpsException("InvalidSettingValue", OpsErrorCategory.InvalidArgument, $"{source} must be {s.Expected}; it is {shown}. Nothing was changed.", s.Name,
+                recommendedAction: $"Give {source} {s.Expected} (Get-Help Set-KeyServiceOpsContext -Parameter {s.Name}).");
+        }
+
+        /// <summary>Applies the KEYSERVICEOPS_* variables the catalog names (each through its setting's rule).</summary>
+        public static void ApplyEnvironment(OpsContext c)
+        {
+            foreach (var s in All.Where(x => x.Environment != null))
+            {
+                var text = System.Environment.GetEnvironmentVariable(s.Environment);
+                if (string.IsNullOrEmpty(text)) continue;
+                if (s.Key.EndsWith("Variable", StringComparison.Ordinal)) { s.Put(c, Secret.FromEnvironment(s.Environment)); continue; }
+                object v;
+                try { v = s.Key.EndsWith("Uri", StringComparison.Ordinal) ? HttpAddress.Require(text, s.Environment) : s.FromValue(text, x => Path.GetFullPath(x), s.Environment); }
+                catch (Exception e) when (e is FormatException || e is InvalidCastException || e is OverflowException || e is ArgumentException) { throw InvalidSettingValue(s.Environment, s, text); }
+                c.Put(s, v);
+            }
+        }
+
+        /// <summary>What Get-KeyServiceOpsContext shows, in catalog order by section: every setting (secrets only as the variable that holds them), then what is derived.</summary>
+        public static IReadOnlyList<KeyValuePair<string, object>> View(OpsContext c)
+        {
+            var list = new List<KeyValuePair<string, object>>();
+            foreach (var s in All) list.Add(new KeyValuePair<string, object>(s.View, s.ToView(s.Get(c))));
+            void Derived(string n, object v) => list.Add(new KeyValuePair<string, object>(n, v));
+            Derived("KongTokenSet", c.Kong.Token != null);
+            Derived("PagerDutyTokenSet", c.PagerDuty.Token != null);
+            Derived("CentralLogCredentialSet", c.CentralLogs.ApiKey != null || c.CentralLogs.Password != null);
+            Derived("SshKeyPassphraseSet", c.Ssh.KeyPassphrase != null);
+            Derived("SshPasswordSet", c.Ssh.Password != null);
+            Derived("FaultOwners", string.Join("; ", c.Healing.FaultOwners.OrderBy(kv => kv.Key, StringComparer.OrdinalIgnoreCase).Select(kv => $"{kv.Key}={kv.Value}")));
+            var f = c.CentralLogs.Fields;
+            Derived("CentralLogFieldMap", $"Timestamp={string.Join(",", f.Timestamp)}; Message={string.Join(",", f.Message)}; Level={string.Join(",", f.Level)}; Host={string.Join(",", f.Host)}; Instance={string.Join(",", f.Instance)}");
+            Derived("InventoryCount", c.Inventory.Count);
+            Derived("ConfigPath", c.ConfigPath);
+            return list;
         }
 
         /// <summary>Applies every known key of <paramref name="o"/>; a value of the wrong type or range is ConfigFileInvalid naming the key.</summary>
         public static void Apply(OpsContext c, JObject o, string path)
         {
+            // A relative path in a file is relative to the file's folder (not to wherever the reader stands).
+            var folder = Path.GetDirectoryName(Path.GetFullPath(path));
+            Func<string, string> resolve = x => Path.IsPathRooted(x) ? x : Path.GetFullPath(Path.Combine(folder, x));
             foreach (var s in All)
             {
                 var t = o[s.Key];
                 if (t == null || t.Type == JTokenType.Null) continue;
-                try { s.Set(c, t); }
+                try { c.Put(s, s.FromJson(t, resolve)); }
                 catch (Exception e) when (e is FormatException || e is InvalidCastException || e is OverflowException || e is ArgumentException || e is UriFormatException)
                 {
                     throw Invalid(path, s.Key, s.Expected, t);
@@ -194,14 +310,8 @@ namespace KeyServiceOps.Core
             {
                 if (o["faultOwners"] == null) return;
                 if (!(o["faultOwners"] is JObject fo)) throw Bad();
-                foreach (var p in fo.Properties()) c.FaultOwners[p.Name] = p.Value.Type == JTokenType.String ? (string)p.Value : throw Bad();
+                foreach (var p in fo.Properties()) c.Healing.FaultOwners[p.Name] = p.Value.Type == JTokenType.String ? (string)p.Value : throw Bad();
             }, "an object of category: owner email strings", o["faultOwners"]);
-            Read(path, "maintenanceTargets", () =>
-            {
-                if (o["maintenanceTargets"] == null) return;
-                if (!(o["maintenanceTargets"] is JArray mt)) throw Bad();
-                c.MaintenanceTargets = mt.Select(t => t.Type == JTokenType.String ? (string)t : throw Bad()).ToList();
-            }, "an array of target strings", o["maintenanceTargets"]);
             Read(path, "centralLogFields", () =>
             {
                 if (o["centralLogFields"] == null) return;
@@ -224,7 +334,7 @@ namespace KeyServiceOps.Core
                         default: throw Bad();
                     }
                 }
-                c.CentralLogFields = f;
+                c.CentralLogs.Fields = f;
             }, "an object of Timestamp, Message, Level, Host, Instance: a field name or a list of names each", o["centralLogFields"]);
             Read(path, "inventory", () =>
             {
@@ -267,12 +377,12 @@ namespace KeyServiceOps.Core
             var o = new JObject();
             foreach (var s in All)
             {
-                var v = s.Get(c);
-                if (v != null && v.Type != JTokenType.Null) o[s.Key] = v;
+                var raw = s.Get(c);
+                var v = raw == null ? null : s.ToJson(raw);
+                if (v != null && v.Type != JTokenType.Null && !(v is JArray a && a.Count == 0 && s.Key == "maintenanceTargets")) o[s.Key] = v;
             }
-            if (c.FaultOwners.Count > 0) o["faultOwners"] = JObject.FromObject(c.FaultOwners);
-            if (c.MaintenanceTargets.Count > 0) o["maintenanceTargets"] = new JArray(c.MaintenanceTargets);
-            o["centralLogFields"] = JObject.FromObject(c.CentralLogFields);
+            if (c.Healing.FaultOwners.Count > 0) o["faultOwners"] = JObject.FromObject(c.Healing.FaultOwners);
+            o["centralLogFields"] = JObject.FromObject(c.CentralLogs.Fields);
             if (c.Inventory.Count > 0) o["inventory"] = JArray.FromObject(c.Inventory);
             return o;
         }

@@ -37,7 +37,10 @@ namespace KeyServiceOps.Core
         public CentralLogFields Clone() => new CentralLogFields { Timestamp = Timestamp.ToList(), Message = Message.ToList(), Level = Level.ToList(), Host = Host.ToList(), Instance = Instance.ToList() };
     }
 
-    /// <summary>The session's defaults. Every cmdlet may override any of them per call.</summary>
+    /// <summary>
+    /// The session's settings, composed of one section per subsystem (SubsystemSettings.cs): each setting lives in one
+    /// section, with its default; SettingCatalog says how each is named, validated, read and shown.
+    /// </summary>
     public sealed class OpsContext : IRingBalancerSettings
     {
         public const string DefaultUpstream = "api_key_service";
@@ -45,115 +48,34 @@ namespace KeyServiceOps.Core
         public const string DefaultExpectedText = "The API is available and operational";
         public const int DefaultServicePort = 8888;
 
-        // Kong
-        public Uri KongAdminUri { get; set; }
-        public string Upstream { get; set; } = DefaultUpstream;
-        public string Workspace { get; set; }
-        public string KongTokenHeader { get; set; } = "Kong-Admin-Token";
-        public Secret KongToken { get; set; }
-        public bool SkipCertificateCheck { get; set; }
-        public string CaCertificatePath { get; set; }
-        public TimeSpan HttpTimeout { get; set; } = TimeSpan.FromSeconds(30);
-        public int KongPageSize { get; set; } = 1000;
-        /// <summary>The most of any HTTP answer (Kong, PagerDuty, central logs) that is read.</summary>
-        public long MaxResponseBytes { get; set; } = DefaultMaxResponseBytes;
-        public const long DefaultMaxResponseBytes = 16L * 1024 * 1024; // 16 MiB: a Kong page of 1,000 targets is ~0.4 MB, a log page ~1 MB; a 16 MiB answer costs ~35 MB as text (#26: ≤ 64 MB)
+        public OpsContext() { Wire(); }
 
-        // Health
-        public int HealthPort { get; set; } = DefaultServicePort;
-        public string HealthPath { get; set; } = DefaultHealthPath;
-        public string ExpectedText { get; set; } = DefaultExpectedText;
-        public TimeSpan HealthTimeout { get; set; } = TimeSpan.FromSeconds(5);
-        /// <summary>How many health checks at once; 0 (the default) is automatic: see <see cref="HttpThrottle"/> and <see cref="SshThrottle"/>.</summary>
-        public int ThrottleLimit { get; set; }
-
-        /// <summary>Direct HTTP probes at once: the setting, or automatically as many as there are instances up to 1,024 (a probe is a socket; a fleet with hung instances is then one timeout, not several).</summary>
-        public int HttpThrottle => ThrottleLimit > 0 ? ThrottleLimit : AutoHttpThrottle;
-
-        /// <summary>Probes over SSH at once (-Via Ssh: an SSH command each, through a jump host): the setting, or 64.</summary>
-        public int SshThrottle => ThrottleLimit > 0 ? ThrottleLimit : 64;
-
-        public const int AutoHttpThrottle = 1024;
-
-        // Guards
-        public double MaxRemoveShare { get; set; } = 0.5;
-        public List<string> MaintenanceTargets { get; set; } = new List<string>();
-        public string MaintenanceTag { get; set; } = "maintenance";
-        /// <summary>How the runbook, self-healing and Remove-RingBalancerTarget take a target out (and put it back).</summary>
-        public RemovalMethod RemovalMethod { get; set; } = RemovalMethod.Delete;
-        /// <summary>
-        /// Tags that mark upstreams/targets owned by a declarative tool (decK, an ingress controller): a change to
-        /// one of them is reverted at the next sync, so the module warns and names the alternative.
-        /// </summary>
-        public List<string> DeclarativeTags { get; set; } = new List<string>();
-        /// <summary>
-        /// What the session learned once and keeps (Kong's version and mode per Admin API address). Shared by the
-        /// copies a cmdlet makes for its overrides; a new context starts empty.
-        /// </summary>
-        public System.Collections.Concurrent.ConcurrentDictionary<string, object> SessionCache { get; } = new System.Collections.Concurrent.ConcurrentDictionary<string, object>();
-
-        // SSH / docker
-        public string SshUser { get; set; }
-        public int SshPort { get; set; } = 22;
-        public string SshKeyPath { get; set; }
-        public Secret SshKeyPassphrase { get; set; }
-        public Secret SshPasswordSecret { get; set; }
-        public string KnownHostsPath { get; set; }
-        /// <summary>Record the key of a host not yet in known_hosts (never a changed one).</summary>
-        public bool AcceptNewHostKey { get; set; }
-        public string JumpHost { get; set; }
-        public bool UseSudo { get; set; }
-        public string ContainerName { get; set; } = "api_key_service";
-        public TimeSpan SshConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
-        public TimeSpan SshCommandTimeout { get; set; } = TimeSpan.FromSeconds(60);
-
-        // Diagnosis / restart
-        /// <summary>An operator's fault-rules file, used before the module's own rules (or instead, when it says so).</summary>
-        public string FaultRulesPath { get; set; }
-        /// <summary>Who owns a dependency fault, by category (e.g. CipherDependency -> a PagerDuty user's email).</summary>
-        public Dictionary<string, string> FaultOwners { get; set; } = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-        /// <summary>How long Restart-KeyService -Wait polls health before giving up (the runbook: "wait for several minutes").</summary>
-        public TimeSpan RestartWaitTimeout { get; set; } = TimeSpan.FromMinutes(5);
-        public TimeSpan RestartPollInterval { get; set; } = TimeSpan.FromSeconds(5);
-
-        // PagerDuty
-        public Uri PagerDutyUri { get; set; } = new Uri("https://api.pagerduty.com/");
-        public Secret PagerDutyToken { get; set; }
-        public string PagerDutyFrom { get; set; }
-        public int PagerDutyMaxRetries { get; set; } = 5;
-        public TimeSpan PagerDutyMaxBackoff { get; set; } = TimeSpan.FromSeconds(30);
-
-        // Central log search (the runbook's "logmet"): an Elasticsearch/OpenSearch _search endpoint
-        public Uri CentralLogUri { get; set; }
-        public string CentralLogIndex { get; set; } = "logstash-*";
-        /// <summary>The runbook's query; the instance's host is ANDed to it.</summary>
-        public string CentralLogQuery { get; set; } = "instance_id:KeyServiceApi";
-        /// <summary>"id:key" or its base64 form (Authorization: ApiKey ...).</summary>
-        public Secret CentralLogApiKey { get; set; }
-        public string CentralLogUser { get; set; }
-        public Secret CentralLogPassword { get; set; }
-        /// <summary>PagerDuty's own TLS settings (never Kong's).</summary>
-        public bool PagerDutySkipCertificateCheck { get; set; }
-        public string PagerDutyCaCertificatePath { get; set; }
-        public bool CentralLogSkipCertificateCheck { get; set; }
-        public string CentralLogCaCertificatePath { get; set; }
-        public int CentralLogPageSize { get; set; } = 500;
-        public int CentralLogMaxRetries { get; set; } = 4;
-        public CentralLogFields CentralLogFields { get; set; } = new CentralLogFields();
-        /// <summary>A unique keyword field to page on where the cluster has no point in time and refuses a sort on _id (Elasticsearch 8).</summary>
-        public string CentralLogTieBreaker { get; set; }
-
-        // One actor per instance: where the lock files live (shared by every operator of the machine) and how long
-        // a second actor waits for the first before InstanceBusy.
-        public string LockDirectory { get; set; }
-        public TimeSpan LockTimeout { get; set; } = TimeSpan.FromSeconds(30);
-
-        // Audit
-        public string AuditLogPath { get; set; } = DefaultAuditLogPath();
+        public HttpSettings Http { get; private set; } = new HttpSettings();
+        public KongSettings Kong { get; private set; } = new KongSettings();
+        public PagerDutySettings PagerDuty { get; private set; } = new PagerDutySettings();
+        public CentralLogSettings CentralLogs { get; private set; } = new CentralLogSettings();
+        public HealthSettings Health { get; private set; } = new HealthSettings();
+        public RemovalSettings Removal { get; private set; } = new RemovalSettings();
+        public SshSettings Ssh { get; private set; } = new SshSettings();
+        public HealingSettings Healing { get; private set; } = new HealingSettings();
+        public SafetySettings Safety { get; private set; } = new SafetySettings();
 
         // Inventory
         public List<InventoryEntry> Inventory { get; set; } = new List<InventoryEntry>();
         public string ConfigPath { get; set; }
+
+        /// <summary>
+        /// What the session learned once and keeps (Kong's version and mode per Admin API address). Shared by the
+        /// copies a cmdlet makes for its overrides; a new context starts empty. Not a setting.
+        /// </summary>
+        public System.Collections.Concurrent.ConcurrentDictionary<string, object> SessionCache { get; private set; } = new System.Collections.Concurrent.ConcurrentDictionary<string, object>();
+
+        /// <summary>The HTTP clients' sections share this context's HTTP section and session cache.</summary>
+        private void Wire()
+        {
+            Kong.Http = Http; this.PagerDuty.Http = Http; this.CentralLogs.Http = Http;
+            Kong.SessionCache = SessionCache; this.CentralLogs.SessionCache = SessionCache;
+        }
 
         public static string DefaultAuditLogPath()
         {
@@ -168,15 +90,7 @@ namespace KeyServiceOps.Core
         {
             var c = new OpsContext();
             string Env(string n) => System.Environment.GetEnvironmentVariable(n);
-            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_KONG_URI"))) c.KongAdminUri = HttpAddress.Require(Env("KEYSERVICEOPS_KONG_URI"), "KEYSERVICEOPS_KONG_URI");
-            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_UPSTREAM"))) c.Upstream = Env("KEYSERVICEOPS_UPSTREAM");
-            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_WORKSPACE"))) c.Workspace = Env("KEYSERVICEOPS_WORKSPACE");
-            c.KongToken = Secret.FromEnvironment("KEYSERVICEOPS_KONG_TOKEN");
-            c.PagerDutyToken = Secret.FromEnvironment("KEYSERVICEOPS_PAGERDUTY_TOKEN");
-            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_PAGERDUTY_URI"))) c.PagerDutyUri = HttpAddress.Require(Env("KEYSERVICEOPS_PAGERDUTY_URI"), "KEYSERVICEOPS_PAGERDUTY_URI");
-            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_PAGERDUTY_FROM"))) c.PagerDutyFrom = Env("KEYSERVICEOPS_PAGERDUTY_FROM");
-            if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_CENTRAL_LOG_URI"))) c.CentralLogUri = HttpAddress.Require(Env("KEYSERVICEOPS_CENTRAL_LOG_URI"), "KEYSERVICEOPS_CENTRAL_LOG_URI");
-            c.CentralLogApiKey = Secret.FromEnvironment("KEYSERVICEOPS_CENTRAL_LOG_APIKEY");
+            ContextSettings.ApplyEnvironment(c);
             if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_CONFIG")) && File.Exists(Env("KEYSERVICEOPS_CONFIG"))) c.LoadConfigFile(Env("KEYSERVICEOPS_CONFIG"));
             return c;
         }
@@ -200,37 +114,32 @@ namespace KeyServiceOps.Core
             return c;
         }
 
-        /// <summary>The Kong client's own settings, taken now.</summary>
-        public KongSettings ForKong() => new KongSettings
-        {
-            AdminUri = KongAdminUri, Token = KongToken, TokenHeader = KongTokenHeader, Workspace = Workspace, SkipCertificateCheck = SkipCertificateCheck,
-            CaCertificatePath = CaCertificatePath, HttpTimeout = HttpTimeout, MaxResponseBytes = MaxResponseBytes, PageSize = KongPageSize, SessionCache = SessionCache,
-        };
+        /// <summary>The Kong client's own section, taken now (a copy: a later Set- does not change a client already made).</summary>
+        public KongSettings ForKong() { var k = Kong.Clone(); k.Http = Http.Clone(); return k; }
 
-        /// <summary>The PagerDuty client's own settings, taken now (its own TLS settings, never Kong's).</summary>
-        public PagerDutySettings ForPagerDuty() => new PagerDutySettings
-        {
-            Uri = PagerDutyUri, Token = PagerDutyToken, From = PagerDutyFrom, SkipCertificateCheck = PagerDutySkipCertificateCheck, CaCertificatePath = PagerDutyCaCertificatePath,
-            HttpTimeout = HttpTimeout, MaxResponseBytes = MaxResponseBytes, MaxRetries = PagerDutyMaxRetries, MaxBackoff = PagerDutyMaxBackoff, InstancePort = HealthPort,
-        };
+        /// <summary>The PagerDuty client's own section, taken now (its own TLS settings, never Kong's).</summary>
+        public PagerDutySettings ForPagerDuty() { var p = this.PagerDuty.Clone(); p.Http = Http.Clone(); p.InstancePort = this.Health.Port; return p; }
 
-        /// <summary>The central log client's own settings, taken now.</summary>
-        public CentralLogSettings ForCentralLogs() => new CentralLogSettings
-        {
-            Uri = CentralLogUri, ApiKey = CentralLogApiKey, User = CentralLogUser, Password = CentralLogPassword, Index = CentralLogIndex, Query = CentralLogQuery,
-            Fields = CentralLogFields, TieBreaker = CentralLogTieBreaker, SessionCache = SessionCache, PageSize = CentralLogPageSize, MaxRetries = CentralLogMaxRetries, SkipCertificateCheck = CentralLogSkipCertificateCheck,
-            CaCertificatePath = CentralLogCaCertificatePath, HttpTimeout = HttpTimeout, MaxResponseBytes = MaxResponseBytes,
-        };
+        /// <summary>The central log client's own section, taken now.</summary>
+        public CentralLogSettings ForCentralLogs() { var c = this.CentralLogs.Clone(); c.Http = Http.Clone(); return c; }
 
         public OpsContext Clone()
         {
             var c = (OpsContext)MemberwiseClone();
+            c.Http = Http.Clone(); c.Kong = Kong.Clone(); c.PagerDuty = this.PagerDuty.Clone(); c.CentralLogs = this.CentralLogs.Clone();
+            c.Health = this.Health.Clone(); c.Removal = Removal.Clone(); c.Ssh = Ssh.Clone(); c.Healing = Healing.Clone(); c.Safety = Safety.Clone();
             c.Inventory = Inventory.ToList();
-            c.MaintenanceTargets = MaintenanceTargets.ToList();
-            c.DeclarativeTags = DeclarativeTags.ToList();
-            c.FaultOwners = new Dictionary<string, string>(FaultOwners, StringComparer.OrdinalIgnoreCase);
-            c.CentralLogFields = CentralLogFields.Clone();
+            c.Wire();
             return c;
+        }
+
+        /// <summary>Takes every setting of <paramref name="other"/> (its sections, inventory and config path); the session cache stays.</summary>
+        public void TakeSettingsOf(OpsContext other)
+        {
+            var o = other.Clone();
+            Http = o.Http; Kong = o.Kong; PagerDuty = o.PagerDuty; CentralLogs = o.CentralLogs; Health = o.Health; Removal = o.Removal;
+            Ssh = o.Ssh; Healing = o.Healing; Safety = o.Safety; Inventory = o.Inventory; ConfigPath = o.ConfigPath;
+            Wire();
         }
 
         /// <summary>
@@ -244,7 +153,7 @@ namespace KeyServiceOps.Core
         public bool SshConfiguredFor(string address)
         {
             var inv = FindInventory(address);
-            return !string.IsNullOrEmpty(SshUser) || !string.IsNullOrEmpty(SshKeyPath) || !string.IsNullOrEmpty(JumpHost) || SshPasswordSecret != null
+            return !string.IsNullOrEmpty(Ssh.User) || !string.IsNullOrEmpty(Ssh.KeyPath) || !string.IsNullOrEmpty(Ssh.JumpHost) || Ssh.Password != null
                    || (inv != null && (!string.IsNullOrEmpty(inv.SshUser) || !string.IsNullOrEmpty(inv.JumpHost) || !string.IsNullOrEmpty(inv.SshKeyPath)));
         }
 
@@ -280,7 +189,7 @@ namespace KeyServiceOps.Core
             // Apply to a copy first: a bad value anywhere changes nothing.
             var trial = Clone();
             ContextSettings.Apply(trial, o, path);
-            foreach (var prop in typeof(OpsContext).GetProperties()) if (prop.CanWrite) prop.SetValue(this, prop.GetValue(trial));
+            TakeSettingsOf(trial);
             ConfigPath = path;
         }
     }

@@ -23,12 +23,12 @@ namespace KeyServiceOps.Core
         public static Redactor For(OpsContext c)
         {
             if (c == null) return None;
-            var raw = new[] { c.KongToken, c.PagerDutyToken, c.CentralLogApiKey, c.CentralLogPassword, c.SshKeyPassphrase, c.SshPasswordSecret }
+            var raw = new[] { c.Kong.Token, c.PagerDuty.Token, c.CentralLogs.ApiKey, c.CentralLogs.Password, c.Ssh.KeyPassphrase, c.Ssh.Password }
                 .Where(s => s != null).Select(s => s.Reveal()).ToList();
             // What a secret becomes on the wire (issue #26): as sent, URL-encoded, JSON-escaped, base64 (with and
             // without padding), the key half of an "id:key" API key, and the base64 of "id:key" / "user:pass" that the
             // ApiKey and Basic headers carry. A server that echoes our headers gives back one of these.
-            if (c.CentralLogPassword != null) raw.Add(c.CentralLogUser + ":" + c.CentralLogPassword.Reveal());
+            if (c.CentralLogs.Password != null) raw.Add(c.CentralLogs.User + ":" + c.CentralLogs.Password.Reveal());
             return Of(raw);
         }
 

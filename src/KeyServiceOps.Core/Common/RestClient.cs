@@ -123,7 +123,7 @@ namespace KeyServiceOps.Core
         private int _requestCount;
 
         /// <summary>The most of an answer that is read; a larger one is ...ResponseTooLarge (a broken or hostile server).</summary>
-        public long MaxResponseBytes { get; set; } = OpsContext.DefaultMaxResponseBytes;
+        public long MaxResponseBytes { get; set; } = HttpSettings.DefaultMaxResponseBytes;
 
         public RestClient(string service, Uri baseUri, HttpMessageHandler handler, TimeSpan timeout, IOpsLog log,
             Action<HttpRequestMessage> authorize, Func<string, string> redact = null)

@@ -32,8 +32,8 @@ namespace KeyServiceOps.Core.Health
         }
 
         public static HealthChecker FromContext(OpsContext ctx, IOpsLog log, TimeSpan? timeout = null)
-            => new HealthChecker(HttpHandlers.Get(false, null), ctx.HealthPath, ctx.ExpectedText,
-                timeout ?? ctx.HealthTimeout, log);
+            => new HealthChecker(HttpHandlers.Get(false, null), ctx.Health.Path, ctx.Health.ExpectedText,
+                timeout ?? ctx.Health.Timeout, log);
 
         public string Path { get; }
         public string ExpectedText { get; }

@@ -31,9 +31,9 @@ namespace KeyServiceOps.Core.PagerDuty
 
         /// <summary>Beside the audit log: audit.jsonl → audit.pending-notes.jsonl.</summary>
         public static NoteOutbox For(OpsContext c)
-            => string.IsNullOrEmpty(c?.AuditLogPath) ? null
-             : new NoteOutbox(System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(c.AuditLogPath)) ?? ".",
-                   System.IO.Path.GetFileNameWithoutExtension(c.AuditLogPath) + ".pending-notes.jsonl"));
+            => string.IsNullOrEmpty(c?.Safety.AuditLogPath) ? null
+             : new NoteOutbox(System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(c.Safety.AuditLogPath)) ?? ".",
+                   System.IO.Path.GetFileNameWithoutExtension(c.Safety.AuditLogPath) + ".pending-notes.jsonl"));
 
         private static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(15);
 

@@ -36,14 +36,14 @@ namespace KeyServiceOps.Core.PagerDuty
                 recommendedAction: "Set-KeyServiceOpsContext -PagerDutyToken (Read-Host -AsSecureString), or -PagerDutyTokenVariable NAME (or KEYSERVICEOPS_PAGERDUTY_TOKEN).");
             var secret = token.RevealForHeader("PagerDuty API token");
             // PagerDuty's own TLS settings: -SkipCertificateCheck meant for a lab Kong never reaches PagerDuty.
-            _rest = new RestClient("PagerDuty", ctx.Uri, HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath), ctx.HttpTimeout, _log,
+            _rest = new RestClient("PagerDuty", ctx.Uri, HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath), ctx.Http.Timeout, _log,
                 req =>
                 {
                     req.Headers.TryAddWithoutValidation("Authorization", "Token token=" + token.RevealForHeader("PagerDuty API token"));
                     req.Headers.TryAddWithoutValidation("Accept", "application/vnd.pagerduty+json;version=2");
                 },
                 Redactor.Of(new[] { secret }).Scrub);
-            _rest.MaxResponseBytes = ctx.MaxResponseBytes;
+            _rest.MaxResponseBytes = ctx.Http.MaxResponseBytes;
             _retry = HttpRetry.Build("PagerDuty", ctx.MaxRetries, baseDelay ?? TimeSpan.FromMilliseconds(500), ctx.MaxBackoff, _log);
             _retryOnce = HttpRetry.Build("PagerDuty", ctx.MaxRetries, baseDelay ?? TimeSpan.FromMilliseconds(500), ctx.MaxBackoff, _log, retryAmbiguous: false);
         }

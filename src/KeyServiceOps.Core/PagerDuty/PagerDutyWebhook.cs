@@ -138,7 +138,7 @@ namespace KeyServiceOps.Core.PagerDuty
         public WebhookReplayGuard(string path) { Path = path; }
 
         public static WebhookReplayGuard For(OpsContext c)
-            => new WebhookReplayGuard(System.IO.Path.ChangeExtension(c.AuditLogPath, null) + ".webhook-events.txt");
+            => new WebhookReplayGuard(System.IO.Path.ChangeExtension(c.Safety.AuditLogPath, null) + ".webhook-events.txt");
 
         /// <summary>True the first time <paramref name="eventId"/> is seen (and records it); false for a replay.</summary>
         public bool FirstTime(string eventId)

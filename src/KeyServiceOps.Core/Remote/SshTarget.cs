@@ -66,18 +66,18 @@ namespace KeyServiceOps.Core.Remote
             var t = new SshTarget
             {
                 Host = address,
-                Port = inv?.SshPort ?? ctx.SshPort,
-                User = inv?.SshUser ?? ctx.SshUser ?? Environment.UserName,
-                KeyPath = inv?.SshKeyPath ?? ctx.SshKeyPath,
-                KeyPassphrase = ctx.SshKeyPassphrase,
-                Password = ctx.SshPasswordSecret,
-                KnownHostsPath = string.IsNullOrEmpty(ctx.KnownHostsPath) ? KnownHostsFile.DefaultPath() : ctx.KnownHostsPath,
-                AcceptNewHostKey = ctx.AcceptNewHostKey,
-                JumpHost = inv?.JumpHost ?? ctx.JumpHost,
-                UseSudo = inv?.UseSudo ?? ctx.UseSudo,
-                Container = ctx.ContainerName,
-                ConnectTimeout = ctx.SshConnectTimeout,
-                CommandTimeout = ctx.SshCommandTimeout,
+                Port = inv?.SshPort ?? ctx.Ssh.Port,
+                User = inv?.SshUser ?? ctx.Ssh.User ?? Environment.UserName,
+                KeyPath = inv?.SshKeyPath ?? ctx.Ssh.KeyPath,
+                KeyPassphrase = ctx.Ssh.KeyPassphrase,
+                Password = ctx.Ssh.Password,
+                KnownHostsPath = string.IsNullOrEmpty(ctx.Ssh.KnownHostsPath) ? KnownHostsFile.DefaultPath() : ctx.Ssh.KnownHostsPath,
+                AcceptNewHostKey = ctx.Ssh.AcceptNewHostKey,
+                JumpHost = inv?.JumpHost ?? ctx.Ssh.JumpHost,
+                UseSudo = inv?.UseSudo ?? ctx.Ssh.UseSudo,
+                Container = ctx.Ssh.ContainerName,
+                ConnectTimeout = ctx.Ssh.ConnectTimeout,
+                CommandTimeout = ctx.Ssh.CommandTimeout,
             };
             ShellText.ValidContainer(t.Container);
             // Checked before any connection, each with its own id (not a library's exception at connect time).

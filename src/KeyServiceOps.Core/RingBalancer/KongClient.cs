@@ -40,10 +40,10 @@ namespace KeyServiceOps.Core.RingBalancer
             var header = string.IsNullOrEmpty(ctx.TokenHeader) ? "Kong-Admin-Token" : ctx.TokenHeader;
             string secret = token?.RevealForHeader("Kong Admin token");
             _rest = new RestClient("Kong", ctx.AdminUri, HttpHandlers.Get(ctx.SkipCertificateCheck, ctx.CaCertificatePath),
-                ctx.HttpTimeout, log,
+                ctx.Http.Timeout, log,
                 req => { if (token != null) req.Headers.TryAddWithoutValidation(header, token.RevealForHeader("Kong Admin token")); },
                 Redactor.Of(new[] { secret }).Scrub);
-            _rest.MaxResponseBytes = ctx.MaxResponseBytes;
+            _rest.MaxResponseBytes = ctx.Http.MaxResponseBytes;
             _prefix = string.IsNullOrEmpty(ctx.Workspace) ? "" : Uri.EscapeDataString(ctx.Workspace) + "/";
             _pageSize = Math.Max(1, Math.Min(1000, ctx.PageSize));
             _log = log ?? NullOpsLog.Instance;

@@ -40,8 +40,8 @@ namespace KeyServiceOps.Core.RingBalancer
             => _kong.FindTargetAsync(upstream, target, ct);
 
         public bool IsMaintenance(RingBalancerTarget t)
-            => (t.Tags ?? new string[0]).Any(x => string.Equals(x, _ctx.MaintenanceTag, StringComparison.OrdinalIgnoreCase))
-               || _ctx.MaintenanceTargets.Any(m => string.Equals(m, t.Target, StringComparison.OrdinalIgnoreCase) || string.Equals(m, t.Address, StringComparison.OrdinalIgnoreCase))
+            => (t.Tags ?? new string[0]).Any(x => string.Equals(x, _ctx.Removal.MaintenanceTag, StringComparison.OrdinalIgnoreCase))
+               || _ctx.Removal.MaintenanceTargets.Any(m => string.Equals(m, t.Target, StringComparison.OrdinalIgnoreCase) || string.Equals(m, t.Address, StringComparison.OrdinalIgnoreCase))
                || (_ctx.FindInventory(t.Address)?.Maintenance ?? false);
 
         /// <summary>
@@ -99,8 +99,8 @@ namespace KeyServiceOps.Core.RingBalancer
             if (decision.TotalTargets < live.Count + removedInThisBatch) decision.TotalTargets = live.Count + removedInThisBatch;
             decision.OutOfRotation = outCount;
             var share = (outCount + 1) / (double)Math.Max(1, decision.TotalTargets);
-            if (share > _ctx.MaxRemoveShare)
-                return Refuse(decision, "RemoveShareExceeded", $"Removing {target.Target} would leave {outCount + 1} of {decision.TotalTargets} targets out of rotation ({share:P0}; {outCount} already out{(outNow.Count > 0 ? ": " + string.Join(", ", outNow.Take(5)) + (outNow.Count > 5 ? ", …" : "") : "")}), over the limit of {_ctx.MaxRemoveShare:P0}.");
+            if (share > _ctx.Removal.MaxRemoveShare)
+                return Refuse(decision, "RemoveShareExceeded", $"Removing {target.Target} would leave {outCount + 1} of {decision.TotalTargets} targets out of rotation ({share:P0}; {outCount} already out{(outNow.Count > 0 ? ": " + string.Join(", ", outNow.Take(5)) + (outNow.Count > 5 ? ", …" : "") : "")}), over the limit of {_ctx.Removal.MaxRemoveShare:P0}.");
 
             var total = others.Sum(t => (double)t.Weight);
             var available = others.Where(Available).Sum(t => (double)t.Weight);
@@ -143,9 +143,9 @@ namespace KeyServiceOps.Core.RingBalancer
         /// <summary>Warns when a declarative tool owns the upstream or the target: its next sync reverts what we change.</summary>
         private async Task WarnDeclarativeAsync(string upstream, IEnumerable<string> targetTags, RemovalMethod method, bool adding, CancellationToken ct)
         {
-            if (_ctx.DeclarativeTags == null || _ctx.DeclarativeTags.Count == 0) return;
+            if (_ctx.Removal.DeclarativeTags == null || _ctx.Removal.DeclarativeTags.Count == 0) return;
             var upstreamTags = (await _kong.GetUpstreamAsync(upstream, ct).ConfigureAwait(false)).Tags ?? new TextList();
-            var hit = _ctx.DeclarativeTags.FirstOrDefault(d => upstreamTags.Concat(targetTags ?? Enumerable.Empty<string>()).Any(t => string.Equals(t, d, StringComparison.OrdinalIgnoreCase)));
+            var hit = _ctx.Removal.DeclarativeTags.FirstOrDefault(d => upstreamTags.Concat(targetTags ?? Enumerable.Empty<string>()).Any(t => string.Equals(t, d, StringComparison.OrdinalIgnoreCase)));
             if (hit == null || method == RemovalMethod.MarkUnhealthy) return;
             _log.Warning(adding
                 ? $"Upstream '{upstream}' is managed declaratively (tag '{hit}'): a target added by hand is deleted again at the next sync (deck gateway sync) unless it is in the state file."
@@ -170,7 +170,7 @@ namespace KeyServiceOps.Core.RingBalancer
                 if (preview.Allowed || q.Force) await confirm(q.ConfirmTarget ?? t.Target, action).ConfigureAwait(false);
                 return new RemovalResult { Guard = preview, Forced = !preview.Allowed && q.Force };
             }
-            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, t.Address ?? t.Target, $"{Verb(q.Method)} {t.Target} from {q.Upstream}", _ctx.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))
+            using (await InstanceLock.AcquireAsync(_ctx.Safety.LockDirectory, t.Address ?? t.Target, $"{Verb(q.Method)} {t.Target} from {q.Upstream}", _ctx.Safety.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))
             {
                 if (!await confirm(q.ConfirmTarget ?? t.Target, action).ConfigureAwait(false))
                     return new RemovalResult { Declined = true, Guard = await EvaluateRemovalAsync(q.Upstream, t, q.RemovedInBatch, ct).ConfigureAwait(false) };
@@ -198,7 +198,7 @@ namespace KeyServiceOps.Core.RingBalancer
         public async Task<TargetChange> RemoveResolvedAsync(string upstream, RingBalancerTarget target, RemovalMethod method, bool forced, string actor, string incident, CancellationToken ct)
         {
             // One actor per instance (a runbook holding it already passes straight through).
-            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, target.Address ?? target.Target, $"{Verb(method)} {target.Target} from {upstream}", _ctx.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))
+            using (await InstanceLock.AcquireAsync(_ctx.Safety.LockDirectory, target.Address ?? target.Target, $"{Verb(method)} {target.Target} from {upstream}", _ctx.Safety.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))
                 return await RemoveResolvedLockedAsync(upstream, target, method, forced, actor, incident, ct).ConfigureAwait(false);
         }
 
@@ -409,8 +409,8 @@ namespace KeyServiceOps.Core.RingBalancer
         /// <summary>Adds a target (or restores a drained one). Health is checked first unless forced.</summary>
         public async Task<TargetChange> AddAsync(string upstream, string target, int weight, string[] tags, bool skipHealthCheck, string actor, string incident, CancellationToken ct, RemovalMethod method = RemovalMethod.Delete)
         {
-            Endpoint.TryParse(target, _ctx.HealthPort, out var lockEp, out _);
-            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, lockEp.Address ?? target, $"add {target} to {upstream}", _ctx.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))
+            Endpoint.TryParse(target, _ctx.Health.Port, out var lockEp, out _);
+            using (await InstanceLock.AcquireAsync(_ctx.Safety.LockDirectory, lockEp.Address ?? target, $"add {target} to {upstream}", _ctx.Safety.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))
                 return method == RemovalMethod.MarkUnhealthy
                     ? await MarkHealthyLockedAsync(upstream, target, skipHealthCheck, actor, incident, ct).ConfigureAwait(false)
                     : await AddLockedAsync(upstream, target, weight, tags, skipHealthCheck, actor, incident, method, ct).ConfigureAwait(false);
@@ -429,7 +429,7 @@ namespace KeyServiceOps.Core.RingBalancer
         private async Task<TargetChange> MarkHealthyLockedAsync(string upstream, string target, bool skipHealthCheck, string actor, string incident, CancellationToken ct)
         {
             await CheckMethodAsync(RemovalMethod.MarkUnhealthy, target, ct).ConfigureAwait(false);
-            Endpoint.TryParse(target, _ctx.HealthPort, out var ep, out _);
+            Endpoint.TryParse(target, _ctx.Health.Port, out var ep, out _);
             var existing = await FindIncludingDrainedAsync(upstream, target, ct).ConfigureAwait(false)
                 ?? throw KongClient.TargetNotFound(upstream, target, "mark healthy");
             if (!skipHealthCheck) await RequireHealthyAsync(upstream, target, ep, ct).ConfigureAwait(false);
@@ -461,7 +461,7 @@ namespace KeyServiceOps.Core.RingBalancer
 
         private async Task<TargetChange> AddLockedAsync(string upstream, string target, int weight, string[] tags, bool skipHealthCheck, string actor, string incident, RemovalMethod method, CancellationToken ct)
         {
-            Endpoint.TryParse(target, _ctx.HealthPort, out var ep, out _);
+            Endpoint.TryParse(target, _ctx.Health.Port, out var ep, out _);
             await CheckMethodAsync(method, target, ct).ConfigureAwait(false);
             var change = new TargetChange { Upstream = upstream, Target = target, Address = ep.Address, Port = ep.Port, Weight = weight, Tags = tags ?? new string[0], Actor = actor ?? "manual", IncidentId = incident, Forced = skipHealthCheck, MethodValue = method };
             // A drained target stays in the upstream with weight 0; Kong 2.x hides it from the single-target GET.

@@ -141,10 +141,10 @@ namespace KeyServiceOps.Core.Runbook
             // a responder on another machine too) and how it stands now.
             if (s.Address != null && _kong != null)
             {
-                var target = $"{s.Address}:{_ctx.HealthPort}";
+                var target = $"{s.Address}:{_ctx.Health.Port}";
                 try
                 {
-                    var upstream = _ctx.Upstream;
+                    var upstream = _ctx.Kong.Upstream;
                     var now = await _kong.FindIncludingDrainedAsync(upstream, target, ct).ConfigureAwait(false);
                     if (now?.CreatedAt != null && now.CreatedAt >= from && now.CreatedAt <= to)
                         Add(now.CreatedAt, "Kong", null, "Listed", target, $"{target} created in upstream '{upstream}' (weight {now.Weight})", "Kong target created_at");
@@ -175,7 +175,7 @@ namespace KeyServiceOps.Core.Runbook
                         var state = await _docker.InspectAsync(t, ct).ConfigureAwait(false);
                         if (state.StartedAt >= from) Add(state.StartedAt, "Container", null, "Started", s.Address, $"{t.Container} started (restart count {state.RestartCount})", "docker inspect .State.StartedAt");
                         if (state.FinishedAt >= from && state.FinishedAt <= to) Add(state.FinishedAt, "Container", null, "Exited", s.Address, $"{t.Container} exited (exit code {state.ExitCode}{(state.OOMKilled ? ", out of memory" : "")})", "docker inspect .State.FinishedAt");
-                        var faults = new FaultAnalyzer(_rules, _ctx.FaultOwners, null);
+                        var faults = new FaultAnalyzer(_rules, _ctx.Healing.FaultOwners, null);
                         await _docker.LogsAsync(t, new LogQuery { Since = ShellText.ValidTime(from, "Since"), Until = ShellText.ValidTime(to, "Until") }, faults.Add, ct).ConfigureAwait(false);
                         foreach (var f in faults.Results().Where(f => f.FirstSeen != null))
                             Add(f.FirstSeen, "Logs", null, "Fault", s.Address, $"{f.Category} ({f.Count} {(f.Count == 1 ? "line" : "lines")}): {f.LastEvidence}", "docker logs, rule " + f.Rule);

@@ -34,7 +34,7 @@ namespace KeyServiceOps.Core.Runbook
                 {
                     Address = t.Address, Port = t.Port, Upstream = upstream, InRingBalancer = t.Weight > 0, Weight = t.Weight,
                     KongHealth = t.KongHealth, Tags = t.Tags, Source = "RingBalancer",
-                    Maintenance = (t.Tags ?? new string[0]).Contains(ctx.MaintenanceTag, StringComparer.OrdinalIgnoreCase),
+                    Maintenance = (t.Tags ?? new string[0]).Contains(ctx.Removal.MaintenanceTag, StringComparer.OrdinalIgnoreCase),
                 };
             }
             foreach (var e in inventory ?? Enumerable.Empty<InventoryEntry>())
@@ -44,13 +44,13 @@ namespace KeyServiceOps.Core.Runbook
                     map[key] = i = new KeyServiceInstance { Address = e.Address, Port = e.Port, Upstream = upstream, Source = "Inventory" };
                 else i.Source = "RingBalancer+Inventory";
                 i.Environment = e.Environment;
-                i.SshUser = e.SshUser ?? ctx.SshUser;
-                i.SshPort = e.SshPort ?? ctx.SshPort;
-                i.JumpHost = e.JumpHost ?? ctx.JumpHost;
+                i.SshUser = e.SshUser ?? ctx.Ssh.User;
+                i.SshPort = e.SshPort ?? ctx.Ssh.Port;
+                i.JumpHost = e.JumpHost ?? ctx.Ssh.JumpHost;
                 i.Maintenance |= e.Maintenance;
             }
             foreach (var i in map.Values)
-                if (ctx.MaintenanceTargets.Any(m => string.Equals(m, i.Target, StringComparison.OrdinalIgnoreCase) || string.Equals(m, i.Address, StringComparison.OrdinalIgnoreCase)))
+                if (ctx.Removal.MaintenanceTargets.Any(m => string.Equals(m, i.Target, StringComparison.OrdinalIgnoreCase) || string.Equals(m, i.Address, StringComparison.OrdinalIgnoreCase)))
                     i.Maintenance = true;
             return map.Values.OrderBy(i => i.Address, StringComparer.Ordinal).ThenBy(i => i.Port).ToList();
         }

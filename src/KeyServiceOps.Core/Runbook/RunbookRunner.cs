@@ -167,7 +167,7 @@ namespace KeyServiceOps.Core.Runbook
         public async Task<RunbookSummary> RunAsync(Endpoint ep, RunbookOptions o, Func<string, string, Task<bool>> confirm, Action<RunbookStepResult> emit, CancellationToken ct)
         {
             var total = Stopwatch.StartNew();
-            var r = new Run { Ep = ep, Upstream = o.Upstream ?? _ctx.Upstream, O = o, Confirm = confirm, Emit = emit, WhatIf = o.WhatIf };
+            var r = new Run { Ep = ep, Upstream = o.Upstream ?? _ctx.Kong.Upstream, O = o, Confirm = confirm, Emit = emit, WhatIf = o.WhatIf };
             var summary = new RunbookSummary { Address = ep.Address, Target = ep.Target, Upstream = r.Upstream };
             r.Incident = await FindIncidentAsync(r, ep, o.IncidentId, ct).ConfigureAwait(false);
             summary.IncidentId = r.Incident;
@@ -179,7 +179,7 @@ namespace KeyServiceOps.Core.Runbook
             }
             if (o.WhatIf) return await RunLockedAsync(r, summary, total, ct).ConfigureAwait(false); // decides only: no lock
             // One actor per instance for the whole run: a second runbook (another operator) waits, then sees the result.
-            using (await InstanceLock.AcquireAsync(_ctx.LockDirectory, ep.Address, $"Invoke-KeyServiceRunbook {ep.Target}{(r.Incident != null ? " for incident " + r.Incident : "")}", o.LockTimeout ?? _ctx.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))
+            using (await InstanceLock.AcquireAsync(_ctx.Safety.LockDirectory, ep.Address, $"Invoke-KeyServiceRunbook {ep.Target}{(r.Incident != null ? " for incident " + r.Incident : "")}", o.LockTimeout ?? _ctx.Safety.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))
                 return await RunLockedAsync(r, summary, total, ct).ConfigureAwait(false);
         }
 
@@ -268,7 +268,7 @@ namespace KeyServiceOps.Core.Runbook
             // The one removal path: confirm, then the guard on a fresh read inside the lease, then the change.
             var removal = await _rb.RemoveSafelyAsync(new RemovalRequest
             {
-                Upstream = r.Upstream, Target = target, Method = _ctx.RemovalMethod, WhatIf = r.O.WhatIf, Actor = r.O.Actor, Incident = r.Incident,
+                Upstream = r.Upstream, Target = target, Method = _ctx.Removal.Method, WhatIf = r.O.WhatIf, Actor = r.O.Actor, Incident = r.Incident,
                 ConfirmTarget = ep.Target, Action = $"Remove from upstream '{r.Upstream}' (runbook step 2)",
             }, r.Confirm, ct).ConfigureAwait(false);
             var guard = removal.Guard;
@@ -290,7 +290,7 @@ namespace KeyServiceOps.Core.Runbook
             (StepOutcome, string) Stop(StepOutcome outcome, string detail) { r.StopAfterDiagnosis = true; return (outcome, detail); }
             if (r.Ssh == null) return Stop(StepOutcome.Failed, "no SSH route to the VM (see the warning)");
             Report(r, $"reading the logs of {r.Ssh.Container} on {ep.Address}");
-            var faults = await _docker.DiagnoseAsync(r.Ssh, r.O.DiagnoseTail, _rules, _ctx.FaultOwners, ct).ConfigureAwait(false);
+            var faults = await _docker.DiagnoseAsync(r.Ssh, r.O.DiagnoseTail, _rules, _ctx.Healing.FaultOwners, ct).ConfigureAwait(false);
             r.Faults = faults;
             var blocking = FaultAnalyzer.BlockingFault(faults);
             var found = faults.Count == 0 ? "no special error in the logs" : string.Join(", ", faults.Select(f => $"{f.Category} ({f.Count} {(f.Count == 1 ? "line" : "lines")})"));
@@ -358,7 +358,7 @@ namespace KeyServiceOps.Core.Runbook
             {
                 restart = await _restarter.RestartAsync(r.Ssh, new RestartOptions
                 {
-                    LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout, Leases = _ctx.Leases,
+                    LockDirectory = _ctx.Safety.LockDirectory, LockTimeout = _ctx.Safety.LockTimeout, Leases = _ctx.Leases,
                     Wait = true, Timeout = r.O.RestartTimeout, PollInterval = r.O.PollInterval, KnownFaults = faults, Via = r.O.Via,
                     HealthPort = ep.Port, IncidentId = r.Incident, Actor = r.O.Actor, PriorSince = PriorSince(r), PriorSinceIsWindow = r.IncidentCreated == null,
                 }, p => Report(r, $"{p.Phase}; {Math.Ceiling(p.Remaining.TotalSeconds):0} s left", (int)Math.Ceiling(p.Remaining.TotalSeconds)), ct).ConfigureAwait(false);
@@ -391,7 +391,7 @@ namespace KeyServiceOps.Core.Runbook
             if (existing != null && existing.Weight > 0 && !r.MarkedUnhealthy) return (StepOutcome.AlreadyDone, $"{ep.Target} is already in '{r.Upstream}'");
             if (!await r.Confirm(ep.Target, $"Add back to upstream '{r.Upstream}' (runbook step 4)").ConfigureAwait(false))
                 return (StepOutcome.WouldDo, $"would add {ep.Target} back to '{r.Upstream}'");
-            var change = await _rb.AddAsync(r.Upstream, ep.Target, 100, null, false, r.O.Actor, r.Incident, ct, r.MarkedUnhealthy ? RemovalMethod.MarkUnhealthy : _ctx.RemovalMethod).ConfigureAwait(false);
+            var change = await _rb.AddAsync(r.Upstream, ep.Target, 100, null, false, r.O.Actor, r.Incident, ct, r.MarkedUnhealthy ? RemovalMethod.MarkUnhealthy : _ctx.Removal.Method).ConfigureAwait(false);
             r.Actions.Add($"{change.Action} {ep.Target}");
             await NoteAsync(r, $"added target {ep.Target} back to upstream {r.Upstream} (runbook step 4: the API is available and operational)", ct).ConfigureAwait(false);
             return (StepOutcome.Done, $"{change.Action}: {change.Detail}");

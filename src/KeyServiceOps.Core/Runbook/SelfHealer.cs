@@ -153,7 +153,7 @@ namespace KeyServiceOps.Core.Runbook
         public async Task<List<SelfHealingAction>> PassAsync(SelfHealingOptions o, Func<string, string, Task<bool>> confirm, Action<SelfHealingAction> emit, CancellationToken ct,
             Action<SelfHealingPassSummary> summary = null)
         {
-            var upstream = o.Upstream ?? _ctx.Upstream;
+            var upstream = o.Upstream ?? _ctx.Kong.Upstream;
             var statePath = o.StatePath ?? SelfHealingOptions.DefaultStatePath();
             var results = new List<SelfHealingAction>();
             var sum = new SelfHealingPassSummary { Upstream = upstream, Time = o.Clock(), WhatIf = o.WhatIf };
@@ -197,8 +197,8 @@ namespace KeyServiceOps.Core.Runbook
                 // What a lost answer left Unknown in the audit log is settled from this listing (not under -WhatIf).
                 if (!o.WhatIf) _rb.SettleUnknown(upstream, targets);
                 var watch = HealingPolicy.Watch(state, upstream, targets, out var present);
-                var endpoints = watch.Select(w => Endpoint.Parse(w, _ctx.HealthPort)).ToList();
-                var probes = await _health.CheckManyAsync(endpoints, _ctx.HttpThrottle, ct).ConfigureAwait(false);
+                var endpoints = watch.Select(w => Endpoint.Parse(w, _ctx.Health.Port)).ToList();
+                var probes = await _health.CheckManyAsync(endpoints, _ctx.Health.HttpThrottle, ct).ConfigureAwait(false);
                 // A probe cut short by Ctrl+C says nothing about the instance: never act on a cancelled pass's checks.
                 ct.ThrowIfCancellationRequested();
                 var seen = watch.Select((w, i) =>
@@ -277,15 +277,15 @@ namespace KeyServiceOps.Core.Runbook
             {
                 removal = await _rb.RemoveSafelyAsync(new RemovalRequest
                 {
-                    Upstream = upstream, Target = t, Method = _ctx.RemovalMethod, RemovedInBatch = removedThisPass, WhatIf = o.WhatIf,
+                    Upstream = upstream, Target = t, Method = _ctx.Removal.Method, RemovedInBatch = removedThisPass, WhatIf = o.WhatIf,
                     Actor = o.Actor, Incident = incident, ConfirmTarget = key, Action = $"Remove from upstream '{upstream}' (self-healing: {s.Failures} failed checks)",
                     // Remembered before Kong is asked. Undone only when Kong answered (or was read back showing) that nothing
                     // changed: a removal that may have landed and was forgotten would never be added back.
-                    BeforeChange = () => { HealingPolicy.MarkRemoved(s, now, _ctx.RemovalMethod); Save(statePath, state); marked = true; },
+                    BeforeChange = () => { HealingPolicy.MarkRemoved(s, now, _ctx.Removal.Method); Save(statePath, state); marked = true; },
                     // Another responder may have fixed it while this pass waited for the lease: health is asked again.
                     StillWanted = async c =>
                     {
-                        var h = await _health.CheckAsync(Endpoint.Parse(s.Address, s.Port > 0 ? s.Port : _ctx.HealthPort), c).ConfigureAwait(false);
+                        var h = await _health.CheckAsync(Endpoint.Parse(s.Address, s.Port > 0 ? s.Port : _ctx.Health.Port), c).ConfigureAwait(false);
                         return h.Healthy ? $"healthy again when its turn came ({h.Detail}): not removed" : null;
                     },
                 }, confirm, ct).ConfigureAwait(false);
@@ -367,7 +367,7 @@ namespace KeyServiceOps.Core.Runbook
             try
             {
                 var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
-                await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, PriorSince = (s.RemovedAt ?? now) - o.StartupGrace, IgnoreOwnRestarts = true, Actor = o.Actor, HealthPort = s.Port, LockDirectory = _ctx.LockDirectory, LockTimeout = _ctx.LockTimeout, Leases = _ctx.Leases }, null, ct).ConfigureAwait(false);
+                await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, PriorSince = (s.RemovedAt ?? now) - o.StartupGrace, IgnoreOwnRestarts = true, Actor = o.Actor, HealthPort = s.Port, LockDirectory = _ctx.Safety.LockDirectory, LockTimeout = _ctx.Safety.LockTimeout, Leases = _ctx.Leases }, null, ct).ConfigureAwait(false);
                 HealingPolicy.Restarted(state, s, now, o);
                 Save(statePath, state);
                 var a = A(StepOutcome.Done, HealingReason.Unhealthy, $"restart {s.Restarts.Count} of at most {o.MaxRestartsPerHour} this hour; start-up grace {o.StartupGrace.TotalSeconds:0} s", null);

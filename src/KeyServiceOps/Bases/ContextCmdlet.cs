@@ -1,69 +1,76 @@
 using System;
-using System.Linq;
+using System.Collections.Generic;
 using System.Management.Automation;
-using System.Security;
 using KeyServiceOps.Core;
+using KeyServiceOps.Core.Audit;
 using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.PagerDuty;
+using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Core.RingBalancer;
-using KeyServiceOps.Core.Runbook;
-using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Commands
 {
-    /// <summary>Context plumbing: the session's defaults, overridden per call by the derived cmdlet's parameters.</summary>
-    public abstract class ContextCmdlet : OpsCmdlet, IDynamicParameters
+    /// <summary>
+    /// Every cmdlet that talks to the estate: the settings of this call (the session's, or -Context's, with the per-call
+    /// overrides this cmdlet declares), and the clients made from them.
+    /// </summary>
+    public abstract class ContextCmdlet : OpsCmdlet
     {
-        private RuntimeDefinedParameterDictionary _groups;
+        /// <summary>A context from New-KeyServiceOpsContext (or Get-KeyServiceOpsContext): this call talks to that estate, not the session's.</summary>
+        [Parameter] public KeyServiceOpsContext Context { get; set; }
 
-        /// <summary>The parameter groups this cmdlet offers (its [ParameterGroups]), those that apply to this call.</summary>
-        public object GetDynamicParameters()
-        {
-            var a = System.Reflection.CustomAttributeExtensions.GetCustomAttribute<ParameterGroupsAttribute>(GetType(), true);
-            if (a == null) return null;
-            return _groups = ParameterGroups.Offer(a.Groups.Where(Offers), a.ParameterSetName);
-        }
+        /// <summary>
+        /// The per-call overrides this cmdlet declares: its parameter → the setting it overrides (ContextSettings names;
+        /// a SecureString or PSCredential parameter → the secret it sets). Applied by <see cref="SettingParameters"/>.
+        /// </summary>
+        protected virtual IReadOnlyDictionary<string, string> Overrides => SettingParameters.None;
 
-        /// <summary>Whether a group applies to this call (given what is bound so far); every declared group by default.</summary>
-        protected virtual bool Offers(Type group) => true;
-
-        /// <summary>The values given for a group's parameters (defaults when not given or not offered).</summary>
-        protected T Group<T>() where T : new() => ParameterGroups.Get<T>(_groups);
-
-        private OpsContext _ctx;
+        private OpsContext _settings;
         private AuditLog _audit;
-        protected OpsContext Context => _ctx ?? (_ctx = Build());
-        protected AuditLog Audit => _audit ?? (_audit = new AuditLog(Context.AuditLogPath));
+
+        /// <summary>The settings of this call.</summary>
+        protected OpsContext Settings => _settings ?? (_settings = Build());
+        protected AuditLog Audit => _audit ?? (_audit = new AuditLog(Settings.Safety.AuditLogPath));
 
         private OpsContext Build()
         {
-            var c = ContextStore.Current.Clone();
-            try { ApplyOverrides(c); }
+            var c = (Context?.Settings ?? ContextStore.Current).Clone();
             // Scrubbed with what is known so far: the cmdlet's own Redactor would need this very context (and recurse).
+            try { SettingParameters.Apply(c, MyInvocation.BoundParameters, Overrides, GetUnresolvedProviderPathFromPSPath); }
             catch (OpsException e) { ThrowTerminatingError(OpsErrorRecord.From(e, Redactor.For(c))); }
             // Every change to an instance also takes its lease on the VM (issue #25), through this runspace's SSH pool.
-            c.Leases = new KeyServiceOps.Core.Remote.VmLeases(c, new KeyServiceOps.Core.Remote.RemoteShell(SshPoolStore.Current, Log), Log);
+            c.Leases = new VmLeases(c, new RemoteShell(SshPoolStore.Current, Log), Log);
             return c;
         }
 
-        protected virtual void ApplyOverrides(OpsContext c) { }
-
         private Redactor _redactor;
-        protected override Redactor Redactor => _redactor ?? (_redactor = Redactor.For(Context));
+        protected override Redactor Redactor => _redactor ?? (_redactor = Redactor.For(Settings));
 
-        protected HealthChecker NewHealthChecker(TimeSpan? timeout = null) => HealthChecker.FromContext(Context, Log, timeout);
+        protected HealthChecker NewHealthChecker(TimeSpan? timeout = null) => HealthChecker.FromContext(Settings, Log, timeout);
 
         private RingBalancerService _rb;
         protected RingBalancerService RingBalancer
-            => _rb ?? (_rb = Setup(() => new RingBalancerService(Context, new KongClient(Context.ForKong(), Log), NewHealthChecker(), Audit, Log)));
+            => _rb ?? (_rb = Setup(() => new RingBalancerService(Settings, new KongClient(Settings.ForKong(), Log), NewHealthChecker(), Audit, Log)));
 
-        protected string UpstreamOrDefault(string upstream) => string.IsNullOrEmpty(upstream) ? Context.Upstream : upstream;
+        protected string UpstreamOrDefault(string upstream) => string.IsNullOrEmpty(upstream) ? Settings.Kong.Upstream : upstream;
 
         private PagerDutyClient _pd;
         /// <summary>The PagerDuty client; a terminating error when no token is set.</summary>
-        protected PagerDutyClient PagerDuty => _pd ?? (_pd = Setup(() => new PagerDutyClient(Context.ForPagerDuty(), Log, Audit, RetryBaseDelay("KEYSERVICEOPS_PD_RETRY_BASE_MS"))));
+        protected PagerDutyClient PagerDuty => _pd ?? (_pd = Setup(() => new PagerDutyClient(Settings.ForPagerDuty(), Log, Audit, RetryBaseDelay("KEYSERVICEOPS_PD_RETRY_BASE_MS"))));
         /// <summary>The PagerDuty client, or null when PagerDuty is not configured (notes are then skipped).</summary>
-        protected PagerDutyClient PagerDutyIfConfigured => Context.PagerDutyToken == null ? null : PagerDuty;
+        protected PagerDutyClient PagerDutyIfConfigured => Settings.PagerDuty.Token == null ? null : PagerDuty;
+
+        private DockerClient _docker;
+        /// <summary>docker on the instances' VMs, over this runspace's SSH pool.</summary>
+        protected DockerClient Docker => _docker ?? (_docker = new DockerClient(new RemoteShell(SshPoolStore.Current, Log), Log));
+
+        /// <summary>The SSH target for an address (inventory applied); bad input is an error for that item, before any connection.</summary>
+        protected SshTarget SshTargetFor(string address)
+        {
+            if (!Endpoint.TryParse(address, Settings.Health.Port, out var ep, out var why))
+                throw Endpoint.InvalidAddress(address, why);
+            return SshTarget.For(Settings, ep.Address);
+        }
 
         /// <summary>Tests shorten retry back-offs through environment variables; operators never need them.</summary>
         protected static TimeSpan? RetryBaseDelay(string variable)

@@ -1,11 +1,17 @@
-using KeyServiceOps.Core;
+using System.Collections.Generic;
+using System.Management.Automation;
+using System.Security;
 
 namespace KeyServiceOps.Commands
 {
-    /// <summary>Everything that talks to the Kong Admin API: the Kong parameter group.</summary>
-    [ParameterGroups(typeof(KongParameters))]
+    /// <summary>Cmdlets that talk to the Kong Admin API only: Kong's address and credentials may be given per call.</summary>
     public abstract class KongCmdlet : ContextCmdlet
     {
-        protected override void ApplyOverrides(OpsContext c) => EndpointOverrides.Kong(c, Group<KongParameters>());
+        [Parameter] public System.Uri KongAdminUri { get; set; }
+        [Parameter] public string Workspace { get; set; }
+        [Parameter] public SecureString KongToken { get; set; }
+        [Parameter] public SwitchParameter SkipCertificateCheck { get; set; }
+
+        protected override IReadOnlyDictionary<string, string> Overrides => SettingParameters.Kong;
     }
 }

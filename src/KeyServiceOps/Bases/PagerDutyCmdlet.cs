@@ -1,11 +1,15 @@
-using KeyServiceOps.Core;
+using System.Collections.Generic;
+using System.Management.Automation;
+using System.Security;
 
 namespace KeyServiceOps.Commands
 {
-    /// <summary>Everything that talks to PagerDuty: the PagerDuty parameter group.</summary>
-    [ParameterGroups(typeof(PagerDutyParameters))]
+    /// <summary>Cmdlets that talk to PagerDuty only: its address and token may be given per call.</summary>
     public abstract class PagerDutyCmdlet : ContextCmdlet
     {
-        protected override void ApplyOverrides(OpsContext c) => EndpointOverrides.PagerDuty(c, Group<PagerDutyParameters>());
+        [Parameter] public System.Uri PagerDutyUri { get; set; }
+        [Parameter] public SecureString PagerDutyToken { get; set; }
+
+        protected override IReadOnlyDictionary<string, string> Overrides => SettingParameters.PagerDuty;
     }
 }

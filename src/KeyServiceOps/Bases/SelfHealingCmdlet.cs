@@ -9,7 +9,7 @@ using KeyServiceOps.Core.Runbook;
 namespace KeyServiceOps.Commands
 {
     /// <summary>Parameters of a self-healing pass (one pass, or the loop).</summary>
-    public abstract class SelfHealingCmdlet : RunbookCmdlet
+    public abstract class SelfHealingCmdlet : ContextCmdlet
     {
         [Parameter] [ArgumentCompleter(typeof(UpstreamCompleter))] public string Upstream { get; set; }
         [Parameter, ValidateRange(1, 100)] public int FailuresToRemove { get; set; } = 3;
@@ -37,10 +37,10 @@ namespace KeyServiceOps.Commands
             get
             {
                 if (_healer != null) return _healer;
-                var rules = Setup(() => FaultRuleSet.Load(Context.FaultRulesPath));
+                var rules = Setup(() => FaultRuleSet.Load(Settings.Healing.FaultRulesPath));
                 var health = NewHealthChecker();
-                var restarter = Restart ? new KeyServiceRestarter(Docker, health, Audit, rules, Context.FaultOwners, Log) : null;
-                return _healer = new SelfHealer(Context, RingBalancer, health, restarter, PagerDutyIfConfigured, Log);
+                var restarter = Restart ? new KeyServiceRestarter(Docker, health, Audit, rules, Settings.Healing.FaultOwners, Log) : null;
+                return _healer = new SelfHealer(Settings, RingBalancer, health, restarter, PagerDutyIfConfigured, Log);
             }
         }
 

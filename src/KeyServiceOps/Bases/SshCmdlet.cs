@@ -1,43 +1,31 @@
-using System;
-using System.Collections.Concurrent;
+using System.Collections.Generic;
 using System.Management.Automation;
-using System.Management.Automation.Runspaces;
 using System.Security;
-using KeyServiceOps.Core;
-using KeyServiceOps.Core.Remote;
 
 namespace KeyServiceOps.Commands
 {
-    /// <summary>Everything that runs commands on an instance's VM over SSH: the SSH parameter group.</summary>
-    [ParameterGroups(typeof(SshParameters))]
+    /// <summary>
+    /// Cmdlets that work on one instance's VM over SSH (its log, its container, a restart): how to reach the VM may be
+    /// given per call — a one-off look with another user, key or jump host is what operators reach for.
+    /// </summary>
     public abstract class SshCmdlet : ContextCmdlet
     {
-        private DockerClient _docker;
+        [Parameter] public string SshUser { get; set; }
+        [Parameter] public int SshPort { get; set; }
+        [Parameter] public string SshKeyPath { get; set; }
+        [Parameter] public SecureString SshKeyPassphrase { get; set; }
+        /// <summary>User and password (password and keyboard-interactive authentication).</summary>
+        [Parameter, Credential] public PSCredential Credential { get; set; }
+        [Parameter] public string KnownHostsPath { get; set; }
+        /// <summary>Record the host key of a VM not yet in known_hosts (a changed key is still refused).</summary>
+        [Parameter] public SwitchParameter AcceptNewHostKey { get; set; }
+        [Parameter] public string JumpHost { get; set; }
+        /// <summary>Run docker as `sudo -n docker`.</summary>
+        [Parameter] public SwitchParameter UseSudo { get; set; }
+        [Parameter] public string Container { get; set; }
+        [Parameter] public double ConnectTimeoutSec { get; set; }
+        [Parameter] public double CommandTimeoutSec { get; set; }
 
-        protected override void ApplyOverrides(OpsContext c)
-        {
-            var b = MyInvocation.BoundParameters;
-            var s = Group<SshParameters>();
-            new SshOverrides
-            {
-                User = s.SshUser, Port = b.ContainsKey(nameof(s.SshPort)) ? s.SshPort : (int?)null, KeyPath = s.SshKeyPath, KeyPassphrase = s.SshKeyPassphrase,
-                Credential = s.Credential, KnownHostsPath = s.KnownHostsPath, AcceptNewHostKey = b.ContainsKey(nameof(s.AcceptNewHostKey)) ? s.AcceptNewHostKey.IsPresent : (bool?)null,
-                JumpHost = s.JumpHost, UseSudo = b.ContainsKey(nameof(s.UseSudo)) ? s.UseSudo.IsPresent : (bool?)null, Container = s.Container,
-                ConnectTimeoutSec = b.ContainsKey(nameof(s.ConnectTimeoutSec)) ? s.ConnectTimeoutSec : (double?)null,
-                CommandTimeoutSec = b.ContainsKey(nameof(s.CommandTimeoutSec)) ? s.CommandTimeoutSec : (double?)null,
-            }.ApplyTo(c, GetUnresolvedProviderPathFromPSPath);
-        }
-
-        protected SshSessionPool Pool => SshPoolStore.Current;
-
-        protected DockerClient Docker => _docker ?? (_docker = new DockerClient(new RemoteShell(Pool, Log), Log));
-
-        /// <summary>The SSH target for an address (inventory applied); bad input is an error for that item, before any connection.</summary>
-        protected SshTarget SshTargetFor(string address)
-        {
-            if (!Endpoint.TryParse(address, Context.HealthPort, out var ep, out var why))
-                throw Endpoint.InvalidAddress(address, why);
-            return SshTarget.For(Context, ep.Address);
-        }
+        protected override IReadOnlyDictionary<string, string> Overrides => SettingParameters.Ssh;
     }
 }

@@ -12,7 +12,7 @@ namespace KeyServiceOps.Commands
 {
     [Cmdlet(VerbsDiagnostic.Test, "KeyServiceHealth")]
     [OutputType(typeof(HealthResult), typeof(bool))]
-    public sealed class TestKeyServiceHealthCommand : SshCmdlet
+    public sealed class TestKeyServiceHealthCommand : ContextCmdlet
     {
         private const int ActivityId = 3201;
         private readonly Queue<Task<HealthResult>> _pending = new Queue<Task<HealthResult>>();
@@ -41,32 +41,26 @@ namespace KeyServiceOps.Commands
 
         [Parameter] public string Path { get; set; }
         [Parameter] public string ExpectedText { get; set; }
-        [Parameter, ValidateRange(0.05, 600)] public double TimeoutSec { get; set; }
-        [Parameter, ValidateRange(0, 1024)] public int ThrottleLimit { get; set; }
+        [Parameter] public double TimeoutSec { get; set; }
+        [Parameter] public int ThrottleLimit { get; set; }
         /// <summary>Http (default): probe from here. Ssh: run the runbook's curl to localhost on the VM, for ports not reachable from here.</summary>
         [Parameter] public KeyServiceOps.Core.Remote.HealthVia Via { get; set; } = KeyServiceOps.Core.Remote.HealthVia.Http;
 
         /// <summary>Return one bool: true when every instance checked is healthy.</summary>
         [Parameter] public SwitchParameter Quiet { get; set; }
 
-        /// <summary>The SSH parameters apply to -Via Ssh only (the probe then runs curl on the VM).</summary>
-        protected override bool Offers(Type group) => group != typeof(SshParameters) || Via == KeyServiceOps.Core.Remote.HealthVia.Ssh;
-
-        protected override void ApplyOverrides(OpsContext c)
+        /// <summary>This call's health check: the health settings it may override (SSH for -Via Ssh comes from the context, or -Context).</summary>
+        protected override IReadOnlyDictionary<string, string> Overrides => OverrideMap;
+        private static readonly IReadOnlyDictionary<string, string> OverrideMap = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
         {
-            base.ApplyOverrides(c);
-            if (Path != null) c.HealthPath = Path;
-            if (ExpectedText != null) c.ExpectedText = ExpectedText;
-            var b = MyInvocation.BoundParameters;
-            if (b.ContainsKey(nameof(TimeoutSec))) c.HealthTimeout = TimeSpan.FromSeconds(TimeoutSec);
-            if (b.ContainsKey(nameof(ThrottleLimit))) c.ThrottleLimit = ThrottleLimit;
-        }
+            ["Path"] = "HealthPath", ["ExpectedText"] = "ExpectedText", ["TimeoutSec"] = "HealthTimeoutSec", ["ThrottleLimit"] = "ThrottleLimit",
+        };
 
         protected override void BeginProcessing()
         {
             _checker = NewHealthChecker();
             if (Via == KeyServiceOps.Core.Remote.HealthVia.Ssh) { var _ = Docker; } // made here, not on a worker thread
-            _gate = new SemaphoreSlim(Via == KeyServiceOps.Core.Remote.HealthVia.Ssh ? Context.SshThrottle : Context.HttpThrottle);
+            _gate = new SemaphoreSlim(Via == KeyServiceOps.Core.Remote.HealthVia.Ssh ? Settings.Health.SshThrottle : Settings.Health.HttpThrottle);
             _clock.Start();
         }
 
@@ -74,7 +68,7 @@ namespace KeyServiceOps.Commands
         {
             foreach (var a in Address ?? new string[0])
             {
-                if (!Endpoint.TryParse(a, Port > 0 ? Port : Context.HealthPort, out var ep, out var why))
+                if (!Endpoint.TryParse(a, Port > 0 ? Port : Settings.Health.Port, out var ep, out var why))
                 {
                     WriteOpsError(Endpoint.InvalidAddress(a, why));
                     continue;

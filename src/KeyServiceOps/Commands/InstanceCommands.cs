@@ -31,14 +31,14 @@ namespace KeyServiceOps.Commands
             {
                 var upstream = UpstreamOrDefault(Upstream);
                 List<RingBalancerTarget> targets = null;
-                if (Source != InstanceSource.Inventory && (Context.KongAdminUri != null || Source == InstanceSource.RingBalancer))
+                if (Source != InstanceSource.Inventory && (Settings.Kong.AdminUri != null || Source == InstanceSource.RingBalancer))
                 {
                     targets = Await(RingBalancer.Kong.GetTargetsAsync(upstream, Cancellation));
                     var health = Await(RingBalancer.Kong.GetHealthAsync(upstream, Cancellation));
                     foreach (var t in targets) t.KongHealth = health.TryGetValue(t.Target, out var h) ? h : null;
                 }
                 else if (Source == InstanceSource.All) WriteVerbose("No Kong Admin API is configured: listing the inventory only.");
-                _all = KeyServiceInstance.Merge(upstream, targets, Source == InstanceSource.RingBalancer ? null : Context.Inventory, Context);
+                _all = KeyServiceInstance.Merge(upstream, targets, Source == InstanceSource.RingBalancer ? null : Settings.Inventory, Settings);
             }
             IEnumerable<KeyServiceInstance> result = _all;
             if (Environment != null)
@@ -50,7 +50,7 @@ namespace KeyServiceOps.Commands
             {
                 foreach (var a in Address)
                 {
-                    var ep = Endpoint.Parse(a, Context.HealthPort);
+                    var ep = Endpoint.Parse(a, Settings.Health.Port);
                     var hit = result.Where(i => string.Equals(i.Address, ep.Address, System.StringComparison.OrdinalIgnoreCase) && (!a.Contains(":") || i.Port == ep.Port)).ToList();
                     if (hit.Count == 0)
                         WriteOpsError(new OpsException("InstanceNotFound", OpsErrorCategory.ObjectNotFound,

@@ -128,7 +128,7 @@ namespace KeyServiceOps.Commands
                 WriteVerbose($"Delivery {d.EventId}: incident {d.Incident.IncidentId} is not the runbook's alert ('{d.Incident.Title}'); -AnyAlert takes it anyway.");
                 return;
             }
-            if (!AllowReplay && !WebhookReplayGuard.For(Context).FirstTime(d.EventId))
+            if (!AllowReplay && !WebhookReplayGuard.For(Settings).FirstTime(d.EventId))
             {
                 WriteWarning($"Delivery {d.EventId} ({d.EventType}, incident {d.Incident.IncidentId}) was seen before (PagerDuty retries deliveries): nothing to do.");
                 return;
@@ -203,7 +203,7 @@ namespace KeyServiceOps.Commands
 
         protected override void ProcessRecord() => PerItem(() =>
         {
-            var outbox = NoteOutbox.For(Context);
+            var outbox = NoteOutbox.For(Settings);
             if (ParameterSetName == "Retry")
             {
                 var pending = outbox?.Pending() ?? new System.Collections.Generic.List<PendingNote>();
@@ -285,9 +285,9 @@ namespace KeyServiceOps.Commands
         public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters)
         {
             var c = ContextStore.Current.Clone();
-            c.HttpTimeout = TimeSpan.FromSeconds(3);
-            c.PagerDutyMaxRetries = 0;
-            if (c.PagerDutyToken == null) return Enumerable.Empty<CompletionResult>();
+            c.Http.Timeout = TimeSpan.FromSeconds(3);
+            c.PagerDuty.MaxRetries = 0;
+            if (c.PagerDuty.Token == null) return Enumerable.Empty<CompletionResult>();
             var open = CompletionHelp.Quietly(ct => new PagerDutyClient(c.ForPagerDuty(), null).ListIncidentsAsync(new[] { "triggered", "acknowledged" }, null, ct), new List<PagerDutyIncident>());
             var p = new WildcardPattern((wordToComplete ?? "").Trim('\'', '"') + "*", WildcardOptions.IgnoreCase);
             return open.Where(i => p.IsMatch(i.IncidentId)).Select(i => new CompletionResult(i.IncidentId, i.IncidentId, CompletionResultType.ParameterValue, i.Title ?? i.IncidentId));

@@ -46,13 +46,10 @@ namespace KeyServiceOps.Commands
     public sealed class RemoveRingBalancerTargetCommand : KongCmdlet
     {
         /// <summary>How long to wait for another operator acting on the same instance before InstanceBusy.</summary>
-        [Parameter, ValidateRange(0, 3600)] public double LockTimeoutSec { get; set; }
+        [Parameter] public double LockTimeoutSec { get; set; }
 
-        protected override void ApplyOverrides(OpsContext c)
-        {
-            base.ApplyOverrides(c);
-            if (MyInvocation.BoundParameters.ContainsKey(nameof(LockTimeoutSec))) c.LockTimeout = TimeSpan.FromSeconds(LockTimeoutSec);
-        }
+        protected override IReadOnlyDictionary<string, string> Overrides => OverrideMap;
+        private static readonly IReadOnlyDictionary<string, string> OverrideMap = SettingParameters.Join(SettingParameters.Kong, SettingParameters.LockTimeout);
 
         private int _removed;
 
@@ -90,8 +87,8 @@ namespace KeyServiceOps.Commands
         protected override void ProcessRecord() => PerItem(() =>
         {
             var upstream = UpstreamOrDefault(Upstream);
-            var wanted = TargetInput.Resolve(Target, Address, Port, Context.HealthPort);
-            var method = Drain ? RemovalMethod.Drain : MyInvocation.BoundParameters.ContainsKey(nameof(Method)) ? Method : Context.RemovalMethod;
+            var wanted = TargetInput.Resolve(Target, Address, Port, Settings.Health.Port);
+            var method = Drain ? RemovalMethod.Drain : MyInvocation.BoundParameters.ContainsKey(nameof(Method)) ? Method : Settings.Removal.Method;
             TargetChange AlreadyAbsent(int weight, string detail) => new TargetChange
             {
                 ActionValue = TargetChangeAction.AlreadyAbsent, Upstream = upstream, Target = wanted, Address = Address, Port = Port, Weight = weight,
@@ -180,13 +177,10 @@ namespace KeyServiceOps.Commands
     public sealed class AddRingBalancerTargetCommand : KongCmdlet
     {
         /// <summary>How long to wait for another operator acting on the same instance before InstanceBusy.</summary>
-        [Parameter, ValidateRange(0, 3600)] public double LockTimeoutSec { get; set; }
+        [Parameter] public double LockTimeoutSec { get; set; }
 
-        protected override void ApplyOverrides(OpsContext c)
-        {
-            base.ApplyOverrides(c);
-            if (MyInvocation.BoundParameters.ContainsKey(nameof(LockTimeoutSec))) c.LockTimeout = TimeSpan.FromSeconds(LockTimeoutSec);
-        }
+        protected override IReadOnlyDictionary<string, string> Overrides => OverrideMap;
+        private static readonly IReadOnlyDictionary<string, string> OverrideMap = SettingParameters.Join(SettingParameters.Kong, SettingParameters.LockTimeout);
 
         [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [TargetInput]
@@ -229,8 +223,8 @@ namespace KeyServiceOps.Commands
         protected override void ProcessRecord() => PerItem(() =>
         {
             var upstream = UpstreamOrDefault(Upstream);
-            var method = MyInvocation.BoundParameters.ContainsKey(nameof(Method)) ? Method : Context.RemovalMethod;
-            var wanted = TargetInput.Resolve(Target, Address, Port, Context.HealthPort);
+            var method = MyInvocation.BoundParameters.ContainsKey(nameof(Method)) ? Method : Settings.Removal.Method;
+            var wanted = TargetInput.Resolve(Target, Address, Port, Settings.Health.Port);
             if (Guid.TryParse(wanted, out _))
                 ThrowArgument("TargetIdNotAddable", $"'{wanted}' is a target id; adding needs an address such as 10.0.0.5:8888.", wanted,
                     "Pass the address: Add-RingBalancerTarget 10.0.0.5:8888 (or pipe the object Remove-RingBalancerTarget -PassThru returned).");

@@ -12,16 +12,12 @@ namespace KeyServiceOps.Commands
 
     [Cmdlet(VerbsLifecycle.Invoke, "KeyServiceRunbook", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
     [OutputType(typeof(RunbookStepResult), typeof(RunbookSummary))]
-    public sealed class InvokeKeyServiceRunbookCommand : RunbookCmdlet
+    public sealed class InvokeKeyServiceRunbookCommand : ContextCmdlet
     {
         /// <summary>How long to wait for another operator acting on the same instance before InstanceBusy.</summary>
-        [Parameter, ValidateRange(0, 3600)] public double LockTimeoutSec { get; set; }
+        [Parameter] public double LockTimeoutSec { get; set; }
 
-        protected override void ApplyOverrides(OpsContext c)
-        {
-            base.ApplyOverrides(c);
-            if (MyInvocation.BoundParameters.ContainsKey(nameof(LockTimeoutSec))) c.LockTimeout = TimeSpan.FromSeconds(LockTimeoutSec);
-        }
+        protected override IReadOnlyDictionary<string, string> Overrides => SettingParameters.LockTimeout;
 
         private const int ActivityId = 3501;
 
@@ -50,25 +46,25 @@ namespace KeyServiceOps.Commands
 
         protected override void BeginProcessing()
         {
-            var rules = Setup(() => FaultRuleSet.Load(Context.FaultRulesPath));
+            var rules = Setup(() => FaultRuleSet.Load(Settings.Healing.FaultRulesPath));
             var health = NewHealthChecker();
-            var restarter = new KeyServiceRestarter(Docker, health, Audit, rules, Context.FaultOwners, Log);
-            _runner = new RunbookRunner(Context, RingBalancer, Docker, restarter, health, PagerDutyIfConfigured, Audit, rules, Log);
-            if (Context.PagerDutyToken == null) WriteWarning("PagerDuty is not configured (Set-KeyServiceOpsContext -PagerDutyToken): the runbook runs, but records no notes and cannot escalate.");
+            var restarter = new KeyServiceRestarter(Docker, health, Audit, rules, Settings.Healing.FaultOwners, Log);
+            _runner = new RunbookRunner(Settings, RingBalancer, Docker, restarter, health, PagerDutyIfConfigured, Audit, rules, Log);
+            if (Settings.PagerDuty.Token == null) WriteWarning("PagerDuty is not configured (Set-KeyServiceOpsContext -PagerDutyToken): the runbook runs, but records no notes and cannot escalate.");
         }
 
         protected override void ProcessRecord()
         {
             foreach (var a in Address ?? new string[0]) PerItem(() =>
             {
-                if (!Endpoint.TryParse(a, Port > 0 ? Port : Context.HealthPort, out var ep, out var why))
+                if (!Endpoint.TryParse(a, Port > 0 ? Port : Settings.Health.Port, out var ep, out var why))
                     throw Endpoint.InvalidAddress(a, why);
                 var b = MyInvocation.BoundParameters;
                 var o = new RunbookOptions
                 {
                     Upstream = UpstreamOrDefault(Upstream), IncidentId = string.IsNullOrEmpty(IncidentId) ? null : IncidentId, Via = Via,
-                    RestartTimeout = b.ContainsKey(nameof(RestartTimeoutSec)) ? TimeSpan.FromSeconds(RestartTimeoutSec) : Context.RestartWaitTimeout,
-                    PollInterval = b.ContainsKey(nameof(PollIntervalSec)) ? TimeSpan.FromSeconds(PollIntervalSec) : Context.RestartPollInterval,
+                    RestartTimeout = b.ContainsKey(nameof(RestartTimeoutSec)) ? TimeSpan.FromSeconds(RestartTimeoutSec) : Settings.Healing.RestartWaitTimeout,
+                    PollInterval = b.ContainsKey(nameof(PollIntervalSec)) ? TimeSpan.FromSeconds(PollIntervalSec) : Settings.Healing.RestartPollInterval,
                     EscalationLogLines = EscalationLogLines, EscalationLevel = EscalationLevel, WhatIf = IsWhatIf,
                 };
                 var activity = $"Runbook for {ep.Target}";
@@ -114,7 +110,6 @@ namespace KeyServiceOps.Commands
     /// </summary>
     [Cmdlet(VerbsCommon.Get, "KeyServiceSelfHealingStatus")]
     [OutputType(typeof(SelfHealingStatus))]
-    [ParameterGroups] // reads the state file only: none of the SSH, Kong or PagerDuty parameters
     public sealed class GetKeyServiceSelfHealingStatusCommand : SelfHealingCmdlet
     {
         protected override void EndProcessing()

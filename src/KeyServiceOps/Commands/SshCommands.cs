@@ -84,14 +84,14 @@ namespace KeyServiceOps.Commands
         /// <summary>Searches the central service; false when it is not available and -Fallback says to read docker logs instead.</summary>
         private bool SearchCentral(string address)
         {
-            if (!Endpoint.TryParse(address, Context.HealthPort, out var ep, out var why))
+            if (!Endpoint.TryParse(address, Settings.Health.Port, out var ep, out var why))
                 throw Endpoint.InvalidAddress(address, why);
             long written = 0;
             try
             {
                 if (_central == null)
                 {
-                    _central = new KeyServiceOps.Core.CentralLogs.CentralLogClient(Context.ForCentralLogs(), Log, RetryBaseDelay("KEYSERVICEOPS_RETRY_BASE_MS"));
+                    _central = new KeyServiceOps.Core.CentralLogs.CentralLogClient(Settings.ForCentralLogs(), Log, RetryBaseDelay("KEYSERVICEOPS_RETRY_BASE_MS"));
                 }
                 var now = DateTimeOffset.UtcNow;
                 var search = new KeyServiceOps.Core.CentralLogs.CentralLogSearch
@@ -122,12 +122,8 @@ namespace KeyServiceOps.Commands
 
     [Cmdlet(VerbsCommon.Get, "KeyServiceFault", DefaultParameterSetName = InputSet)]
     [OutputType(typeof(Fault))]
-    [ParameterGroups(typeof(SshParameters), ParameterSetName = AddressSet)]
     public sealed class GetKeyServiceFaultCommand : SshCmdlet
     {
-        /// <summary>The SSH parameters apply when it reads the instances itself (-Address), not to piped input.</summary>
-        protected override bool Offers(Type group) => Address != null;
-
         private const string InputSet = "InputObject", AddressSet = "Address";
 
         /// <summary>Log entries (Get-KeyServiceLog), container states (Get-KeyServiceContainer) or plain log lines.</summary>
@@ -151,9 +147,15 @@ namespace KeyServiceOps.Commands
 
         protected override void BeginProcessing()
         {
-            var path = RulePath != null ? GetUnresolvedProviderPathFromPSPath(RulePath) : Context.FaultRulesPath;
+            // The SSH parameters apply when it reads the instances itself (-Address), not to piped input.
+            if (ParameterSetName == InputSet)
+                foreach (var p in SettingParameters.Ssh.Keys)
+                    if (MyInvocation.BoundParameters.ContainsKey(p))
+                        ThrowOps(OpsErrorRecord.InvalidArgument("SshParameterWithoutAddress", $"-{p} applies when Get-KeyServiceFault reads an instance itself (-Address); piped log lines were read already.", p,
+                            $"Drop -{p}, or give it to the command that read the lines (Get-KeyServiceLog -{p} …)."));
+            var path = RulePath != null ? GetUnresolvedProviderPathFromPSPath(RulePath) : Settings.Healing.FaultRulesPath;
             _rules = Setup(() => FaultRuleSet.Load(path));
-            _analyzer = new FaultAnalyzer(_rules, Context.FaultOwners, WriteWarning);
+            _analyzer = new FaultAnalyzer(_rules, Settings.Healing.FaultOwners, WriteWarning);
             if (_rules.Sources.Count > 1 || path != null) WriteVerbose($"Fault rules from: {string.Join(", ", _rules.Sources)}");
         }
 
@@ -164,7 +166,7 @@ namespace KeyServiceOps.Commands
                 foreach (var a in Address ?? new string[0]) PerItem(() =>
                 {
                     var t = SshTargetFor(a);
-                    var faults = Await(Docker.DiagnoseAsync(t, Tail, _rules, Context.FaultOwners, Cancellation));
+                    var faults = Await(Docker.DiagnoseAsync(t, Tail, _rules, Settings.Healing.FaultOwners, Cancellation));
                     if (faults.Count == 0) WriteVerbose($"{t.Host}: no fault in the last {Tail} lines or the container state.");
                     WriteObject(faults, true);
                 });
@@ -218,13 +220,10 @@ namespace KeyServiceOps.Commands
     public sealed class RestartKeyServiceCommand : SshCmdlet
     {
         /// <summary>How long to wait for another operator acting on the same instance before InstanceBusy.</summary>
-        [Parameter, ValidateRange(0, 3600)] public double LockTimeoutSec { get; set; }
+        [Parameter] public double LockTimeoutSec { get; set; }
 
-        protected override void ApplyOverrides(OpsContext c)
-        {
-            base.ApplyOverrides(c);
-            if (MyInvocation.BoundParameters.ContainsKey(nameof(LockTimeoutSec))) c.LockTimeout = TimeSpan.FromSeconds(LockTimeoutSec);
-        }
+        protected override IReadOnlyDictionary<string, string> Overrides => OverrideMap;
+        private static readonly IReadOnlyDictionary<string, string> OverrideMap = SettingParameters.Join(SettingParameters.Ssh, SettingParameters.LockTimeout);
 
         private const string AddressSet = "Address", FaultSet = "Fault";
         private const int ActivityId = 3401;
@@ -256,7 +255,7 @@ namespace KeyServiceOps.Commands
 
         protected override void BeginProcessing()
         {
-            _restarter = Setup(() => new KeyServiceRestarter(Docker, NewHealthChecker(), Audit, FaultRuleSet.Load(Context.FaultRulesPath), Context.FaultOwners, Log));
+            _restarter = Setup(() => new KeyServiceRestarter(Docker, NewHealthChecker(), Audit, FaultRuleSet.Load(Settings.Healing.FaultRulesPath), Settings.Healing.FaultOwners, Log));
         }
 
         protected override void ProcessRecord()
@@ -293,7 +292,7 @@ namespace KeyServiceOps.Commands
             if (!IsWhatIf && !Force)
             {
                 // Restarting an operational instance drops its requests in flight: say so, and ask where the host can (#27 row 3).
-                var h = Await(NewHealthChecker().CheckAsync(new Endpoint(t.Host, Context.HealthPort), Cancellation));
+                var h = Await(NewHealthChecker().CheckAsync(new Endpoint(t.Host, Settings.Health.Port), Cancellation));
                 if (h.Healthy && !WarnAndAsk($"{t.Host} is operational and may be taking traffic: restarting it drops the requests in flight. Take it out of the ring-balancer first (Remove-RingBalancerTarget).",
                         $"Restart {t.Container} on {t.Host}, operational?", "Healthy instance", Force))
                 {
@@ -305,11 +304,11 @@ namespace KeyServiceOps.Commands
             var b = MyInvocation.BoundParameters;
             var o = new RestartOptions
             {
-                Wait = Wait, Force = Force, KnownFaults = known, Via = Via, HealthPort = Context.HealthPort, IncidentId = IncidentId,
-                Timeout = b.ContainsKey(nameof(TimeoutSec)) ? TimeSpan.FromSeconds(TimeoutSec) : Context.RestartWaitTimeout,
-                PollInterval = b.ContainsKey(nameof(PollIntervalSec)) ? TimeSpan.FromSeconds(PollIntervalSec) : Context.RestartPollInterval,
+                Wait = Wait, Force = Force, KnownFaults = known, Via = Via, HealthPort = Settings.Health.Port, IncidentId = IncidentId,
+                Timeout = b.ContainsKey(nameof(TimeoutSec)) ? TimeSpan.FromSeconds(TimeoutSec) : Settings.Healing.RestartWaitTimeout,
+                PollInterval = b.ContainsKey(nameof(PollIntervalSec)) ? TimeSpan.FromSeconds(PollIntervalSec) : Settings.Healing.RestartPollInterval,
                 GraceSeconds = GraceSec >= 0 ? GraceSec : (int?)null,
-                LockDirectory = Context.LockDirectory, LockTimeout = Context.LockTimeout, Leases = Context.Leases,
+                LockDirectory = Settings.Safety.LockDirectory, LockTimeout = Settings.Safety.LockTimeout, Leases = Settings.Leases,
             };
             var activity = $"Restarting {t.Container} on {t.Host}";
             var total = o.Timeout.TotalSeconds;

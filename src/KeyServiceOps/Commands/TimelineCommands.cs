@@ -8,7 +8,7 @@ using KeyServiceOps.Core.Runbook;
 namespace KeyServiceOps.Commands
 {
     /// <summary>Shared by the timeline cmdlets: which incident or instance, and the window.</summary>
-    public abstract class TimelineCmdlet : RunbookCmdlet
+    public abstract class TimelineCmdlet : ContextCmdlet
     {
         [Parameter(Mandatory = true, Position = 0, ParameterSetName = "Incident", ValueFromPipelineByPropertyName = true)]
         [ArgumentCompleter(typeof(IncidentCompleter))]
@@ -27,12 +27,12 @@ namespace KeyServiceOps.Commands
             string address = null;
             if (Address != null)
             {
-                if (!Endpoint.TryParse(Address, Context.HealthPort, out var ep, out var why)) throw Endpoint.InvalidAddress(Address, why);
+                if (!Endpoint.TryParse(Address, Settings.Health.Port, out var ep, out var why)) throw Endpoint.InvalidAddress(Address, why);
                 address = ep.Address;
             }
             var now = DateTimeOffset.UtcNow;
             DateTimeOffset? When(object v) => v == null ? (DateTimeOffset?)null : KeyServiceOps.Core.Remote.ShellText.ResolveTime(KeyServiceOps.Core.Remote.ShellText.ValidTime(v is PSObject p ? p.BaseObject : v, "Since"), now);
-            var builder = new IncidentTimelineBuilder(Context, PagerDutyIfConfigured, Audit, Docker, Setup(() => FaultRuleSet.Load(Context.FaultRulesPath)), RingBalancer);
+            var builder = new IncidentTimelineBuilder(Settings, PagerDutyIfConfigured, Audit, Docker, Setup(() => FaultRuleSet.Load(Settings.Healing.FaultRulesPath)), RingBalancer);
             var tl = Await(builder.BuildAsync(string.IsNullOrEmpty(IncidentId) ? null : IncidentId, address, When(Since), When(Until), Cancellation));
             foreach (var m in tl.Summary.Missing) WriteWarning($"Not in the timeline: {m}.");
             return tl;
