@@ -7,7 +7,6 @@ using System.Management.Automation.Language;
 using System.Threading;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.RingBalancer;
-using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Commands
 {

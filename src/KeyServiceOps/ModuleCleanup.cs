@@ -1,7 +1,5 @@
-using System;
 using System.Collections.Concurrent;
 using System.Management.Automation;
-using System.Management.Automation.Runspaces;
 using System.Security;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.Remote;

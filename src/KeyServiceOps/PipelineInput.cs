@@ -8,39 +8,64 @@ using KeyServiceOps.Core;
 namespace KeyServiceOps.Commands
 {
     /// <summary>
-    /// What a pipeline object means as an instance: text as written; a hashtable by its Target/Address/Port keys;
-    /// any other object by its Target or Address (+ Port) property; anything else is refused (a marker that the
-    /// address parser turns into a typed InvalidTarget/InvalidAddress). PowerShell would otherwise bind an object
-    /// that a ByPropertyName pass missed as its ToString() text — '127.4.2.12 Recovered 1.2s' as a target.
+    /// An instance as the pipeline or the command line gives it (PnP's PipeBind pattern): text as written; a hashtable
+    /// by its Target/Address/Port keys; any other object by its Target or Address (+ Port) property or the aliases the
+    /// help lists (IPAddress, ComputerName, Host, HostName). Anything else is kept as a refusal and raises the typed
+    /// InvalidAddress/InvalidTarget itself, naming the object's type — PowerShell would otherwise bind an object that a
+    /// ByPropertyName pass missed as its ToString() text ('127.4.2.12 Recovered 1.2s' as a target). The core only ever
+    /// sees checked text.
     /// </summary>
-    internal static class PipelineInput
+    public sealed class InstancePipeBind
     {
-        public static string AsTarget(object input, bool addressFirst)
+        private readonly string _text;
+        private readonly string _refusedType;
+
+        public InstancePipeBind(string text) { _text = text; }
+
+        private InstancePipeBind(Type refused, bool _) { _refusedType = refused?.FullName ?? "null"; }
+
+        /// <summary>What <paramref name="input"/> means as an instance; <paramref name="addressFirst"/>: prefer Address (+Port) over Target.</summary>
+        public static InstancePipeBind From(object input, bool addressFirst)
         {
             var o = input is PSObject p ? p.BaseObject : input;
             switch (o)
             {
                 case null: return null;
-                case string s: return s;
-                case IDictionary d: return FromPairs(k => Lookup(d, k), addressFirst) ?? PipelineRefusal.For(o.GetType());
+                case InstancePipeBind b: return b;
+                case string s: return new InstancePipeBind(s);
+                case IDictionary d: return Text(FromPairs(k => Lookup(d, k), addressFirst)) ?? Refused(o);
+                case Uri u: return new InstancePipeBind(u.Host);
+                case ValueType _: return Refused(o);
                 default:
                     var ps = input as PSObject ?? PSObject.AsPSObject(o);
-                    if (o is ValueType || o is Uri) return o is Uri u ? u.Host : PipelineRefusal.For(o.GetType());
-                    return FromPairs(k => ps.Properties[k]?.Value, addressFirst) ?? PipelineRefusal.For(o.GetType());
+                    return Text(FromPairs(k => ps.Properties[k]?.Value, addressFirst)) ?? Refused(o);
             }
         }
 
+        private static InstancePipeBind Text(string s) => s == null ? null : new InstancePipeBind(s);
+        private static InstancePipeBind Refused(object o) => new InstancePipeBind(o.GetType(), true);
+
+        /// <summary>The instance's text for an -Address parameter; a refused object is the typed InvalidAddress.</summary>
+        public string Address() => _refusedType == null ? _text : throw Endpoint.InvalidAddress(null, Reason, $"The pipeline object ({_refusedType})");
+
+        /// <summary>The instance's text for a -Target parameter; a refused object is the typed InvalidTarget.</summary>
+        public string Target() => _refusedType == null ? _text : throw Endpoint.InvalidTarget(null, Reason, $"The pipeline object ({_refusedType})");
+
+        private string Reason => $"a {_refusedType} from the pipeline has no Target, Address, IPAddress, ComputerName or Host (property or key); pipe text such as 10.0.0.5:8888, this module's objects, or @{{ Address = '10.0.0.5'; Port = 8888 }}";
+
+        public override string ToString() => _text ?? $"({_refusedType})";
+
         private static string FromPairs(Func<string, object> get, bool addressFirst)
         {
-            var target = Text(get("Target"));
+            var target = Value(get("Target"));
             // The aliases the help lists bind by name too (Import-Csv hosts.csv with a ComputerName column).
-            var address = Text(get("Address")) ?? Text(get("IPAddress")) ?? Text(get("ComputerName")) ?? Text(get("Host")) ?? Text(get("HostName"));
-            var port = Text(get("Port"));
+            var address = Value(get("Address")) ?? Value(get("IPAddress")) ?? Value(get("ComputerName")) ?? Value(get("Host")) ?? Value(get("HostName"));
+            var port = Value(get("Port"));
             string withPort(string a) => a != null && port != null && port != "0" && !a.Contains(":") ? a + ":" + port : a;
             return addressFirst ? (address != null ? withPort(address) : target) : (target ?? withPort(address));
         }
 
-        private static string Text(object v)
+        private static string Value(object v)
         {
             v = v is PSObject p ? p.BaseObject : v;
             if (v == null) return null;
@@ -60,19 +85,19 @@ namespace KeyServiceOps.Commands
     [AttributeUsage(AttributeTargets.Property)]
     public sealed class TargetInputAttribute : ArgumentTransformationAttribute
     {
-        public override object Transform(EngineIntrinsics engineIntrinsics, object inputData) => PipelineInput.AsTarget(inputData, addressFirst: false);
+        public override object Transform(EngineIntrinsics engineIntrinsics, object inputData) => InstancePipeBind.From(inputData, addressFirst: false);
     }
 
-    /// <summary>For an -Address parameter (string[]): each piped object binds by its Address (+Port), else Target.</summary>
+    /// <summary>For an -Address parameter (InstancePipeBind[]): each piped object binds by its Address (+Port), else Target.</summary>
     [AttributeUsage(AttributeTargets.Property)]
     public sealed class AddressInputAttribute : ArgumentTransformationAttribute
     {
         public override object Transform(EngineIntrinsics engineIntrinsics, object inputData)
         {
             var o = inputData is PSObject p ? p.BaseObject : inputData;
-            if (o is string || o is IDictionary || !(o is IEnumerable e)) return new[] { PipelineInput.AsTarget(inputData, addressFirst: true) };
-            var list = new List<string>();
-            foreach (var item in e) list.Add(PipelineInput.AsTarget(item, addressFirst: true));
+            if (o is string || o is IDictionary || o is InstancePipeBind || !(o is IEnumerable e)) return new[] { InstancePipeBind.From(inputData, addressFirst: true) };
+            var list = new List<InstancePipeBind>();
+            foreach (var item in e) list.Add(InstancePipeBind.From(item, addressFirst: true));
             return list.ToArray();
         }
     }

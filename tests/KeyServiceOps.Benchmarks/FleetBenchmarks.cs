@@ -12,6 +12,7 @@ using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
 using KeyServiceOps.Core.Audit;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Benchmarks
 {

@@ -4,11 +4,11 @@ using System.IO;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
-using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
 using Newtonsoft.Json.Linq;
 using Xunit;
 using KeyServiceOps.Core.Audit;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Core.Tests
 {

@@ -2,14 +2,12 @@ using System;
 using System.Diagnostics;
 using System.Linq;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core.PagerDuty;
 using KeyServiceOps.Core.RingBalancer;
 using Xunit;
-using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.Tests
 {

@@ -3,7 +3,6 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
-using KeyServiceOps.Core;
 using KeyServiceOps.Core.CentralLogs;
 using KeyServiceOps.Core.Diagnosis;
 using KeyServiceOps.Core.Remote;

@@ -4,7 +4,6 @@ using System.IO;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
-using KeyServiceOps.Core;
 using KeyServiceOps.Core.Audit;
 using KeyServiceOps.Core.PagerDuty;
 using KeyServiceOps.Core.Remote;
@@ -80,7 +79,7 @@ namespace KeyServiceOps.Core.Tests
             var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[2].Target, None);
             await rig.Rb.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Delete, false, null, null, None);
             lab.Kong.WritesLandThenGateway504 = 1;
-            var change = await rig.Rb.AddAsync(lab.Upstream, lab[2].Target, 100, null, false, null, null, None);
+            var change = await rig.Rb.AddAsync(new AddRequest { Upstream = lab.Upstream, Target = lab[2].Target, Weight = 100 }, None);
             Assert.Equal(TargetChangeAction.Added, change.ActionValue);
             Assert.True(In(lab, lab[2]));
             Assert.Equal("Added", Last(rig.Audit, lab[2].Target, "AddTarget"));
@@ -110,7 +109,7 @@ namespace KeyServiceOps.Core.Tests
 
             await lab[1].SetModeAsync(InstanceMode.Up);
             lab.Kong.WritesLandThenGateway504 = 1;
-            var back = await rig.Rb.AddAsync(lab.Upstream, lab[1].Target, 100, null, false, null, null, None, method);
+            var back = await rig.Rb.AddAsync(new AddRequest { Upstream = lab.Upstream, Target = lab[1].Target, Weight = 100, Method = method }, None);
             Assert.Equal(backAction, back.ActionValue);
             Assert.True(In(lab, lab[1]));
             Assert.False(lab.Kong.Marks.ContainsKey(lab[1].Target));

@@ -1,4 +1,3 @@
-using KeyServiceOps.Core;
 using Xunit;
 
 namespace KeyServiceOps.Core.Tests

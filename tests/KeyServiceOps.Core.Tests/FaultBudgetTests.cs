@@ -1,9 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
-using System.Linq;
 using KeyServiceOps.Core.Diagnosis;
-using KeyServiceOps.Core.Remote;
 using Xunit;
 
 namespace KeyServiceOps.Core.Tests

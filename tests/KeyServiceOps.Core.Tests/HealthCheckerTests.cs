@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
-using KeyServiceOps.Core;
 using KeyServiceOps.Core.Health;
 using KeyServiceOps.Lab;
 using Xunit;

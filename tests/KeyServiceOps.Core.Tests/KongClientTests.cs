@@ -1,9 +1,7 @@
 using System;
-using System.IO;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
-using KeyServiceOps.Core;
 using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Lab;
 using Xunit;

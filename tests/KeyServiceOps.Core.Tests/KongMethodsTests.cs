@@ -6,7 +6,6 @@ using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core.Audit;
-using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Lab;
 using Newtonsoft.Json.Linq;
@@ -142,7 +141,7 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal(era == KongEra.V2, await svc.ResolveAsync(lab.Upstream, lab[0].Target, None) == null);
             Assert.NotNull(await svc.FindIncludingDrainedAsync(lab.Upstream, lab[0].Target, None));
 
-            var restored = await svc.AddAsync(lab.Upstream, lab[0].Target, drained.Weight, null, false, null, null, None, RemovalMethod.Drain);
+            var restored = await svc.AddAsync(new AddRequest { Upstream = lab.Upstream, Target = lab[0].Target, Weight = drained.Weight, Method = RemovalMethod.Drain }, None);
             Assert.Equal(TargetChangeAction.Restored, restored.ActionValue);
             row = Assert.Single(lab.Kong.Targets(lab.Upstream), x => x.Target == lab[0].Target);
             Assert.Equal(40, row.Weight);
@@ -168,10 +167,10 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal(100, Assert.Single(lab.Kong.Targets(lab.Upstream), x => x.Target == lab[1].Target).Weight);
 
             // Add refuses while the instance is down (our own check), and marks it healthy once it is up.
-            var e = await Assert.ThrowsAsync<OpsException>(() => svc.AddAsync(lab.Upstream, lab[1].Target, 100, null, false, null, null, None, RemovalMethod.MarkUnhealthy));
+            var e = await Assert.ThrowsAsync<OpsException>(() => svc.AddAsync(new AddRequest { Upstream = lab.Upstream, Target = lab[1].Target, Weight = 100, Method = RemovalMethod.MarkUnhealthy }, None));
             Assert.Equal("TargetUnhealthy", e.ErrorId);
             await lab[1].SetModeAsync(InstanceMode.Up);
-            var back = await svc.AddAsync(lab.Upstream, lab[1].Target, 100, null, false, null, null, None, RemovalMethod.MarkUnhealthy);
+            var back = await svc.AddAsync(new AddRequest { Upstream = lab.Upstream, Target = lab[1].Target, Weight = 100, Method = RemovalMethod.MarkUnhealthy }, None);
             Assert.Equal(TargetChangeAction.MarkedHealthy, back.ActionValue);
             Assert.False(lab.Kong.Marks.ContainsKey(lab[1].Target));
             Assert.Equal(new[] { "MarkTargetUnhealthy", "MarkTargetHealthy" }, new AuditLog(ctx.Safety.AuditLogPath).Read().Select(a => a.Action).Distinct());

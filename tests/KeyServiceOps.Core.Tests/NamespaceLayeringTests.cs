@@ -5,6 +5,7 @@ using System.Linq;
 using System.Text.RegularExpressions;
 using KeyServiceOps.Lab;
 using Xunit;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Core.Tests
 {

@@ -5,7 +5,6 @@ using System.Linq;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
-using KeyServiceOps.Core;
 using KeyServiceOps.Core.Audit;
 using KeyServiceOps.Core.Diagnosis;
 using KeyServiceOps.Core.Remote;

@@ -3,12 +3,10 @@ using System.Diagnostics;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
-using KeyServiceOps.Core;
 using KeyServiceOps.Core.PagerDuty;
 using KeyServiceOps.Lab;
 using Newtonsoft.Json.Linq;
 using Xunit;
-using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.Tests
 {

@@ -3,7 +3,6 @@ using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core.RingBalancer;
-using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
 using Xunit;
 using KeyServiceOps.Core.Audit;
@@ -80,7 +79,7 @@ namespace KeyServiceOps.Core.Tests
             var removed = await svc.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Delete, false, null, "Q1", None);
             Assert.Equal(TargetChangeAction.Removed, removed.ActionValue);
             Assert.DoesNotContain(lab.Kong.Targets(lab.Upstream), x => x.Target == "127.0.0.99:8888");
-            var added = await svc.AddAsync(lab.Upstream, removed.Target, removed.Weight, removed.Tags.ToArray(), skipHealthCheck: true, null, null, None);
+            var added = await svc.AddAsync(new AddRequest { Upstream = lab.Upstream, Target = removed.Target, Weight = removed.Weight, Tags = removed.Tags.ToArray(), SkipHealthCheck = true }, None);
             Assert.Equal(TargetChangeAction.Added, added.ActionValue);
             var back = lab.Kong.Targets(lab.Upstream).Single(x => x.Target == "127.0.0.99:8888");
             Assert.Equal(37, back.Weight);
@@ -100,12 +99,12 @@ namespace KeyServiceOps.Core.Tests
             var t = await svc2.ResolveAsync(lab2.Upstream, lab2[1].Target, None);
             await svc2.RemoveResolvedAsync(lab2.Upstream, t, RemovalMethod.Delete, false, null, null, None);
             await lab2[1].SetModeAsync(InstanceMode.Error500);
-            var e = await Assert.ThrowsAsync<OpsException>(() => svc2.AddAsync(lab2.Upstream, lab2[1].Target, 100, null, false, null, null, None));
+            var e = await Assert.ThrowsAsync<OpsException>(() => svc2.AddAsync(new AddRequest { Upstream = lab2.Upstream, Target = lab2[1].Target, Weight = 100 }, None));
             Assert.Equal("TargetUnhealthy", e.ErrorId);
             Assert.Single(lab2.Kong.Targets(lab2.Upstream));
-            var forced = await svc2.AddAsync(lab2.Upstream, lab2[1].Target, 100, null, true, null, null, None);
+            var forced = await svc2.AddAsync(new AddRequest { Upstream = lab2.Upstream, Target = lab2[1].Target, Weight = 100, SkipHealthCheck = true }, None);
             Assert.Equal(TargetChangeAction.Added, forced.ActionValue);
-            var again = await svc2.AddAsync(lab2.Upstream, lab2[1].Target, 100, null, true, null, null, None);
+            var again = await svc2.AddAsync(new AddRequest { Upstream = lab2.Upstream, Target = lab2[1].Target, Weight = 100, SkipHealthCheck = true }, None);
             Assert.Equal(TargetChangeAction.AlreadyPresent, again.ActionValue);
             Assert.Equal(2, lab2.Kong.Targets(lab2.Upstream).Count);
         }
@@ -120,7 +119,7 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal(TargetChangeAction.Drained, c.ActionValue);
             var k = lab.Kong.Targets(lab.Upstream).Single(x => x.Target == lab[0].Target);
             Assert.Equal(0, k.Weight);
-            var r = await svc.AddAsync(lab.Upstream, c.Target, c.Weight, c.Tags.ToArray(), false, null, null, None);
+            var r = await svc.AddAsync(new AddRequest { Upstream = lab.Upstream, Target = c.Target, Weight = c.Weight, Tags = c.Tags.ToArray() }, None);
             Assert.Equal(TargetChangeAction.Restored, r.ActionValue);
             Assert.Equal(k.Id, lab.Kong.Targets(lab.Upstream).Single(x => x.Target == lab[0].Target).Id);
             Assert.Equal(100, lab.Kong.Targets(lab.Upstream).Single(x => x.Target == lab[0].Target).Weight);

@@ -1,10 +1,8 @@
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
-using KeyServiceOps.Core;
 using KeyServiceOps.Core.Diagnosis;
 using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.PagerDuty;

@@ -4,7 +4,6 @@ using System.IO;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
-using KeyServiceOps.Core;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
 using Xunit;

@@ -4,10 +4,10 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Text.RegularExpressions;
-using KeyServiceOps.Core;
 using KeyServiceOps.Lab;
 using Newtonsoft.Json.Linq;
 using Xunit;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Core.Tests
 {

@@ -2,7 +2,6 @@ using System;
 using System.Diagnostics;
 using System.IO;
 using System.Threading;
-using System.Threading.Tasks;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.Audit;
 using KeyServiceOps.Core.PagerDuty;

@@ -1,16 +1,13 @@
 using System;
-using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
-using KeyServiceOps.Core;
 using KeyServiceOps.Core.Diagnosis;
 using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.Remote;
-using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
 using Xunit;
 using KeyServiceOps.Core.Audit;

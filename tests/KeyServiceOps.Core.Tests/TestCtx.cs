@@ -1,9 +1,7 @@
 using System;
 using System.IO;
-using KeyServiceOps.Core;
 using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.RingBalancer;
-using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
 using KeyServiceOps.Core.Audit;
 

@@ -2,7 +2,6 @@ using System;
 using System.Linq;
 using System.Security.Cryptography;
 using System.Text;
-using KeyServiceOps.Core;
 using KeyServiceOps.Core.PagerDuty;
 using Xunit;
 

@@ -9,7 +9,6 @@ using System.Net.Http;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
-using System.Threading;
 using System.Threading.Tasks;
 
 namespace KeyServiceOps.Lab

@@ -2,6 +2,7 @@ using System;
 using System.IO;
 using System.Linq;
 using System.Threading.Tasks;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Lab
 {

@@ -1,9 +1,9 @@
 using System;
 using System.IO;
 using System.Linq;
-using System.Reflection;
 using System.Runtime.Loader;
 using System.Threading.Tasks;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Lab
 {

@@ -4,6 +4,7 @@ using System.Linq;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
 using Xunit;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Module.Tests
 {

@@ -73,7 +73,7 @@ namespace KeyServiceOps.Module.Tests
             var inst = sh.Run("Get-KeyServiceInstance | Out-Host").HostText;
             AssertHeader(inst, "Address", "Port", "Environment", "InRing", "KongHealth", "Maint", "Source");
             var audit = sh.Run("Get-KeyServiceAuditLog | Out-Host").HostText;
-            AssertHeader(audit, "Time", "Action", "Target", "Outcome", "Incident");
+            AssertHeader(audit, "Time", "Outcome", "Action", "Target", "Incident");
             var ctx = sh.Run("Get-KeyServiceOpsContext | Out-Host").HostText;
             Assert.Matches(@"KongTokenSet\s+: False", ctx);
             foreach (var text in new[] { health, targets, change, inst, audit })

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.IO;
 using KeyServiceOps.Lab;
 using Xunit;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Module.Tests
 {

@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
 using Xunit;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Module.Tests
 {

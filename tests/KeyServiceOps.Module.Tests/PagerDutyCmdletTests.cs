@@ -4,6 +4,7 @@ using System.Linq;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
 using Xunit;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Module.Tests
 {
@@ -62,7 +63,7 @@ namespace KeyServiceOps.Module.Tests
             Assert.Empty(asg.Errors);
             Assert.Equal(new[] { "PCIPHER" }, lab.PagerDuty.Incident(inc.Id).Assignees);
             var table = sh.Run($"Get-PagerDutyIncident -IncidentId {inc.Id} | Out-Host").HostText;
-            HealthAndFormatTests.AssertHeader(table, "IncidentId", "Status", "Level", "Address", "Assignees", "Title");
+            HealthAndFormatTests.AssertHeader(table, "IncidentId", "Status", "Lvl", "Address", "Title", "[assignees]");
         }
 
         [Fact]

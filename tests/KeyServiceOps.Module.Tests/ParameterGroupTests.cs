@@ -1,8 +1,8 @@
 using System;
 using System.Linq;
-using System.Management.Automation;
 using KeyServiceOps.Lab;
 using Xunit;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Module.Tests
 {

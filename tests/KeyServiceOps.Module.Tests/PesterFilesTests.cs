@@ -5,6 +5,7 @@ using System.Linq;
 using System.Management.Automation.Language;
 using KeyServiceOps.Lab;
 using Xunit;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Module.Tests
 {

@@ -5,6 +5,7 @@ using System.Management.Automation.Language;
 using System.Text.RegularExpressions;
 using KeyServiceOps.Lab;
 using Xunit;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Module.Tests
 {

@@ -1,12 +1,12 @@
 using System;
 using System.Linq;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
 using Xunit;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Module.Tests
 {

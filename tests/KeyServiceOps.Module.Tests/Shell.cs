@@ -3,6 +3,7 @@ using System.IO;
 using System.Linq;
 using KeyServiceOps.Lab;
 using Xunit;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Module.Tests
 {

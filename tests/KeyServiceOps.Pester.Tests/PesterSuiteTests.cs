@@ -8,6 +8,7 @@ using System.Threading.Tasks;
 using KeyServiceOps.Lab;
 using Xunit;
 using Xunit.Abstractions;
+using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Pester.Tests
 {

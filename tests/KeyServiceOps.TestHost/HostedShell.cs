@@ -11,7 +11,7 @@ using System.Security;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace KeyServiceOps.Lab
+namespace KeyServiceOps.TestHost
 {
     /// <summary>The result of one pipeline run in the hosted runspace.</summary>
     public sealed class ShellResult

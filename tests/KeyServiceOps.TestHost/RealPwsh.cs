@@ -1,11 +1,10 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
-using System.IO;
 using System.Text;
 using System.Threading.Tasks;
 
-namespace KeyServiceOps.Lab
+namespace KeyServiceOps.TestHost
 {
     /// <summary>The result of one real pwsh process.</summary>
     public sealed class PwshResult

@@ -33,7 +33,7 @@ BeforeDiscovery {
         @{ Name = 'known_hosts is a folder'; Id = 'SshKnownHostsUnreadable'; Run = { Get-KeyServiceContainer $a[0] -KnownHostsPath $TestDrive } }
         @{ Name = 'accept-new into an unwritable known_hosts'; Id = 'SshKnownHostsUnwritable'; Run = { $f = Join-Path $TestDrive 'not-a-folder'; 'x' | Set-Content $f; Get-KeyServiceContainer $a[0] -KnownHostsPath (Join-Path $f 'known_hosts') -AcceptNewHostKey } }
         @{ Name = 'jump host port out of range'; Id = 'InvalidJumpHost'; Run = { Get-KeyServiceContainer $a[0] -JumpHost 'host:99999' } }
-        @{ Name = 'empty SSH user'; Id = 'InvalidSshUser'; Run = { Get-KeyServiceContainer $a[0] -SshUser '' } }
+        @{ Name = 'empty SSH user'; Id = 'InvalidSettingValue'; Run = { Get-KeyServiceContainer $a[0] -SshUser '' } }
         @{ Name = 'missing key file'; Id = 'SshKeyNotFound'; Run = { Get-KeyServiceContainer $a[0] -SshKeyPath (Join-Path $TestDrive 'no-such-key') } }
         # context and config
         @{ Name = 'empty central-log field'; Id = 'InvalidCentralLogField'; Run = { Set-KeyServiceOpsContext -CentralLogFieldMap @{ Timestamp = '' } } }
@@ -47,7 +47,7 @@ BeforeDiscovery {
         @{ Name = 'a token variable that is not set'; Id = 'TokenVariableEmpty'; Run = { Set-KeyServiceOpsContext -KongTokenVariable KSO_NOT_SET_ANYWHERE } }
         @{ Name = 'config with a bad URI'; Id = 'ConfigFileInvalid'; Run = { $p = Join-Path $TestDrive 'bad.json'; '{"kongAdminUri": "not a uri"}' | Set-Content $p; Set-KeyServiceOpsContext -ConfigPath $p } }
         @{ Name = 'config path is a folder'; Id = 'ConfigFileInvalid'; Run = { Set-KeyServiceOpsContext -ConfigPath $TestDrive } }
-        @{ Name = 'removal share over 1'; Id = 'ParameterArgumentValidationError'; Run = { Set-KeyServiceOpsContext -MaxRemoveShare 5 } }
+        @{ Name = 'removal share over 1'; Id = 'InvalidSettingValue'; Run = { Set-KeyServiceOpsContext -MaxRemoveShare 5 } }
         @{ Name = 'a token with a line break'; Id = 'SecretInvalid'; Run = { Get-RingBalancerTarget -KongToken (ConvertTo-SecureString "tok`r`nX-Evil: 1" -AsPlainText -Force) } }
         # PagerDuty
         @{ Name = 'incident id "."'; Id = 'InvalidIncidentId'; Run = { Get-PagerDutyIncident -IncidentId '.' } }

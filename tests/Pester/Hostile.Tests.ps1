@@ -148,7 +148,7 @@ Describe 'A second user of a shared lock folder (setpriv)' {
         function script:Remove-And-Add([string] $Addr, [string] $Dir) {
             $argv = Operator-CommandLine @"
 `$ErrorActionPreference = 'Continue'
-Remove-RingBalancerTarget $($Addr):8888 -Force -Confirm:`$false -ErrorVariable +e -ErrorAction SilentlyContinue
+Remove-RingBalancerTarget $($Addr):8888 -Force -EvenIfHealthy -Confirm:`$false -ErrorVariable +e -ErrorAction SilentlyContinue
 Add-RingBalancerTarget $($Addr):8888 -Force -Confirm:`$false -ErrorVariable +e -ErrorAction SilentlyContinue
 `$e | ForEach-Object { 'ERR ' + `$_.FullyQualifiedErrorId.Split(',')[0] + ' ' + `$_.Exception.Message }
 "@ @{ KEYSERVICEOPS_LOCK_DIR = $Dir }

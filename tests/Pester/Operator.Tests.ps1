@@ -14,29 +14,48 @@ BeforeAll {
 AfterAll { Stop-KsoLab $script:lab }
 
 Describe 'A healthy target: the operator is asked, in a real terminal, even with -Confirm:$false (rows 2, 3)' {
-    It 'asks before taking a healthy target out; answered N, the target stays' {
-        $target = "$($a[0]):8888"
-        $file = Join-Path $TestDrive 'ask.ps1'
-        @"
+    BeforeAll {
+        function script:InPty([string]$name, [string]$command, [string]$answer) {
+            $file = Join-Path $TestDrive "$name.ps1"
+            @"
 `$ProgressPreference = 'SilentlyContinue'
 `$PSStyle.OutputRendering = 'PlainText'
 Import-Module '$module'
 . '$helpers'
 Set-KsoLabContext (Get-Content '$labFile' -Raw | ConvertFrom-Json)
-Remove-RingBalancerTarget '$target' -Confirm:`$false -Verbose
-"DONE:`$((Get-RingBalancerTarget -NoHealth).Target -contains '$target')"
+$command
 "@ | Set-Content $file
-        $exe = @($pwsh)
-        if ([IO.Path]::GetFileNameWithoutExtension($pwsh) -eq 'dotnet') { $exe += (Join-Path $PSHOME 'pwsh.dll') }
-        $argv = $exe + @('-NoProfile', '-File', $file)      # interactive: the host can ask
-        $typescript = Join-Path $TestDrive 'ask.typescript'
-        "n" | & script -q -e -c ($argv -join ' ') $typescript | Out-Null
-        $screen = [IO.File]::ReadAllText($typescript)
+            $exe = @($pwsh)
+            if ([IO.Path]::GetFileNameWithoutExtension($pwsh) -eq 'dotnet') { $exe += (Join-Path $PSHOME 'pwsh.dll') }
+            $argv = $exe + @('-NoProfile', '-File', $file)      # interactive: the host can ask
+            $typescript = Join-Path $TestDrive "$name.typescript"
+            $answer | & script -q -e -c ($argv -join ' ') $typescript | Out-Null
+            [IO.File]::ReadAllText($typescript)
+        }
+    }
+    It 'asks before taking a healthy target out; answered N, the target stays' {
+        $target = "$($a[0]):8888"
+        $screen = InPty 'ask' "Remove-RingBalancerTarget '$target' -Confirm:`$false -Verbose`n""DONE:`$((Get-RingBalancerTarget -NoHealth).Target -contains '$target')""" 'n'
         $screen | Should -Match 'although it is\s+healthy\?'
         $screen | Should -Match 'is operational\s.*taking\s+traffic'
         $screen | Should -Match 'kept \(declined: it is healthy\)'
         $screen | Should -Match 'DONE:True'
         (Get-RingBalancerTarget -NoHealth).Target | Should -Contain $target
+    }
+    It '-Force (past the guards) still asks; answered N, the target stays' {
+        $target = "$($a[0]):8888"
+        $screen = InPty 'force' "Remove-RingBalancerTarget '$target' -Force -Confirm:`$false -Verbose`n""DONE:`$((Get-RingBalancerTarget -NoHealth).Target -contains '$target')""" 'n'
+        $screen | Should -Match 'although it is\s+healthy\?'
+        $screen | Should -Match 'DONE:True'
+        (Get-RingBalancerTarget -NoHealth).Target | Should -Contain $target
+    }
+    It '-EvenIfHealthy does not ask: the warning stays and the target goes' {
+        $target = "$($a[3]):8888"
+        $screen = InPty 'even' "Remove-RingBalancerTarget '$target' -EvenIfHealthy -Confirm:`$false`n""GONE:`$(-not ((Get-RingBalancerTarget -NoHealth).Target -contains '$target'))""" 'n'
+        $screen | Should -Not -Match 'although it is\s+healthy\?'
+        $screen | Should -Match 'is operational\s.*taking\s+traffic'
+        $screen | Should -Match 'GONE:True'
+        Add-RingBalancerTarget $target -Confirm:$false | Out-Null
     }
 }
 

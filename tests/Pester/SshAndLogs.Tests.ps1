@@ -26,7 +26,7 @@ Describe 'Restart-KeyService' {
         { Restart-KeyService $a[2] -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'DependencyFaultNoRestart,KeyServiceOps.Commands.RestartKeyServiceCommand'
     }
     It 'refuses a container name with shell metacharacters before connecting' {
-        { Restart-KeyService $a[0] -Container 'api_key_service; id' -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'ParameterArgumentValidationError,KeyServiceOps.Commands.RestartKeyServiceCommand'
+        { Restart-KeyService $a[0] -Container 'api_key_service; id' -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidSettingValue,KeyServiceOps.Commands.RestartKeyServiceCommand'
     }
     It 'restarts a crashed instance and waits until it recovers' {
         Set-KsoLabScenario $lab $a[1] CleanCrash

@@ -15,8 +15,8 @@ BeforeAll {
         TargetChange       = @{ Make = { Add-RingBalancerTarget "$($a[3]):8888" -Force -Confirm:$false -PassThru; Remove-RingBalancerTarget "$($a[3]):8888" -Force -Confirm:$false -PassThru -WarningAction SilentlyContinue }; Deciding = 'Detail'; Expect = 'Added|Removed'; Room = 30 }
         SelfHealingAction  = @{ Make = { Invoke-KeyServiceSelfHealing -StatePath (Join-Path $TestDrive 'views-heal.json') -WhatIf -FailuresToRemove 1 }; Deciding = 'Detail'; Expect = 'Remove|None|Add'; Room = 30 }
         KeyServiceInstance = @{ Make = { Get-KeyServiceInstance }; Deciding = 'KongHealth'; Expect = $a[0] }
-        AuditEntry         = @{ Make = { Get-KeyServiceAuditLog }; Deciding = 'Incident'; Expect = $incident }
-        PagerDutyIncident  = @{ Make = { Get-PagerDutyIncident -IncidentId $incident }; Deciding = 'Title'; Expect = $incident }
+        AuditEntry         = @{ Make = { Get-KeyServiceAuditLog }; Deciding = 'Incident'; Expect = $incident; Room = 13 }
+        PagerDutyIncident  = @{ Make = { Get-PagerDutyIncident -IncidentId $incident }; Deciding = 'Title'; Expect = $incident; Room = 30 }
         ContainerState     = @{ Make = { Get-KeyServiceContainer $a[2] }; Deciding = 'OOM'; Expect = 'exited' }
         Fault              = @{ Make = { Get-KeyServiceLog $a[2] -Tail 50 | Get-KeyServiceFault | Format-Table }; Deciding = 'Evidence'; Expect = 'CipherDependency' }
     }

@@ -26,17 +26,20 @@ namespace KeyServiceOps.Core
         public static Endpoint Parse(string input, int defaultPort)
         {
             if (TryParse(input, defaultPort, out var ep, out var why)) return ep;
-            throw new OpsException("InvalidTarget", OpsErrorCategory.InvalidArgument,
-                $"{Describe(input)} is not a valid instance address: {why}", input,
-                recommendedAction: "Give an IPv4/IPv6 address or host name, optionally with :PORT (1-65535), e.g. 10.0.0.5:8888.");
+            throw InvalidTarget(input, why);
         }
+
+        /// <summary>The one InvalidTarget error (a ring-balancer target); <paramref name="shownAs"/>: how to name an input that is not text.</summary>
+        public static OpsException InvalidTarget(string input, string why, string shownAs = null)
+            => new OpsException("InvalidTarget", OpsErrorCategory.InvalidArgument,
+                $"{shownAs ?? Describe(input)} is not a valid instance address: {why}", shownAs ?? Clip(input),
+                recommendedAction: "Give an IPv4/IPv6 address or host name, optionally with :PORT (1-65535), e.g. 10.0.0.5:8888.");
 
         public static bool TryParse(string input, int defaultPort, out Endpoint endpoint, out string reason)
         {
             endpoint = default;
             reason = null;
             if (string.IsNullOrWhiteSpace(input)) { reason = "it is empty"; return false; }
-            if (PipelineRefusal.IsRefused(input, out var refusedType)) { reason = PipelineRefusal.Reason(refusedType); return false; }
             var s = input.Trim();
             string host = s, portText = null;
             if (s.StartsWith("["))
@@ -82,17 +85,16 @@ namespace KeyServiceOps.Core
             return true;
         }
 
-        /// <summary>The one InvalidAddress error: names the input (clipped), says why and what to give instead.</summary>
-        public static OpsException InvalidAddress(string input, string why)
-            => new OpsException("InvalidAddress", OpsErrorCategory.InvalidArgument, $"{Describe(input)} is not a valid instance address: {why}", Clip(input),
+        /// <summary>The one InvalidAddress error: names the input (clipped; <paramref name="shownAs"/> for an input that is not text), says why and what to give instead.</summary>
+        public static OpsException InvalidAddress(string input, string why, string shownAs = null)
+            => new OpsException("InvalidAddress", OpsErrorCategory.InvalidArgument, $"{shownAs ?? Describe(input)} is not a valid instance address: {why}", shownAs ?? Clip(input),
                 recommendedAction: "Give an IPv4/IPv6 address or host name, optionally with :PORT (1-65535), e.g. 10.0.0.5 or 10.0.0.5:8888.");
 
-        private static string Clip(string input) => PipelineRefusal.IsRefused(input, out var t) ? t : input != null && input.Length > 200 ? input.Substring(0, 200) + "…" : input;
+        private static string Clip(string input) => input != null && input.Length > 200 ? input.Substring(0, 200) + "…" : input;
 
-        /// <summary>The input as an error message names it: quoted, clipped to 200 characters, never a refusal marker.</summary>
+        /// <summary>The input as an error message names it: quoted, clipped to 200 characters.</summary>
         public static string Describe(string input)
         {
-            if (PipelineRefusal.IsRefused(input, out var t)) return $"The pipeline object ({t})";
             if (input == null) return "(nothing)";
             return input.Length <= 200 ? $"'{input}'" : $"'{input.Substring(0, 200)}…' ({input.Length} characters)";
         }

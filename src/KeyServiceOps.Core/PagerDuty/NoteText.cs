@@ -1,4 +1,3 @@
-using System;
 using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.RingBalancer;
 

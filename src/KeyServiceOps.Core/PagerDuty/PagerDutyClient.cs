@@ -1,13 +1,11 @@
 using System;
 using System.Collections.Generic;
-using System.Globalization;
 using System.Linq;
 using System.Net.Http;
 using System.Threading;
 using System.Threading.Tasks;
 using Newtonsoft.Json.Linq;
 using Polly;
-using Polly.Retry;
 using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.PagerDuty

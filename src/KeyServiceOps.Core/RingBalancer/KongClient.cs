@@ -84,7 +84,7 @@ namespace KeyServiceOps.Core.RingBalancer
         public async Task MarkHealthAsync(string upstream, string idOrTarget, bool healthy, CancellationToken ct)
         {
             var node = await GetNodeInfoAsync(ct).ConfigureAwait(false);
-            var path = U(upstream) + "/targets/" + T(idOrTarget) + (healthy ? "/healthy" : "/unhealthy");
+            var path = UpstreamPath(upstream) + "/targets/" + TargetPath(idOrTarget) + (healthy ? "/healthy" : "/unhealthy");
             var what = $"mark {idOrTarget} {(healthy ? "healthy" : "unhealthy")}";
             var r = await _rest.SendAsync(node.Era2 ? HttpMethod.Post : HttpMethod.Put, path, null, ct).ConfigureAwait(false);
             if (r.IsSuccess) return;
@@ -104,12 +104,12 @@ namespace KeyServiceOps.Core.RingBalancer
         public int RequestCount => _rest.RequestCount;
         public Uri BaseUri => _rest.BaseUri;
 
-        private string U(string upstream) => _prefix + "upstreams/" + Uri.EscapeDataString(upstream);
-        private static string T(string target) => Uri.EscapeDataString(target);
+        private string UpstreamPath(string upstream) => _prefix + "upstreams/" + Uri.EscapeDataString(upstream);
+        private static string TargetPath(string target) => Uri.EscapeDataString(target);
 
         public async Task<UpstreamInfo> GetUpstreamAsync(string upstream, CancellationToken ct)
         {
-            var r = await _rest.SendAsync(HttpMethod.Get, U(upstream), null, ct).ConfigureAwait(false);
+            var r = await _rest.SendAsync(HttpMethod.Get, UpstreamPath(upstream), null, ct).ConfigureAwait(false);
             var j = Expect(r, "GET upstream", upstream, upstream);
             var active = j["healthchecks"]?["active"];
             double Interval(string k) => active?[k]?["interval"]?.Type == JTokenType.Integer || active?[k]?["interval"]?.Type == JTokenType.Float ? (double)active[k]["interval"] : 0;
@@ -134,7 +134,7 @@ namespace KeyServiceOps.Core.RingBalancer
         public async Task<List<RingBalancerTarget>> GetTargetsAsync(string upstream, CancellationToken ct, IProgress<int> progress = null)
         {
             var all = new List<RingBalancerTarget>();
-            await PagesAsync(U(upstream) + "/targets", "GET targets", upstream, t => all.Add(ToTarget(t, upstream)), ct, () => progress?.Report(all.Count)).ConfigureAwait(false);
+            await PagesAsync(UpstreamPath(upstream) + "/targets", "GET targets", upstream, t => all.Add(ToTarget(t, upstream)), ct, () => progress?.Report(all.Count)).ConfigureAwait(false);
             return all;
         }
 
@@ -142,7 +142,7 @@ namespace KeyServiceOps.Core.RingBalancer
         public async Task<Dictionary<string, string>> GetHealthAsync(string upstream, CancellationToken ct)
         {
             var map = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-            await PagesAsync(U(upstream) + "/health", "GET health", upstream, t =>
+            await PagesAsync(UpstreamPath(upstream) + "/health", "GET health", upstream, t =>
             {
                 if (!(t is JObject o) || o["target"]?.Type != JTokenType.String)
                     throw NotAdminApi($"Kong answered GET health with an entry that is not an object with a 'target' string ({JsonShape.Quote(t)}): not the Admin API's JSON.", upstream, null, "Check -KongAdminUri points at Kong's Admin API (default port 8001), not another service.");
@@ -191,7 +191,7 @@ namespace KeyServiceOps.Core.RingBalancer
 
         public async Task<RingBalancerTarget> FindTargetAsync(string upstream, string target, CancellationToken ct)
         {
-            var r = await _rest.SendAsync(HttpMethod.Get, U(upstream) + "/targets/" + T(target), null, ct).ConfigureAwait(false);
+            var r = await _rest.SendAsync(HttpMethod.Get, UpstreamPath(upstream) + "/targets/" + TargetPath(target), null, ct).ConfigureAwait(false);
             if (r.Status == 404 && r.TryJson() != null)
             {
                 // Is it the target or the upstream that is missing? Ask for the upstream (throws KongUpstreamNotFound).
@@ -206,7 +206,7 @@ namespace KeyServiceOps.Core.RingBalancer
         {
             var body = new JObject { ["target"] = target, ["weight"] = weight };
             if (tags != null && tags.Length > 0) body["tags"] = new JArray(tags);
-            var r = await _rest.SendAsync(HttpMethod.Post, U(upstream) + "/targets", body, ct).ConfigureAwait(false);
+            var r = await _rest.SendAsync(HttpMethod.Post, UpstreamPath(upstream) + "/targets", body, ct).ConfigureAwait(false);
             if (r.Status == 409 && r.TryJson() != null)
                 return (await FindTargetAsync(upstream, target, ct).ConfigureAwait(false), false, "Kong 3.x answered 409: the target is already present");
             if (r.Status == 200 && string.Equals(r.Header("Deprecation"), "true", StringComparison.OrdinalIgnoreCase))
@@ -218,7 +218,7 @@ namespace KeyServiceOps.Core.RingBalancer
         /// <summary>DELETE a target; false when Kong says it is already gone (404).</summary>
         public async Task<bool> DeleteTargetAsync(string upstream, string idOrTarget, CancellationToken ct)
         {
-            var r = await _rest.SendAsync(HttpMethod.Delete, U(upstream) + "/targets/" + T(idOrTarget), null, ct).ConfigureAwait(false);
+            var r = await _rest.SendAsync(HttpMethod.Delete, UpstreamPath(upstream) + "/targets/" + TargetPath(idOrTarget), null, ct).ConfigureAwait(false);
             if (r.Status == 204 || (r.Status == 200 && r.TryJson() != null)) return true; // a 200 HTML page is a proxy's, not Kong's
             if (r.Status == 404 && r.TryJson() != null) return false;
             Expect(r, "DELETE target", idOrTarget, upstream);
@@ -227,12 +227,12 @@ namespace KeyServiceOps.Core.RingBalancer
 
         public async Task<RingBalancerTarget> SetWeightAsync(string upstream, string idOrTarget, int weight, CancellationToken ct, string targetText = null)
         {
-            var r = await _rest.SendAsync(Patch, U(upstream) + "/targets/" + T(idOrTarget), new JObject { ["weight"] = weight }, ct).ConfigureAwait(false);
+            var r = await _rest.SendAsync(Patch, UpstreamPath(upstream) + "/targets/" + TargetPath(idOrTarget), new JObject { ["weight"] = weight }, ct).ConfigureAwait(false);
             // Kong 2.0-2.1 has no PATCH for a target: PUT the whole target instead (not in DB-less mode, code 12, where no write works).
             if (r.Status == 405 && (int?)r.TryJson()?["code"] != 12)
             {
                 _log.Verbose($"Kong refused PATCH for {idOrTarget} (HTTP 405); setting weight {weight} with PUT.");
-                r = await _rest.SendAsync(HttpMethod.Put, U(upstream) + "/targets/" + T(idOrTarget), new JObject { ["target"] = targetText ?? idOrTarget, ["weight"] = weight }, ct).ConfigureAwait(false);
+                r = await _rest.SendAsync(HttpMethod.Put, UpstreamPath(upstream) + "/targets/" + TargetPath(idOrTarget), new JObject { ["target"] = targetText ?? idOrTarget, ["weight"] = weight }, ct).ConfigureAwait(false);
             }
             return ToTarget(Expect(r, weight == 0 ? "drain target" : "set target weight", idOrTarget, upstream), upstream);
         }

@@ -407,8 +407,10 @@ namespace KeyServiceOps.Core.RingBalancer
         }
 
         /// <summary>Adds a target (or restores a drained one). Health is checked first unless forced.</summary>
-        public async Task<TargetChange> AddAsync(string upstream, string target, int weight, string[] tags, bool skipHealthCheck, string actor, string incident, CancellationToken ct, RemovalMethod method = RemovalMethod.Delete)
+        public async Task<TargetChange> AddAsync(AddRequest request, CancellationToken ct)
         {
+            string upstream = request.Upstream, target = request.Target, actor = request.Actor, incident = request.Incident;
+            int weight = request.Weight; string[] tags = request.Tags; bool skipHealthCheck = request.SkipHealthCheck; var method = request.Method;
             Endpoint.TryParse(target, _ctx.Health.Port, out var lockEp, out _);
             using (await InstanceLock.AcquireAsync(_ctx.Safety.LockDirectory, lockEp.Address ?? target, $"add {target} to {upstream}", _ctx.Safety.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))
                 return method == RemovalMethod.MarkUnhealthy
@@ -514,5 +516,22 @@ namespace KeyServiceOps.Core.RingBalancer
             _log.Verbose($"{change.Action} {target} in upstream '{upstream}' with weight {weight}.");
             return change;
         }
+    }
+
+    /// <summary>What to put back into the ring-balancer, and how (RingBalancerService.AddAsync).</summary>
+    public sealed class AddRequest
+    {
+        public string Upstream { get; set; }
+        /// <summary>IP:PORT (or host:port) as Kong stores it.</summary>
+        public string Target { get; set; }
+        public int Weight { get; set; } = 100;
+        public string[] Tags { get; set; }
+        /// <summary>Put it back without a health check first (-Force).</summary>
+        public bool SkipHealthCheck { get; set; }
+        /// <summary>Who asks (the audit log's actor; null: this user).</summary>
+        public string Actor { get; set; }
+        public string Incident { get; set; }
+        /// <summary>How it was taken out: Delete (a POST), Drain (weight back) or MarkUnhealthy (the healthy mark).</summary>
+        public RemovalMethod Method { get; set; } = RemovalMethod.Delete;
     }
 }

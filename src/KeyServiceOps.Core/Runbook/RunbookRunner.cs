@@ -391,7 +391,7 @@ namespace KeyServiceOps.Core.Runbook
             if (existing != null && existing.Weight > 0 && !r.MarkedUnhealthy) return (StepOutcome.AlreadyDone, $"{ep.Target} is already in '{r.Upstream}'");
             if (!await r.Confirm(ep.Target, $"Add back to upstream '{r.Upstream}' (runbook step 4)").ConfigureAwait(false))
                 return (StepOutcome.WouldDo, $"would add {ep.Target} back to '{r.Upstream}'");
-            var change = await _rb.AddAsync(r.Upstream, ep.Target, 100, null, false, r.O.Actor, r.Incident, ct, r.MarkedUnhealthy ? RemovalMethod.MarkUnhealthy : _ctx.Removal.Method).ConfigureAwait(false);
+            var change = await _rb.AddAsync(new AddRequest { Upstream = r.Upstream, Target = ep.Target, Weight = 100, Actor = r.O.Actor, Incident = r.Incident, Method = r.MarkedUnhealthy ? RemovalMethod.MarkUnhealthy : _ctx.Removal.Method }, ct).ConfigureAwait(false);
             r.Actions.Add($"{change.Action} {ep.Target}");
             await NoteAsync(r, $"added target {ep.Target} back to upstream {r.Upstream} (runbook step 4: the API is available and operational)", ct).ConfigureAwait(false);
             return (StepOutcome.Done, $"{change.Action}: {change.Detail}");

@@ -158,8 +158,8 @@ namespace KeyServiceOps.Core.Runbook
             var results = new List<SelfHealingAction>();
             var sum = new SelfHealingPassSummary { Upstream = upstream, Time = o.Clock(), WhatIf = o.WhatIf };
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            void Out(SelfHealingAction a) { a.Upstream = upstream; a.Time = o.Clock(); results.Add(a); emit?.Invoke(a); }
-            try { await PassCoreAsync(o, upstream, statePath, confirm, Out, sum, ct).ConfigureAwait(false); return results; }
+            void Report(SelfHealingAction a) { a.Upstream = upstream; a.Time = o.Clock(); results.Add(a); emit?.Invoke(a); }
+            try { await PassCoreAsync(o, upstream, statePath, confirm, Report, sum, ct).ConfigureAwait(false); return results; }
             finally
             {
                 sum.Seconds = Math.Round(clock.Elapsed.TotalSeconds, 3);
@@ -174,13 +174,13 @@ namespace KeyServiceOps.Core.Runbook
 
         /// <summary>The I/O around the policy: the lock and the state file, Kong's listing, the probes; then the policy's steps carried out in order.</summary>
         private async Task PassCoreAsync(SelfHealingOptions o, string upstream, string statePath, Func<string, string, Task<bool>> confirm,
-            Action<SelfHealingAction> Out, SelfHealingPassSummary sum, CancellationToken ct)
+            Action<SelfHealingAction> Report, SelfHealingPassSummary sum, CancellationToken ct)
         {
             using (var lockFile = await LockAsync(statePath, o.LockTimeout, ct).ConfigureAwait(false))
             {
                 if (lockFile == null)
                 {
-                    Out(new SelfHealingAction { ActionValue = HealingAction.None, OutcomeValue = StepOutcome.Skipped, ReasonValue = HealingReason.LockHeld, Detail = $"another self-healing pass holds {statePath}.lock; nothing done" });
+                    Report(new SelfHealingAction { ActionValue = HealingAction.None, OutcomeValue = StepOutcome.Skipped, ReasonValue = HealingReason.LockHeld, Detail = $"another self-healing pass holds {statePath}.lock; nothing done" });
                     return;
                 }
                 var state = Load(statePath);
@@ -190,7 +190,7 @@ namespace KeyServiceOps.Core.Runbook
                 try { targets = await _rb.Kong.GetTargetsAsync(upstream, ct).ConfigureAwait(false); }
                 catch (OpsException e) when (!e.IsCancellation)
                 {
-                    Out(new SelfHealingAction { Pass = pass, ActionValue = HealingAction.None, OutcomeValue = StepOutcome.Failed, ReasonValue = HealingReason.Error, Detail = $"cannot read the upstream's targets ({e.ErrorId}): nothing changed this pass" });
+                    Report(new SelfHealingAction { Pass = pass, ActionValue = HealingAction.None, OutcomeValue = StepOutcome.Failed, ReasonValue = HealingReason.Error, Detail = $"cannot read the upstream's targets ({e.ErrorId}): nothing changed this pass" });
                     if (!o.WhatIf) Save(statePath, state);
                     return;
                 }
@@ -222,38 +222,38 @@ namespace KeyServiceOps.Core.Runbook
                 foreach (var step in plan.Steps)
                 {
                     ct.ThrowIfCancellationRequested();
-                    SelfHealingAction A(StepOutcome oc, HealingReason reason, string detail, HealingAction? action = null)
+                    SelfHealingAction ActionFor(StepOutcome oc, HealingReason reason, string detail, HealingAction? action = null)
                         => new SelfHealingAction { Pass = pass, Target = step.Target, ActionValue = action ?? step.Action, OutcomeValue = oc, ReasonValue = reason, Detail = detail, Failures = step.Failures, Successes = step.Successes };
-                    if (!step.Act) { Out(A(StepOutcome.Skipped, step.Reason, step.Detail)); continue; }
+                    if (!step.Act) { Report(ActionFor(StepOutcome.Skipped, step.Reason, step.Detail)); continue; }
                     try
                     {
                         switch (step.Action)
                         {
                             case HealingAction.Escalate:
-                                var esc = A(o.WhatIf ? StepOutcome.WouldDo : StepOutcome.Done, step.Reason, step.Detail);
+                                var esc = ActionFor(o.WhatIf ? StepOutcome.WouldDo : StepOutcome.Done, step.Reason, step.Detail);
                                 _log.Warning(step.Reason == HealingReason.PanicFloor
                                     ? $"Self-healing: upstream '{upstream}' is under its panic floor ({plan.HealthyInRotation} of {plan.InRotation} healthy): nothing is taken out; escalate."
                                     : $"Self-healing: {step.Detail}.");
                                 var addresses = step.Target != null ? new[] { state.Targets[step.Target].Address } : step.EscalateAddresses;
                                 if (!o.WhatIf) await EscalateAsync(esc, addresses, o, esc.Detail, ct).ConfigureAwait(false);
-                                Out(esc);
+                                Report(esc);
                                 break;
                             case HealingAction.Remove:
-                                if (await RemoveAsync(o, upstream, statePath, state, step, present[step.Target], byTarget[step.Target], removedThisPass, now, confirm, A, Out, ct).ConfigureAwait(false))
+                                if (await RemoveAsync(o, upstream, statePath, state, step, present[step.Target], byTarget[step.Target], removedThisPass, now, confirm, ActionFor, Report, ct).ConfigureAwait(false))
                                     removedThisPass++;
                                 break;
                             case HealingAction.Add:
-                                await AddBackAsync(o, upstream, statePath, state, step, confirm, A, Out, ct).ConfigureAwait(false);
+                                await AddBackAsync(o, upstream, statePath, state, step, confirm, ActionFor, Report, ct).ConfigureAwait(false);
                                 break;
                             case HealingAction.Restart:
-                                await RestartAsync(o, statePath, state, state.Targets[step.Target], now, confirm, A, Out, ct).ConfigureAwait(false);
+                                await RestartAsync(o, statePath, state, state.Targets[step.Target], now, confirm, ActionFor, Report, ct).ConfigureAwait(false);
                                 break;
                         }
                     }
                     catch (OpsException e) when (!e.IsCancellation)
                     {
                         // An answer lost and not read back: the change may have happened (the mark is kept): Unknown, never Failed.
-                        Out(A(e.OutcomeUnknown ? StepOutcome.Unknown : StepOutcome.Failed, HealingReason.Error, $"{e.ErrorId}: {e.Message}"));
+                        Report(ActionFor(e.OutcomeUnknown ? StepOutcome.Unknown : StepOutcome.Failed, HealingReason.Error, $"{e.ErrorId}: {e.Message}"));
                     }
                 }
                 if (!o.WhatIf) Save(statePath, state);
@@ -262,8 +262,8 @@ namespace KeyServiceOps.Core.Runbook
 
         /// <summary>Carries out a planned removal; true when Kong confirmed it.</summary>
         private async Task<bool> RemoveAsync(SelfHealingOptions o, string upstream, string statePath, HealingState state, HealingStep step, RingBalancerTarget t, HealingObservation seen,
-            int removedThisPass, DateTimeOffset now, Func<string, string, Task<bool>> confirm, Func<StepOutcome, HealingReason, string, HealingAction?, SelfHealingAction> A,
-            Action<SelfHealingAction> Out, CancellationToken ct)
+            int removedThisPass, DateTimeOffset now, Func<string, string, Task<bool>> confirm, Func<StepOutcome, HealingReason, string, HealingAction?, SelfHealingAction> ActionFor,
+            Action<SelfHealingAction> Report, CancellationToken ct)
         {
             var key = step.Target;
             var s = state.Targets[key];
@@ -291,39 +291,39 @@ namespace KeyServiceOps.Core.Runbook
                 }, confirm, ct).ConfigureAwait(false);
             }
             catch (OpsException e) when (!OutcomeUnknown(e)) { if (marked) { HealingPolicy.ClearRemoved(s); Save(statePath, state); } throw; }
-            if (removal.NoLongerWanted != null) { Out(A(StepOutcome.Skipped, HealingReason.Recovered, removal.NoLongerWanted, null)); return false; }
-            if (!removal.Guard.Allowed) { Out(A(StepOutcome.Skipped, HealingReason.CapacityGuard, $"{removal.Guard.ErrorId}: {removal.Guard.Reason}", null)); return false; }
+            if (removal.NoLongerWanted != null) { Report(ActionFor(StepOutcome.Skipped, HealingReason.Recovered, removal.NoLongerWanted, null)); return false; }
+            if (!removal.Guard.Allowed) { Report(ActionFor(StepOutcome.Skipped, HealingReason.CapacityGuard, $"{removal.Guard.ErrorId}: {removal.Guard.Reason}", null)); return false; }
             if (removal.Change == null)
             {
-                Out(A(StepOutcome.WouldDo, HealingReason.Unhealthy, $"{seen.Status} {s.Failures} times: would remove", null));
+                Report(ActionFor(StepOutcome.WouldDo, HealingReason.Unhealthy, $"{seen.Status} {s.Failures} times: would remove", null));
                 return false;
             }
             var change = removal.Change;
-            var a = A(StepOutcome.Done, HealingReason.Unhealthy, $"{change.Action} after {s.Failures} failed checks ({seen.Status}: {seen.Detail})", null);
+            var a = ActionFor(StepOutcome.Done, HealingReason.Unhealthy, $"{change.Action} after {s.Failures} failed checks ({seen.Status}: {seen.Detail})", null);
             a.IncidentId = incident;
             await NoteAsync(a, incident, $"removed by self-healing: target {key} of upstream {upstream} failed {s.Failures} consecutive health checks ({seen.Status}).", ct).ConfigureAwait(false);
-            Out(a);
+            Report(a);
             return true;
         }
 
         private async Task AddBackAsync(SelfHealingOptions o, string upstream, string statePath, HealingState state, HealingStep step, Func<string, string, Task<bool>> confirm,
-            Func<StepOutcome, HealingReason, string, HealingAction?, SelfHealingAction> A, Action<SelfHealingAction> Out, CancellationToken ct)
+            Func<StepOutcome, HealingReason, string, HealingAction?, SelfHealingAction> ActionFor, Action<SelfHealingAction> Report, CancellationToken ct)
         {
             var key = step.Target;
             var s = state.Targets[key];
             if (!await confirm(key, $"Add back to upstream '{upstream}' (self-healing: healthy {s.Successes} passes)").ConfigureAwait(false) || o.WhatIf)
             {
-                Out(A(StepOutcome.WouldDo, HealingReason.Recovered, "would add back", null));
+                Report(ActionFor(StepOutcome.WouldDo, HealingReason.Recovered, "would add back", null));
                 return;
             }
             var incident = await IncidentAsync(s.Address, ct).ConfigureAwait(false);
-            var change = await _rb.AddAsync(upstream, key, s.Weight > 0 ? s.Weight : 100, s.Tags, false, o.Actor, incident, ct, HealingPolicy.RemovedWith(s)).ConfigureAwait(false);
+            var change = await _rb.AddAsync(new AddRequest { Upstream = upstream, Target = key, Weight = s.Weight > 0 ? s.Weight : 100, Tags = s.Tags, Actor = o.Actor, Incident = incident, Method = HealingPolicy.RemovedWith(s) }, ct).ConfigureAwait(false);
             HealingPolicy.ClearRemoved(s);
             Save(statePath, state);
-            var a = A(StepOutcome.Done, HealingReason.Recovered, $"{change.Action} after {s.Successes} healthy passes", null);
+            var a = ActionFor(StepOutcome.Done, HealingReason.Recovered, $"{change.Action} after {s.Successes} healthy passes", null);
             a.IncidentId = incident;
             await NoteAsync(a, incident, $"added back by self-healing: target {key} of upstream {upstream} passed {s.Successes} consecutive health checks.", ct).ConfigureAwait(false);
-            Out(a);
+            Report(a);
         }
 
         /// <summary>
@@ -354,14 +354,14 @@ namespace KeyServiceOps.Core.Runbook
         }
 
         private async Task RestartAsync(SelfHealingOptions o, string statePath, HealingState state, HealingTargetState s, DateTimeOffset now, Func<string, string, Task<bool>> confirm,
-            Func<StepOutcome, HealingReason, string, HealingAction?, SelfHealingAction> A, Action<SelfHealingAction> Out, CancellationToken ct)
+            Func<StepOutcome, HealingReason, string, HealingAction?, SelfHealingAction> ActionFor, Action<SelfHealingAction> Report, CancellationToken ct)
         {
             SshTarget ssh;
             try { ssh = SshTarget.For(_ctx, s.Address); }
-            catch (OpsException e) { Out(A(StepOutcome.Failed, HealingReason.Error, e.Message, null)); return; }
+            catch (OpsException e) { Report(ActionFor(StepOutcome.Failed, HealingReason.Error, e.Message, null)); return; }
             if (!await confirm($"{ssh.Container} on {s.Address}", "docker restart (self-healing)").ConfigureAwait(false) || o.WhatIf)
             {
-                Out(A(StepOutcome.WouldDo, HealingReason.Unhealthy, "would restart the container", null));
+                Report(ActionFor(StepOutcome.WouldDo, HealingReason.Unhealthy, "would restart the container", null));
                 return;
             }
             try
@@ -370,14 +370,14 @@ namespace KeyServiceOps.Core.Runbook
                 await _restarter.RestartAsync(ssh, new RestartOptions { Wait = false, IncidentId = incident, PriorSince = (s.RemovedAt ?? now) - o.StartupGrace, IgnoreOwnRestarts = true, Actor = o.Actor, HealthPort = s.Port, LockDirectory = _ctx.Safety.LockDirectory, LockTimeout = _ctx.Safety.LockTimeout, Leases = _ctx.Leases }, null, ct).ConfigureAwait(false);
                 HealingPolicy.Restarted(state, s, now, o);
                 Save(statePath, state);
-                var a = A(StepOutcome.Done, HealingReason.Unhealthy, $"restart {s.Restarts.Count} of at most {o.MaxRestartsPerHour} this hour; start-up grace {o.StartupGrace.TotalSeconds:0} s", null);
+                var a = ActionFor(StepOutcome.Done, HealingReason.Unhealthy, $"restart {s.Restarts.Count} of at most {o.MaxRestartsPerHour} this hour; start-up grace {o.StartupGrace.TotalSeconds:0} s", null);
                 a.IncidentId = incident;
                 await NoteAsync(a, incident, $"self-healing restarted {ssh.Container} on {s.Address} (restart {s.Restarts.Count} this hour).", ct).ConfigureAwait(false);
-                Out(a);
+                Report(a);
             }
             catch (OpsException e) when (e.ErrorId == "DependencyFaultNoRestart")
             {
-                Out(A(StepOutcome.Skipped, HealingReason.DependencyFault, e.Message, null));
+                Report(ActionFor(StepOutcome.Skipped, HealingReason.DependencyFault, e.Message, null));
             }
             catch (OpsException e) when (e.OutcomeUnknown && !e.IsCancellation)
             {
@@ -385,12 +385,12 @@ namespace KeyServiceOps.Core.Runbook
                 // so the next pass does not send another into a container that may still be starting.
                 HealingPolicy.Restarted(state, s, now, o);
                 Save(statePath, state);
-                Out(A(StepOutcome.Unknown, HealingReason.Unhealthy, $"docker restart sent, its answer lost ({e.ErrorId}); counted as a restart, start-up grace {o.StartupGrace.TotalSeconds:0} s", null));
+                Report(ActionFor(StepOutcome.Unknown, HealingReason.Unhealthy, $"docker restart sent, its answer lost ({e.ErrorId}); counted as a restart, start-up grace {o.StartupGrace.TotalSeconds:0} s", null));
             }
             catch (AlreadyRestartedException e)
             {
                 // Another responder (or an earlier pass) restarted it for this incident: never a second restart for it.
-                Out(A(StepOutcome.Skipped, HealingReason.AlreadyRestarted, e.Message, null));
+                Report(ActionFor(StepOutcome.Skipped, HealingReason.AlreadyRestarted, e.Message, null));
             }
         }
 

@@ -1,7 +1,6 @@
 using System;
 using System.Collections.Concurrent;
 using System.Management.Automation;
-using System.Management.Automation.Runspaces;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core;
@@ -43,17 +42,18 @@ namespace KeyServiceOps.Commands
 
         /// <summary>
         /// For a change every guard allows but that is likely a mistake (a healthy instance taking traffic): a warning
-        /// always, then a question where the host can ask one — also under -Confirm:$false; -Force skips it (#27 rows 2, 3).
-        /// A host that cannot prompt (-NonInteractive, a job, a hosted runspace) gets the warning only. False: declined.
+        /// always, then a question where the host can ask one — also under -Confirm:$false; only <paramref name="skipSwitch"/>
+        /// skips it (#27 rows 2, 3: -Force means "past the guards", never "don't ask"). A host that cannot prompt
+        /// (-NonInteractive, a job, a hosted runspace) gets the warning only. False: declined.
         /// </summary>
-        protected bool WarnAndAsk(string warning, string question, string caption, bool force)
+        protected bool WarnAndAsk(string warning, string question, string caption, bool skip, string skipSwitch)
         {
             WriteWarning(warning);
-            if (force || IsWhatIf) return true;
+            if (skip || IsWhatIf) return true;
             // A console whose stdin is not a terminal (a CI runner, systemd, cron, a pipe) has no one to answer: the
             // warning only, never a prompt that reads end-of-file or waits forever.
             if (Host?.Name == "ConsoleHost" && Console.IsInputRedirected) return true;
-            try { return ShouldContinue(question + " (-Force: no question)", caption); }
+            try { return ShouldContinue(question + $" ({skipSwitch}: no question)", caption); }
             catch (Exception e) when (!(e is PipelineStoppedException) && !(e is OperationCanceledException)) // a host that cannot ask, however it fails: the warning stands
             {
                 return true;

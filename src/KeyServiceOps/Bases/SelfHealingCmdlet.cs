@@ -1,7 +1,5 @@
 using System;
-using System.Linq;
 using System.Management.Automation;
-using KeyServiceOps.Core;
 using KeyServiceOps.Core.Diagnosis;
 using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Core.Runbook;

@@ -1,8 +1,6 @@
 using System;
 using System.Collections.Concurrent;
-using System.Management.Automation;
 using System.Management.Automation.Runspaces;
-using System.Security;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.Remote;
 

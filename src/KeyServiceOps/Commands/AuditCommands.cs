@@ -1,6 +1,5 @@
 using System;
 using System.Management.Automation;
-using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Commands

@@ -27,7 +27,7 @@ namespace KeyServiceOps.Commands
         [AddressInput]
         [ArgumentCompleter(typeof(AddressCompleter))]
         [AllowEmptyString]
-        public string[] Address { get; set; }
+        public InstancePipeBind[] Address { get; set; }
 
         [Parameter(ValueFromPipelineByPropertyName = true), ValidateRange(0, 65535)]
         public int Port { get; set; }
@@ -66,8 +66,12 @@ namespace KeyServiceOps.Commands
 
         protected override void ProcessRecord()
         {
-            foreach (var a in Address ?? new string[0])
+            foreach (var bind in Address ?? new InstancePipeBind[0])
             {
+                if (bind == null) continue;
+                string a;
+                try { a = bind.Address(); }
+                catch (OpsException e) { WriteOpsError(e); continue; }
                 if (!Endpoint.TryParse(a, Port > 0 ? Port : Settings.Health.Port, out var ep, out var why))
                 {
                     WriteOpsError(Endpoint.InvalidAddress(a, why));

@@ -17,7 +17,7 @@ namespace KeyServiceOps.Commands
         [Alias("IPAddress", "ComputerName", "Host")]
         [AddressInput]
         [ArgumentCompleter(typeof(AddressCompleter))]
-        public string[] Address { get; set; }
+        public InstancePipeBind[] Address { get; set; }
 
         [Parameter] [ArgumentCompleter(typeof(UpstreamCompleter))] public string Upstream { get; set; }
         [Parameter] [ArgumentCompleter(typeof(EnvironmentCompleter))] public string Environment { get; set; }
@@ -48,8 +48,12 @@ namespace KeyServiceOps.Commands
             }
             if (Address != null && Address.Length > 0)
             {
-                foreach (var a in Address)
+                foreach (var bind in Address)
                 {
+                    if (bind == null) continue;
+                    string a;
+                    try { a = bind.Address(); }
+                    catch (OpsException e) { WriteOpsError(e); continue; }
                     var ep = Endpoint.Parse(a, Settings.Health.Port);
                     var hit = result.Where(i => string.Equals(i.Address, ep.Address, System.StringComparison.OrdinalIgnoreCase) && (!a.Contains(":") || i.Port == ep.Port)).ToList();
                     if (hit.Count == 0)

@@ -56,7 +56,7 @@ namespace KeyServiceOps.Commands
         [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [ArgumentCompleter(typeof(TargetCompleter))]
         [TargetInput]
-        public string Target { get; set; }
+        public InstancePipeBind Target { get; set; }
 
         [Parameter(ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
@@ -81,13 +81,16 @@ namespace KeyServiceOps.Commands
         [Parameter] public RemovalMethod Method { get; set; }
         /// <summary>Same as -Method Drain.</summary>
         [Parameter] public SwitchParameter Drain { get; set; }
+        /// <summary>Past the safety guards (last target, share out of rotation, Kong's threshold): audited. Never skips the healthy-target question.</summary>
         [Parameter] public SwitchParameter Force { get; set; }
+        /// <summary>Take it out although it is healthy and taking traffic, without the question (the warning stays).</summary>
+        [Parameter] public SwitchParameter EvenIfHealthy { get; set; }
         [Parameter] public SwitchParameter PassThru { get; set; }
 
         protected override void ProcessRecord() => PerItem(() =>
         {
             var upstream = UpstreamOrDefault(Upstream);
-            var wanted = TargetInput.Resolve(Target, Address, Port, Settings.Health.Port);
+            var wanted = TargetInput.Resolve(Target?.Target(), Address, Port, Settings.Health.Port);
             var method = Drain ? RemovalMethod.Drain : MyInvocation.BoundParameters.ContainsKey(nameof(Method)) ? Method : Settings.Removal.Method;
             TargetChange AlreadyAbsent(int weight, string detail) => new TargetChange
             {
@@ -138,12 +141,12 @@ namespace KeyServiceOps.Commands
                 WriteWarning($"Target {current.Target} is already drained (weight 0) in upstream '{upstream}'; nothing to do.");
                 return;
             }
-            if (!IsWhatIf && !Force && method != RemovalMethod.MarkUnhealthy)
+            if (!IsWhatIf && method != RemovalMethod.MarkUnhealthy)
             {
                 // A healthy target taking traffic: the guards may allow it, the operator is asked (#27 row 2).
                 var h = Await(NewHealthChecker().CheckAsync(new Endpoint(current.Address, current.Port), Cancellation));
                 if (h.Healthy && !WarnAndAsk($"{current.Target} is operational and taking traffic: taking it out lowers capacity.",
-                        $"Take {current.Target} out of '{upstream}' although it is healthy?", "Healthy target", Force))
+                        $"Take {current.Target} out of '{upstream}' although it is healthy?", "Healthy target", EvenIfHealthy, "-EvenIfHealthy"))
                 {
                     WriteVerbose($"{current.Target}: kept (declined: it is healthy).");
                     return;
@@ -185,7 +188,7 @@ namespace KeyServiceOps.Commands
         [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [TargetInput]
         [ArgumentCompleter(typeof(AddTargetCompleter))]
-        public string Target { get; set; }
+        public InstancePipeBind Target { get; set; }
 
         [Parameter(ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
@@ -224,14 +227,14 @@ namespace KeyServiceOps.Commands
         {
             var upstream = UpstreamOrDefault(Upstream);
             var method = MyInvocation.BoundParameters.ContainsKey(nameof(Method)) ? Method : Settings.Removal.Method;
-            var wanted = TargetInput.Resolve(Target, Address, Port, Settings.Health.Port);
+            var wanted = TargetInput.Resolve(Target?.Target(), Address, Port, Settings.Health.Port);
             if (Guid.TryParse(wanted, out _))
                 ThrowArgument("TargetIdNotAddable", $"'{wanted}' is a target id; adding needs an address such as 10.0.0.5:8888.", wanted,
                     "Pass the address: Add-RingBalancerTarget 10.0.0.5:8888 (or pipe the object Remove-RingBalancerTarget -PassThru returned).");
             var how = method == RemovalMethod.MarkUnhealthy ? "Mark healthy in Kong, in ring-balancer upstream" : method == RemovalMethod.Drain ? "Restore the weight (or add) in ring-balancer upstream" : "Add to ring-balancer upstream";
             if (!ShouldProcess($"{wanted} (weight {Weight}{(Tags?.Length > 0 ? ", tags " + string.Join(",", Tags) : "")})", $"{how} '{upstream}'" + (Force ? " without a health check" : " after a health check")))
                 return;
-            var change = Await(RingBalancer.AddAsync(upstream, wanted, Weight, Tags, Force, null, IncidentId, Cancellation, method));
+            var change = Await(RingBalancer.AddAsync(new AddRequest { Upstream = upstream, Target = wanted, Weight = Weight, Tags = Tags, SkipHealthCheck = Force, Incident = IncidentId, Method = method }, Cancellation));
             if (change.ActionValue == TargetChangeAction.AlreadyPresent)
                 WriteWarning($"Target {wanted} is already in upstream '{upstream}': nothing changed.");
             if (PassThru) WriteObject(change);

@@ -1,6 +1,5 @@
 using System.Collections.Generic;
 using System;
-using System.Linq;
 using System.Management.Automation;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.Diagnosis;
@@ -25,7 +24,7 @@ namespace KeyServiceOps.Commands
         [Alias("IPAddress", "ComputerName", "Host")]
         [AddressInput]
         [ArgumentCompleter(typeof(AddressCompleter))]
-        public string[] Address { get; set; }
+        public InstancePipeBind[] Address { get; set; }
 
         [Parameter(ValueFromPipelineByPropertyName = true), ValidateRange(0, 65535)] public int Port { get; set; }
         [Parameter(ValueFromPipelineByPropertyName = true)] [ArgumentCompleter(typeof(UpstreamCompleter))] public string Upstream { get; set; }
@@ -55,8 +54,9 @@ namespace KeyServiceOps.Commands
 
         protected override void ProcessRecord()
         {
-            foreach (var a in Address ?? new string[0]) PerItem(() =>
+            foreach (var bind in Address ?? new InstancePipeBind[0]) PerItem(() =>
             {
+                var a = bind?.Address();
                 if (!Endpoint.TryParse(a, Port > 0 ? Port : Settings.Health.Port, out var ep, out var why))
                     throw Endpoint.InvalidAddress(a, why);
                 var b = MyInvocation.BoundParameters;

@@ -29,7 +29,7 @@ namespace KeyServiceOps.Commands
         [Alias("IPAddress", "ComputerName", "Host")]
         [AddressInput]
         [ArgumentCompleter(typeof(AddressCompleter))]
-        public string[] Address { get; set; }
+        public InstancePipeBind[] Address { get; set; }
 
         /// <summary>The last N lines of the container log, stdout and stderr counted together (docker logs --tail).</summary>
         [Parameter, ValidateRange(0, int.MaxValue)] public int Tail { get; set; } = -1;
@@ -65,8 +65,9 @@ namespace KeyServiceOps.Commands
 
         protected override void ProcessRecord()
         {
-            foreach (var a in Address ?? new string[0]) PerItem(() =>
+            foreach (var bind in Address ?? new InstancePipeBind[0]) PerItem(() =>
             {
+                var a = bind?.Address();
                 if (Source == LogSource.Central && !_fellBack && SearchCentral(a)) return;
                 var t = SshTargetFor(a);
                 // Lines are written as they arrive; the bounded queue holds the reader back when the pipeline is slower.
@@ -207,11 +208,11 @@ namespace KeyServiceOps.Commands
         [Alias("IPAddress", "ComputerName", "Host")]
         [AddressInput]
         [ArgumentCompleter(typeof(AddressCompleter))]
-        public string[] Address { get; set; }
+        public InstancePipeBind[] Address { get; set; }
 
         protected override void ProcessRecord()
         {
-            foreach (var a in Address ?? new string[0]) PerItem(() => WriteObject(Await(Docker.InspectAsync(SshTargetFor(a), Cancellation))));
+            foreach (var a in Address ?? new InstancePipeBind[0]) PerItem(() => WriteObject(Await(Docker.InspectAsync(SshTargetFor(a?.Address()), Cancellation))));
         }
     }
 
@@ -232,7 +233,7 @@ namespace KeyServiceOps.Commands
         [Alias("IPAddress", "ComputerName", "Host")]
         [AddressInput]
         [ArgumentCompleter(typeof(AddressCompleter))]
-        public string[] Address { get; set; }
+        public InstancePipeBind[] Address { get; set; }
 
         /// <summary>Faults from Get-KeyServiceFault: the instance is restarted unless its latest fault is a dependency fault.</summary>
         [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = FaultSet)]
@@ -247,8 +248,10 @@ namespace KeyServiceOps.Commands
         /// <summary>Check health over HTTP from here (default) or with curl on the VM.</summary>
         [Parameter] public HealthVia Via { get; set; } = HealthVia.Http;
         [Parameter(ValueFromPipelineByPropertyName = true)] [ArgumentCompleter(typeof(IncidentCompleter))] public string IncidentId { get; set; }
-        /// <summary>Restart even when the latest fault is a dependency (cipher, IAM) fault.</summary>
+        /// <summary>Restart even when the latest fault is a dependency (cipher, IAM) fault. Never skips the operational-instance question.</summary>
         [Parameter] public SwitchParameter Force { get; set; }
+        /// <summary>Restart although it is operational and may be taking traffic, without the question (the warning stays).</summary>
+        [Parameter] public SwitchParameter EvenIfHealthy { get; set; }
 
         private KeyServiceRestarter _restarter;
         private readonly List<Fault> _faults = new List<Fault>();
@@ -266,7 +269,7 @@ namespace KeyServiceOps.Commands
                 _faults.AddRange((Fault ?? new Fault[0]).Where(f => f != null));
                 return;
             }
-            foreach (var a in Address ?? new string[0]) PerItem(() => RestartOne(a, null));
+            foreach (var a in Address ?? new InstancePipeBind[0]) PerItem(() => RestartOne(a?.Address(), null));
         }
 
         protected override void EndProcessing()
@@ -289,12 +292,12 @@ namespace KeyServiceOps.Commands
         private void RestartOne(string address, IReadOnlyList<Fault> known)
         {
             var t = SshTargetFor(address);
-            if (!IsWhatIf && !Force)
+            if (!IsWhatIf)
             {
                 // Restarting an operational instance drops its requests in flight: say so, and ask where the host can (#27 row 3).
                 var h = Await(NewHealthChecker().CheckAsync(new Endpoint(t.Host, Settings.Health.Port), Cancellation));
                 if (h.Healthy && !WarnAndAsk($"{t.Host} is operational and may be taking traffic: restarting it drops the requests in flight. Take it out of the ring-balancer first (Remove-RingBalancerTarget).",
-                        $"Restart {t.Container} on {t.Host}, operational?", "Healthy instance", Force))
+                        $"Restart {t.Container} on {t.Host}, operational?", "Healthy instance", EvenIfHealthy, "-EvenIfHealthy"))
                 {
                     WriteVerbose($"{t.Host}: not restarted (declined: it is operational).");
                     return;
