@@ -49,6 +49,27 @@ namespace KeyServiceOps.Core.Tests
         }
 
         [Fact]
+        public async Task A_pass_reads_Kong_for_the_guard_once_per_batch_and_still_counts_its_own_removals()
+        {
+            // Issue #32: the capacity guard is re-validated against Kong right before the pass acts, once per batch of
+            // removals, not once per target; within the batch, each removal is judged on that read with the batch's own
+            // removals counted out, so the share limit holds without a re-read.
+            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 12 });
+            using var rig = new OpsRig(lab, c => c.Removal.MaxRemoveShare = 0.34);  // at most 4 of 12 out at once
+            var healer = rig.Healer();
+            var o = Opts(); o.FailuresToRemove = 1; o.MaxEjectionShare = 0.5;        // the policy alone would take 6
+            for (int i = 0; i < 6; i++) await lab[i].SetModeAsync(InstanceMode.Down);
+            lab.Kong.ClearRequests();
+            var pass = await healer.PassAsync(o, Yes, null, None);
+            var listings = lab.Kong.Requests.Count(r => System.Text.RegularExpressions.Regex.IsMatch(r, $@"^GET /upstreams/{lab.Upstream}/targets(\?|$)"));
+            Assert.Equal(4, pass.Count(a => a.ActionValue == HealingAction.Remove && a.OutcomeValue == StepOutcome.Done));
+            Assert.Equal(2, pass.Count(a => a.ReasonValue == HealingReason.CapacityGuard && a.Detail.StartsWith("RemoveShareExceeded")));
+            Assert.Equal(8, lab.Kong.Targets(lab.Upstream).Count(t => t.Weight > 0));
+            // The pass's own listing, then one guard read for all six decisions (per target it was seven or more).
+            Assert.True(listings <= 2, $"{listings} listings of the targets: {string.Join(", ", lab.Kong.Requests.Where(r => r.StartsWith("GET /upstreams")))}");
+        }
+
+        [Fact]
         public async Task A_refused_removal_is_forgotten_the_target_never_left()
         {
             await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });

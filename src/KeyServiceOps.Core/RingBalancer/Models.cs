@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System;
 using System.Threading;
 using System.Threading.Tasks;
@@ -101,6 +102,44 @@ namespace KeyServiceOps.Core.RingBalancer
         /// responder may have fixed the instance while this one waited.) Returns null to go on, or why not.
         /// </summary>
         public Func<CancellationToken, Task<string>> StillWanted { get; set; }
+        /// <summary>The batch this removal belongs to (a self-healing pass): the guard reads Kong once per batch, not per removal (#32).</summary>
+        public RemovalBatch Batch { get; set; }
+    }
+
+    /// <summary>
+    /// Removals judged on one read of the upstream (#32): the first removal of the batch reads Kong (the upstream, its
+    /// targets, Kong's health, the audit log's removals not put back) right before it acts; each later one is judged on
+    /// that read with the batch's own removals counted out, and probes already answered are not asked again. A fresh
+    /// read is taken after <see cref="MaxRemovalsPerRead"/> removals, after <see cref="MaxAge"/>, and after a removal
+    /// whose answer was lost or refused.
+    /// </summary>
+    public sealed class RemovalBatch
+    {
+        public int MaxRemovalsPerRead { get; set; } = 25;
+        public TimeSpan MaxAge { get; set; } = TimeSpan.FromSeconds(10);
+        /// <summary>How many times Kong was read for the guard in this batch.</summary>
+        public int Reads { get; private set; }
+
+        internal sealed class GuardRead
+        {
+            public string Upstream;
+            public DateTimeOffset At;
+            public UpstreamInfo Info;
+            public List<RingBalancerTarget> Targets;
+            public Dictionary<string, string> KongHealth;
+            public IReadOnlyDictionary<string, string> RemovedAndNotBack;
+            public readonly Dictionary<string, bool> Probed = new Dictionary<string, bool>(StringComparer.OrdinalIgnoreCase);
+        }
+
+        internal GuardRead Read { get; private set; }
+        internal HashSet<string> RemovedSinceRead { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+
+        internal bool Valid(string upstream, DateTimeOffset now)
+            => Read != null && string.Equals(Read.Upstream, upstream, StringComparison.Ordinal) && RemovedSinceRead.Count < MaxRemovalsPerRead && now - Read.At < MaxAge;
+
+        internal RemovalBatch Take(GuardRead read) { Read = read; RemovedSinceRead.Clear(); Reads++; return this; }
+        internal void Removed(string target) => RemovedSinceRead.Add(target);
+        internal void Invalidate() => Read = null;
     }
 
     /// <summary>What the one removal path did: the guard's decision, and the change when there was one.</summary>

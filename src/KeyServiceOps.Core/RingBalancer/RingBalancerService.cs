@@ -49,13 +49,24 @@ namespace KeyServiceOps.Core.RingBalancer
         /// (a guard acting on stale state is how the last target gets removed) and probed by us (Kong's health
         /// is one node's view, and HEALTHCHECKS_OFF means it does not know).
         /// </summary>
-        public async Task<GuardDecision> EvaluateRemovalAsync(string upstream, RingBalancerTarget target, int removedInThisBatch, CancellationToken ct)
+        public async Task<GuardDecision> EvaluateRemovalAsync(string upstream, RingBalancerTarget target, int removedInThisBatch, CancellationToken ct, RemovalBatch batch = null)
         {
-            var info = await _kong.GetUpstreamAsync(upstream, ct).ConfigureAwait(false);
-            var targets = await _kong.GetTargetsAsync(upstream, ct).ConfigureAwait(false);
-            Dictionary<string, string> kongHealth;
-            try { kongHealth = await _kong.GetHealthAsync(upstream, ct).ConfigureAwait(false); }
-            catch (OpsException e) when (e.ErrorId != "KongUnauthorized") { kongHealth = new Dictionary<string, string>(); }
+            // Kong is read for the guard once per batch (#32; every time without one): the batch's first removal reads it
+            // right before acting, and each later removal of the batch is judged on that read with the batch's own
+            // removals counted in, until the batch's bounds (removals, age) ask for a fresh read.
+            if (batch == null || !batch.Valid(upstream, DateTimeOffset.UtcNow))
+            {
+                var read = new RemovalBatch.GuardRead { Upstream = upstream, At = DateTimeOffset.UtcNow };
+                read.Info = await _kong.GetUpstreamAsync(upstream, ct).ConfigureAwait(false);
+                read.Targets = await _kong.GetTargetsAsync(upstream, ct).ConfigureAwait(false);
+                try { read.KongHealth = await _kong.GetHealthAsync(upstream, ct).ConfigureAwait(false); }
+                catch (OpsException e) when (e.ErrorId != "KongUnauthorized") { read.KongHealth = new Dictionary<string, string>(); }
+                read.RemovedAndNotBack = RemovedAndNotBack(upstream);
+                if (batch != null) batch.Take(read); else batch = new RemovalBatch().Take(read);
+            }
+            var info = batch.Read.Info;
+            var kongHealth = batch.Read.KongHealth;
+            var targets = batch.Read.Targets.Where(t => !batch.RemovedSinceRead.Contains(t.Target)).ToList();
 
             var live = targets.Where(t => t.Weight > 0).ToList();
             var others = live.Where(t => !string.Equals(t.Id, target.Id, StringComparison.OrdinalIgnoreCase)
@@ -69,12 +80,14 @@ namespace KeyServiceOps.Core.RingBalancer
             // left): Kong's view can be stale or absent (HEALTHCHECKS_OFF), and the first 16 in its order may all be
             // down (found at fleet scale: the newest targets listed first were the dead ones).
             var ordered = others.OrderBy(t => H(t) == "HEALTHY" ? 0 : H(t) == "HEALTHCHECKS_OFF" ? 1 : 2).ToList();
-            var probed = new Dictionary<string, bool>(StringComparer.OrdinalIgnoreCase);
-            for (int from = 0; from < ordered.Count && !probed.Values.Any(ok => ok); from += 16)
+            var probed = batch.Read.Probed; // probes already made on this read count (a healthy answer is not asked again)
+            bool AnyHealthy() => others.Any(t => probed.TryGetValue(t.Target, out var ok) && ok);
+            var unprobed = ordered.Where(t => !probed.ContainsKey(t.Target)).ToList();
+            for (int from = 0; from < unprobed.Count && !AnyHealthy(); from += 16)
             {
-                var batch = ordered.Skip(from).Take(16).ToList();
-                var probes = await _health.CheckManyAsync(batch.Select(c => new Endpoint(c.Address, c.Port)).ToList(), 16, ct).ConfigureAwait(false);
-                foreach (var (t, p) in batch.Zip(probes, (t, p) => (t, p))) probed[t.Target] = p.Healthy;
+                var group = unprobed.Skip(from).Take(16).ToList();
+                var probes = await _health.CheckManyAsync(group.Select(c => new Endpoint(c.Address, c.Port)).ToList(), 16, ct).ConfigureAwait(false);
+                foreach (var (t, p) in group.Zip(probes, (t, p) => (t, p))) probed[t.Target] = p.Healthy;
             }
             bool Available(RingBalancerTarget t) => probed.TryGetValue(t.Target, out var ok) ? ok : H(t) != "UNHEALTHY" && H(t) != "DNS_ERROR";
 
@@ -91,8 +104,9 @@ namespace KeyServiceOps.Core.RingBalancer
             var listed = new HashSet<string>(targets.Select(t => t.Target), StringComparer.OrdinalIgnoreCase);
             var outNow = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
             foreach (var t in targets.Where(t => t.Weight == 0)) outNow.Add(t.Target);
-            foreach (var kv in RemovedAndNotBack(upstream))
+            foreach (var kv in batch.Read.RemovedAndNotBack)
                 if (!listed.Contains(kv.Key) || kv.Value == "MarkTargetUnhealthy") outNow.Add(kv.Key); // a mark keeps it listed, out of rotation
+            foreach (var removed in batch.RemovedSinceRead) outNow.Add(removed); // this batch's own, made since the read
             outNow.Remove(target.Target);
             var outCount = Math.Max(outNow.Count, removedInThisBatch);
             decision.TotalTargets = live.Count + outNow.Count(x => !live.Any(l => string.Equals(l.Target, x, StringComparison.OrdinalIgnoreCase)));
@@ -166,14 +180,14 @@ namespace KeyServiceOps.Core.RingBalancer
             var action = q.Action ?? $"{verb} from ring-balancer upstream '{q.Upstream}'" + (q.Force ? " (-Force: also past the safety guard)" : "");
             if (q.WhatIf)
             {
-                var preview = await EvaluateRemovalAsync(q.Upstream, t, q.RemovedInBatch, ct).ConfigureAwait(false);
+                var preview = await EvaluateRemovalAsync(q.Upstream, t, q.RemovedInBatch, ct, q.Batch).ConfigureAwait(false);
                 if (preview.Allowed || q.Force) await confirm(q.ConfirmTarget ?? t.Target, action).ConfigureAwait(false);
                 return new RemovalResult { Guard = preview, Forced = !preview.Allowed && q.Force };
             }
             using (await InstanceLock.AcquireAsync(_ctx.Safety.LockDirectory, t.Address ?? t.Target, $"{Verb(q.Method)} {t.Target} from {q.Upstream}", _ctx.Safety.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))
             {
                 if (!await confirm(q.ConfirmTarget ?? t.Target, action).ConfigureAwait(false))
-                    return new RemovalResult { Declined = true, Guard = await EvaluateRemovalAsync(q.Upstream, t, q.RemovedInBatch, ct).ConfigureAwait(false) };
+                    return new RemovalResult { Declined = true, Guard = await EvaluateRemovalAsync(q.Upstream, t, q.RemovedInBatch, ct, q.Batch).ConfigureAwait(false) };
                 if (q.StillWanted != null && await q.StillWanted(ct).ConfigureAwait(false) is string why)
                     return new RemovalResult { Guard = new GuardDecision { Allowed = true, Reason = why }, NoLongerWanted = why };
                 // The target as Kong lists it now: another responder may have removed it and added it back (a new id)
@@ -184,12 +198,14 @@ namespace KeyServiceOps.Core.RingBalancer
                 if (fresh == null && t.Id != null)
                     return new RemovalResult { Guard = new GuardDecision { Allowed = true, Reason = "already absent" }, NoLongerWanted = $"{t.Target} is no longer in upstream '{q.Upstream}' (removed by another actor while this one waited): nothing changed" };
                 if (fresh != null) t = fresh;
-                var guard = await EvaluateRemovalAsync(q.Upstream, t, q.RemovedInBatch, ct).ConfigureAwait(false);
+                var guard = await EvaluateRemovalAsync(q.Upstream, t, q.RemovedInBatch, ct, q.Batch).ConfigureAwait(false);
                 var result = new RemovalResult { Guard = guard, Forced = !guard.Allowed && q.Force };
                 if (!guard.Allowed && !q.Force) return result;
                 if (result.Forced) _log.Warning($"FORCED: {guard.Reason} Proceeding because -Force was given; this is recorded in the audit log.");
                 q.BeforeChange?.Invoke();
-                result.Change = await RemoveResolvedLockedAsync(q.Upstream, t, q.Method, result.Forced, q.Actor, q.Incident, ct).ConfigureAwait(false);
+                try { result.Change = await RemoveResolvedLockedAsync(q.Upstream, t, q.Method, result.Forced, q.Actor, q.Incident, ct).ConfigureAwait(false); }
+                catch (OpsException) { q.Batch?.Invalidate(); throw; } // an answer lost or refused: the next removal reads Kong again
+                q.Batch?.Removed(t.Target); // counted out from now on (also when Kong's answer left it unknown)
                 return result;
             }
         }

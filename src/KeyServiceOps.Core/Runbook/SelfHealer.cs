@@ -218,6 +218,7 @@ namespace KeyServiceOps.Core.Runbook
                 sum.TargetsChecked = plan.Checked;
                 sum.Unhealthy = plan.Unhealthy;
                 var removedThisPass = 0;
+                var batch = new RemovalBatch(); // the guard reads Kong once per batch of this pass's removals (#32)
                 var byTarget = seen.ToDictionary(x => x.Target, StringComparer.OrdinalIgnoreCase);
                 foreach (var step in plan.Steps)
                 {
@@ -239,7 +240,7 @@ namespace KeyServiceOps.Core.Runbook
                                 Report(esc);
                                 break;
                             case HealingAction.Remove:
-                                if (await RemoveAsync(o, upstream, statePath, state, step, present[step.Target], byTarget[step.Target], removedThisPass, now, confirm, ActionFor, Report, ct).ConfigureAwait(false))
+                                if (await RemoveAsync(o, upstream, statePath, state, step, present[step.Target], byTarget[step.Target], removedThisPass, batch, now, confirm, ActionFor, Report, ct).ConfigureAwait(false))
                                     removedThisPass++;
                                 break;
                             case HealingAction.Add:
@@ -262,7 +263,7 @@ namespace KeyServiceOps.Core.Runbook
 
         /// <summary>Carries out a planned removal; true when Kong confirmed it.</summary>
         private async Task<bool> RemoveAsync(SelfHealingOptions o, string upstream, string statePath, HealingState state, HealingStep step, RingBalancerTarget t, HealingObservation seen,
-            int removedThisPass, DateTimeOffset now, Func<string, string, Task<bool>> confirm, Func<StepOutcome, HealingReason, string, HealingAction?, SelfHealingAction> ActionFor,
+            int removedThisPass, RemovalBatch batch, DateTimeOffset now, Func<string, string, Task<bool>> confirm, Func<StepOutcome, HealingReason, string, HealingAction?, SelfHealingAction> ActionFor,
             Action<SelfHealingAction> Report, CancellationToken ct)
         {
             var key = step.Target;
@@ -277,7 +278,7 @@ namespace KeyServiceOps.Core.Runbook
             {
                 removal = await _rb.RemoveSafelyAsync(new RemovalRequest
                 {
-                    Upstream = upstream, Target = t, Method = _ctx.Removal.Method, RemovedInBatch = removedThisPass, WhatIf = o.WhatIf,
+                    Upstream = upstream, Target = t, Method = _ctx.Removal.Method, RemovedInBatch = removedThisPass, WhatIf = o.WhatIf, Batch = batch,
                     Actor = o.Actor, Incident = incident, ConfirmTarget = key, Action = $"Remove from upstream '{upstream}' (self-healing: {s.Failures} failed checks)",
                     // Remembered before Kong is asked. Undone only when Kong answered (or was read back showing) that nothing
                     // changed: a removal that may have landed and was forgotten would never be added back.
