@@ -237,15 +237,17 @@ namespace KeyServiceOps.Benchmarks
             var setup = $"Import-Module '{Module}'\nSet-KeyServiceOpsContext -KongAdminUri '{kong.BaseUri}' -Upstream api_key_service -HealthTimeoutSec 2 -AuditLogPath '{audit}'\n" +
                         "Get-RingBalancerTarget -NoHealth | Select-Object -First 1 | Test-KeyServiceHealth | Out-Null";
             // The baseline: the same pass by curl (page, probe all, DELETE the dead), then the dead put back for ours.
-            var byCurl = new List<double>();
+            var byCurl = new List<double>(); var deletes = new List<double>();
             for (int rep = 0; rep < 3; rep++)
             {
                 var b = Baseline("selfhealing-removal.sh", new Dictionary<string, string> { ["KONG"] = kong.BaseUri.ToString(), ["UPSTREAM"] = "api_key_service", ["TIMEOUT"] = "2", ["MAX"] = "100" });
-                if (b.output != "100") throw new InvalidOperationException($"the curl pass found {b.output} dead");
+                var lines = b.output.Split('\n');
+                if (lines[0].Trim() != "100") throw new InvalidOperationException($"the curl pass found {lines[0]} dead");
                 byCurl.Add(b.seconds);
+                deletes.Add(double.Parse(lines[1].Trim(), CultureInfo.InvariantCulture));
                 foreach (var d in fleet.Down) kong.AddTarget("api_key_service", $"{d}:{fleet.Port}");
             }
-            var curlPass = Median(byCurl);
+            var curlPass = Median(byCurl); var curlDeletes = Median(deletes);
             var paging = await MeasureAsync(setup, "@(Get-RingBalancerTarget -NoHealth).Count");
             var hysteresis = await MeasureAsync(setup, $"@(Invoke-KeyServiceSelfHealing -StatePath '{state}' -Confirm:$false).Count");
             var removal = await MeasureAsync(setup, $"$a = @(Invoke-KeyServiceSelfHealing -StatePath '{state}' -FailuresToRemove 1 -Confirm:$false); $a | Group-Object Action, Outcome, Reason | ForEach-Object {{ [Console]::Error.WriteLine('PASS ' + $_.Name + ' x' + $_.Count) }}; @($a | Where-Object {{ $_.Action -eq 'Remove' -and $_.Outcome -eq 'Done' }}).Count");
@@ -255,7 +257,8 @@ namespace KeyServiceOps.Benchmarks
             {
                 new Row("Self-healing pass (real pwsh)", "1,000 targets, 100 dead (refused), first pass (hysteresis: counts, removes nothing) vs one health timeout (2 s) + paging the upstream", hysteresis.Seconds, floor, "s", "≤ 1.25×", hysteresis.Seconds <= 1.25 * floor, $"paging alone {paging.Seconds:0.00} s"),
                 new Row("Self-healing pass (real pwsh)", $"the pass that acts: {removal.Count} removed (max ejection 10 % = 100), the guard read once per batch of 25, vs the same floor", removal.Seconds, floor, "s", "–", null),
-                new Row("Self-healing pass (real pwsh)", "same, vs the same work by curl (baselines/selfhealing-removal.sh: page, probe all with -m 2, DELETE the 100; median of 3)", removal.Seconds, curlPass, "s", "≤ 1.5×", removal.Seconds <= 1.5 * curlPass),
+                new Row("Self-healing pass (real pwsh)", "same, vs one timeout + paging + the 100 DELETEs by curl (xargs -P 16, timed inside baselines/selfhealing-removal.sh)", removal.Seconds, floor + curlDeletes, "s", "≤ 1.5×", removal.Seconds <= 1.5 * (floor + curlDeletes), $"the DELETEs alone {curlDeletes:0.00} s"),
+                new Row("Self-healing pass (real pwsh)", "same, vs the whole pass by curl (baselines/selfhealing-removal.sh: page, probe all 1,000 with -m 2, DELETE the 100; median of 3)", removal.Seconds, curlPass, "s", "≤ 1.0×", removal.Seconds <= curlPass),
             };
         }
 

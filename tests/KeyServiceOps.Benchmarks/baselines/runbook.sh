@@ -20,8 +20,9 @@ curl -sf -X DELETE "${KONG}upstreams/$UPSTREAM/targets/$target" >/dev/null
 note "removed $target from $UPSTREAM"
 # 3. Read the logs and the container state; restart when no dependency fault shows.
 logs=$($SSH@$ADDR docker logs --tail 50 api_key_service 2>&1 || true)
-if grep -qiE 'cipher|iam' <<<"$logs"; then note "dependency fault: not restarted"; exit 1; fi
-$SSH@$ADDR docker inspect api_key_service >/dev/null
+# A dependency fault: an error or fatal line about cipher or IAM (an info line naming them is not one).
+if grep -iE 'level=(error|fatal)' <<<"$logs" | grep -qiE 'cipher|iam'; then note "dependency fault: not restarted"; echo "dependency fault"; exit 1; fi
+$SSH@$ADDR "docker inspect --format '{{json .State}}' api_key_service" >/dev/null
 $SSH@$ADDR docker restart api_key_service >/dev/null
 note "restarted api_key_service on $ADDR"
 # 4. Wait until it answers again.

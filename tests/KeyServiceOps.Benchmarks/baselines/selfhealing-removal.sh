@@ -12,5 +12,8 @@ while [ -n "$next" ] && [ "$next" != null ]; do
 done
 # Probe all at once; print the target when the health answer does not come or is not the expected text.
 xargs -P 1024 -I{} sh -c 'curl -s -m '"$TIMEOUT"' http://{}/api/auth/healthz | grep -q "The API is available and operational" || echo {}' < "$list" > "$dead"
+start=$(date +%s.%N)
 head -n "$MAX" "$dead" | xargs -P 16 -I{} curl -sf -X DELETE "${KONG}upstreams/$UPSTREAM/targets/{}" -o /dev/null
-wc -l < "$dead"
+end=$(date +%s.%N)
+wc -l < "$dead"                              # how many were dead
+echo "$end - $start" | bc                    # seconds the DELETEs alone took
