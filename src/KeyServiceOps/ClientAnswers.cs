@@ -3,6 +3,7 @@ using KeyServiceOps.Core;
 using KeyServiceOps.Core.CentralLogs;
 using KeyServiceOps.Core.PagerDuty;
 using KeyServiceOps.Core.RingBalancer;
+using KeyServiceOps.Bases;
 
 namespace KeyServiceOps
 {

@@ -7,8 +7,10 @@ using System.Management.Automation.Language;
 using System.Threading;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.RingBalancer;
+using KeyServiceOps.Bases;
+using KeyServiceOps.Commands;
 
-namespace KeyServiceOps.Commands
+namespace KeyServiceOps
 {
     /// <summary>Completion helpers: quick (a few seconds at most) and silent on failure.</summary>
     internal static class CompletionHelp

@@ -3,8 +3,9 @@ using System.Management.Automation;
 using System.Security;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.Remote;
+using KeyServiceOps.Bases;
 
-namespace KeyServiceOps.Commands
+namespace KeyServiceOps
 {
     /// <summary>
     /// Closes the SSH sessions when the module is removed (Remove-Module KeyServiceOps) — those of the runspace

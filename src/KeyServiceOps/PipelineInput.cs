@@ -4,8 +4,9 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Management.Automation;
 using KeyServiceOps.Core;
+using KeyServiceOps.Bases;
 
-namespace KeyServiceOps.Commands
+namespace KeyServiceOps
 {
     /// <summary>
     /// An instance as the pipeline or the command line gives it (PnP's PipeBind pattern): text as written; a hashtable

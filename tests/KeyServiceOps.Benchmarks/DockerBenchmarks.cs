@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Linq;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Benchmarks
@@ -21,7 +22,7 @@ namespace KeyServiceOps.Benchmarks
         public static async Task<List<Row>> RecoveryAsync()
         {
             if (RealDockerEstate.Missing() is string why) return new List<Row> { new Row("Docker recovery", "not run: " + why, double.NaN, double.NaN, "s", "≤ 1.5× bare", null) };
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 0, RealDockerVms = 3, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 0, RealDockerVms = 3, Ssh = true });
             var vm = lab.Vms[0];
             var known = lab.WriteKnownHosts();
             using var sh = new HostedShell();

@@ -11,6 +11,7 @@ using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using KeyServiceOps.Core.Audit;
 using KeyServiceOps.TestHost;
 
@@ -24,7 +25,7 @@ namespace KeyServiceOps.Benchmarks
         /// <summary>1. Test-KeyServiceHealth over 200 instances (20 Hung, timeout 2 s) vs xargs -P 64 curl -m 2, and vs one timeout.</summary>
         public static async Task<List<Row>> HealthFanOutAsync()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 200 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 200 });
             foreach (var i in lab.Instances.Take(20)) await i.SetModeAsync(InstanceMode.Hung);
             var urls = lab.Instances.Select(i => i.HealthUrl).ToList();
             var list = Path.GetTempFileName();
@@ -81,7 +82,7 @@ namespace KeyServiceOps.Benchmarks
         /// <summary>5. Self-healing reaction at interval 1 s with the default thresholds, vs interval × threshold.</summary>
         public static async Task<List<Row>> SelfHealingReactionAsync()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             var ctx = new OpsContext { Kong = { AdminUri = lab.KongUri, Upstream = lab.Upstream }, Health = { Timeout = TimeSpan.FromSeconds(1) }, Safety = { AuditLogPath = Path.GetTempFileName() } };
             var health = HealthChecker.FromContext(ctx, null);
             var rb = new RingBalancerService(ctx, new KongClient(ctx.ForKong(), null), health, new AuditLog(ctx.Safety.AuditLogPath), null);
@@ -120,7 +121,7 @@ namespace KeyServiceOps.Benchmarks
         /// <summary>6. Get-RingBalancerTarget on 5,000 targets: time and requests vs the minimum pages, and vs a raw page loop.</summary>
         public static async Task<List<Row>> RingBalancerScaleAsync()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, ExtraTargets = 4999 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, ExtraTargets = 4999 });
             using var sh = new HostedShell();
             sh.Run($"Set-KeyServiceOpsContext -KongAdminUri '{lab.KongUri}'");
             sh.Run("Get-RingBalancerTarget -NoHealth | Out-Null"); // JIT

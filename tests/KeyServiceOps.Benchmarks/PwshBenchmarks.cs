@@ -7,6 +7,7 @@ using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Benchmarks
@@ -79,10 +80,10 @@ namespace KeyServiceOps.Benchmarks
             return run;
         }
 
-        private static string SshContext(Lab.Lab lab, string known)
+        private static string SshContext(Lab.Estate.Lab lab, string known)
             => $"Import-Module '{Module}'\nSet-KeyServiceOpsContext -KongAdminUri '{lab.KongUri}' -SshUser '{lab.Ssh.User}' -SshPort {lab.Ssh.Port} -SshKeyPath '{lab.Ssh.KeyPath}' -KnownHostsPath '{known}'";
 
-        private static (long lines, double seconds) RawSsh(Lab.Lab lab, string known, string address)
+        private static (long lines, double seconds) RawSsh(Lab.Estate.Lab lab, string known, string address)
         {
             var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
             psi.ArgumentList.Add("-c");
@@ -98,7 +99,7 @@ namespace KeyServiceOps.Benchmarks
         public static async Task<List<Row>> LogStreamingAsync(int lines)
         {
             var rows = new List<Row>();
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
             var known = lab.WriteKnownHosts();
             var inst = lab[0];
             inst.GeneratedLogLines = lines;
@@ -265,7 +266,7 @@ namespace KeyServiceOps.Benchmarks
         /// <summary>Crash to recovered for one instance: Invoke-KeyServiceRunbook in real pwsh vs the floor (restart time + one poll + the Kong and PagerDuty round trips it needs).</summary>
         public static async Task<List<Row>> RunbookAsync()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var known = lab.WriteKnownHosts();
             var inst = lab[1];
             await inst.ApplyScenarioAsync(FaultScenario.CleanCrash);

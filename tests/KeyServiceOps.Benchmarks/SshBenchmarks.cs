@@ -6,6 +6,7 @@ using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Benchmarks
@@ -13,7 +14,7 @@ namespace KeyServiceOps.Benchmarks
     /// <summary>Figures for the SSH side: streaming a long container log, and the cost of a pooled session.</summary>
     public static class SshBenchmarks
     {
-        private static HostedShell Shell(Lab.Lab lab, string known)
+        private static HostedShell Shell(Lab.Estate.Lab lab, string known)
         {
             var sh = new HostedShell();
             var r = sh.Run($"Set-KeyServiceOpsContext -KongAdminUri '{lab.KongUri}' -SshUser '{lab.Ssh.User}' -SshPort {lab.Ssh.Port} -SshKeyPath '{lab.Ssh.KeyPath}' -KnownHostsPath '{known}'");
@@ -22,7 +23,7 @@ namespace KeyServiceOps.Benchmarks
         }
 
         /// <summary>The system OpenSSH client: `ssh HOST docker logs NAME | wc -l`; returns (stdout lines, seconds).</summary>
-        private static (long lines, double seconds) RawSsh(Lab.Lab lab, string known, string address)
+        private static (long lines, double seconds) RawSsh(Lab.Estate.Lab lab, string known, string address)
         {
             var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
             psi.ArgumentList.Add("-c");
@@ -69,7 +70,7 @@ namespace KeyServiceOps.Benchmarks
         public static async Task<List<Row>> LogStreamingAsync(int lines)
         {
             var rows = new List<Row>();
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
             var known = lab.WriteKnownHosts();
             var inst = lab[0];
             using var sh = Shell(lab, known);
@@ -114,7 +115,7 @@ namespace KeyServiceOps.Benchmarks
 
         public static async Task<List<Row>> SessionReuseAsync()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
             var known = lab.WriteKnownHosts();
             using var sh = Shell(lab, known);
             sh.Run("Get-Command Get-KeyServiceContainer | Out-Null"); // cmdlet JIT outside the timing as far as possible

@@ -5,6 +5,7 @@ using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Newtonsoft.Json.Linq;
 using Xunit;
 using KeyServiceOps.Core.Audit;

@@ -21,7 +21,7 @@ namespace KeyServiceOps.Core.Tests
 
         public EndlessServer()
         {
-            Uri = KeyServiceOps.Lab.Loopback.FreeHttpPrefix();
+            Uri = KeyServiceOps.Lab.Estate.Loopback.FreeHttpPrefix();
             _l.Prefixes.Add(Uri.ToString());
             _l.Start();
             _ = Task.Run(async () =>
@@ -123,7 +123,7 @@ namespace KeyServiceOps.Core.Tests
         public async System.Threading.Tasks.Task A_note_answered_with_an_HTML_page_is_PagerDutyInvalidResponse_and_never_audited_as_Added()
         {
             using var l = new System.Net.HttpListener();
-            var uri = KeyServiceOps.Lab.Loopback.FreeHttpPrefix();
+            var uri = KeyServiceOps.Lab.Estate.Loopback.FreeHttpPrefix();
             l.Prefixes.Add(uri.ToString());
             l.Start();
             var posts = 0;

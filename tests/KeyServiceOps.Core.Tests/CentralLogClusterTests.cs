@@ -6,6 +6,7 @@ using System.Threading.Tasks;
 using KeyServiceOps.Core.CentralLogs;
 using KeyServiceOps.Core.Diagnosis;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Newtonsoft.Json.Linq;
 using Xunit;
 
@@ -20,15 +21,15 @@ namespace KeyServiceOps.Core.Tests
     {
         private static readonly CancellationToken None = CancellationToken.None;
 
-        private static async Task<Lab.Lab> LabAs(CentralLogFlavor flavour, string version, int instances = 2)
+        private static async Task<Lab.Estate.Lab> LabAs(CentralLogFlavor flavour, string version, int instances = 2)
         {
-            var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = instances, CentralLogs = true });
+            var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = instances, CentralLogs = true });
             lab.CentralLogs.Flavor = flavour;
             lab.CentralLogs.Version = version;
             return lab;
         }
 
-        private static OpsContext Ctx(Lab.Lab lab)
+        private static OpsContext Ctx(Lab.Estate.Lab lab)
         {
             var c = TestCtx.For(lab);
             c.CentralLogs.Uri = lab.CentralLogs.BaseUri;

@@ -7,6 +7,7 @@ using KeyServiceOps.Core.CentralLogs;
 using KeyServiceOps.Core.Diagnosis;
 using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 
 namespace KeyServiceOps.Core.Tests
@@ -15,7 +16,7 @@ namespace KeyServiceOps.Core.Tests
     {
         private static readonly CancellationToken None = CancellationToken.None;
 
-        private static OpsContext Ctx(Lab.Lab lab, string apiKey = null)
+        private static OpsContext Ctx(Lab.Estate.Lab lab, string apiKey = null)
         {
             var c = TestCtx.For(lab);
             c.CentralLogs.Uri = lab.CentralLogs.BaseUri;
@@ -36,7 +37,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Pages_with_search_after_past_the_result_window_in_order()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, CentralLogs = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, CentralLogs = true });
             lab.CentralLogs.MaxResultWindow = 1000; // a small window: reaching 2,400 hits needs search_after, not from/size
             lab.CentralLogs.AddGenerated(lab[0].Address, 2400);
             lab.CentralLogs.AddGenerated(lab[1].Address, 50);
@@ -61,7 +62,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_time_range_narrows_the_search()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, CentralLogs = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, CentralLogs = true });
             var t0 = DateTimeOffset.UtcNow.AddHours(-3);
             for (int i = 0; i < 6; i++) lab[0].AppendLog($"level=info msg=\"tick {i}\"", false, t0.AddMinutes(30 * i));
             var hits = await Search(Client(Ctx(lab)), new CentralLogSearch { Host = lab[0].Address, Since = t0.AddMinutes(45), Until = t0.AddMinutes(125) });
@@ -73,7 +74,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Text_with_lucene_characters_is_escaped_and_matched_exactly()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, CentralLogs = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, CentralLogs = true });
             const string tricky = "cipher: \"cfg\" (503) *all*";
             lab[0].AppendLog($"level=error msg=\"fetch failed: {tricky} retry\"", true);
             lab[0].AppendLog("level=error msg=\"fetch failed: cipher 503 all retry\"", true);
@@ -101,7 +102,7 @@ namespace KeyServiceOps.Core.Tests
         [MemberData(nameof(ErrorsByFlavour))]
         public async Task Each_error_of_the_contract_is_its_own_typed_error(CentralLogFlavor flavour, string version, string kind, string errorId)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, CentralLogs = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, CentralLogs = true });
             lab.CentralLogs.Flavor = flavour; lab.CentralLogs.Version = version;
             var ctx = Ctx(lab);
             var s = new CentralLogSearch { Host = lab[0].Address };
@@ -126,7 +127,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_429_is_retried_and_the_search_succeeds()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, CentralLogs = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, CentralLogs = true });
             lab[0].AppendLog("level=info msg=\"hello\"");
             lab.CentralLogs.RateLimitNext = 2;
             var client = Client(Ctx(lab));
@@ -138,7 +139,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task The_same_fault_is_found_from_docker_logs_and_from_the_central_service()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, CentralLogs = true, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, CentralLogs = true, Ssh = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.IamDependency);
             await lab[1].ApplyScenarioAsync(FaultScenario.OutOfMemory);
             var ctx = TestCtx.ForSsh(lab, TestCtx.KnownHostsFor(lab));

@@ -10,6 +10,7 @@ using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 
 namespace KeyServiceOps.Core.Tests
@@ -25,7 +26,7 @@ namespace KeyServiceOps.Core.Tests
         private static Task<bool> Yes(string t, string a) => Task.FromResult(true);
 
         /// <summary>A second machine: its own lock folder and audit log (its own HOME), the same estate.</summary>
-        internal static OpsRig Machine(Lab.Lab lab, Action<OpsContext> configure = null)
+        internal static OpsRig Machine(Lab.Estate.Lab lab, Action<OpsContext> configure = null)
             => new OpsRig(lab, c =>
             {
                 c.Safety.LockDirectory = Path.Combine(Path.GetTempPath(), "kso-machine-" + Guid.NewGuid().ToString("N").Substring(0, 8), "locks");
@@ -38,14 +39,14 @@ namespace KeyServiceOps.Core.Tests
                 new RunbookOptions { IncidentId = incident, RestartTimeout = TimeSpan.FromSeconds(restartTimeoutSec), PollInterval = TimeSpan.FromMilliseconds(100), EscalationLogLines = 5 },
                 Yes, (steps ?? new List<RunbookStepResult>()).Add, None);
 
-        private static bool In(Lab.Lab lab, SimInstance i) => lab.Kong.Targets(lab.Upstream).Any(t => t.Target == i.Target && t.Weight > 0);
+        private static bool In(Lab.Estate.Lab lab, SimInstance i) => lab.Kong.Targets(lab.Upstream).Any(t => t.Target == i.Target && t.Weight > 0);
 
         private static string Last(AuditLog audit, string target, string action) => audit.Read(null, target, action).Last().Outcome;
 
         [Fact]
         public async Task A_removal_Kong_applied_behind_a_gateway_504_is_recorded_as_done_from_Kongs_listing()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             using var rig = new OpsRig(lab);
             var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[1].Target, None);
             lab.Kong.WritesLandThenGateway504 = 1;
@@ -60,7 +61,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_write_a_gateway_refused_before_Kong_saw_it_is_an_ordinary_failure_and_Kong_still_lists_the_target()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             using var rig = new OpsRig(lab);
             var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[1].Target, None);
             lab.Kong.FailNextWrites(1, 502, "<html><body>502 Bad Gateway</body></html>");
@@ -74,7 +75,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task An_add_applied_behind_a_gateway_504_is_recorded_from_Kongs_listing()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             using var rig = new OpsRig(lab);
             var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[2].Target, None);
             await rig.Rb.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Delete, false, null, null, None);
@@ -90,7 +91,7 @@ namespace KeyServiceOps.Core.Tests
         [InlineData(RemovalMethod.MarkUnhealthy)]
         public async Task A_drain_or_unhealthy_mark_and_its_undoing_applied_behind_a_gateway_504_are_recorded_from_Kongs_read_back(RemovalMethod method)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             using var rig = new OpsRig(lab);
             var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[1].Target, None);
             await lab[1].SetModeAsync(InstanceMode.Down);
@@ -121,7 +122,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Self_healing_keeps_a_removal_a_gateway_504_hid_and_adds_the_target_back()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             using var rig = new OpsRig(lab);
             var healer = rig.Healer();
             var o = new SelfHealingOptions { StatePath = Path.Combine(Path.GetTempPath(), $"kso-heal-{Guid.NewGuid():N}.json"), FailuresToRemove = 1, PassesToAdd = 1 };
@@ -143,7 +144,7 @@ namespace KeyServiceOps.Core.Tests
         [InlineData(AfterRestartFault.DropConnection)]
         public async Task A_restart_whose_answer_is_lost_is_read_back_from_docker_and_never_repeated_for_the_incident(AfterRestartFault fault)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab, c => c.Ssh.CommandTimeout = TimeSpan.FromSeconds(3));
             await lab[0].SetModeAsync(InstanceMode.Down);
@@ -168,7 +169,7 @@ namespace KeyServiceOps.Core.Tests
         {
             // docker is still stopping the container (running, the same start time) when the client reads back: the old
             // read-back concluded "Not restarted" (Failed) and the run stopped; the restart then landed anyway.
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab, c => c.Ssh.CommandTimeout = TimeSpan.FromSeconds(3));
             await lab[0].SetModeAsync(InstanceMode.Down);
@@ -186,7 +187,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Two_machines_one_incident_at_once_restart_once_the_second_waits_on_the_VMs_lease()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var a = Machine(lab, c => c.Safety.LockTimeout = TimeSpan.FromSeconds(60));
             using var b = Machine(lab, c => c.Safety.LockTimeout = TimeSpan.FromSeconds(60));
@@ -207,7 +208,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Every_restart_path_checks_inside_the_lease_a_responder_that_looked_first_never_restarts_twice()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var a = Machine(lab);
             using var b = Machine(lab);
@@ -243,7 +244,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_note_PagerDuty_added_behind_a_gateway_502_is_read_back_never_sent_twice()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = Machine(lab);
             lab.PagerDuty.NotesLandThenGateway502 = 1;
@@ -264,7 +265,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_second_machine_that_cannot_wait_gets_InstanceBusy_naming_the_holder_and_changes_nothing()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
             using var a = Machine(lab);
             using var b = Machine(lab, c => c.Safety.LockTimeout = TimeSpan.FromSeconds(1));
             using (await a.Ctx.Leases.AcquireAsync(lab[0].Address, "operator A's runbook", TimeSpan.FromSeconds(5), None))
@@ -284,7 +285,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_lease_whose_holder_stopped_renewing_lapses_and_is_taken_over_with_a_warning()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
             using var a = Machine(lab);
             // A holder that died: its lease file says it expired a second ago (the VM's clock).
             var file = Path.Combine(lab.Ssh.VmStateDir, $"lease-{lab[0].Address}-api_key_service");
@@ -304,7 +305,7 @@ namespace KeyServiceOps.Core.Tests
         [InlineData("rewrites output")]
         public async Task The_lease_on_a_VM_that_prints_lacks_flock_or_cannot_be_reached_is_held_warned_or_refused_never_silently_skipped(string vm)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
             var theirs = Path.Combine(Path.GetTempPath(), "kso-theirs-" + Guid.NewGuid().ToString("N").Substring(0, 8));
             switch (vm)
             {
@@ -357,7 +358,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Without_SSH_settings_a_Kong_change_says_in_verbose_that_only_the_local_lock_protects_it()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3 });
             using var rig = Machine(lab);
             Assert.False(rig.Ctx.SshConfiguredFor(lab[1].Address));
             var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[1].Target, None);
@@ -372,7 +373,7 @@ namespace KeyServiceOps.Core.Tests
         public async Task Planted_symlinks_for_the_VMs_lease_and_restart_journal_never_redirect_a_write()
         {
             // Another user of the VM plants the lease file and the restart journal as links to a victim file.
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
             using var a = Machine(lab);
             Directory.CreateDirectory(lab.Ssh.VmStateDir);
             var victim = Path.Combine(Path.GetTempPath(), $"kso-vm-victim-{Guid.NewGuid():N}");
@@ -394,7 +395,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_lease_taken_over_while_held_is_said_by_the_next_renewal()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
             using var a = Machine(lab);
             var file = Path.Combine(lab.Ssh.VmStateDir, $"lease-{lab[0].Address}-api_key_service");
             using (var held = await a.Ctx.Leases.AcquireAsync(lab[0].Address, "operator A", TimeSpan.FromSeconds(2), None))
@@ -413,7 +414,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_slow_yes_never_acts_on_a_stale_reading_the_guard_runs_after_the_answer()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3 });
             using var rig = new OpsRig(lab);
             var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[0].Target, None);
             // While the operator reads the prompt, the other two instances die: removing this one now would leave none.
@@ -433,7 +434,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_lease_held_by_a_killed_process_of_this_machine_is_taken_over_at_once()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
             using var a = Machine(lab);
             var file = Path.Combine(lab.Ssh.VmStateDir, $"lease-{lab[0].Address}-api_key_service");
             Directory.CreateDirectory(lab.Ssh.VmStateDir);
@@ -452,7 +453,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Two_machines_one_after_the_other_never_restart_twice_for_one_incident()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var a = Machine(lab);
             using var b = Machine(lab);
@@ -477,7 +478,7 @@ namespace KeyServiceOps.Core.Tests
             // Found by a hostile review: with the VM's clock 5 min behind, a restart made after the incident opened was
             // journalled "before" it, and the runbook restarted again. Journal times are now read against the VM's own
             // clock, measured as the journal is read.
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             lab.Ssh.ShellPrelude = $"export LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 FAKETIME={skew}";
             await lab[0].SetModeAsync(InstanceMode.Down);
             lab[0].ModeAfterRestart = InstanceMode.Down;                    // it dies again: the runbook looks for a prior restart
@@ -499,7 +500,7 @@ namespace KeyServiceOps.Core.Tests
         {
             // Found by a hostile review: with PagerDuty down the incident's opening is unknown, so "any restart in the last
             // 10 min" counted a restart journalled for an earlier incident, and the instance stayed down.
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             using var a = Machine(lab);
             await lab[0].SetModeAsync(InstanceMode.Down);
             await a.Restarter.RestartAsync(SshTarget.For(a.Ctx, lab[0].Address), new RestartOptions { Wait = true, IncidentId = "QEARLIER", Timeout = TimeSpan.FromSeconds(15), PollInterval = TimeSpan.FromMilliseconds(100) }, null, None);
@@ -517,7 +518,7 @@ namespace KeyServiceOps.Core.Tests
         public async Task A_lease_whose_expiry_is_further_ahead_than_its_own_span_is_taken_over_with_a_warning()
         {
             // A holder whose VM clock ran ahead, or a planted file: "renewed until a year from now" blocked every machine.
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
             using var a = Machine(lab);
             var file = Path.Combine(lab.Ssh.VmStateDir, $"lease-{lab[0].Address}-api_key_service");
             Directory.CreateDirectory(lab.Ssh.VmStateDir);
@@ -531,7 +532,7 @@ namespace KeyServiceOps.Core.Tests
         public async Task A_removal_whose_answer_is_lost_and_cannot_be_read_back_is_Unknown_in_the_step_too_never_Failed()
         {
             // Found by a hostile review: the audit log said Unknown, the runbook's step 2 object said Failed.
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = Machine(lab);
             await lab[0].SetModeAsync(InstanceMode.Down);
@@ -549,7 +550,7 @@ namespace KeyServiceOps.Core.Tests
         {
             // Found by a hostile review: the audit log kept Unknown while Kong was readable again; only a later change
             // to that target settled it. A later pass reads Kong's listing and settles it.
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4, Ssh = true });
             using var rig = Machine(lab);
             var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[1].Target, None);
             await lab[1].SetModeAsync(InstanceMode.Down);
@@ -586,7 +587,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_PagerDuty_outage_does_not_block_remediation_notes_wait_in_the_outbox()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = Machine(lab);
             await lab[0].SetModeAsync(InstanceMode.Down);
@@ -606,7 +607,7 @@ namespace KeyServiceOps.Core.Tests
         [InlineData(FaultScenario.CipherDependency, true)]
         public async Task An_escalation_or_hand_over_is_read_back_from_the_incident_landed_behind_a_502_is_done_refused_is_by_hand(FaultScenario fault, bool refused)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[2].ApplyScenarioAsync(fault, persists: true);
             var inc = lab.PagerDuty.AddAlert(lab[2].Address);
             using var rig = Machine(lab);
@@ -642,7 +643,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_resolved_or_unknown_incident_refuses_the_runbook_before_any_change()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address, status: "resolved");
             using var rig = Machine(lab);
             await lab[0].SetModeAsync(InstanceMode.Down);

@@ -11,6 +11,7 @@ using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 
 namespace KeyServiceOps.Core.Tests
@@ -37,7 +38,7 @@ namespace KeyServiceOps.Core.Tests
     /// <summary>A lab for the docker contract: its VMs, SSH trust, and PagerDuty for the runbook.</summary>
     public interface IDockerBackend
     {
-        Lab.Lab Lab { get; }
+        Lab.Estate.Lab Lab { get; }
         string KnownHosts { get; }
         /// <summary>A VM whose container is running and healthy, in the upstream, and no other test touches.</summary>
         Task<IDockerVm> FreshAsync();
@@ -47,12 +48,12 @@ namespace KeyServiceOps.Core.Tests
 
     public sealed class SimDockerBackend : IDockerBackend, IAsyncLifetime
     {
-        public Lab.Lab Lab { get; private set; }
+        public Lab.Estate.Lab Lab { get; private set; }
         public string KnownHosts { get; private set; }
 
         public async Task InitializeAsync()
         {
-            Lab = await KeyServiceOps.Lab.Lab.StartAsync(new LabOptions { Instances = 30, Ssh = true, PagerDuty = true });
+            Lab = await KeyServiceOps.Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 30, Ssh = true, PagerDuty = true });
             KnownHosts = TestCtx.KnownHostsFor(Lab);
         }
 
@@ -64,8 +65,8 @@ namespace KeyServiceOps.Core.Tests
         private sealed class Vm : IDockerVm
         {
             private readonly SimInstance _i;
-            private readonly Lab.Lab _lab;
-            public Vm(SimInstance i, Lab.Lab lab) { _i = i; _lab = lab; }
+            private readonly Lab.Estate.Lab _lab;
+            public Vm(SimInstance i, Lab.Estate.Lab lab) { _i = i; _lab = lab; }
             public string Address => _i.Address;
             public string Target => _i.Target;
             public Task WriteLogAsync(string text, bool stderr) { _i.AppendLog(text, stderr); return Task.CompletedTask; }
@@ -83,12 +84,12 @@ namespace KeyServiceOps.Core.Tests
     public sealed class RealDockerBackend : IDockerBackend, IAsyncLifetime
     {
         private int _next;
-        public Lab.Lab Lab { get; private set; }
+        public Lab.Estate.Lab Lab { get; private set; }
         public string KnownHosts { get; private set; }
 
         public async Task InitializeAsync()
         {
-            Lab = await KeyServiceOps.Lab.Lab.StartAsync(new LabOptions { Instances = 0, RealDockerVms = 3, Ssh = true, PagerDuty = true });
+            Lab = await KeyServiceOps.Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 0, RealDockerVms = 3, Ssh = true, PagerDuty = true });
             KnownHosts = TestCtx.KnownHostsFor(Lab);
         }
 

@@ -6,6 +6,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 
 namespace KeyServiceOps.Core.Tests
@@ -125,12 +126,12 @@ namespace KeyServiceOps.Core.Tests
             Clock = clock ?? (() => DateTimeOffset.UtcNow),
         };
 
-        private static int InRotation(Lab.Lab lab) => lab.Kong.Targets(lab.Upstream).Count(t => t.Weight > 0);
+        private static int InRotation(Lab.Estate.Lab lab) => lab.Kong.Targets(lab.Upstream).Count(t => t.Weight > 0);
 
         [Fact]
         public async Task Max_ejection_takes_out_one_of_ten_and_the_summary_names_what_it_held_back()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 10 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 10 });
             foreach (var i in new[] { 1, 4, 7 }) await lab[i].SetModeAsync(InstanceMode.Down);
             using var rig = new OpsRig(lab);
             var sums = new List<SelfHealingPassSummary>();
@@ -147,7 +148,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Under_the_panic_floor_nothing_is_taken_out_and_the_incidents_are_escalated_once()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[1].Address);
             foreach (var i in new[] { 1, 2, 3 }) await lab[i].SetModeAsync(InstanceMode.Down);
             using var rig = new OpsRig(lab);
@@ -170,7 +171,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Every_target_failing_at_once_is_a_hard_stop_that_changes_nothing()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3 });
             foreach (var i in lab.Instances) await i.SetModeAsync(InstanceMode.Down);
             using var rig = new OpsRig(lab);
             var e = await Assert.ThrowsAsync<OpsException>(() => rig.Healer().PassAsync(Opts(), Yes, null, None));
@@ -184,7 +185,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task An_upstream_Kong_lists_as_empty_is_a_hard_stop()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2 });
             foreach (var t in lab.Kong.Targets(lab.Upstream)) lab.Kong.SetWeight(lab.Upstream, t.Target, 0);
             using var rig = new OpsRig(lab);
             var e = await Assert.ThrowsAsync<OpsException>(() => rig.Healer().PassAsync(Opts(), Yes, null, None));
@@ -192,7 +193,7 @@ namespace KeyServiceOps.Core.Tests
             Assert.Equal(0, lab.Kong.Requests.Count(r => !r.StartsWith("GET")));
         }
 
-        private static async Task<(List<DateTimeOffset> restarts, List<SelfHealingAction> all)> CrashLoop(Lab.Lab lab, SelfHealingOptions o, Func<DateTimeOffset> getNow, Action<TimeSpan> advance, int passes)
+        private static async Task<(List<DateTimeOffset> restarts, List<SelfHealingAction> all)> CrashLoop(Lab.Estate.Lab lab, SelfHealingOptions o, Func<DateTimeOffset> getNow, Action<TimeSpan> advance, int passes)
         {
             using var rig = new OpsRig(lab);
             var healer = rig.Healer();
@@ -212,7 +213,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Restarts_of_a_crash_looping_target_back_off_from_10_s_doubling()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.PortInUse, persists: true);
             var now = DateTimeOffset.UtcNow;
             var o = Opts(() => now);
@@ -228,7 +229,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Restarts_that_do_not_recover_stop_with_one_escalation()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             await lab[0].ApplyScenarioAsync(FaultScenario.PortInUse, persists: true);
             var now = DateTimeOffset.UtcNow;

@@ -5,6 +5,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core.Health;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 
 namespace KeyServiceOps.Core.Tests
@@ -21,7 +22,7 @@ namespace KeyServiceOps.Core.Tests
         [InlineData(InstanceMode.WrongBody, HealthStatus.Degraded, false, 200)]
         public async Task Classifies_each_instance_mode(InstanceMode mode, HealthStatus status, bool healthy, int? http)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1 });
             await lab[0].SetModeAsync(mode);
             var r = await Checker().CheckAsync(new Endpoint(lab[0].Address, 8888), CancellationToken.None);
             Assert.Equal(status, r.StatusValue);
@@ -33,7 +34,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_hung_endpoint_ends_at_the_timeout()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1 });
             await lab[0].SetModeAsync(InstanceMode.Hung);
             var sw = Stopwatch.StartNew();
             var r = await Checker(1.0).CheckAsync(new Endpoint(lab[0].Address, 8888), CancellationToken.None);
@@ -46,7 +47,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_50MB_body_is_not_read_whole()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1 });
             await lab[0].SetModeAsync(InstanceMode.HugeBody);
             var r = await Checker(10).CheckAsync(new Endpoint(lab[0].Address, 8888), CancellationToken.None);
             Assert.Equal(HealthStatus.Degraded, r.StatusValue);
@@ -57,7 +58,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Fan_out_with_hung_instances_takes_about_one_timeout()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 12 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 12 });
             foreach (var i in lab.Instances.Take(4)) await i.SetModeAsync(InstanceMode.Hung);
             var sw = Stopwatch.StartNew();
             var results = await Checker(1.0).CheckManyAsync(lab.Instances.Select(i => new Endpoint(i.Address, 8888)).ToList(), 64, CancellationToken.None);
@@ -75,7 +76,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Cancellation_stops_a_check_at_once()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1 });
             await lab[0].SetModeAsync(InstanceMode.Hung);
             using var cts = new CancellationTokenSource(200);
             var sw = Stopwatch.StartNew();

@@ -4,6 +4,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 
 namespace KeyServiceOps.Core.Tests
@@ -18,7 +19,7 @@ namespace KeyServiceOps.Core.Tests
         [InlineData(KongEra.V3, "team-a")]
         public async Task Reads_every_page_of_targets(KongEra era, string workspace)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Era = era, Workspace = workspace, ExtraTargets = 248 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, Era = era, Workspace = workspace, ExtraTargets = 248 });
             var ctx = TestCtx.For(lab);
             ctx.Kong.PageSize = 100;
             var kong = new KongClient(ctx.ForKong(), null);
@@ -34,7 +35,7 @@ namespace KeyServiceOps.Core.Tests
         {
             foreach (var era in new[] { KongEra.V3, KongEra.V2 })
             {
-                await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Era = era });
+                await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, Era = era });
                 var kong = new KongClient(TestCtx.For(lab).ForKong(), null);
                 var (t, created, note) = await kong.AddTargetAsync(lab.Upstream, lab[0].Target, 100, null, None);
                 Assert.False(created);
@@ -47,7 +48,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Delete_of_an_absent_target_is_false_not_an_error()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1 });
             var kong = new KongClient(TestCtx.For(lab).ForKong(), null);
             Assert.True(await kong.DeleteTargetAsync(lab.Upstream, lab[0].Target, None));
             Assert.False(await kong.DeleteTargetAsync(lab.Upstream, lab[0].Target, None));
@@ -56,7 +57,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Html_502_from_a_proxy_is_KongInvalidResponse()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1 });
             lab.Kong.FailNext(1, 502, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>");
             var e = await Assert.ThrowsAsync<OpsException>(() => new KongClient(TestCtx.For(lab).ForKong(), null).GetTargetsAsync(lab.Upstream, None));
             Assert.Equal("KongInvalidResponse", e.ErrorId);
@@ -67,7 +68,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Rbac_token_missing_or_wrong_is_KongUnauthorized_and_right_token_works()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, RbacToken = "s3cret-token" });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, RbacToken = "s3cret-token" });
             var ctx = TestCtx.For(lab);
             var log = new ListLog();
             Assert.Single(await new KongClient(ctx.ForKong(), log).GetTargetsAsync(lab.Upstream, None));
@@ -81,7 +82,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Unknown_upstream_is_KongUpstreamNotFound()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1 });
             var kong = new KongClient(TestCtx.For(lab).ForKong(), null);
             var e = await Assert.ThrowsAsync<OpsException>(() => kong.GetTargetsAsync("no_such_upstream", None));
             Assert.Equal("KongUpstreamNotFound", e.ErrorId);
@@ -101,7 +102,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Emulator_rejects_invalid_targets_with_the_contract_bodies()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1 });
             var kong = new KongClient(TestCtx.For(lab).ForKong(), null);
             var e = await Assert.ThrowsAsync<OpsException>(() => kong.AddTargetAsync(lab.Upstream, "not a host", 100, null, None));
             Assert.Equal("KongInvalidRequest", e.ErrorId);

@@ -8,6 +8,7 @@ using System.Threading.Tasks;
 using KeyServiceOps.Core.Audit;
 using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Newtonsoft.Json.Linq;
 using Xunit;
 
@@ -112,21 +113,21 @@ namespace KeyServiceOps.Core.Tests
     {
         private static readonly CancellationToken None = CancellationToken.None;
 
-        private static (RingBalancerService svc, OpsContext ctx, ListLog log) Service(Lab.Lab lab)
+        private static (RingBalancerService svc, OpsContext ctx, ListLog log) Service(Lab.Estate.Lab lab)
         {
             var ctx = TestCtx.For(lab);
             var log = new ListLog();
             return (TestCtx.Service(ctx, log), ctx, log);
         }
 
-        private static int Writes(Lab.Lab lab) => lab.Kong.Requests.Count(r => !r.StartsWith("GET"));
+        private static int Writes(Lab.Estate.Lab lab) => lab.Kong.Requests.Count(r => !r.StartsWith("GET"));
 
         [Theory]
         [InlineData(KongEra.V3)]
         [InlineData(KongEra.V2)]
         public async Task Drain_keeps_the_target_at_weight_0_and_Add_restores_its_old_weight(KongEra era)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Era = era });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Era = era });
             var (svc, ctx, _) = Service(lab);
             var t = await svc.ResolveAsync(lab.Upstream, lab[0].Target, None);
             lab.Kong.SetWeight(lab.Upstream, lab[0].Target, 40);
@@ -156,7 +157,7 @@ namespace KeyServiceOps.Core.Tests
         [InlineData(KongEra.V2, "POST")]
         public async Task MarkUnhealthy_uses_the_era_s_verb_writes_no_row_and_Add_marks_it_healthy(KongEra era, string verb)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Era = era });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Era = era });
             var (svc, ctx, _) = Service(lab);
             var t = await svc.ResolveAsync(lab.Upstream, lab[1].Target, None);
             await lab[1].SetModeAsync(InstanceMode.Down);
@@ -179,7 +180,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task MarkUnhealthy_without_a_health_checker_is_KongNoHealthchecker_naming_Drain()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, KongHealthchecks = false });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, KongHealthchecks = false });
             var (svc, _, _) = Service(lab);
             var t = await svc.ResolveAsync(lab.Upstream, lab[0].Target, None);
             var e = await Assert.ThrowsAsync<OpsException>(() => svc.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.MarkUnhealthy, false, null, null, None));
@@ -194,7 +195,7 @@ namespace KeyServiceOps.Core.Tests
         [InlineData(RemovalMethod.MarkUnhealthy)]
         public async Task A_DB_less_node_is_refused_before_any_write(RemovalMethod method)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3 });
             lab.Kong.Database = "off";
             var (svc, _, log) = Service(lab);
             var t = await svc.ResolveAsync(lab.Upstream, lab[0].Target, None);
@@ -209,7 +210,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_control_plane_refuses_MarkUnhealthy_and_allows_Drain()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3 });
             lab.Kong.Role = "control_plane";
             var (svc, _, _) = Service(lab);
             var t = await svc.ResolveAsync(lab.Upstream, lab[0].Target, None);
@@ -223,7 +224,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Kong_s_version_and_mode_are_read_once_per_session()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             var (svc, ctx, log) = Service(lab);
             foreach (var i in new[] { 0, 1 })
             {
@@ -243,7 +244,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_declaratively_managed_upstream_warns_that_the_next_sync_reverts_a_removal()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             lab.Kong.UpstreamFor(lab.Upstream).Tags = new List<string> { "managed-by-deck" };
             var (svc, ctx, log) = Service(lab);
             ctx.Removal.DeclarativeTags = new List<string> { "managed-by-deck" };
@@ -262,7 +263,7 @@ namespace KeyServiceOps.Core.Tests
         [InlineData(KongEra.V2, RemovalMethod.MarkUnhealthy, "MarkedUnhealthy", "MarkedHealthy")]
         public async Task The_runbook_takes_out_and_puts_back_by_the_context_s_method(KongEra era, RemovalMethod method, string outAction, string backAction)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Era = era, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Era = era, Ssh = true, PagerDuty = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab);
@@ -284,7 +285,7 @@ namespace KeyServiceOps.Core.Tests
         {
             // Found at fleet scale: Kong lists the newest targets first, and here the 17 newest are dead; the guard used
             // to probe only the first 16 and refused every removal as LastHealthyTarget.
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 20 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 20 });
             foreach (var i in lab.Instances.Skip(3)) await i.SetModeAsync(InstanceMode.Down);
             var (svc, _, _) = Service(lab);
             var t = await svc.ResolveAsync(lab.Upstream, lab[19].Target, None);

@@ -5,6 +5,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 
 namespace KeyServiceOps.Core.Tests
@@ -29,7 +30,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Docker_logs_come_back_in_time_order_across_stdout_and_stderr()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
             var t0 = DateTimeOffset.UtcNow.AddMinutes(-5);
             // ooooeeee in time, interleaved: o e o e ...; and a panic on stderr after the info lines before it.
             for (int i = 0; i < 30; i++) lab[0].AppendLog($"level=info msg=\"line {i}\"", i % 3 == 1, t0.AddMilliseconds(10 * i));
@@ -76,7 +77,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Every_step_and_every_wait_is_on_the_progress_bar_with_a_countdown()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab);
             await lab[0].SetModeAsync(InstanceMode.Down);
@@ -97,7 +98,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task An_instance_that_died_again_after_this_incidents_restart_is_said_so_and_never_waited_on_silently()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab);
             await lab[0].SetModeAsync(InstanceMode.Down);

@@ -10,6 +10,7 @@ using KeyServiceOps.Core.Diagnosis;
 using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 
 namespace KeyServiceOps.Core.Tests
@@ -81,7 +82,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Container_log_escape_sequences_arrive_escaped_over_real_ssh_and_never_reach_an_incident_note()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab);
             await lab[0].SetModeAsync(InstanceMode.Down);
@@ -105,7 +106,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_log_line_of_many_megabytes_without_a_newline_is_cut_over_real_ssh()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
             using var rig = new OpsRig(lab);
             lab[0].AppendLog("before");
             lab[0].AppendLog("level=error " + new string('y', 8 * 1024 * 1024) + "\u00ff\ud800tail");
@@ -137,7 +138,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task PagerDuty_Kong_audit_and_error_texts_with_control_sequences_are_read_escaped_everywhere()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             var pdInc = lab.PagerDuty.Incident(inc.Id);
             pdInc.ServiceName = "svc" + Evil;
@@ -189,7 +190,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Every_PagerDuty_client_method_answers_an_HTML_200_with_PagerDutyInvalidResponse()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             var ctx = TestCtx.For(lab);
             ctx.PagerDuty.Uri = lab.PagerDuty.BaseUri; ctx.PagerDuty.Token = Secret.FromPlainText(lab.PagerDuty.Token); ctx.PagerDuty.From = "oncall@example.com";
@@ -224,7 +225,7 @@ namespace KeyServiceOps.Core.Tests
                 ("fields of the wrong type", "{\"data\":[{\"target\":{\"a\":1},\"id\":\"x\"}],\"target\":[1],\"id\":7,\"incident\":{\"id\":\"P1\",\"service\":\"str\",\"assignments\":\"x\",\"incident_number\":\"n\"},\"incidents\":[{\"id\":\"P1\",\"escalation_policy\":[1]}],\"notes\":[{\"id\":\"n\",\"user\":\"u\",\"content\":{\"x\":1}}],\"next\":null}"),
             };
             using var l = new System.Net.HttpListener();
-            var uri = KeyServiceOps.Lab.Loopback.FreeHttpPrefix();
+            var uri = KeyServiceOps.Lab.Estate.Loopback.FreeHttpPrefix();
             l.Prefixes.Add(uri.ToString());
             l.Start();
             var answer = "";
@@ -293,7 +294,7 @@ namespace KeyServiceOps.Core.Tests
                 ("sort not an array", "application/json", "{\"hits\": {\"hits\": [{\"_source\": {\"message\": \"m\"}, \"sort\": \"x\"}]}}", false),
             };
             using var l = new System.Net.HttpListener();
-            var uri = KeyServiceOps.Lab.Loopback.FreeHttpPrefix();
+            var uri = KeyServiceOps.Lab.Estate.Loopback.FreeHttpPrefix();
             l.Prefixes.Add(uri.ToString());
             l.Start();
             (string contentType, string body) answer = ("", "");
@@ -327,7 +328,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Every_Kong_client_method_answers_an_HTML_200_with_KongInvalidResponse()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2 });
             var kong = new KeyServiceOps.Core.RingBalancer.KongClient(TestCtx.For(lab).ForKong(), null);
             var html = "<html><body>Please sign in</body></html>";
             var calls = new Dictionary<string, Func<Task>>

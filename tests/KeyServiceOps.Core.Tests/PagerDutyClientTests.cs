@@ -5,6 +5,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core.PagerDuty;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Newtonsoft.Json.Linq;
 using Xunit;
 
@@ -14,7 +15,7 @@ namespace KeyServiceOps.Core.Tests
     {
         private static readonly CancellationToken None = CancellationToken.None;
 
-        private static OpsContext Ctx(Lab.Lab lab, string token = null, string from = "oncall@example.com")
+        private static OpsContext Ctx(Lab.Estate.Lab lab, string token = null, string from = "oncall@example.com")
         {
             var c = TestCtx.For(lab);
             c.PagerDuty.Uri = lab.PagerDuty.BaseUri;
@@ -30,7 +31,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Finds_the_open_incident_for_an_address_across_pages()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, PagerDuty = true });
             for (int i = 0; i < 130; i++) lab.PagerDuty.AddIncident($"Disk {i} full on 10.9.9.{i % 200}");
             var alert = lab.PagerDuty.AddAlert(lab[1].Address, "prod-eu-1");
             lab.PagerDuty.AddAlert(lab[1].Address, "prod-eu-1", status: "resolved");
@@ -65,7 +66,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Writes_a_note_escalates_and_assigns_by_email_with_audit()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             var ctx = Ctx(lab);
             var pd = new PagerDutyClient(ctx.ForPagerDuty(), null, new Audit.AuditLog(ctx.Safety.AuditLogPath), TimeSpan.FromMilliseconds(20));
@@ -84,7 +85,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Missing_From_is_refused_before_sending_and_the_server_check_maps_too()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             var e = await Assert.ThrowsAsync<OpsException>(() => Client(Ctx(lab, from: null)).AddNoteAsync(inc.Id, "x", None));
             Assert.Equal("PagerDutyFromMissing", e.ErrorId);
@@ -102,7 +103,7 @@ namespace KeyServiceOps.Core.Tests
         [InlineData("pd-readonly-token", "PagerDutyForbidden")]
         public async Task Token_problems_are_typed(string token, string id)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             var e = await Assert.ThrowsAsync<OpsException>(() => Client(Ctx(lab, token: token)).AddNoteAsync(inc.Id, "x", None));
             Assert.Equal(id, e.ErrorId);
@@ -111,7 +112,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Contract_codes_become_distinct_errors()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             var pd = Client(Ctx(lab));
             async Task<string> Id(Func<Task> f) => (await Assert.ThrowsAsync<OpsException>(f)).ErrorId;
@@ -131,7 +132,7 @@ namespace KeyServiceOps.Core.Tests
         [InlineData(false)]
         public async Task Rate_limited_three_times_succeeds_after_backoff(bool headers)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             lab.PagerDuty.RateLimitWithHeaders = headers;
             lab.PagerDuty.RateLimitNext = 3;
@@ -147,7 +148,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Rate_limited_past_the_bound_gives_up_with_a_typed_error()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             lab.PagerDuty.RateLimitWithHeaders = false;
             lab.PagerDuty.RateLimitNext = 100;
@@ -160,7 +161,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Server_errors_are_retried_and_400_is_not()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             lab.PagerDuty.ServerErrorNext = 2;
             await Client(Ctx(lab)).AddNoteAsync(inc.Id, "ok", None);
@@ -176,7 +177,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Cancellation_stops_the_backoff()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             lab.PagerDuty.RateLimitNext = 100;
             var ctx = Ctx(lab);
@@ -193,7 +194,7 @@ namespace KeyServiceOps.Core.Tests
         public async Task The_token_never_reaches_the_log()
         {
             const string canary = "CANARY-pd-5b1e";
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             lab.PagerDuty.Token = canary;
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             var log = new ListLog();

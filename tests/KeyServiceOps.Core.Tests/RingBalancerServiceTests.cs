@@ -4,6 +4,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.Core.Audit;
 
@@ -16,7 +17,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Guard_refuses_the_last_healthy_target()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2 });
             await lab[1].SetModeAsync(InstanceMode.Down);
             var svc = TestCtx.Service(TestCtx.For(lab));
             var healthy = await svc.ResolveAsync(lab.Upstream, lab[0].Target, None);
@@ -30,7 +31,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Guard_refuses_the_last_target_and_a_share_over_the_limit()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             var ctx = TestCtx.For(lab);
             var svc = TestCtx.Service(ctx);
             // A batch (one pipeline) removes targets one by one: 1 and 2 of 4 pass, the 3rd (75 %) is refused.
@@ -45,7 +46,7 @@ namespace KeyServiceOps.Core.Tests
             Assert.False(d.Allowed);
             Assert.Equal("RemoveShareExceeded", d.ErrorId);
 
-            await using var solo = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await using var solo = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1 });
             var s2 = TestCtx.Service(TestCtx.For(solo));
             var only = await s2.ResolveAsync(solo.Upstream, solo[0].Target, None);
             Assert.Equal("LastTarget", (await s2.EvaluateRemovalAsync(solo.Upstream, only, 0, None)).ErrorId);
@@ -54,7 +55,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Guard_respects_the_upstream_threshold()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, Threshold = 60 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4, Threshold = 60 });
             await lab[3].SetModeAsync(InstanceMode.Down);
             var ctx = TestCtx.For(lab);
             ctx.Removal.MaxRemoveShare = 1.0;
@@ -71,7 +72,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Remove_then_add_restores_weight_and_tags_and_audits_both()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2 });
             var extra = lab.Kong.AddTarget(lab.Upstream, "127.0.0.99:8888", 37, "blue", "canary");
             var ctx = TestCtx.For(lab);
             var svc = TestCtx.Service(ctx);
@@ -94,7 +95,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Add_refuses_an_unhealthy_instance_unless_forced_and_present_is_a_noop()
         {
-            await using var lab2 = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            await using var lab2 = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2 });
             var svc2 = TestCtx.Service(TestCtx.For(lab2));
             var t = await svc2.ResolveAsync(lab2.Upstream, lab2[1].Target, None);
             await svc2.RemoveResolvedAsync(lab2.Upstream, t, RemovalMethod.Delete, false, null, null, None);
@@ -112,7 +113,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Drain_sets_weight_zero_and_add_restores_it()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2 });
             var svc = TestCtx.Service(TestCtx.For(lab));
             var t = await svc.ResolveAsync(lab.Upstream, lab[0].Target, None);
             var c = await svc.RemoveResolvedAsync(lab.Upstream, t, RemovalMethod.Drain, false, null, null, None);

@@ -10,6 +10,7 @@ using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.Core.Audit;
 
@@ -29,7 +30,7 @@ namespace KeyServiceOps.Core.Tests
         public AuditLog Audit;
 
         /// <param name="configure">Settings to change before the clients are made (each client takes its settings when made).</param>
-        public OpsRig(Lab.Lab lab, Action<OpsContext> configure = null)
+        public OpsRig(Lab.Estate.Lab lab, Action<OpsContext> configure = null)
         {
             Ctx = lab.Ssh != null ? TestCtx.ForSsh(lab, TestCtx.KnownHostsFor(lab)) : TestCtx.For(lab);
             Ctx.Health.Timeout = TimeSpan.FromSeconds(1);
@@ -69,14 +70,14 @@ namespace KeyServiceOps.Core.Tests
             return (s, steps);
         }
 
-        private static bool InUpstream(Lab.Lab lab, SimInstance i) => lab.Kong.Targets(lab.Upstream).Any(t => t.Target == i.Target && t.Weight > 0);
-        private static int Writes(Lab.Lab lab) => lab.Kong.Requests.Count(r => !r.StartsWith("GET"));
-        private static int PdWrites(Lab.Lab lab) => lab.PagerDuty.Requests.Count(r => !r.StartsWith("GET"));
+        private static bool InUpstream(Lab.Estate.Lab lab, SimInstance i) => lab.Kong.Targets(lab.Upstream).Any(t => t.Target == i.Target && t.Weight > 0);
+        private static int Writes(Lab.Estate.Lab lab) => lab.Kong.Requests.Count(r => !r.StartsWith("GET"));
+        private static int PdWrites(Lab.Estate.Lab lab) => lab.PagerDuty.Requests.Count(r => !r.StartsWith("GET"));
 
         [Fact]
         public async Task A_healthy_instance_changes_nothing()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab);
             var (s, steps) = await Run(rig, lab[0]);
@@ -93,7 +94,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_PagerDuty_storm_after_the_removal_never_abandons_the_instance_out_of_rotation()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab);
@@ -133,7 +134,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Two_runbooks_for_one_instance_at_once_restart_it_once_and_note_once()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab);
@@ -149,7 +150,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_second_actor_that_waits_too_long_gets_InstanceBusy_naming_the_holder_and_changes_nothing()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
             using var rig = new OpsRig(lab);
             using (await Task.Run(() => InstanceLock.AcquireAsync(rig.Ctx.Safety.LockDirectory, lab[0].Address, "a test holding it", TimeSpan.Zero, None)))
@@ -168,7 +169,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task No_at_Confirm_ends_Declined_and_WhatIf_ends_WhatIf()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
             using var rig = new OpsRig(lab);
             var declined = await rig.Runner().RunAsync(Endpoint.Parse(lab[0].Address, 8888), new RunbookOptions { PollInterval = TimeSpan.FromMilliseconds(100) }, No, null, None);
@@ -181,7 +182,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_mistyped_incident_id_is_a_typed_error_before_anything_changes()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
             using var rig = new OpsRig(lab);
             var e = await Assert.ThrowsAsync<OpsException>(() => rig.Runner().RunAsync(Endpoint.Parse(lab[0].Address, 8888),
@@ -196,7 +197,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_crashed_instance_is_removed_restarted_recovered_and_added_back_with_notes_and_audit()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab);
@@ -227,7 +228,7 @@ namespace KeyServiceOps.Core.Tests
         public async Task A_healthy_instance_Kong_still_marks_unhealthy_is_put_back_by_a_re_run_never_reported_nothing_to_fix()
         {
             // An earlier run marked it unhealthy (RemovalMethod MarkUnhealthy) and was stopped before step 4; it is up now.
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
             using var rig = new OpsRig(lab, c => c.Removal.Method = RemovalMethod.MarkUnhealthy);
             lab.Kong.ActiveHealthchecks = false; // passive checks only: Kong itself never clears the mark (with active checks it does)
             var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[1].Target, None);
@@ -249,7 +250,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_cipher_fault_removes_the_target_assigns_the_incident_to_the_owner_and_does_not_restart()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[1].ApplyScenarioAsync(FaultScenario.CipherDependency);
             var inc = lab.PagerDuty.AddAlert(lab[1].Address);
             using var rig = new OpsRig(lab);
@@ -266,7 +267,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_fault_that_persists_after_restart_is_escalated_to_level_2_with_log_lines()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[2].ApplyScenarioAsync(FaultScenario.PortInUse, persists: true);
             var inc = lab.PagerDuty.AddAlert(lab[2].Address);
             using var rig = new OpsRig(lab);
@@ -290,7 +291,7 @@ namespace KeyServiceOps.Core.Tests
         [InlineData(FaultScenario.PortInUse)]
         public async Task WhatIf_walks_every_step_and_changes_nothing(FaultScenario? scenario)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             if (scenario != null) await lab[0].ApplyScenarioAsync(scenario.Value, persists: scenario == FaultScenario.PortInUse);
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab);
@@ -312,7 +313,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_dependency_fault_without_an_incident_says_so_instead_of_claiming_a_hand_over()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[1].ApplyScenarioAsync(FaultScenario.IamDependency);
             using var rig = new OpsRig(lab);
             var (s, steps) = await Run(rig, lab[1]);
@@ -326,7 +327,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_target_self_healing_already_removed_is_recognised()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.OutOfMemory);
             using var rig = new OpsRig(lab);
             var t = await rig.Rb.ResolveAsync(lab.Upstream, lab[0].Target, None);

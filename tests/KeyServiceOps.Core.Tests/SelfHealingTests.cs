@@ -6,6 +6,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -23,14 +24,14 @@ namespace KeyServiceOps.Core.Tests
             StatePath = state ?? Path.Combine(Path.GetTempPath(), $"kso-heal-{Guid.NewGuid():N}.json"),
         };
 
-        private static bool In(Lab.Lab lab, SimInstance i) => lab.Kong.Targets(lab.Upstream).Any(t => t.Target == i.Target && t.Weight > 0);
+        private static bool In(Lab.Estate.Lab lab, SimInstance i) => lab.Kong.Targets(lab.Upstream).Any(t => t.Target == i.Target && t.Weight > 0);
 
         [Fact]
         public async Task A_removal_whose_answer_never_comes_is_remembered_and_the_target_comes_back_when_healthy()
         {
             // Kong commits the DELETE and the answer is lost (timeout, or Ctrl+C while waiting): the healer cannot know it
             // landed, so it must keep its mark; the next pass sees the target gone, and adds it back once healthy.
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             using var rig = new OpsRig(lab, c => c.Http.Timeout = TimeSpan.FromSeconds(1));
             var healer = rig.Healer();
             var o = Opts(); o.FailuresToRemove = 1; o.PassesToAdd = 1;
@@ -54,7 +55,7 @@ namespace KeyServiceOps.Core.Tests
             // Issue #32: the capacity guard is re-validated against Kong right before the pass acts, once per batch of
             // removals, not once per target; within the batch, each removal is judged on that read with the batch's own
             // removals counted out, so the share limit holds without a re-read.
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 12 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 12 });
             using var rig = new OpsRig(lab, c => c.Removal.MaxRemoveShare = 0.34);  // at most 4 of 12 out at once
             var healer = rig.Healer();
             var o = Opts(); o.FailuresToRemove = 1; o.MaxEjectionShare = 0.5;        // the policy alone would take 6
@@ -72,7 +73,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_refused_removal_is_forgotten_the_target_never_left()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             using var rig = new OpsRig(lab);
             var healer = rig.Healer();
             var o = Opts(); o.FailuresToRemove = 1;
@@ -87,7 +88,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_dead_instance_is_removed_after_exactly_N_passes_and_added_back_M_passes_after_it_recovers()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab);
             var healer = rig.Healer();
@@ -118,7 +119,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_pass_interrupted_during_the_note_after_a_removal_still_remembers_the_removal()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4, PagerDuty = true });
             lab.PagerDuty.AddAlert(lab[0].Address);
             using var rig = new OpsRig(lab);
             rig.Ctx.PagerDuty.MaxRetries = 50; rig.Ctx.PagerDuty.MaxBackoff = TimeSpan.FromSeconds(2);
@@ -147,7 +148,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Every_pass_emits_one_summary_also_when_nothing_is_to_do_and_under_WhatIf()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3 });
             using var rig = new OpsRig(lab);
             var healer = rig.Healer(); var o = Opts();
             var sums = new List<SelfHealingPassSummary>();
@@ -168,7 +169,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_flapping_instance_is_never_removed_with_the_default_hysteresis()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3 });
             using var rig = new OpsRig(lab);
             var healer = rig.Healer(); var o = Opts();
             for (int i = 0; i < 12; i++)
@@ -183,7 +184,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task With_every_instance_dead_the_last_target_is_kept()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3 });
             using var rig = new OpsRig(lab);
             rig.Ctx.Removal.MaxRemoveShare = 1.0;
             var healer = rig.Healer(); var o = Opts();
@@ -211,7 +212,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task The_default_share_guard_keeps_half_the_upstream_and_maintenance_targets_are_left_alone()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             lab.Kong.AddTarget(lab.Upstream, $"{lab.Block}.90:8888", 100, "maintenance"); // down, but marked for maintenance
             using var rig = new OpsRig(lab);
             var healer = rig.Healer(); var o = Opts();
@@ -226,7 +227,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task WhatIf_runs_the_whole_decision_and_changes_nothing()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3 });
             using var rig = new OpsRig(lab);
             var healer = rig.Healer(); var o = Opts();
             await lab[0].SetModeAsync(InstanceMode.Down);
@@ -243,7 +244,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_second_healer_waits_for_the_lock_and_does_nothing_when_it_cannot_get_it()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2 });
             using var rig = new OpsRig(lab);
             var o = Opts(); o.LockTimeout = TimeSpan.FromMilliseconds(300);
             using (new FileStream(o.StatePath + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
@@ -257,7 +258,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Two_healers_at_once_do_not_fight()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             using var rig = new OpsRig(lab);
             var state = Opts().StatePath;
             await lab[0].SetModeAsync(InstanceMode.Down);
@@ -276,7 +277,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_crash_looping_instance_is_restarted_at_most_K_times_per_hour()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.PortInUse, persists: true);
             using var rig = new OpsRig(lab);
             var now = DateTimeOffset.UtcNow;
@@ -309,7 +310,7 @@ namespace KeyServiceOps.Core.Tests
             var seed = Environment.GetEnvironmentVariable("KSO_CHAOS_SEED") is string s && int.TryParse(s, out var v) ? v : Environment.TickCount & 0xFFFF;
             _out.WriteLine($"chaos seed {seed} (rerun with KSO_CHAOS_SEED={seed})");
             var rnd = new Random(seed);
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 5, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 5, PagerDuty = true });
             foreach (var i in lab.Instances) lab.PagerDuty.AddAlert(i.Address);
             using var rig = new OpsRig(lab);
             rig.Ctx.Removal.MaxRemoveShare = 1.0; // let the last-healthy guard be the one that holds

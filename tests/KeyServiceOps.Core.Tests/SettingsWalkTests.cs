@@ -5,6 +5,7 @@ using System.IO;
 using System.Linq;
 using System.Text.RegularExpressions;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Newtonsoft.Json.Linq;
 using Xunit;
 using KeyServiceOps.TestHost;

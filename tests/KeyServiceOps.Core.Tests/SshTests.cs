@@ -9,6 +9,7 @@ using KeyServiceOps.Core.Diagnosis;
 using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.Core.Audit;
 
@@ -17,12 +18,12 @@ namespace KeyServiceOps.Core.Tests
     /// <summary>One SSH lab (a real sshd) shared by the tests of a class; each test uses its own instances.</summary>
     public sealed class SshLabFixture : IAsyncLifetime
     {
-        public Lab.Lab Lab { get; private set; }
+        public Lab.Estate.Lab Lab { get; private set; }
         public string KnownHosts { get; private set; }
 
         public async Task InitializeAsync()
         {
-            Lab = await KeyServiceOps.Lab.Lab.StartAsync(new LabOptions { Instances = 36, Ssh = true });
+            Lab = await KeyServiceOps.Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 36, Ssh = true });
             KnownHosts = TestCtx.KnownHostsFor(Lab);
         }
 
@@ -38,7 +39,7 @@ namespace KeyServiceOps.Core.Tests
         private readonly SshLabFixture _f;
         public SshTests(SshLabFixture f) { _f = f; }
 
-        private Lab.Lab Lab => _f.Lab;
+        private Lab.Estate.Lab Lab => _f.Lab;
 
         private (DockerClient docker, SshSessionPool pool, ListLog log) Docker()
         {
@@ -433,7 +434,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Unknown_key_is_refused_accept_new_records_it_then_a_changed_key_is_its_own_error()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
             var known = Path.Combine(Path.GetTempPath(), $"kso-known-{Guid.NewGuid():N}");
             var ctx = TestCtx.ForSsh(lab, known);
             var (d, pool) = Docker();
@@ -476,7 +477,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_pooled_session_is_never_reused_past_a_changed_key_an_empty_known_hosts_or_a_wrong_passphrase()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true });
             var good = TestCtx.KnownHostsFor(lab);
             var ctx = TestCtx.ForSsh(lab, good);
             var (d, pool) = Docker();
@@ -518,7 +519,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task Hashed_known_hosts_entries_match_and_a_pooled_session_cut_by_the_server_is_replaced()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
             var known = Path.Combine(Path.GetTempPath(), $"kso-known-{Guid.NewGuid():N}");
             File.WriteAllLines(known, new[] { "# hashed, as ssh-keygen -H writes them", lab.Ssh.HashedKnownHostsEntry(lab[0].Address), lab.Ssh.HashedKnownHostsEntry(lab[1].Address) });
             var ctx = TestCtx.ForSsh(lab, known);

@@ -3,6 +3,7 @@ using System.IO;
 using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using KeyServiceOps.Core.Audit;
 
 namespace KeyServiceOps.Core.Tests
@@ -18,14 +19,14 @@ namespace KeyServiceOps.Core.Tests
 
     internal static class TestCtx
     {
-        public static OpsContext For(Lab.Lab lab, string auditPath = null)
+        public static OpsContext For(Lab.Estate.Lab lab, string auditPath = null)
             => new OpsContext
             { Kong = { AdminUri = lab.KongUri, Upstream = lab.Upstream, Workspace = lab.Options.Workspace, Token = Secret.FromPlainText(lab.Options.RbacToken) }, Health = { Timeout = TimeSpan.FromSeconds(2) }, Safety = { AuditLogPath = auditPath ?? Path.Combine(Path.GetTempPath(), $"ksops-test-{Guid.NewGuid():N}.jsonl") } };
 
         /// <summary>A known_hosts file that trusts the lab's sshd on every instance address.</summary>
-        public static string KnownHostsFor(Lab.Lab lab) => lab.WriteKnownHosts();
+        public static string KnownHostsFor(Lab.Estate.Lab lab) => lab.WriteKnownHosts();
 
-        public static OpsContext ForSsh(Lab.Lab lab, string knownHosts)
+        public static OpsContext ForSsh(Lab.Estate.Lab lab, string knownHosts)
         {
             var c = For(lab);
             c.Ssh.User = lab.Ssh.User; c.Ssh.Port = lab.Ssh.Port; c.Ssh.KeyPath = lab.Ssh.KeyPath; c.Ssh.KnownHostsPath = knownHosts;

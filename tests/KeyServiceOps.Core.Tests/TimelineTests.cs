@@ -6,6 +6,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 
 namespace KeyServiceOps.Core.Tests
@@ -15,9 +16,9 @@ namespace KeyServiceOps.Core.Tests
     {
         private static readonly CancellationToken None = CancellationToken.None;
 
-        private static async Task<(Lab.Lab lab, OpsRig rig, string incident, RunbookSummary summary, DateTimeOffset before, DateTimeOffset after)> CrashAndRecover(string hostileLine = null)
+        private static async Task<(Lab.Estate.Lab lab, OpsRig rig, string incident, RunbookSummary summary, DateTimeOffset before, DateTimeOffset after)> CrashAndRecover(string hostileLine = null)
         {
-            var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             var rig = new OpsRig(lab);
             await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
             if (hostileLine != null) lab[0].AppendLog(hostileLine, true);
@@ -73,7 +74,7 @@ namespace KeyServiceOps.Core.Tests
         [Fact]
         public async Task A_self_healing_incident_is_told_with_the_healers_removal_restart_and_add_and_the_figures_match_the_lab()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4, Ssh = true, PagerDuty = true });
             using var rig = new OpsRig(lab);
             await lab[1].ApplyScenarioAsync(FaultScenario.CleanCrash);
             var inc = lab.PagerDuty.AddAlert(lab[1].Address);

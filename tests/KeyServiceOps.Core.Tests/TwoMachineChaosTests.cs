@@ -7,6 +7,7 @@ using System.Threading.Tasks;
 using KeyServiceOps.Core.Audit;
 using KeyServiceOps.Core.Runbook;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -36,7 +37,7 @@ namespace KeyServiceOps.Core.Tests
             var seed = Environment.GetEnvironmentVariable("KSO_CHAOS_SEED") is string s && int.TryParse(s, out var v) ? v : Environment.TickCount & 0xFFFF;
             _out.WriteLine($"chaos seed {seed} (rerun with KSO_CHAOS_SEED={seed})");
             var rnd = new Random(seed);
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 5, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 5, Ssh = true, PagerDuty = true });
             void Configure(OpsContext c) { c.Ssh.CommandTimeout = TimeSpan.FromSeconds(3); c.Safety.LockTimeout = TimeSpan.FromSeconds(90); }
             using var a = CoordinationTests.Machine(lab, Configure);
             using var b = Machine2(lab, Configure);
@@ -131,15 +132,15 @@ namespace KeyServiceOps.Core.Tests
         }
 
         /// <summary>The second machine: its own lock folder and audit log, the same estate.</summary>
-        private static OpsRig Machine2(Lab.Lab lab, Action<OpsContext> configure) => CoordinationTests.Machine(lab, configure);
+        private static OpsRig Machine2(Lab.Estate.Lab lab, Action<OpsContext> configure) => CoordinationTests.Machine(lab, configure);
 
-        private static HashSet<string> Listed(Lab.Lab lab) => lab.Kong.Targets(lab.Upstream).Where(t => t.Weight > 0).Select(t => t.Target).ToHashSet();
+        private static HashSet<string> Listed(Lab.Estate.Lab lab) => lab.Kong.Targets(lab.Upstream).Where(t => t.Weight > 0).Select(t => t.Target).ToHashSet();
 
         private static List<AuditEntry> Merged(OpsRig a, OpsRig b)
             => a.Audit.Read().Concat(b.Audit.Read()).OrderBy(e => e.Time).ToList();
 
         /// <summary>For every target either machine changed: the latest settled line (not an intent, not Failed) says what Kong shows.</summary>
-        private static void AssertLastWordAgrees(Lab.Lab lab, OpsRig a, OpsRig b, string when)
+        private static void AssertLastWordAgrees(Lab.Estate.Lab lab, OpsRig a, OpsRig b, string when)
         {
             var listed = Listed(lab);
             var changes = Merged(a, b).Where(e => e.Action == "RemoveTarget" || e.Action == "AddTarget").ToList();

@@ -9,7 +9,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using Microsoft.AspNetCore.Http;
 
-namespace KeyServiceOps.Lab
+namespace KeyServiceOps.Lab.Estate
 {
     /// <summary>How the Docker CLI on an instance VM behaves (shared/contracts/docker-cli.md, "Errors").</summary>
     public enum DockerMode { Ok, DaemonDown, NotInstalled, RequiresRoot }

@@ -2,7 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 
-namespace KeyServiceOps.Lab
+namespace KeyServiceOps.Lab.Estate
 {
     /// <summary>Why a simulated api_key_service container exited.</summary>
     public enum FaultScenario { CipherDependency, IamDependency, OutOfMemory, PortInUse, CleanCrash }

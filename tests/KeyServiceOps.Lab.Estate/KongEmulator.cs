@@ -12,7 +12,7 @@ using System.Threading.Tasks;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 
-namespace KeyServiceOps.Lab
+namespace KeyServiceOps.Lab.Estate
 {
     /// <summary>2.2-2.8 or 3.x behaviour, per ../shared/contracts/kong-admin-api.md "Eras".</summary>
     public enum KongEra { V3, V2 }

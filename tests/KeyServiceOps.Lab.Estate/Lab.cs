@@ -3,7 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Threading.Tasks;
 
-namespace KeyServiceOps.Lab
+namespace KeyServiceOps.Lab.Estate
 {
     public sealed class LabOptions
     {

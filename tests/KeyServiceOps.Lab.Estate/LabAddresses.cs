@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Threading;
 
-namespace KeyServiceOps.Lab
+namespace KeyServiceOps.Lab.Estate
 {
     /// <summary>
     /// Hands out loopback blocks 127.B.C.0/24 so that labs in parallel test processes and classes never

@@ -8,7 +8,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
-namespace KeyServiceOps.Lab
+namespace KeyServiceOps.Lab.Estate
 {
     /// <summary>What every emulator shares: a quiet Kestrel server on 127.0.0.1 with a free port, and JSON answers.</summary>
     public static class LabHost

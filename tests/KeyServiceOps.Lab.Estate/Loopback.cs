@@ -2,7 +2,7 @@ using System;
 using System.Net;
 using System.Net.Sockets;
 
-namespace KeyServiceOps.Lab
+namespace KeyServiceOps.Lab.Estate
 {
     /// <summary>Addresses for the tests' own little HTTP servers: always on loopback.</summary>
     public static class Loopback

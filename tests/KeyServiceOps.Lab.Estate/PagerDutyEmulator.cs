@@ -10,7 +10,7 @@ using System.Threading.Tasks;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 
-namespace KeyServiceOps.Lab
+namespace KeyServiceOps.Lab.Estate
 {
     public sealed class PdUser { public string Id; public string Email; public string Name; }
     public sealed class PdPolicy { public string Id; public string Name; public List<List<string>> Levels = new List<List<string>>(); }

@@ -11,7 +11,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using System.Threading.Tasks;
 
-namespace KeyServiceOps.Lab
+namespace KeyServiceOps.Lab.Estate
 {
     /// <summary>
     /// Simulated VMs that run a real Docker Engine: one dockerd per VM (its own socket, data and exec folders, no

@@ -9,7 +9,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
-namespace KeyServiceOps.Lab
+namespace KeyServiceOps.Lab.Estate
 {
     /// <summary>How a simulated api_key_service answers its health endpoint.</summary>
     public enum InstanceMode { Up, Down, Hung, Error500, WrongBody, HugeBody }

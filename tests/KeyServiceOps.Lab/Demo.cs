@@ -6,6 +6,8 @@ using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Lab
 {
+    using KeyServiceOps.Lab.Estate; // inside: the simple name Lab is the estate class here, not the namespace
+
     /// <summary>Starts the lab, breaks instances, and runs the module the way an operator would: the whole runbook.</summary>
     public static class Demo
     {

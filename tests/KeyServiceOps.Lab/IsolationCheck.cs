@@ -7,6 +7,8 @@ using KeyServiceOps.TestHost;
 
 namespace KeyServiceOps.Lab
 {
+    using KeyServiceOps.Lab.Estate; // inside: the simple name Lab is the estate class here, not the namespace
+
     /// <summary>
     /// `isolation-check`: what an operator gets when Posh-SSH or PowerCLI loaded other versions of our dependencies
     /// first. Loads SSH.NET 2024.2.0 and Newtonsoft.Json 12.0.3 into the default load context, then imports the

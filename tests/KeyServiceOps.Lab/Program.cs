@@ -4,6 +4,8 @@ using System.Threading.Tasks;
 
 namespace KeyServiceOps.Lab
 {
+    using KeyServiceOps.Lab.Estate; // inside: the simple name Lab is the estate class here, not the namespace
+
     public static class Program
     {
         /// <summary>

@@ -5,6 +5,8 @@ using System.Text;
 
 namespace KeyServiceOps.Lab
 {
+    using KeyServiceOps.Lab.Estate; // inside: the simple name Lab is the estate class here, not the namespace
+
     /// <summary>
     /// What `serve` prints for a person (#27 row 12): the lines to paste into pwsh to point the module at the lab, and the
     /// commands that break an instance and page it. The JSON with the lab's tokens goes only to --info FILE.

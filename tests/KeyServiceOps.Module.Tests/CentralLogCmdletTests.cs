@@ -2,6 +2,7 @@ using System;
 using System.IO;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.TestHost;
 
@@ -9,7 +10,7 @@ namespace KeyServiceOps.Module.Tests
 {
     public class CentralLogCmdletTests
     {
-        private static HostedShell ShellFor(Lab.Lab lab, string known, string apiKey)
+        private static HostedShell ShellFor(Lab.Estate.Lab lab, string known, string apiKey)
         {
             Environment.SetEnvironmentVariable("KEYSERVICEOPS_RETRY_BASE_MS", "10");
             var sh = Shell.For(lab, out _, $"-SshUser '{lab.Ssh.User}' -SshPort {lab.Ssh.Port} -SshKeyPath '{lab.Ssh.KeyPath}' -KnownHostsPath '{known}' " +
@@ -22,7 +23,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Central_logs_pipe_into_Get_KeyServiceFault_like_docker_logs()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, CentralLogs = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, CentralLogs = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.CipherDependency);
             using var sh = ShellFor(lab, lab.WriteKnownHosts(), lab.CentralLogs.ApiKey);
             var r = sh.Run($"Get-KeyServiceLog {lab[0].Address} -Source Central -Since 1h | Get-KeyServiceFault; Get-KeyServiceLog {lab[0].Address} -Tail 200 | Get-KeyServiceFault");
@@ -41,7 +42,7 @@ namespace KeyServiceOps.Module.Tests
         [InlineData(CentralLogFlavor.OpenSearch, "2.11.1")] // OpenSearch security answers 401 with an empty body
         public async Task Without_access_to_the_central_service_Fallback_warns_once_and_reads_docker_logs(CentralLogFlavor flavour, string version)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, CentralLogs = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, CentralLogs = true });
             lab.CentralLogs.Flavor = flavour; lab.CentralLogs.Version = version;
             lab[0].AppendLog("level=info msg=\"one\""); lab[1].AppendLog("level=info msg=\"two\"");
             using var sh = ShellFor(lab, lab.WriteKnownHosts(), "wrong-id:wrong-key");
@@ -63,7 +64,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Fallback_after_lines_were_written_is_an_error_never_the_same_lines_again_from_docker()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true, CentralLogs = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true, CentralLogs = true });
             for (int i = 0; i < 60; i++) lab[0].AppendLog($"level=info msg=\"line {i}\"");
             using var sh = ShellFor(lab, lab.WriteKnownHosts(), lab.CentralLogs.ApiKey);
             Assert.Empty(sh.Run("Set-KeyServiceOpsContext -CentralLogPageSize 10").Errors);
@@ -80,7 +81,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task ECS_documents_are_found_through_the_cmdlet_and_the_field_map_takes_lists()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true, CentralLogs = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, Ssh = true, CentralLogs = true });
             lab.CentralLogs.AddGenerated(lab[0].Address, 40, CentralLogDocStyle.Flat);
             lab.CentralLogs.AddGenerated(lab[0].Address, 30, CentralLogDocStyle.Ecs);
             using var sh = ShellFor(lab, lab.WriteKnownHosts(), lab.CentralLogs.ApiKey);
@@ -103,7 +104,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task The_inventory_routes_ssh_per_address_and_Get_KeyServiceInstance_shows_it()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
             var config = Path.Combine(Path.GetTempPath(), $"kso-config-{Guid.NewGuid():N}.json");
             File.WriteAllText(config, $$"""
                 { "sshPort": 22,

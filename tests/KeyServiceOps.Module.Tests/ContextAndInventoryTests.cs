@@ -3,6 +3,7 @@ using System.IO;
 using System.Linq;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.TestHost;
 
@@ -13,7 +14,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Config_file_inventory_maps_addresses_to_environments_and_routes()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2 });
             var cfg = Path.Combine(Path.GetTempPath(), $"ksops-cfg-{Guid.NewGuid():N}.json");
             File.WriteAllText(cfg, $@"{{
   ""upstream"": ""{lab.Upstream}"",

@@ -4,6 +4,7 @@ using System.Linq;
 using System.Text.RegularExpressions;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.TestHost;
 
@@ -22,7 +23,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Tab_completion_offers_upstreams_targets_incidents_and_environments()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, PagerDuty = true });
             lab.Kong.AddUpstream("billing_service");
             var inc = lab.PagerDuty.AddAlert(lab[1].Address, "prod-eu-1");
             var config = Path.Combine(Path.GetTempPath(), $"kso-config-{Guid.NewGuid():N}.json");
@@ -39,7 +40,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Tab_completion_offers_addresses_targets_to_add_back_incident_ids_and_audit_actions()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[1].Address, "prod-eu-1");
             var config = Path.Combine(Path.GetTempPath(), $"kso-config-{Guid.NewGuid():N}.json");
             File.WriteAllText(config, $"{{ \"inventory\": [ {{ \"address\": \"10.9.8.7\", \"port\": 8888, \"environment\": \"prod-eu-1\" }} ] }}");
@@ -62,7 +63,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Verbose_tells_the_story_and_debug_keeps_ssh_passphrase_and_log_api_key_out_of_every_stream_and_file()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, CentralLogs = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, CentralLogs = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.OutOfMemory);
             var known = lab.WriteKnownHosts();
             const string canaryKey = "canary-id:CANARY-4f1d-central-secret";
@@ -89,7 +90,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task New_output_types_render_in_120_columns()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.IamDependency);
             lab[1].AppendLog("time=\"x\" level=info msg=\"GET /api/v1/apikeys 200\"");
             var known = lab.WriteKnownHosts();

@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 
 namespace KeyServiceOps.Module.Tests
@@ -13,7 +14,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Health_accepts_strings_ip_port_and_objects_and_reports_each_status()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             await lab[1].SetModeAsync(InstanceMode.Down);
             await lab[2].SetModeAsync(InstanceMode.Hung);
             await lab[3].SetModeAsync(InstanceMode.WrongBody);
@@ -33,7 +34,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Quiet_returns_one_bool()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2 });
             using var sh = Shell.For(lab, out _);
             var ok = sh.Run("Get-RingBalancerTarget | Test-KeyServiceHealth -Quiet");
             Assert.Equal(true, Assert.Single(ok.Output).BaseObject);
@@ -45,7 +46,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task A_50MB_health_body_is_not_read_whole_through_the_cmdlet()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1 });
             await lab[0].SetModeAsync(InstanceMode.HugeBody);
             using var sh = Shell.For(lab, out _);
             var r = sh.Run($"Test-KeyServiceHealth {lab[0].Address} -TimeoutSec 10");
@@ -57,7 +58,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Out_Host_renders_each_type_through_the_format_file()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2 });
             await lab[1].SetModeAsync(InstanceMode.Down);
             using var sh = Shell.For(lab, out _);
             var health = sh.Run("Get-RingBalancerTarget | Test-KeyServiceHealth | Out-Host").HostText;
@@ -92,7 +93,7 @@ namespace KeyServiceOps.Module.Tests
         public async Task Verbose_tells_each_http_call_and_debug_never_shows_the_token()
         {
             const string canary = "CANARY-7f3e9b1c-token";
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, RbacToken = canary });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, RbacToken = canary });
             Environment.SetEnvironmentVariable("KSOPS_CANARY", canary);
             using var sh = Shell.For(lab, out var audit, "-KongTokenVariable KSOPS_CANARY");
             await lab[1].SetModeAsync(InstanceMode.Down);

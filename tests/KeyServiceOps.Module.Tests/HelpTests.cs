@@ -2,6 +2,7 @@ using System.IO;
 using System.Linq;
 using System.Management.Automation.Language;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.TestHost;
 

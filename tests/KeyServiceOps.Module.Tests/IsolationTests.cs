@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.IO;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.TestHost;
 

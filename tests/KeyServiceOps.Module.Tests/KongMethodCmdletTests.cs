@@ -1,6 +1,7 @@
 using System.Linq;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 
 namespace KeyServiceOps.Module.Tests
@@ -13,7 +14,7 @@ namespace KeyServiceOps.Module.Tests
         [InlineData(KongEra.V3)]
         public async Task Drain_PassThru_piped_to_Add_puts_the_old_weight_back(KongEra era)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Era = era });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Era = era });
             lab.Kong.SetWeight(lab.Upstream, lab[0].Target, 42);
             using var sh = Shell.For(lab, out _);
             var r = sh.Run($"$c = Remove-RingBalancerTarget {lab[0].Target} -Method Drain -PassThru -Confirm:$false -Verbose; $c");
@@ -34,7 +35,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task MarkUnhealthy_on_a_DB_less_node_is_a_typed_error_that_changes_nothing()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3 });
             lab.Kong.Database = "off";
             using var sh = Shell.For(lab, out _);
             var r = sh.Run($"Remove-RingBalancerTarget {lab[0].Target} -Method MarkUnhealthy -Confirm:$false");
@@ -50,7 +51,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task The_context_s_RemovalMethod_is_what_Remove_uses_and_what_the_context_shows()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3 });
             using var sh = Shell.For(lab, out _);
             Assert.Empty(sh.Run("Set-KeyServiceOpsContext -RemovalMethod Drain -DeclarativeTag managed-by-deck").Errors);
             var ctx = Assert.Single(sh.Run("Get-KeyServiceOpsContext").Output);
@@ -72,7 +73,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Status_after_a_pass_shows_the_target_out_and_the_limits_in_force()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             await lab[2].SetModeAsync(InstanceMode.Down);
             var state = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"kso-status-{System.Guid.NewGuid():N}.json");
             using var sh = Shell.For(lab, out _);

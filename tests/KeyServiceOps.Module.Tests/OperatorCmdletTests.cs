@@ -3,6 +3,7 @@ using System.IO;
 using System.Linq;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.TestHost;
 
@@ -14,7 +15,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Row2_the_remove_share_counts_what_is_out_now_across_commands_and_a_healthy_target_warns()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             using var sh = Shell.For(lab, out _);
             // Three commands, one target each, all healthy: the share (50%) counts what earlier commands took out.
             var one = sh.Run($"Remove-RingBalancerTarget {lab[0].Target} -Confirm:$false");
@@ -31,7 +32,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Row1_a_wait_for_another_actor_shows_a_progress_bar_naming_the_holder_with_a_countdown()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3 });
             var locks = Path.Combine(Path.GetTempPath(), "kso-wait-" + Guid.NewGuid().ToString("N").Substring(0, 8));
             using var sh = Shell.For(lab, out _, $"-LockDirectory '{locks}'");
             await lab[0].SetModeAsync(InstanceMode.Down);
@@ -51,7 +52,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Row3_restarting_an_operational_instance_warns_that_it_is_taking_traffic()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true });
             using var sh = Shell.For(lab, out _, $"-SshUser '{lab.Ssh.User}' -SshPort {lab.Ssh.Port} -SshKeyPath '{lab.Ssh.KeyPath}' -KnownHostsPath '{lab.WriteKnownHosts()}'");
             var r = sh.Run($"Restart-KeyService {lab[0].Address} -Confirm:$false");
             Assert.Empty(r.Errors);
@@ -64,7 +65,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Row8_the_aliases_the_help_lists_bind_by_property_name_from_Import_Csv()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2 });
             using var sh = Shell.For(lab, out _);
             foreach (var column in new[] { "ComputerName", "IPAddress", "Host" })
             {
@@ -78,7 +79,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Row10_the_notes_on_an_incident_can_be_read_back()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             Environment.SetEnvironmentVariable("KSO_NOTES_PD", lab.PagerDuty.Token);
             using var sh = Shell.For(lab, out _, $"-PagerDutyUri '{lab.PagerDuty.BaseUri}' -PagerDutyTokenVariable KSO_NOTES_PD -PagerDutyFrom oncall@example.com");
@@ -98,7 +99,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Row12_serve_prints_a_context_line_to_paste_and_commands_that_break_an_instance()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, PagerDuty = true, CentralLogs = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, Ssh = true, PagerDuty = true, CentralLogs = true });
             var known = lab.WriteKnownHosts();
             var (control, controlUri) = await LabHost.StartAsync(async ctx =>
             {
@@ -130,7 +131,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Row11_fault_owners_are_visible_in_the_context()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1 });
             using var sh = Shell.For(lab, out _, "-FaultOwner @{ CipherDependency = 'cipher-owner@example.com'; IamDependency = 'iam@example.com' }");
             var v = Assert.Single(sh.Run("Get-KeyServiceOpsContext").Output);
             Assert.Equal("CipherDependency=cipher-owner@example.com; IamDependency=iam@example.com", v.S("FaultOwners"));
@@ -139,7 +140,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Row17_a_Kong_that_never_answers_names_the_HttpTimeoutSec_parameter()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1 });
             using var sh = Shell.For(lab, out _, "-HttpTimeoutSec 1");
             lab.Kong.StallNext = 5;
             var r = sh.Run("Get-RingBalancerTarget -NoHealth");

@@ -3,6 +3,7 @@ using System.IO;
 using System.Linq;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.TestHost;
 
@@ -10,7 +11,7 @@ namespace KeyServiceOps.Module.Tests
 {
     public class PagerDutyCmdletTests
     {
-        private static HostedShell ShellWithPd(Lab.Lab lab, out string audit, string token = null, string from = "oncall@example.com")
+        private static HostedShell ShellWithPd(Lab.Estate.Lab lab, out string audit, string token = null, string from = "oncall@example.com")
         {
             Environment.SetEnvironmentVariable("KEYSERVICEOPS_PD_RETRY_BASE_MS", "20");
             var var = "KSOPS_PD_" + Guid.NewGuid().ToString("N");
@@ -22,7 +23,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Removed_target_piped_to_a_note_writes_the_runbooks_note()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, PagerDuty = true });
             await lab[2].SetModeAsync(InstanceMode.Down);
             var inc = lab.PagerDuty.AddAlert(lab[2].Address);
             using var sh = ShellWithPd(lab, out var audit);
@@ -38,7 +39,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Find_by_address_then_escalate_and_assign_with_and_without_WhatIf()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, PagerDuty = true });
             lab.PagerDuty.AddIncident("Unrelated: disk full on db-7");
             var inc = lab.PagerDuty.AddAlert(lab[1].Address, "prod-eu-1");
             using var sh = ShellWithPd(lab, out _);
@@ -69,7 +70,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Errors_are_typed_missing_From_bad_token_cannot_escalate_rate_limit()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 1, PagerDuty = true });
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using (var noFrom = ShellWithPd(lab, out _, from: null))
             {
@@ -94,7 +95,7 @@ namespace KeyServiceOps.Module.Tests
         public async Task Canary_token_never_appears_in_any_stream_or_file()
         {
             const string canary = "CANARY-pd-module-91ad";
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, PagerDuty = true });
             lab.PagerDuty.Token = canary;
             var inc = lab.PagerDuty.AddAlert(lab[1].Address);
             using var sh = ShellWithPd(lab, out var audit, token: canary);
@@ -108,7 +109,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Start_from_the_pager_incidents_pipe_into_health()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, PagerDuty = true });
             await lab[0].SetModeAsync(InstanceMode.Down);
             var inc = lab.PagerDuty.AddAlert(lab[0].Address);
             using var sh = ShellWithPd(lab, out _);

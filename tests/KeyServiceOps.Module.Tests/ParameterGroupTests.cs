@@ -1,6 +1,7 @@
 using System;
 using System.Linq;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.TestHost;
 

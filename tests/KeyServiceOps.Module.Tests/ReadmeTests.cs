@@ -4,6 +4,7 @@ using System.Linq;
 using System.Management.Automation.Language;
 using System.Text.RegularExpressions;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.TestHost;
 

@@ -1,6 +1,7 @@
 using System.Linq;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 
 namespace KeyServiceOps.Module.Tests
@@ -11,7 +12,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Container_log_fault_and_restart_cmdlets_work_on_a_real_engine()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 0, RealDockerVms = 2, Ssh = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 0, RealDockerVms = 2, Ssh = true });
             var vm = lab.Vms[0];
             var starts = await vm.StartsAsync();
             await vm.ApplyScenarioAsync(FaultScenario.OutOfMemory);

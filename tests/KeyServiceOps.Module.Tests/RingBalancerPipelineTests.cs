@@ -3,6 +3,7 @@ using System.IO;
 using System.Linq;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 
 namespace KeyServiceOps.Module.Tests
@@ -16,7 +17,7 @@ namespace KeyServiceOps.Module.Tests
         [InlineData(KongEra.V2, null, 1200)]
         public async Task Pipeline_removes_exactly_the_down_instances_and_passthru_restores_them(KongEra era, string workspace, int extra)
         {
-            await using var lab2 = await Lab.Lab.StartAsync(new LabOptions { Instances = 5, Era = era, Workspace = workspace, ExtraTargets = extra });
+            await using var lab2 = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 5, Era = era, Workspace = workspace, ExtraTargets = extra });
             var down = new[] { lab2[1], lab2[3] };
             foreach (var d in down) await d.SetModeAsync(InstanceMode.Down);
             // Re-tag one of them in the emulator: weight 42, tags blue,canary.
@@ -48,7 +49,7 @@ namespace KeyServiceOps.Module.Tests
             Assert.Equal(4, lines.Count(l => !l.Contains("\"outcome\":\"Started\"")));
         }
 
-        internal static void RetagInEmulator(Lab.Lab lab, string target, int weight, params string[] tags)
+        internal static void RetagInEmulator(Lab.Estate.Lab lab, string target, int weight, params string[] tags)
         {
             // Through the Admin API, as an operator would have set it up.
             using var http = new System.Net.Http.HttpClient();
@@ -61,7 +62,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task WhatIf_changes_nothing_and_names_the_real_target()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3 });
             await lab[0].SetModeAsync(InstanceMode.Down);
             using var sh = Shell.For(lab, out var audit);
             var before = lab.Kong.Targets(lab.Upstream).Select(t => t.Id).ToList();
@@ -80,7 +81,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Guard_refuses_the_last_healthy_target_and_Force_does_it_loudly()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2 });
             await lab[1].SetModeAsync(InstanceMode.Down);
             using var sh = Shell.For(lab, out var audit);
             var r = sh.Run($"Remove-RingBalancerTarget -Target '{lab[0].Target}' -Confirm:$false");
@@ -96,7 +97,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task A_target_never_there_is_an_error_and_one_removed_before_is_already_absent()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3 });
             using var sh = Shell.For(lab, out _);
             // A typo (#27 row 9): not in the upstream and no record of it ever being there: an error scripts see ($? false).
             var typo = sh.Run("Remove-RingBalancerTarget -Target 127.0.0.251 -Confirm:$false -PassThru; $?");
@@ -124,7 +125,7 @@ namespace KeyServiceOps.Module.Tests
         [InlineData("")]
         public async Task Malformed_target_is_a_typed_error_and_changes_nothing(string target)
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2 });
             using var sh = Shell.For(lab, out _);
             lab.Kong.ClearRequests();
             var r = sh.Run($"Remove-RingBalancerTarget -Target '{target}' -Confirm:$false; Add-RingBalancerTarget -Target '{target}' -Confirm:$false");
@@ -138,7 +139,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Kong_failures_are_typed_errors()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 2, RbacToken = "right-token" });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 2, RbacToken = "right-token" });
             using var sh = Shell.For(lab, out _);
             var unauth = sh.Run("Get-RingBalancerTarget");
             Assert.Equal("KongUnauthorized,KeyServiceOps.Commands.GetRingBalancerTargetCommand", Assert.Single(unauth.Errors).FullyQualifiedErrorId);

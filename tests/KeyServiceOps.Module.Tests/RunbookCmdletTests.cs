@@ -4,6 +4,7 @@ using System.Linq;
 using System.Text.RegularExpressions;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.TestHost;
 
@@ -14,7 +15,7 @@ namespace KeyServiceOps.Module.Tests
         private static System.Collections.Generic.IEnumerable<System.Management.Automation.PSObject> Actions(ShellResult r) => r.Output.Where(o => o.TypeName().EndsWith(".SelfHealingAction"));
         private static System.Collections.Generic.IEnumerable<System.Management.Automation.PSObject> Summaries(ShellResult r) => r.Output.Where(o => o.TypeName().EndsWith(".SelfHealingPassSummary"));
 
-        private static HostedShell ShellFor(Lab.Lab lab, out string audit)
+        private static HostedShell ShellFor(Lab.Estate.Lab lab, out string audit)
         {
             Environment.SetEnvironmentVariable("KEYSERVICEOPS_PD_RETRY_BASE_MS", "20");
             var tokenVar = "KSOPS_PD_" + Guid.NewGuid().ToString("N");
@@ -31,7 +32,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task From_the_pager_the_runbook_recovers_a_crashed_instance_and_writes_to_that_incident()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.CleanCrash);
             var inc = lab.PagerDuty.AddAlert(lab[0].Address, "prod-eu-1");
             using var sh = ShellFor(lab, out var audit);
@@ -61,7 +62,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task WhatIf_says_what_each_step_would_do_and_changes_nothing()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[1].ApplyScenarioAsync(FaultScenario.CipherDependency);
             var inc = lab.PagerDuty.AddAlert(lab[1].Address);
             using var sh = ShellFor(lab, out var audit);
@@ -80,7 +81,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Confirm_asks_before_each_change_and_No_changes_nothing()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[0].ApplyScenarioAsync(FaultScenario.OutOfMemory);
             lab.PagerDuty.AddAlert(lab[0].Address);
             using var sh = ShellFor(lab, out _);
@@ -96,7 +97,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Runbook_and_self_healing_take_a_context_object_over_the_sessions_context()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[0].SetModeAsync(InstanceMode.Down);
             using var sh = ShellFor(lab, out _);
             Assert.Empty(sh.Run("$good = Get-KeyServiceOpsContext; Set-KeyServiceOpsContext -KongAdminUri 'http://127.0.0.1:9/'").Errors); // the session's context points nowhere
@@ -113,7 +114,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Self_healing_passes_remove_after_three_failures_and_the_loop_shows_progress()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4, Ssh = true, PagerDuty = true });
             await lab[2].SetModeAsync(InstanceMode.Down);
             using var sh = ShellFor(lab, out var audit);
             var state = Path.Combine(Path.GetTempPath(), $"kso-heal-{Guid.NewGuid():N}.json");
@@ -142,7 +143,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task Self_healing_Unattended_never_asks_even_when_the_engine_s_profile_sets_ConfirmPreference_Low()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 4 });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 4 });
             await lab[1].SetModeAsync(InstanceMode.Down);
             var state = Path.Combine(Path.GetTempPath(), $"kso-unatt-{Guid.NewGuid():N}.json");
             var module = Path.Combine(HostedShell.RepoRoot, "out", "KeyServiceOps", "KeyServiceOps.psd1");

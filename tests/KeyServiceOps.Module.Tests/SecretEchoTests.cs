@@ -5,6 +5,7 @@ using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.TestHost;
 
@@ -22,7 +23,7 @@ namespace KeyServiceOps.Module.Tests
             public Uri Uri { get; }
             public EchoServer(int status, int pad = 0)
             {
-                Uri = KeyServiceOps.Lab.Loopback.FreeHttpPrefix();
+                Uri = KeyServiceOps.Lab.Estate.Loopback.FreeHttpPrefix();
                 _l.Prefixes.Add(Uri.ToString());
                 _l.Start();
                 _ = Task.Run(async () =>

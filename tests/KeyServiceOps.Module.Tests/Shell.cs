@@ -2,6 +2,7 @@ using System;
 using System.IO;
 using System.Linq;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.TestHost;
 
@@ -10,7 +11,7 @@ namespace KeyServiceOps.Module.Tests
     internal static class Shell
     {
         /// <summary>A hosted runspace with the staged module imported and the context pointed at the lab.</summary>
-        public static HostedShell For(Lab.Lab lab, out string auditPath, string extra = "")
+        public static HostedShell For(Lab.Estate.Lab lab, out string auditPath, string extra = "")
         {
             auditPath = Path.Combine(Path.GetTempPath(), $"ksops-mod-{Guid.NewGuid():N}.jsonl");
             var sh = new HostedShell();

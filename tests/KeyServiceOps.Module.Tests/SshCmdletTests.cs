@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.TestHost;
 
@@ -12,12 +13,12 @@ namespace KeyServiceOps.Module.Tests
 {
     public sealed class SshModuleFixture : IAsyncLifetime
     {
-        public Lab.Lab Lab { get; private set; }
+        public Lab.Estate.Lab Lab { get; private set; }
         public string KnownHosts { get; private set; }
 
         public async Task InitializeAsync()
         {
-            Lab = await KeyServiceOps.Lab.Lab.StartAsync(new LabOptions { Instances = 16, Ssh = true });
+            Lab = await KeyServiceOps.Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 16, Ssh = true });
             KnownHosts = Lab.WriteKnownHosts();
         }
 

@@ -3,6 +3,7 @@ using System.IO;
 using System.Linq;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 
 namespace KeyServiceOps.Module.Tests
@@ -13,7 +14,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task The_runbook_then_the_timeline_and_the_report_of_its_incident()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[1].ApplyScenarioAsync(FaultScenario.CleanCrash);
             var inc = lab.PagerDuty.AddAlert(lab[1].Address);
             Environment.SetEnvironmentVariable("KSO_TL_PD", lab.PagerDuty.Token);

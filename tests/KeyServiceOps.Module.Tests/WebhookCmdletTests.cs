@@ -2,6 +2,7 @@ using System;
 using System.Linq;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using KeyServiceOps.TestHost;
 
@@ -13,7 +14,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task A_signed_delivery_runs_the_runbook_once_and_a_replay_or_a_forgery_changes_nothing()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[1].ApplyScenarioAsync(FaultScenario.CleanCrash);
             var inc = lab.PagerDuty.AddAlert(lab[1].Address);
             Environment.SetEnvironmentVariable("KSO_HOOK_PD", lab.PagerDuty.Token);
@@ -57,7 +58,7 @@ namespace KeyServiceOps.Module.Tests
         [Fact]
         public async Task The_on_page_recipe_in_a_fresh_pwsh_recovers_once_notes_a_summary_and_exits_by_what_happened()
         {
-            await using var lab = await Lab.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
+            await using var lab = await Lab.Estate.Lab.StartAsync(new LabOptions { Instances = 3, Ssh = true, PagerDuty = true });
             await lab[2].ApplyScenarioAsync(FaultScenario.CleanCrash);
             var inc = lab.PagerDuty.AddAlert(lab[2].Address);
             var dir = System.IO.Directory.CreateTempSubdirectory("kso-recipe-").FullName;

@@ -6,6 +6,7 @@ using System.Management.Automation.Language;
 using System.Text.Json;
 using System.Threading.Tasks;
 using KeyServiceOps.Lab;
+using KeyServiceOps.Lab.Estate;
 using Xunit;
 using Xunit.Abstractions;
 using KeyServiceOps.TestHost;

@@ -7,8 +7,9 @@ using KeyServiceOps.Core.Health;
 using KeyServiceOps.Core.PagerDuty;
 using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Core.RingBalancer;
+using KeyServiceOps.Commands;
 
-namespace KeyServiceOps.Commands
+namespace KeyServiceOps.Bases
 {
     /// <summary>
     /// Every cmdlet that talks to the estate: the settings of this call (the session's, or -Context's, with the per-call

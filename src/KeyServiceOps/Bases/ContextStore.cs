@@ -3,8 +3,9 @@ using System.Collections.Concurrent;
 using System.Management.Automation.Runspaces;
 using System.Threading.Tasks;
 using KeyServiceOps.Core;
+using KeyServiceOps.Commands;
 
-namespace KeyServiceOps.Commands
+namespace KeyServiceOps.Bases
 {
     /// <summary>
     /// The session's context, one per runspace (so parallel runspaces in one process do not share changes). A new

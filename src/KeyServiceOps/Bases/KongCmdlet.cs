@@ -1,8 +1,9 @@
 using System.Collections.Generic;
 using System.Management.Automation;
 using System.Security;
+using KeyServiceOps.Commands;
 
-namespace KeyServiceOps.Commands
+namespace KeyServiceOps.Bases
 {
     /// <summary>Cmdlets that talk to the Kong Admin API only: Kong's address and credentials may be given per call.</summary>
     public abstract class KongCmdlet : ContextCmdlet

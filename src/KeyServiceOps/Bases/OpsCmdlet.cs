@@ -4,8 +4,9 @@ using System.Management.Automation;
 using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core;
+using KeyServiceOps.Commands;
 
-namespace KeyServiceOps.Commands
+namespace KeyServiceOps.Bases
 {
 
     /// <summary>

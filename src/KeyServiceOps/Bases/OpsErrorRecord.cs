@@ -1,8 +1,9 @@
 using System;
 using System.Management.Automation;
 using KeyServiceOps.Core;
+using KeyServiceOps.Commands;
 
-namespace KeyServiceOps.Commands
+namespace KeyServiceOps.Bases
 {
     /// <summary>
     /// The one way an OpsException becomes a PowerShell ErrorRecord: scrubbed of the cmdlet's secrets, the id as the

@@ -1,8 +1,9 @@
 using System.Collections.Generic;
 using System.Management.Automation;
 using System.Security;
+using KeyServiceOps.Commands;
 
-namespace KeyServiceOps.Commands
+namespace KeyServiceOps.Bases
 {
     /// <summary>Cmdlets that talk to PagerDuty only: its address and token may be given per call.</summary>
     public abstract class PagerDutyCmdlet : ContextCmdlet

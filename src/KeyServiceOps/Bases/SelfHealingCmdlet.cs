@@ -3,8 +3,9 @@ using System.Management.Automation;
 using KeyServiceOps.Core.Diagnosis;
 using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Core.Runbook;
+using KeyServiceOps.Commands;
 
-namespace KeyServiceOps.Commands
+namespace KeyServiceOps.Bases
 {
     /// <summary>Parameters of a self-healing pass (one pass, or the loop).</summary>
     public abstract class SelfHealingCmdlet : ContextCmdlet

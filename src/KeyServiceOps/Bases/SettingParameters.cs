@@ -4,8 +4,9 @@ using System.Linq;
 using System.Management.Automation;
 using System.Security;
 using KeyServiceOps.Core;
+using KeyServiceOps.Commands;
 
-namespace KeyServiceOps.Commands
+namespace KeyServiceOps.Bases
 {
     /// <summary>
     /// Parameters that set settings — Set-/New-KeyServiceOpsContext's, and the per-call overrides of the Kong, PagerDuty

@@ -1,8 +1,9 @@
 using System.Collections.Generic;
 using System.Management.Automation;
 using System.Security;
+using KeyServiceOps.Commands;
 
-namespace KeyServiceOps.Commands
+namespace KeyServiceOps.Bases
 {
     /// <summary>
     /// Cmdlets that work on one instance's VM over SSH (its log, its container, a restart): how to reach the VM may be

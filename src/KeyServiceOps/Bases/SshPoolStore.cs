@@ -3,8 +3,9 @@ using System.Collections.Concurrent;
 using System.Management.Automation.Runspaces;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.Remote;
+using KeyServiceOps.Commands;
 
-namespace KeyServiceOps.Commands
+namespace KeyServiceOps.Bases
 {
     /// <summary>
     /// The SSH session pool of each runspace: sessions are reused across cmdlets of one PowerShell session, and

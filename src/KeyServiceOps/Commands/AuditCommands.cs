@@ -1,6 +1,7 @@
 using System;
 using System.Management.Automation;
 using KeyServiceOps.Core.Audit;
+using KeyServiceOps.Bases;
 
 namespace KeyServiceOps.Commands
 {

@@ -5,6 +5,7 @@ using System.Linq;
 using System.Management.Automation;
 using System.Security;
 using KeyServiceOps.Core;
+using KeyServiceOps.Bases;
 
 namespace KeyServiceOps.Commands
 {

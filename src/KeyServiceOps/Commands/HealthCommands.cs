@@ -7,6 +7,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.Health;
+using KeyServiceOps.Bases;
 
 namespace KeyServiceOps.Commands
 {

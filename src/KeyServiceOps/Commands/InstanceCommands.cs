@@ -4,6 +4,7 @@ using System.Management.Automation;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.RingBalancer;
 using KeyServiceOps.Core.Runbook;
+using KeyServiceOps.Bases;
 
 namespace KeyServiceOps.Commands
 {

@@ -7,6 +7,7 @@ using System.Management.Automation.Language;
 using System.Security;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.PagerDuty;
+using KeyServiceOps.Bases;
 
 namespace KeyServiceOps.Commands
 {
@@ -62,7 +63,7 @@ namespace KeyServiceOps.Commands
     /// </summary>
     [Cmdlet(VerbsData.ConvertFrom, "PagerDutyWebhook", DefaultParameterSetName = "Body")]
     [OutputType(typeof(PagerDutyIncident))]
-    public sealed class ConvertFromPagerDutyWebhookCommand : KeyServiceOps.Commands.ContextCmdlet
+    public sealed class ConvertFromPagerDutyWebhookCommand : ContextCmdlet
     {
         /// <summary>The request body exactly as received: bytes, or text (encoded as UTF-8, as PagerDuty sends it).</summary>
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = "Body")]

@@ -5,6 +5,7 @@ using KeyServiceOps.Core;
 using KeyServiceOps.Core.Diagnosis;
 using KeyServiceOps.Core.Remote;
 using KeyServiceOps.Core.Runbook;
+using KeyServiceOps.Bases;
 
 namespace KeyServiceOps.Commands
 {

@@ -5,6 +5,7 @@ using System.Management.Automation;
 using KeyServiceOps.Core;
 using KeyServiceOps.Core.Diagnosis;
 using KeyServiceOps.Core.Remote;
+using KeyServiceOps.Bases;
 
 namespace KeyServiceOps.Commands
 {
