@@ -31,11 +31,12 @@ namespace KeyServiceOps
             var o = input is PSObject p ? p.BaseObject : input;
             switch (o)
             {
-                case null: return null;
+                case null: return new InstancePipeBind((string)null); // each null is that item's InvalidAddress, not the end of the command
                 case InstancePipeBind b: return b;
                 case string s: return new InstancePipeBind(s);
                 case IDictionary d: return Text(FromPairs(k => Lookup(d, k), addressFirst)) ?? Refused(o);
-                case Uri u: return new InstancePipeBind(u.Host);
+                case Uri u: return new InstancePipeBind(u.IsAbsoluteUri && !u.IsDefaultPort ? $"{u.Host}:{u.Port}" : u.IsAbsoluteUri ? u.Host : u.OriginalString);
+                case System.Net.IPAddress ip: return new InstancePipeBind(ip.ToString());
                 case ValueType _: return Refused(o);
                 default:
                     var ps = input as PSObject ?? PSObject.AsPSObject(o);

@@ -127,7 +127,7 @@ namespace KeyServiceOps.Core.Tests
         {
             var e = Assert.Throws<OpsException>(() => new OpsContext().LoadConfigFile(Write(text)));
             Assert.Equal("ConfigFileInvalid", e.ErrorId);
-            Assert.Contains("Fix the JSON", e.RecommendedAction);
+            Assert.Contains("the JSON in the file", e.RecommendedAction);
         }
 
         [Fact]

@@ -50,6 +50,8 @@ namespace KeyServiceOps.Core.Tests
                 "containerName" => "api_key_service2",
                 "jumpHost" => "ops@bastion.internal:2222",
                 "workspace" => "team-a",
+                "pagerDutyFrom" => "walk@example.com",
+                "healthPath" => "/walk/healthz",
                 _ when s.Key.EndsWith("Path") || s.Key == "lockDirectory" => Path.Combine(Dir, s.Key),
                 _ => "walk-" + s.Key,
             };

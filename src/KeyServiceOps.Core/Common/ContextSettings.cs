@@ -65,19 +65,21 @@ namespace KeyServiceOps.Core
         private static double AsNumber(object v) => v is string s ? (double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) ? d : throw Bad()) : Convert.ToDouble(v, CultureInfo.InvariantCulture);
 
         /// <summary>Text; <paramref name="clearable"/>: '' clears it (null); <paramref name="check"/>: what else it must be.</summary>
-        private static void Text(string section, string key, Func<OpsContext, string> get, Action<OpsContext, string> set, bool clearable = false, Func<string, bool> check = null, string expected = "a string", string env = null)
+        private static void Text(string section, string key, Func<OpsContext, string> get, Action<OpsContext, string> set, bool clearable = false, Func<string, bool> check = null, string expected = "a text without control characters", string env = null)
         {
-            object Parse(string t) => t == null ? throw Bad() : t.Length == 0 ? (clearable ? null : throw Bad()) : check == null || check(t) ? t : throw Bad();
+            // One rule for every text setting: no control characters (a header, a path or a log query split by CR/LF);
+            // blank is empty (cleared where the setting can be cleared, refused where it cannot).
+            object Parse(string t) => t == null || t.Any(char.IsControl) ? throw Bad() : t.Trim().Length == 0 ? (clearable ? null : throw Bad()) : check == null || check(t) ? t : throw Bad();
             Add(section, key, expected, c => get(c), (c, v) => set(c, (string)v),
                 (t, _) => Parse(t.Type == JTokenType.String ? (string)t : throw Bad()), (v, _, src) => Parse(AsText(v)), env);
         }
 
         /// <summary>A file or folder path: resolved by the source's rule (a parameter against the PowerShell location, a file against its folder); '' clears it when <paramref name="clearable"/>.</summary>
-        private static void PathSetting(string section, string key, Func<OpsContext, string> get, Action<OpsContext, string> set, bool clearable = true)
+        private static void PathSetting(string section, string key, Func<OpsContext, string> get, Action<OpsContext, string> set, bool clearable = true, string env = null)
         {
             object Parse(string t, Func<string, string> resolve) => t == null ? throw Bad() : t.Length == 0 ? (clearable ? null : throw Bad()) : (resolve == null ? t : resolve(t));
             Add(section, key, "a path", c => get(c), (c, v) => set(c, (string)v),
-                (t, r) => Parse(t.Type == JTokenType.String ? (string)t : throw Bad(), r), (v, r, src) => Parse(AsText(v), r));
+                (t, r) => Parse(t.Type == JTokenType.String ? (string)t : throw Bad(), r), (v, r, src) => Parse(AsText(v), r), env);
         }
 
         private static void Bool(string section, string key, Func<OpsContext, bool> get, Action<OpsContext, bool> set)
@@ -158,6 +160,14 @@ namespace KeyServiceOps.Core
             s.ToView = v => new TextList((List<string>)v);
         }
 
+        /// <summary>~/… in a file or a variable: the user's home (as a shell would), else null.</summary>
+        private static string HomePath(string x)
+        {
+            if (x != "~" && !x.StartsWith("~/", StringComparison.Ordinal)) return null;
+            var home = System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile);
+            return x == "~" ? home : Path.Combine(home, x.Substring(2));
+        }
+
         /// <summary>A parameter names a variable this process does not have.</summary>
         public static OpsException TokenVariableEmpty(string name)
             => new OpsException("TokenVariableEmpty", OpsErrorCategory.InvalidArgument, $"The environment variable '{name}' is not set or empty. Nothing was changed.", name,
@@ -170,9 +180,9 @@ namespace KeyServiceOps.Core
         {
             // One line per setting. Section, key (the parameter and view name is its PascalCase, "...Seconds" as "...Sec").
             Http("Kong", "kongAdminUri", c => c.Kong.AdminUri, (c, v) => c.Kong.AdminUri = v, "KEYSERVICEOPS_KONG_URI");
-            Text("Kong", "upstream", c => c.Kong.Upstream, (c, v) => c.Kong.Upstream = v, env: "KEYSERVICEOPS_UPSTREAM");
+            Text("Kong", "upstream", c => c.Kong.Upstream, (c, v) => c.Kong.Upstream = v, check: v => v.Trim() == v, expected: "an upstream name (no spaces around it, no control characters)", env: "KEYSERVICEOPS_UPSTREAM");
             Text("Kong", "workspace", c => c.Kong.Workspace, (c, v) => c.Kong.Workspace = v, clearable: true, env: "KEYSERVICEOPS_WORKSPACE");
-            Text("Kong", "kongTokenHeader", c => c.Kong.TokenHeader, (c, v) => c.Kong.TokenHeader = v);
+            Text("Kong", "kongTokenHeader", c => c.Kong.TokenHeader, (c, v) => c.Kong.TokenHeader = v, check: v => System.Text.RegularExpressions.Regex.IsMatch(v, "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"), expected: "an HTTP header name");
             SecretVariable("Kong", "kongTokenVariable", c => c.Kong.Token, (c, v) => c.Kong.Token = v, "KEYSERVICEOPS_KONG_TOKEN");
             Bool("Kong", "skipCertificateCheck", c => c.Kong.SkipCertificateCheck, (c, v) => c.Kong.SkipCertificateCheck = v);
             PathSetting("Kong", "caCertificatePath", c => c.Kong.CaCertificatePath, (c, v) => c.Kong.CaCertificatePath = v);
@@ -180,13 +190,13 @@ namespace KeyServiceOps.Core
             Seconds("Http", "httpTimeoutSeconds", 1, 3600, c => c.Http.Timeout, (c, v) => c.Http.Timeout = v);
             Int("Http", "maxResponseMegabytes", 1, 1024, c => (int)(c.Http.MaxResponseBytes / (1024 * 1024)), (c, v) => c.Http.MaxResponseBytes = v * 1024L * 1024);
             Int("Health", "healthPort", 1, 65535, c => c.Health.Port, (c, v) => c.Health.Port = v);
-            Text("Health", "healthPath", c => c.Health.Path, (c, v) => c.Health.Path = v);
+            Text("Health", "healthPath", c => c.Health.Path, (c, v) => c.Health.Path = v, check: v => v.StartsWith("/", StringComparison.Ordinal) && !v.StartsWith("//", StringComparison.Ordinal) && !v.Contains(" "), expected: "a path on the instance starting with / (e.g. /api/auth/healthz)");
             Text("Health", "expectedText", c => c.Health.ExpectedText, (c, v) => c.Health.ExpectedText = v);
             Seconds("Health", "healthTimeoutSeconds", 0.05, 600, c => c.Health.Timeout, (c, v) => c.Health.Timeout = v);
             Int("Health", "throttleLimit", 0, 1024, c => c.Health.ThrottleLimit, (c, v) => c.Health.ThrottleLimit = v, " (0: automatic)");
             Share("Removal", "maxRemoveShare", 0.01, c => c.Removal.MaxRemoveShare, (c, v) => c.Removal.MaxRemoveShare = v);
             Text("Removal", "maintenanceTag", c => c.Removal.MaintenanceTag, (c, v) => c.Removal.MaintenanceTag = v);
-            StrList("Removal", "maintenanceTargets", c => c.Removal.MaintenanceTargets, (c, v) => c.Removal.MaintenanceTargets = v, "MaintenanceTarget");
+            StrList("Removal", "maintenanceTargets", c => c.Removal.MaintenanceTargets, (c, v) => c.Removal.MaintenanceTargets = v.All(x => Endpoint.TryParse(x, OpsContext.DefaultServicePort, out _, out _)) ? v : throw Bad(), "MaintenanceTarget");
             Enum<RemovalMethod>("Removal", "removalMethod", c => c.Removal.Method, (c, v) => c.Removal.Method = v);
             StrList("Removal", "declarativeTags", c => c.Removal.DeclarativeTags, (c, v) => c.Removal.DeclarativeTags = v, "DeclarativeTag");
             Text("Ssh", "sshUser", c => c.Ssh.User, (c, v) => c.Ssh.User = v);
@@ -204,7 +214,7 @@ namespace KeyServiceOps.Core
             Seconds("Healing", "restartPollSeconds", 0.05, 600, c => c.Healing.RestartPollInterval, (c, v) => c.Healing.RestartPollInterval = v);
             Http("PagerDuty", "pagerDutyUri", c => c.PagerDuty.Uri, (c, v) => c.PagerDuty.Uri = v, "KEYSERVICEOPS_PAGERDUTY_URI");
             SecretVariable("PagerDuty", "pagerDutyTokenVariable", c => c.PagerDuty.Token, (c, v) => c.PagerDuty.Token = v, "KEYSERVICEOPS_PAGERDUTY_TOKEN");
-            Text("PagerDuty", "pagerDutyFrom", c => c.PagerDuty.From, (c, v) => c.PagerDuty.From = v, env: "KEYSERVICEOPS_PAGERDUTY_FROM");
+            Text("PagerDuty", "pagerDutyFrom", c => c.PagerDuty.From, (c, v) => c.PagerDuty.From = v, check: v => System.Text.RegularExpressions.Regex.IsMatch(v, @"^[^@\s]+@[^@\s]+\.[^@\s]+$"), expected: "the email of a PagerDuty user", env: "KEYSERVICEOPS_PAGERDUTY_FROM");
             Bool("PagerDuty", "pagerDutySkipCertificateCheck", c => c.PagerDuty.SkipCertificateCheck, (c, v) => c.PagerDuty.SkipCertificateCheck = v);
             PathSetting("PagerDuty", "pagerDutyCaCertificatePath", c => c.PagerDuty.CaCertificatePath, (c, v) => c.PagerDuty.CaCertificatePath = v);
             Int("PagerDuty", "pagerDutyMaxRetries", 0, 20, c => c.PagerDuty.MaxRetries, (c, v) => c.PagerDuty.MaxRetries = v);
@@ -218,8 +228,8 @@ namespace KeyServiceOps.Core
             PathSetting("CentralLogs", "centralLogCaCertificatePath", c => c.CentralLogs.CaCertificatePath, (c, v) => c.CentralLogs.CaCertificatePath = v);
             Int("CentralLogs", "centralLogPageSize", 1, 10000, c => c.CentralLogs.PageSize, (c, v) => c.CentralLogs.PageSize = v);
             Text("CentralLogs", "centralLogTieBreaker", c => c.CentralLogs.TieBreaker, (c, v) => c.CentralLogs.TieBreaker = v?.Trim(), clearable: true);
-            PathSetting("Safety", "auditLogPath", c => c.Safety.AuditLogPath, (c, v) => c.Safety.AuditLogPath = v, clearable: false);
-            PathSetting("Safety", "lockDirectory", c => c.Safety.LockDirectory, (c, v) => c.Safety.LockDirectory = v);
+            PathSetting("Safety", "auditLogPath", c => c.Safety.AuditLogPath, (c, v) => c.Safety.AuditLogPath = v, clearable: false, env: "KEYSERVICEOPS_AUDIT_LOG");
+            PathSetting("Safety", "lockDirectory", c => c.Safety.LockDirectory, (c, v) => c.Safety.LockDirectory = v, env: "KEYSERVICEOPS_LOCK_DIR");
             Seconds("Safety", "lockTimeoutSeconds", 0, 3600, c => c.Safety.LockTimeout, (c, v) => c.Safety.LockTimeout = v);
         }
 
@@ -250,14 +260,19 @@ namespace KeyServiceOps.Core
         /// <summary>The one InvalidSettingValue: a parameter or an environment variable out of its setting's range.</summary>
         public static OpsException InvalidSettingValue(string source, Setting s, object value)
         {
-            var shown = s.Key.EndsWith("Variable", StringComparison.Ordinal) || value is System.Security.SecureString ? "(not shown)" : SafeText.Neutralize(AsText(value) ?? "nothing");
+            var text = AsText(value);
+            var shown = s.Key.EndsWith("Variable", StringComparison.Ordinal) || value is System.Security.SecureString ? "(not shown)" : string.IsNullOrEmpty(text) ? "empty" : "'" + SafeText.Neutralize(text) + "'";
             if (shown.Length > 200) shown = shown.Substring(0, 200) + "…";
             return new OpsException("InvalidSettingValue", OpsErrorCategory.InvalidArgument, $"{source} must be {s.Expected}; it is {shown}. Nothing was changed.", s.Name,
                 recommendedAction: $"Give {source} {s.Expected} (Get-Help Set-KeyServiceOpsContext -Parameter {s.Name}).");
         }
 
         /// <summary>Applies the KEYSERVICEOPS_* variables the catalog names (each through its setting's rule).</summary>
-        public static void ApplyEnvironment(OpsContext c)
+        /// <remarks>
+        /// <paramref name="invalid"/> null: the first invalid variable is the typed error (New-KeyServiceOpsContext). Given
+        /// (a new session): an invalid variable is reported through it and skipped; the others still apply.
+        /// </remarks>
+        public static void ApplyEnvironment(OpsContext c, Action<OpsException> invalid = null)
         {
             foreach (var s in All.Where(x => x.Environment != null))
             {
@@ -265,8 +280,12 @@ namespace KeyServiceOps.Core
                 if (string.IsNullOrEmpty(text)) continue;
                 if (s.Key.EndsWith("Variable", StringComparison.Ordinal)) { s.Put(c, Secret.FromEnvironment(s.Environment)); continue; }
                 object v;
-                try { v = s.Key.EndsWith("Uri", StringComparison.Ordinal) ? HttpAddress.Require(text, s.Environment) : s.FromValue(text, x => Path.GetFullPath(x), s.Environment); }
-                catch (Exception e) when (e is FormatException || e is InvalidCastException || e is OverflowException || e is ArgumentException) { throw InvalidSettingValue(s.Environment, s, text); }
+                try
+                {
+                    try { v = s.Key.EndsWith("Uri", StringComparison.Ordinal) ? HttpAddress.Require(text, s.Environment) : s.FromValue(text, x => HomePath(x) ?? Path.GetFullPath(x), s.Environment); }
+                    catch (Exception e) when (e is FormatException || e is InvalidCastException || e is OverflowException || e is ArgumentException) { throw InvalidSettingValue(s.Environment, s, text); }
+                }
+                catch (OpsException e) when (invalid != null) { invalid(e); continue; }
                 c.Put(s, v);
             }
         }
@@ -295,7 +314,7 @@ namespace KeyServiceOps.Core
         {
             // A relative path in a file is relative to the file's folder (not to wherever the reader stands).
             var folder = Path.GetDirectoryName(Path.GetFullPath(path));
-            Func<string, string> resolve = x => Path.IsPathRooted(x) ? x : Path.GetFullPath(Path.Combine(folder, x));
+            Func<string, string> resolve = x => HomePath(x) ?? (Path.IsPathRooted(x) ? x : Path.GetFullPath(Path.Combine(folder, x)));
             foreach (var s in All)
             {
                 var t = o[s.Key];
@@ -345,6 +364,7 @@ namespace KeyServiceOps.Core
                 {
                     if (e == null || !Endpoint.TryParse(e.Address, e.Port, out _, out _)) throw Bad();
                     if (e.Port < 1 || e.Port > 65535 || (e.SshPort.HasValue && (e.SshPort < 1 || e.SshPort > 65535))) throw Bad();
+                    if (!string.IsNullOrEmpty(e.SshKeyPath)) e.SshKeyPath = resolve(e.SshKeyPath); // relative to the file's folder, as the top-level paths
                 }
                 c.Inventory = list;
             }, "an array of { address, port 1-65535, environment, sshUser, sshPort, sshKeyPath, jumpHost, useSudo, maintenance }", o["inventory"]);
@@ -369,7 +389,7 @@ namespace KeyServiceOps.Core
         /// <summary>The one ConfigFileInvalid: the file cannot be read, is empty, or holds a bad value.</summary>
         public static OpsException ConfigFileInvalid(string path, string why, Exception inner)
             => new OpsException("ConfigFileInvalid", OpsErrorCategory.InvalidData, $"The KeyServiceOps config file '{path}' is not usable: {why}. Nothing was changed.", path,
-                recommendedAction: "Fix the JSON in the file (one object of settings; about_KeyServiceOps lists every key), then run Set-KeyServiceOpsContext -ConfigPath again.", inner: inner);
+                recommendedAction: "Check the path (Test-Path) and the JSON in the file (one object of settings; about_KeyServiceOps lists every key), then run Set-KeyServiceOpsContext -ConfigPath again.", inner: inner);
 
         /// <summary>The settings as a config-file object: no secret values, only the variables that hold them.</summary>
         public static JObject ToJson(OpsContext c)

@@ -37,8 +37,7 @@ namespace KeyServiceOps.Core
 
         public static string DefaultDirectory()
         {
-            var env = Environment.GetEnvironmentVariable("KEYSERVICEOPS_LOCK_DIR");
-            if (!string.IsNullOrEmpty(env)) return env;
+            // KEYSERVICEOPS_LOCK_DIR is read by the settings catalog (lockDirectory), like every other variable.
             var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
             return Path.Combine(string.IsNullOrEmpty(home) ? Path.GetTempPath() : home, ".keyserviceops", "locks");
         }

@@ -79,18 +79,18 @@ namespace KeyServiceOps.Core
 
         public static string DefaultAuditLogPath()
         {
-            var env = System.Environment.GetEnvironmentVariable("KEYSERVICEOPS_AUDIT_LOG");
-            if (!string.IsNullOrEmpty(env)) return env;
+            // KEYSERVICEOPS_AUDIT_LOG is read by the settings catalog (auditLogPath), like every other variable.
             var home = System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile);
             return Path.Combine(string.IsNullOrEmpty(home) ? Path.GetTempPath() : home, ".keyserviceops", "audit.jsonl");
         }
 
         /// <summary>A new context seeded from KEYSERVICEOPS_* environment variables.</summary>
-        public static OpsContext FromEnvironment()
+        /// <param name="invalid">Null: an invalid variable is the typed error. Given: it is reported there and skipped.</param>
+        public static OpsContext FromEnvironment(Action<OpsException> invalid = null)
         {
             var c = new OpsContext();
             string Env(string n) => System.Environment.GetEnvironmentVariable(n);
-            ContextSettings.ApplyEnvironment(c);
+            ContextSettings.ApplyEnvironment(c, invalid);
             if (!string.IsNullOrEmpty(Env("KEYSERVICEOPS_CONFIG")) && File.Exists(Env("KEYSERVICEOPS_CONFIG"))) c.LoadConfigFile(Env("KEYSERVICEOPS_CONFIG"));
             return c;
         }
@@ -103,7 +103,9 @@ namespace KeyServiceOps.Core
         public static OpsContext FromEnvironmentAndSession(Action<string> warn = null)
         {
             OpsContext c;
-            try { c = FromEnvironment(); }
+            // An invalid variable is skipped with a warning; the others still apply (a bad KEYSERVICEOPS_KONG_URI must not
+            // also throw away KEYSERVICEOPS_KONG_TOKEN and the rest).
+            try { c = FromEnvironment(e => warn?.Invoke($"KeyServiceOps: ignored {e.Message}")); }
             catch (Exception e) when (e is OpsException || e is UriFormatException) { warn?.Invoke($"KeyServiceOps: the KEYSERVICEOPS_* environment is invalid ({e.Message}); starting from defaults."); c = new OpsContext(); }
             var session = ContextSettings.SessionFilePath();
             if (File.Exists(session))
@@ -182,7 +184,7 @@ namespace KeyServiceOps.Core
             }
             catch (Exception e) when (e is IOException || e is JsonException || e is UnauthorizedAccessException || e is ArgumentException || e is NotSupportedException)
             {
-                var what = Directory.Exists(path) ? "it is a folder, not a file" : e is JsonException ? "it is not valid JSON (" + e.Message + ")" : e.Message;
+                var what = Directory.Exists(path) ? "it is a folder, not a file" : e is FileNotFoundException || e is DirectoryNotFoundException ? "it does not exist" : e is JsonException ? "it is not valid JSON (" + e.Message + ")" : e.Message.TrimEnd('.');
                 throw ContextSettings.ConfigFileInvalid(path, what, e);
             }
             if (o == null) throw ContextSettings.ConfigFileInvalid(path, "it is empty", null);

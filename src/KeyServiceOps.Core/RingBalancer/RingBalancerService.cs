@@ -211,7 +211,7 @@ namespace KeyServiceOps.Core.RingBalancer
         }
 
         /// <summary>Takes a resolved target out by <paramref name="method"/> and audits it. The guard must have been consulted.</summary>
-        public async Task<TargetChange> RemoveResolvedAsync(string upstream, RingBalancerTarget target, RemovalMethod method, bool forced, string actor, string incident, CancellationToken ct)
+        internal async Task<TargetChange> RemoveResolvedAsync(string upstream, RingBalancerTarget target, RemovalMethod method, bool forced, string actor, string incident, CancellationToken ct)
         {
             // One actor per instance (a runbook holding it already passes straight through).
             using (await InstanceLock.AcquireAsync(_ctx.Safety.LockDirectory, target.Address ?? target.Target, $"{Verb(method)} {target.Target} from {upstream}", _ctx.Safety.LockTimeout, ct, _ctx.Leases, _log).ConfigureAwait(false))

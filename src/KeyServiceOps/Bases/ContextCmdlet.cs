@@ -36,6 +36,7 @@ namespace KeyServiceOps.Bases
         private OpsContext Build()
         {
             var c = (Context?.Settings ?? ContextStore.Current).Clone();
+            foreach (var w in ContextStore.TakeWarnings()) Log.Warning(w);
             // Scrubbed with what is known so far: the cmdlet's own Redactor would need this very context (and recurse).
             try { SettingParameters.Apply(c, MyInvocation.BoundParameters, Overrides, GetUnresolvedProviderPathFromPSPath); }
             catch (OpsException e) { ThrowTerminatingError(OpsErrorRecord.From(e, Redactor.For(c))); }

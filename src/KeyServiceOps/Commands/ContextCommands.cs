@@ -223,6 +223,11 @@ namespace KeyServiceOps.Commands
     [OutputType(typeof(KeyServiceOpsContext))]
     public sealed class GetKeyServiceOpsContextCommand : PSCmdlet
     {
-        protected override void EndProcessing() => WriteObject(new KeyServiceOpsContext(ContextStore.Current).ToPSObject());
+        protected override void EndProcessing()
+        {
+            var c = ContextStore.Current;
+            foreach (var w in ContextStore.TakeWarnings()) WriteWarning(w);
+            WriteObject(new KeyServiceOpsContext(c).ToPSObject());
+        }
     }
 }

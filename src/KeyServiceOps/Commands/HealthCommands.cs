@@ -25,7 +25,7 @@ namespace KeyServiceOps.Commands
 
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
-        [AddressInput]
+        [AddressInput, AllowNull]
         [ArgumentCompleter(typeof(AddressCompleter))]
         [AllowEmptyString]
         public InstancePipeBind[] Address { get; set; }

@@ -23,7 +23,7 @@ namespace KeyServiceOps.Commands
 
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
-        [AddressInput]
+        [AddressInput, AllowNull]
         [ArgumentCompleter(typeof(AddressCompleter))]
         public InstancePipeBind[] Address { get; set; }
 

@@ -28,7 +28,7 @@ namespace KeyServiceOps.Commands
 
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
-        [AddressInput]
+        [AddressInput, AllowNull]
         [ArgumentCompleter(typeof(AddressCompleter))]
         public InstancePipeBind[] Address { get; set; }
 
@@ -207,7 +207,7 @@ namespace KeyServiceOps.Commands
     {
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("IPAddress", "ComputerName", "Host")]
-        [AddressInput]
+        [AddressInput, AllowNull]
         [ArgumentCompleter(typeof(AddressCompleter))]
         public InstancePipeBind[] Address { get; set; }
 
@@ -232,7 +232,7 @@ namespace KeyServiceOps.Commands
 
         [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = AddressSet)]
         [Alias("IPAddress", "ComputerName", "Host")]
-        [AddressInput]
+        [AddressInput, AllowNull]
         [ArgumentCompleter(typeof(AddressCompleter))]
         public InstancePipeBind[] Address { get; set; }
 
