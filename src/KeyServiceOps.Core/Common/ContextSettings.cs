@@ -251,11 +251,14 @@ namespace KeyServiceOps.Core
         private static object Check(Setting s, object value, Func<string, string> resolvePath, string source)
         {
             try { return s.FromValue(value, resolvePath, source); }
-            catch (Exception e) when (e is FormatException || e is InvalidCastException || e is OverflowException || e is ArgumentException)
+            catch (Exception e) when (BadValue(e))
             {
                 throw InvalidSettingValue(source, s, value);
             }
         }
+
+        /// <summary>What a setting's reader throws for a value that is not what it expects (every source: parameter, variable, file).</summary>
+        private static bool BadValue(Exception e) => e is FormatException || e is InvalidCastException || e is OverflowException || e is ArgumentException;
 
         /// <summary>The one InvalidSettingValue: a parameter or an environment variable out of its setting's range.</summary>
         public static OpsException InvalidSettingValue(string source, Setting s, object value)
@@ -280,11 +283,8 @@ namespace KeyServiceOps.Core
                 if (string.IsNullOrEmpty(text)) continue;
                 if (s.Key.EndsWith("Variable", StringComparison.Ordinal)) { s.Put(c, Secret.FromEnvironment(s.Environment)); continue; }
                 object v;
-                try
-                {
-                    try { v = s.Key.EndsWith("Uri", StringComparison.Ordinal) ? HttpAddress.Require(text, s.Environment) : s.FromValue(text, x => HomePath(x) ?? Path.GetFullPath(x), s.Environment); }
-                    catch (Exception e) when (e is FormatException || e is InvalidCastException || e is OverflowException || e is ArgumentException) { throw InvalidSettingValue(s.Environment, s, text); }
-                }
+                // The setting's own rule, as for a parameter (an address through HttpAddress, naming the variable).
+                try { v = Check(s, text, x => HomePath(x) ?? Path.GetFullPath(x), s.Environment); }
                 catch (OpsException e) when (invalid != null) { invalid(e); continue; }
                 c.Put(s, v);
             }
@@ -320,7 +320,7 @@ namespace KeyServiceOps.Core
                 var t = o[s.Key];
                 if (t == null || t.Type == JTokenType.Null) continue;
                 try { c.Put(s, s.FromJson(t, resolve)); }
-                catch (Exception e) when (e is FormatException || e is InvalidCastException || e is OverflowException || e is ArgumentException || e is UriFormatException)
+                catch (Exception e) when (BadValue(e)) // UriFormatException is a FormatException
                 {
                     throw Invalid(path, s.Key, s.Expected, t);
                 }
@@ -373,7 +373,7 @@ namespace KeyServiceOps.Core
         private static void Read(string path, string key, Action read, string expected, JToken value)
         {
             try { read(); }
-            catch (Exception e) when (e is FormatException || e is InvalidCastException || e is OverflowException || e is ArgumentException || e is JsonException)
+            catch (Exception e) when (BadValue(e) || e is JsonException)
             {
                 throw Invalid(path, key, expected, value);
             }
